@@ -1,0 +1,457 @@
+//! Broker configuration: `server.properties` keys with Kafka's names and defaults, typed and
+//! validated once at start-up. Every default is written here, next to its key.
+//!
+//! Sources, later ones winning: the embedded default (only when no file and no environment is
+//! given), a properties file, `FLINK_*` environment variables (`--from-env`), `--override` pairs.
+//! Unknown keys are warned about; invalid values are errors that name the key and the value.
+
+pub mod env;
+pub mod listeners;
+pub mod properties;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+pub use listeners::{Listener, Voter};
+
+/// The configuration `make run` and a bare `flink server` use: one combined node on localhost.
+pub const EMBEDDED_DEFAULT: &str = "\
+node.id=1
+process.roles=broker,controller
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+controller.quorum.voters=1@localhost:9093
+log.dirs=/tmp/flink-combined-logs
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required configuration '{key}': {reason}")]
+    Missing { key: String, reason: String },
+    #[error("invalid value '{value}' for configuration '{key}': {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Broker,
+    Controller,
+}
+
+/// The typed broker configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub node_id: i32,
+    pub process_roles: Vec<Role>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub controller_listener_names: Vec<String>,
+    pub controller_quorum_voters: Vec<Voter>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub log_segment_bytes: u64,
+    pub log_index_interval_bytes: u32,
+    pub message_max_bytes: u32,
+    pub socket_request_max_bytes: u32,
+    /// Shards to run; 0 means one per CPU of the process's CPU set.
+    pub shard_count: usize,
+    /// Whether the controller gets a core of its own; `None` decides by core count.
+    pub controller_dedicated_core: Option<bool>,
+}
+
+/// Keys this broker reads, with Kafka's defaults ("" = no default).
+const KEYS: &[(&str, &str)] = &[
+    ("node.id", ""),
+    ("process.roles", ""),
+    ("listeners", "PLAINTEXT://:9092"),
+    ("advertised.listeners", ""),
+    (
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+    ),
+    ("controller.listener.names", ""),
+    ("inter.broker.listener.name", ""),
+    ("controller.quorum.voters", ""),
+    ("log.dirs", ""),
+    ("log.dir", "/tmp/flink-logs"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("offsets.topic.replication.factor", "3"),
+    ("transaction.state.log.replication.factor", "3"),
+    ("transaction.state.log.min.isr", "2"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("auto.create.topics.enable", "true"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.index.interval.bytes", "4096"),
+    ("message.max.bytes", "1048588"),
+    ("socket.request.max.bytes", "104857600"),
+    ("shard.count", "0"),
+    ("controller.dedicated.core", "auto"),
+];
+
+/// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
+const ACCEPTED_KEYS: &[&str] = &[
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "offsets.retention.minutes",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "delete.topic.enable",
+    "broker.rack",
+    "cluster.id",
+];
+
+impl ServerConfig {
+    /// Builds and validates the configuration; returns it with warnings for unknown keys.
+    pub fn from_properties(
+        given: &IndexMap<String, String>,
+    ) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let warnings = given
+            .keys()
+            .filter(|key| !KEYS.iter().any(|(known, _)| known == key))
+            .filter(|key| !ACCEPTED_KEYS.contains(&key.as_str()))
+            .map(|key| format!("unknown configuration '{key}' was supplied and is ignored"))
+            .collect();
+        let lookup = Lookup { given };
+        let config = ServerConfig::build(&lookup)?;
+        Ok((config, warnings))
+    }
+
+    fn build(lookup: &Lookup) -> Result<ServerConfig, ConfigError> {
+        let node_id = lookup.required("node.id", "KRaft mode needs a node id")?;
+        let node_id = parse_number::<i32>("node.id", &node_id)?;
+        let process_roles = parse_roles(&lookup.required(
+            "process.roles",
+            "set broker, controller or broker,controller",
+        )?)?;
+        let listeners = listeners::parse_listeners("listeners", &lookup.value("listeners"))?;
+        let controller_listener_names: Vec<String> =
+            split_list(&lookup.value("controller.listener.names"))
+                .map(str::to_ascii_uppercase)
+                .collect();
+        let controller_quorum_voters = listeners::parse_voters(
+            "controller.quorum.voters",
+            &lookup.required(
+                "controller.quorum.voters",
+                "list the controllers as id@host:port",
+            )?,
+        )?;
+        let advertised_value = lookup.value("advertised.listeners");
+        let advertised_listeners = if advertised_value.is_empty() {
+            listeners
+                .iter()
+                .filter(|listener| !controller_listener_names.contains(&listener.name))
+                .cloned()
+                .collect()
+        } else {
+            listeners::parse_listeners("advertised.listeners", &advertised_value)?
+        };
+        let log_dirs_value = match lookup.value("log.dirs") {
+            dirs if dirs.is_empty() => lookup.value("log.dir"),
+            dirs => dirs,
+        };
+        let config = ServerConfig {
+            node_id,
+            process_roles,
+            listeners,
+            advertised_listeners,
+            controller_listener_names,
+            controller_quorum_voters,
+            log_dirs: split_list(&log_dirs_value).map(PathBuf::from).collect(),
+            num_partitions: lookup.number("num.partitions")?,
+            default_replication_factor: lookup.number("default.replication.factor")?,
+            auto_create_topics_enable: lookup.boolean("auto.create.topics.enable")?,
+            log_segment_bytes: lookup.number("log.segment.bytes")?,
+            log_index_interval_bytes: lookup.number("log.index.interval.bytes")?,
+            message_max_bytes: lookup.number("message.max.bytes")?,
+            socket_request_max_bytes: lookup.number("socket.request.max.bytes")?,
+            shard_count: lookup.number("shard.count")?,
+            controller_dedicated_core: match lookup.value("controller.dedicated.core").as_str() {
+                "auto" => None,
+                _ => Some(lookup.boolean("controller.dedicated.core")?),
+            },
+        };
+        // Read now so bad values fail at start-up, though the features using them come later.
+        lookup.number::<i16>("offsets.topic.replication.factor")?;
+        lookup.number::<i64>("group.initial.rebalance.delay.ms")?;
+        config.validate(lookup)?;
+        Ok(config)
+    }
+
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.contains(&Role::Broker)
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.process_roles.contains(&Role::Controller)
+    }
+
+    /// Listeners that serve Kafka clients (every listener but the controller's).
+    pub fn client_listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners
+            .iter()
+            .filter(|listener| !self.controller_listener_names.contains(&listener.name))
+    }
+
+    fn validate(&self, lookup: &Lookup) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_string(),
+            value: lookup.value(key),
+            reason,
+        };
+        if self.node_id < 0 {
+            return Err(invalid("node.id", "must be zero or more".into()));
+        }
+        if self.controller_listener_names.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "controller.listener.names".into(),
+                reason: "KRaft mode names the controller listener, e.g. CONTROLLER".into(),
+            });
+        }
+        if self.is_controller()
+            && !self
+                .controller_quorum_voters
+                .iter()
+                .any(|voter| voter.node_id == self.node_id)
+        {
+            return Err(invalid(
+                "controller.quorum.voters",
+                format!(
+                    "a controller's node.id {} must be one of the voters",
+                    self.node_id
+                ),
+            ));
+        }
+        if self.is_broker() && self.client_listeners().next().is_none() {
+            return Err(invalid(
+                "listeners",
+                "a broker needs a listener besides the controller's".into(),
+            ));
+        }
+        if self.log_dirs.is_empty() {
+            return Err(invalid(
+                "log.dirs",
+                "must name at least one directory".into(),
+            ));
+        }
+        if self.log_dirs.len() > 1 {
+            return Err(invalid(
+                "log.dirs",
+                "more than one log directory is not supported yet".into(),
+            ));
+        }
+        if self.num_partitions < 1 {
+            return Err(invalid("num.partitions", "must be at least 1".into()));
+        }
+        if self.log_segment_bytes < 14 {
+            return Err(invalid(
+                "log.segment.bytes",
+                "must be at least 14 bytes".into(),
+            ));
+        }
+        if self.socket_request_max_bytes < 1024 {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        self.validate_security_protocols(lookup)
+    }
+
+    /// Only PLAINTEXT is served today: every listener must map to it.
+    fn validate_security_protocols(&self, lookup: &Lookup) -> Result<(), ConfigError> {
+        let map_value = lookup.value("listener.security.protocol.map");
+        let map: BTreeMap<String, String> = split_list(&map_value)
+            .filter_map(|pair| pair.split_once(':'))
+            .map(|(name, protocol)| {
+                (
+                    name.trim().to_ascii_uppercase(),
+                    protocol.trim().to_ascii_uppercase(),
+                )
+            })
+            .collect();
+        for listener in &self.listeners {
+            let protocol = match map.get(&listener.name) {
+                Some(protocol) => protocol.as_str(),
+                None if self.controller_listener_names.contains(&listener.name) => "PLAINTEXT",
+                None => {
+                    return Err(ConfigError::Invalid {
+                        key: "listener.security.protocol.map".into(),
+                        value: map_value.clone(),
+                        reason: format!("no security protocol for listener {}", listener.name),
+                    })
+                }
+            };
+            if protocol != "PLAINTEXT" {
+                return Err(ConfigError::Invalid {
+                    key: "listener.security.protocol.map".into(),
+                    value: map_value.clone(),
+                    reason: format!(
+                        "listener {} uses {protocol}; only PLAINTEXT is supported",
+                        listener.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Looks keys up in what was given, falling back to the defaults in `KEYS`.
+struct Lookup<'a> {
+    given: &'a IndexMap<String, String>,
+}
+
+impl Lookup<'_> {
+    fn value(&self, key: &str) -> String {
+        if let Some(value) = self.given.get(key) {
+            return value.trim().to_string();
+        }
+        let default = KEYS.iter().find(|(known, _)| *known == key);
+        default
+            .map(|(_, value)| value.to_string())
+            .unwrap_or_default()
+    }
+
+    fn required(&self, key: &str, reason: &str) -> Result<String, ConfigError> {
+        match self.value(key) {
+            value if value.is_empty() => Err(ConfigError::Missing {
+                key: key.to_string(),
+                reason: reason.to_string(),
+            }),
+            value => Ok(value),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<T, ConfigError> {
+        parse_number(key, &self.value(key))
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.value(key).to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                key: key.to_string(),
+                value: self.value(key),
+                reason: "expected true or false".into(),
+            }),
+        }
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: "not a valid number in range".into(),
+    })
+}
+
+fn parse_roles(value: &str) -> Result<Vec<Role>, ConfigError> {
+    let mut roles = Vec::new();
+    for role in split_list(value) {
+        let role = match role {
+            "broker" => Role::Broker,
+            "controller" => Role::Controller,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "process.roles".into(),
+                    value: value.to_string(),
+                    reason: format!("unknown role '{role}'; use broker, controller or both"),
+                })
+            }
+        };
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
+}
+
+fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_from(text: &str) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        ServerConfig::from_properties(&properties::parse(text))
+    }
+
+    /// Proves the embedded default is a valid single combined node with Kafka's defaults.
+    #[test]
+    fn embedded_default_is_a_combined_node() {
+        let (config, warnings) = config_from(EMBEDDED_DEFAULT).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.is_broker() && config.is_controller());
+        assert_eq!(config.advertised_listeners[0].host, "localhost");
+        assert_eq!(config.client_listeners().count(), 1);
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        assert_eq!(config.log_segment_bytes, 1 << 30);
+        assert_eq!(
+            config.log_dirs,
+            vec![PathBuf::from("/tmp/flink-combined-logs")]
+        );
+    }
+
+    /// Proves bad values and missing keys are errors naming key and value; unknown keys warn.
+    #[test]
+    fn errors_name_key_and_value() {
+        let bad = format!("{EMBEDDED_DEFAULT}num.partitions=many\n");
+        let message = config_from(&bad).unwrap_err().to_string();
+        assert!(
+            message.contains("num.partitions") && message.contains("many"),
+            "{message}"
+        );
+        let message = config_from("process.roles=broker\n")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("node.id"), "{message}");
+        let (_, warnings) = config_from(&format!("{EMBEDDED_DEFAULT}no.such.key=1\n")).unwrap();
+        assert!(warnings[0].contains("no.such.key"));
+        let tls = format!("{EMBEDDED_DEFAULT}listener.security.protocol.map=PLAINTEXT:SSL\n");
+        assert!(config_from(&tls)
+            .unwrap_err()
+            .to_string()
+            .contains("only PLAINTEXT"));
+    }
+}
