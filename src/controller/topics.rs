@@ -1,0 +1,167 @@
+//! Rules for new topics, as Kafka applies them: legal names, partition counts, replication
+//! factors that the registered brokers can meet, and known topic-level config names.
+
+use std::collections::BTreeMap;
+
+/// Longest topic name Kafka allows.
+const TOPIC_NAME_CHARS_MAX: usize = 249;
+
+/// Topic-level configuration names Kafka defines.
+pub const TOPIC_CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Topic configs whose values must be whole numbers.
+const NUMERIC_TOPIC_CONFIGS: &[&str] = &[
+    "delete.retention.ms",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("{0}")]
+    Storage(String),
+}
+
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    let invalid = |reason: String| Err(TopicError::InvalidName(reason));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > TOPIC_NAME_CHARS_MAX {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {TOPIC_NAME_CHARS_MAX} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return invalid(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_counts(
+    partitions: i32,
+    replication_factor: i16,
+    brokers: usize,
+) -> Result<(), TopicError> {
+    if partitions < 1 {
+        return Err(TopicError::InvalidPartitions(
+            "Number of partitions must be larger than 0.".into(),
+        ));
+    }
+    if replication_factor < 1 {
+        return Err(TopicError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0.".into(),
+        ));
+    }
+    if replication_factor as usize > brokers {
+        return Err(TopicError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
+             {replication_factor} cannot be reached because only {brokers} broker(s) are registered."
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
+    for (key, value) in configs {
+        if !TOPIC_CONFIG_NAMES.contains(&key.as_str()) {
+            return Err(TopicError::InvalidConfig(format!(
+                "Unknown topic config name: {key}"
+            )));
+        }
+        if NUMERIC_TOPIC_CONFIGS.contains(&key.as_str()) && value.trim().parse::<i64>().is_err() {
+            return Err(TopicError::InvalidConfig(format!(
+                "Invalid value {value} for configuration {key}: Not a number of type LONG"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves Kafka's topic rules: names, counts against brokers, and config names.
+    #[test]
+    fn applies_kafkas_rules() {
+        assert!(validate_name("test-topic.v1_a").is_ok());
+        assert!(validate_name("bad topic").is_err());
+        assert!(validate_name("..").is_err());
+        assert!(validate_name(&"x".repeat(250)).is_err());
+        assert!(validate_counts(3, 1, 1).is_ok());
+        assert!(matches!(
+            validate_counts(0, 1, 1),
+            Err(TopicError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            validate_counts(1, 3, 1),
+            Err(TopicError::InvalidReplicationFactor(_))
+        ));
+        let good = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        assert!(validate_configs(&good).is_ok());
+        let unknown = BTreeMap::from([("retention".to_string(), "1".to_string())]);
+        assert!(validate_configs(&unknown).is_err());
+        let bad = BTreeMap::from([("segment.bytes".to_string(), "big".to_string())]);
+        assert!(validate_configs(&bad).is_err());
+    }
+}

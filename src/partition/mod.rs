@@ -1,0 +1,205 @@
+//! A partition replica hosted on this node: its log, its offsets and the fetchers waiting for it.
+//!
+//! Lives on the one shard that owns it (see `runtime::placement`); nothing here is `Send`.
+//! Invariants: appends are serialised by `append_permit`, so offsets are assigned in write order;
+//! on a single node the high watermark is the log end offset once a write has completed; waiters
+//! are woken after the log end moves.
+
+pub mod producer_state;
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+
+use crate::storage::batch::BatchHeader;
+use crate::storage::{Log, LogConfig, StorageError};
+use producer_state::{ProducerState, SequenceCheck};
+
+/// Waiters kept per partition before disconnected ones are pruned.
+const WAITERS_PRUNE_AT: usize = 256;
+
+/// What a produce asked to wait for before it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0: no response at all.
+    None,
+    /// acks=1: written to the log.
+    Leader,
+    /// acks=all (-1): written and fsynced (and, in a cluster, replicated).
+    All,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("partition {0} is not hosted here")]
+    NotHosted(String),
+    #[error("out of order sequence number: expected {expected}, received {received}")]
+    OutOfOrderSequence { expected: i32, received: i32 },
+    #[error("producer epoch {received} is older than the current epoch {current}")]
+    InvalidProducerEpoch { current: i16, received: i16 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// What a read returned.
+#[derive(Clone, Debug)]
+pub struct ReadOutcome {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Bytes,
+}
+
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    log: Log,
+    append_permit: Semaphore,
+    producers: RefCell<ProducerState>,
+    waiters: RefCell<Vec<flume::Sender<()>>>,
+}
+
+impl Partition {
+    pub async fn open(
+        topic: Arc<str>,
+        index: i32,
+        log_dir: &Path,
+        config: LogConfig,
+    ) -> Result<Partition, StorageError> {
+        let dir = log_dir.join(format!("{topic}-{index}"));
+        let mut producers = ProducerState::default();
+        let log = Log::open(&dir, config, &mut |header| producers.record(header)).await?;
+        Ok(Partition {
+            topic,
+            index,
+            log,
+            append_permit: Semaphore::new(1),
+            producers: RefCell::new(producers),
+            waiters: RefCell::new(Vec::new()),
+        })
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.topic, self.index)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.log.next_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.start_offset()
+    }
+
+    /// Appends validated batches (offsets are assigned here) and waits as `acks` asks.
+    pub async fn append(
+        &self,
+        batches: Vec<u8>,
+        mut headers: Vec<BatchHeader>,
+        acks: Acks,
+    ) -> Result<AppendOutcome, PartitionError> {
+        let permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
+        if let Some(base_offset) = self.check_sequences(&headers)? {
+            return Ok(AppendOutcome {
+                base_offset,
+                log_start_offset: self.log.start_offset(),
+            });
+        }
+        let base_offset = self.log.append(batches, &mut headers, 0).await?;
+        self.record_producers(&headers);
+        drop(permit);
+        self.wake_waiters();
+        if acks == Acks::All {
+            self.log.flush().await?;
+        }
+        Ok(AppendOutcome {
+            base_offset,
+            log_start_offset: self.log.start_offset(),
+        })
+    }
+
+    fn record_producers(&self, headers: &[BatchHeader]) {
+        let mut producers = self.producers.borrow_mut();
+        headers.iter().for_each(|header| producers.record(header));
+    }
+
+    /// Checks idempotent producers' sequences; `Some(offset)` when the batch was already
+    /// appended (a retry), to be answered with its first offset.
+    fn check_sequences(&self, headers: &[BatchHeader]) -> Result<Option<i64>, PartitionError> {
+        let producers = self.producers.borrow();
+        for header in headers {
+            match producers.check(header) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate { base_offset } if headers.len() == 1 => {
+                    return Ok(Some(base_offset))
+                }
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(PartitionError::OutOfOrderSequence {
+                        expected: -1,
+                        received: header.base_sequence,
+                    })
+                }
+                SequenceCheck::OutOfOrder { expected, received } => {
+                    return Err(PartitionError::OutOfOrderSequence { expected, received })
+                }
+                SequenceCheck::StaleEpoch { current, received } => {
+                    return Err(PartitionError::InvalidProducerEpoch { current, received })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+        let records = self.log.read(offset, max_bytes).await?;
+        Ok(ReadOutcome {
+            high_watermark: self.high_watermark(),
+            log_start_offset: self.log.start_offset(),
+            records,
+        })
+    }
+
+    /// The first offset whose batch has a timestamp at least `timestamp`, with that timestamp.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        Ok(self.log.offset_for_timestamp(timestamp).await?)
+    }
+
+    /// Arranges for `waiter` to be signalled once the log end passes `offset` (at once if it has).
+    pub fn wait_for_data(&self, offset: i64, waiter: flume::Sender<()>) {
+        if self.log.next_offset() > offset {
+            let _ = waiter.try_send(());
+            return;
+        }
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.len() >= WAITERS_PRUNE_AT {
+            waiters.retain(|waiter| !waiter.is_disconnected());
+        }
+        waiters.push(waiter);
+    }
+
+    pub async fn remove(&self) -> Result<(), PartitionError> {
+        Ok(self.log.remove().await?)
+    }
+
+    fn wake_waiters(&self) {
+        for waiter in self.waiters.borrow_mut().drain(..) {
+            let _ = waiter.try_send(());
+        }
+    }
+}
