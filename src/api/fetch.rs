@@ -1,0 +1,211 @@
+//! Fetch: reads each partition on its owning shard; when fewer than `min_bytes` came back, waits
+//! (up to `max_wait_ms`) for any of the partitions to grow, woken by the append itself rather
+//! than by polling. Fetch sessions (KIP-227) are not kept: every response is a full one with
+//! session id 0, which tells clients to send full requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::partition::{PartitionError, ReadOutcome};
+use crate::runtime::mesh::{FetchPart, ShardRequest};
+use crate::runtime::placement::ShardId;
+
+/// One requested partition that exists: where it lives and what was asked of it.
+struct FetchSlot {
+    shard: ShardId,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+/// Longest a fetch may wait, whatever the client asks.
+const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+
+pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    if request.session_id != 0 && request.session_epoch > 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let image = context.shard.metadata();
+    // One slot per requested partition: its owner and place in `parts`, or None if unknown.
+    let mut owners: Vec<Option<FetchSlot>> = Vec::new();
+    for topic in &request.topics {
+        let known = image.topic(topic.topic.as_str());
+        let name: Arc<str> = Arc::from(topic.topic.as_str());
+        for partition in &topic.partitions {
+            let owner = known
+                .filter(|known| (0..known.partitions.len() as i32).contains(&partition.partition))
+                .map(|known| context.shard.owner_of(known, partition.partition));
+            owners.push(owner.map(|shard| FetchSlot {
+                shard,
+                topic: name.clone(),
+                partition: partition.partition,
+                offset: partition.fetch_offset,
+                max_bytes: partition.partition_max_bytes.max(0) as usize,
+            }));
+        }
+    }
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
+    let deadline = Instant::now() + wait;
+    let outcomes = loop {
+        let outcomes = read_all(context, &owners).await;
+        let bytes: usize = outcomes
+            .iter()
+            .flatten()
+            .filter_map(|outcome| outcome.as_ref().ok())
+            .map(|read| read.records.len())
+            .sum();
+        let failed = outcomes.iter().flatten().any(Result::is_err);
+        let now = Instant::now();
+        if bytes >= request.min_bytes.max(1) as usize
+            || failed
+            || now >= deadline
+            || owners.iter().all(Option::is_none)
+        {
+            break outcomes;
+        }
+        wait_for_data(context, &owners, &outcomes, deadline - now).await;
+    };
+    response(&request, outcomes, request.max_bytes.max(0) as usize)
+}
+
+async fn read_all(
+    context: &RequestContext<'_>,
+    owners: &[Option<FetchSlot>],
+) -> Vec<Option<Result<ReadOutcome, PartitionError>>> {
+    let parts: Vec<(ShardId, FetchPart)> = owners
+        .iter()
+        .flatten()
+        .map(|slot| {
+            let part = FetchPart {
+                topic: slot.topic.clone(),
+                partition: slot.partition,
+                offset: slot.offset,
+                max_bytes: slot.max_bytes,
+            };
+            (slot.shard, part)
+        })
+        .collect();
+    let mut answers = context
+        .shard
+        .scatter(parts, |parts, reply| ShardRequest::Fetch { parts, reply })
+        .await
+        .into_iter();
+    owners
+        .iter()
+        .map(|owner| {
+            owner
+                .as_ref()
+                .map(|_| answers.next().expect("an answer per part"))
+        })
+        .collect()
+}
+
+/// Waits until a partition's log grows past what was just read, or `timeout` passes.
+async fn wait_for_data(
+    context: &RequestContext<'_>,
+    owners: &[Option<FetchSlot>],
+    outcomes: &[Option<Result<ReadOutcome, PartitionError>>],
+    timeout: Duration,
+) {
+    let (signal, woken) = flume::bounded(owners.len().max(1));
+    let mut by_shard: std::collections::BTreeMap<ShardId, Vec<(Arc<str>, i32, i64)>> =
+        Default::default();
+    for (owner, outcome) in owners.iter().zip(outcomes) {
+        if let (Some(slot), Some(Ok(read))) = (owner, outcome) {
+            let seen_end = read.high_watermark.max(slot.offset);
+            by_shard.entry(slot.shard).or_default().push((
+                slot.topic.clone(),
+                slot.partition,
+                seen_end,
+            ));
+        }
+    }
+    for (shard, parts) in by_shard {
+        context
+            .shard
+            .mesh
+            .send(
+                shard,
+                ShardRequest::WaitForData {
+                    parts,
+                    reply: signal.clone(),
+                },
+            )
+            .await;
+    }
+    drop(signal);
+    futures_lite::future::or(
+        async {
+            let _ = woken.recv_async().await;
+        },
+        glommio::timer::sleep(timeout),
+    )
+    .await;
+}
+
+fn response(
+    request: &FetchRequest,
+    outcomes: Vec<Option<Result<ReadOutcome, PartitionError>>>,
+    response_bytes_max: usize,
+) -> FetchResponse {
+    let mut outcomes = outcomes.into_iter();
+    let mut bytes_so_far = 0usize;
+    let responses = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let data = PartitionData::default().with_partition_index(partition.partition);
+                    match outcomes.next().expect("an outcome per partition") {
+                        None => unknown_partition(data),
+                        Some(Err(error)) => data
+                            .with_error_code(super::produce::partition_error_code(&error))
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_records(None),
+                        Some(Ok(read)) => {
+                            // Past the response limit, later partitions return no records (the
+                            // first non-empty one is always whole, as in Kafka).
+                            let fits = bytes_so_far == 0
+                                || bytes_so_far + read.records.len() <= response_bytes_max;
+                            let records = if fits {
+                                read.records
+                            } else {
+                                bytes::Bytes::new()
+                            };
+                            bytes_so_far += records.len();
+                            data.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(read.log_start_offset)
+                                .with_records(Some(records))
+                        }
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchResponse::default().with_responses(responses)
+}
+
+fn unknown_partition(data: PartitionData) -> PartitionData {
+    data.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(None)
+}

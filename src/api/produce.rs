@@ -1,0 +1,173 @@
+//! Produce: validates every batch on the connection's shard (CRC-32C, lengths, magic, size),
+//! sends each partition's batches to its owning shard, and answers in request order once the
+//! appends are done as `acks` asks. acks=0 gets no response at all, as in Kafka.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, RequestContext};
+use crate::partition::{Acks, AppendOutcome, PartitionError};
+use crate::runtime::mesh::{ProducePart, ShardRequest};
+use crate::storage::batch::{self, BatchError};
+use crate::storage::StorageError;
+
+/// Why one partition of a produce request was refused before reaching its shard.
+enum Refusal {
+    Code(ResponseError, String),
+}
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = match request.acks {
+        0 => Some(Acks::None),
+        1 => Some(Acks::Leader),
+        -1 => Some(Acks::All),
+        _ => None,
+    };
+    let image = context.shard.metadata();
+    let mut parts = Vec::new();
+    let mut slots: Vec<Result<(), Refusal>> = Vec::new();
+    for topic in &request.topic_data {
+        let known = image.topic(topic.name.as_str());
+        let topic_name: Arc<str> = Arc::from(topic.name.as_str());
+        for partition in &topic.partition_data {
+            let checked = acks
+                .ok_or_else(|| {
+                    Refusal::Code(
+                        ResponseError::InvalidRequiredAcks,
+                        format!("acks={} is not 0, 1 or -1", request.acks),
+                    )
+                })
+                .and_then(|_| {
+                    let topic = known
+                        .filter(|known| {
+                            (0..known.partitions.len() as i32).contains(&partition.index)
+                        })
+                        .ok_or_else(|| {
+                            Refusal::Code(ResponseError::UnknownTopicOrPartition, String::new())
+                        })?;
+                    let batches = partition.records.clone().unwrap_or_default();
+                    let headers =
+                        batch::validate_batches(&batches, batch_bytes_max(context, topic))
+                            .map_err(refusal)?;
+                    Ok((
+                        context.shard.owner_of(topic, partition.index),
+                        batches,
+                        headers,
+                    ))
+                });
+            match checked {
+                Ok((shard, batches, headers)) => {
+                    parts.push((
+                        shard,
+                        ProducePart {
+                            topic: topic_name.clone(),
+                            partition: partition.index,
+                            batches,
+                            headers,
+                        },
+                    ));
+                    slots.push(Ok(()));
+                }
+                Err(refusal) => slots.push(Err(refusal)),
+            }
+        }
+    }
+    let acks_for_append = acks.unwrap_or(Acks::Leader);
+    let outcomes = context
+        .shard
+        .scatter(parts, |parts, reply| ShardRequest::Produce {
+            parts,
+            acks: acks_for_append,
+            reply,
+        })
+        .await;
+    if acks == Some(Acks::None) {
+        return None;
+    }
+    Some(response(&request, slots, outcomes))
+}
+
+fn response(
+    request: &ProduceRequest,
+    slots: Vec<Result<(), Refusal>>,
+    outcomes: Vec<Result<AppendOutcome, PartitionError>>,
+) -> ProduceResponse {
+    let mut slots = slots.into_iter();
+    let mut outcomes = outcomes.into_iter();
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|partition| {
+                    let base = PartitionProduceResponse::default()
+                        .with_index(partition.index)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1);
+                    match slots.next().expect("a slot per partition") {
+                        Err(Refusal::Code(error, message)) => base
+                            .with_error_code(error.code())
+                            .with_error_message((!message.is_empty()).then(|| str_bytes(&message))),
+                        Ok(()) => match outcomes.next().expect("an outcome per accepted partition")
+                        {
+                            Ok(appended) => base
+                                .with_base_offset(appended.base_offset)
+                                .with_log_start_offset(appended.log_start_offset),
+                            Err(error) => base
+                                .with_error_code(partition_error_code(&error))
+                                .with_error_message(Some(str_bytes(&error.to_string()))),
+                        },
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// The largest batch a topic accepts: its `max.message.bytes`, else the broker's `message.max.bytes`.
+fn batch_bytes_max(context: &RequestContext<'_>, topic: &crate::metadata::TopicImage) -> usize {
+    topic
+        .configs
+        .get("max.message.bytes")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(context.shard.config.message_max_bytes as usize)
+}
+
+fn refusal(error: BatchError) -> Refusal {
+    let code = match error {
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+        BatchError::Empty => ResponseError::InvalidRecord,
+        BatchError::Truncated { .. }
+        | BatchError::InvalidLength { .. }
+        | BatchError::CorruptCrc { .. } => ResponseError::CorruptMessage,
+    };
+    Refusal::Code(code, error.to_string())
+}
+
+/// The Kafka error code for a partition-level failure on the owning shard.
+pub fn partition_error_code(error: &PartitionError) -> i16 {
+    let error = match error {
+        PartitionError::NotHosted(_) => ResponseError::UnknownTopicOrPartition,
+        PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
+            ResponseError::OffsetOutOfRange
+        }
+        PartitionError::Storage(StorageError::Io { .. }) => ResponseError::KafkaStorageError,
+    };
+    error.code()
+}

@@ -1,0 +1,51 @@
+//! `flink`: one multi-call binary for the broker and its tools.
+//!
+//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer` and `storage` are
+//! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
+
+mod api;
+mod cli;
+mod client;
+mod config;
+mod controller;
+mod metadata;
+mod net;
+mod partition;
+mod protocol;
+mod runtime;
+mod server;
+mod storage;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "flink",
+    version,
+    about = "Flink event streaming broker and tools"
+)]
+enum Command {
+    /// Run the broker (and the controller when process.roles includes it).
+    Server(server::Args),
+    /// Create, list, describe and delete topics (flink-topics.sh).
+    Topics(cli::topics::Args),
+    /// Read lines from standard input and produce them (flink-console-producer.sh).
+    ConsoleProducer(cli::console_producer::Args),
+    /// Consume records and print them (flink-console-consumer.sh).
+    ConsoleConsumer(cli::console_consumer::Args),
+    /// Format log directories and make cluster ids (flink-storage.sh).
+    Storage(cli::storage::Args),
+}
+
+fn main() -> ExitCode {
+    let command = Command::parse();
+    match command {
+        Command::Server(args) => server::run(args),
+        Command::Topics(args) => cli::topics::run(args),
+        Command::ConsoleProducer(args) => cli::console_producer::run(args),
+        Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
+        Command::Storage(args) => cli::storage::run(args),
+    }
+}

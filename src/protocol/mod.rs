@@ -1,0 +1,126 @@
+//! The Kafka wire protocol as Flink serves it: which APIs and versions are advertised, request
+//! framing, and response encoding. Message types come from the `kafka-protocol` crate, generated
+//! from Kafka's own schemas; this layer only chooses versions and frames bytes.
+//!
+//! Advertise only what a test exercises: a client picks the highest version both sides list.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// Bytes of the size prefix of every request and response.
+pub const FRAME_SIZE_BYTES: usize = 4;
+
+/// Every API this broker serves, with the versions advertised in ApiVersions.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request too short to hold an API key and version ({0} bytes)")]
+    Short(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("unsupported version {version} of {key:?}")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("cannot decode {key:?} v{version}: {reason}")]
+    Decode {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode response to {key:?} v{version}: {reason}")]
+    Encode {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// The versions of `key` this broker serves, if any.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(supported, _, _)| *supported == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported_versions(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+/// API key and version from the first four bytes of a request.
+pub fn peek_api(frame: &[u8]) -> Result<(ApiKey, i16), ProtocolError> {
+    if frame.len() < 4 {
+        return Err(ProtocolError::Short(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let key = ApiKey::try_from(raw_key).map_err(|_| ProtocolError::UnknownApiKey(raw_key))?;
+    Ok((key, version))
+}
+
+/// Decodes the request header, leaving `frame` at the start of the body.
+pub fn decode_header(
+    frame: &mut Bytes,
+    key: ApiKey,
+    version: i16,
+) -> Result<RequestHeader, ProtocolError> {
+    RequestHeader::decode(frame, key.request_header_version(version)).map_err(|error| {
+        ProtocolError::Decode {
+            key,
+            version,
+            reason: format!("header: {error}"),
+        }
+    })
+}
+
+pub fn decode_body<T: Decodable>(
+    frame: &mut Bytes,
+    key: ApiKey,
+    version: i16,
+) -> Result<T, ProtocolError> {
+    T::decode(frame, version).map_err(|error| ProtocolError::Decode {
+        key,
+        version,
+        reason: error.to_string(),
+    })
+}
+
+/// Frames a response: size, response header for `key`/`version`, body.
+pub fn encode_response<T: Encodable>(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    body: &T,
+) -> Result<BytesMut, ProtocolError> {
+    let encode_error = |error: &dyn std::fmt::Display| ProtocolError::Encode {
+        key,
+        version,
+        reason: error.to_string(),
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = key.response_header_version(version);
+    let size = header
+        .compute_size(header_version)
+        .map_err(|error| encode_error(&error))?
+        + body
+            .compute_size(version)
+            .map_err(|error| encode_error(&error))?;
+    let mut out = BytesMut::with_capacity(FRAME_SIZE_BYTES + size);
+    out.put_i32(size as i32);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|error| encode_error(&error))?;
+    body.encode(&mut out, version)
+        .map_err(|error| encode_error(&error))?;
+    Ok(out)
+}

@@ -1,0 +1,107 @@
+//! The shard mesh: bounded channels between executors, carrying `ShardRequest`s.
+//!
+//! A request names partitions that the receiving shard owns; the answer comes back on the
+//! request's own reply channel (capacity one), in the order the parts were sent. This is the only
+//! path between cores; everything crossing it is `Send` and owned.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::placement::ShardId;
+use crate::metadata::MetadataImage;
+use crate::partition::{Acks, AppendOutcome, PartitionError, ReadOutcome};
+use crate::storage::batch::BatchHeader;
+
+/// Requests queued per shard before senders wait: backpressure, never an unbounded queue.
+pub const SHARD_QUEUE_CAPACITY: usize = 1024;
+
+pub struct ProducePart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub batches: Bytes,
+    pub headers: Vec<BatchHeader>,
+}
+
+pub struct FetchPart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum OffsetQuery {
+    Earliest,
+    Latest,
+    /// The first offset with a timestamp at least this (milliseconds).
+    Timestamp(i64),
+}
+
+pub struct ListOffsetsPart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub query: OffsetQuery,
+}
+
+/// (offset, timestamp) as ListOffsets answers; offset -1 when no record matches.
+pub type OffsetAnswer = (i64, i64);
+
+pub enum ShardRequest {
+    Produce {
+        parts: Vec<ProducePart>,
+        acks: Acks,
+        reply: flume::Sender<Vec<Result<AppendOutcome, PartitionError>>>,
+    },
+    Fetch {
+        parts: Vec<FetchPart>,
+        reply: flume::Sender<Vec<Result<ReadOutcome, PartitionError>>>,
+    },
+    ListOffsets {
+        parts: Vec<ListOffsetsPart>,
+        reply: flume::Sender<Vec<Result<OffsetAnswer, PartitionError>>>,
+    },
+    /// Signal `reply` once any of the (topic, partition, offset) logs grows past its offset.
+    WaitForData {
+        parts: Vec<(Arc<str>, i32, i64)>,
+        reply: flume::Sender<()>,
+    },
+    /// Adopt a new metadata image: open newly owned partitions, drop deleted ones.
+    ApplyMetadata {
+        image: Arc<MetadataImage>,
+        reply: flume::Sender<()>,
+    },
+}
+
+/// Senders to every shard's queue, indexed by shard id. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    senders: Arc<Vec<flume::Sender<ShardRequest>>>,
+}
+
+impl Mesh {
+    /// Creates the channels; returns the mesh and one receiver per shard.
+    pub fn new(shard_count: usize) -> (Mesh, Vec<flume::Receiver<ShardRequest>>) {
+        let (senders, receivers) = (0..shard_count)
+            .map(|_| flume::bounded(SHARD_QUEUE_CAPACITY))
+            .unzip();
+        (
+            Mesh {
+                senders: Arc::new(senders),
+            },
+            receivers,
+        )
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Queues `request` on `shard`, waiting while its queue is full.
+    pub async fn send(&self, shard: ShardId, request: ShardRequest) {
+        // A send fails only when the shard has stopped, which happens only at process exit.
+        if self.senders[shard.0].send_async(request).await.is_err() {
+            tracing::debug!("shard {shard} has stopped; request dropped");
+        }
+    }
+}

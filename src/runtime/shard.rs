@@ -1,0 +1,303 @@
+//! A shard: one pinned executor's share of the broker. It owns the partitions that
+//! `placement::shard_for_partition` gives it, serves requests from its mesh queue, and holds the
+//! latest metadata image it was handed. All of it is `Rc`/`RefCell`: it cannot leave its core.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::mesh::{
+    FetchPart, ListOffsetsPart, Mesh, OffsetAnswer, OffsetQuery, ProducePart, ShardRequest,
+};
+use super::placement::{shard_for_partition, ShardId};
+use crate::config::ServerConfig;
+use crate::controller::{ControllerRequest, TopicError};
+use crate::metadata::{MetadataImage, TopicId, TopicImage};
+use crate::partition::{Acks, AppendOutcome, Partition, PartitionError, ReadOutcome};
+use crate::storage::LogConfig;
+
+type PartitionKey = (Arc<str>, i32);
+
+pub struct Shard {
+    pub id: ShardId,
+    pub config: Arc<ServerConfig>,
+    pub mesh: Mesh,
+    pub controller: flume::Sender<ControllerRequest>,
+    log_dir: PathBuf,
+    metadata: RefCell<Arc<MetadataImage>>,
+    partitions: RefCell<HashMap<PartitionKey, (TopicId, Rc<Partition>)>>,
+    /// Producer ids this shard may hand out, a block at a time from the controller.
+    producer_ids: RefCell<std::ops::Range<i64>>,
+}
+
+impl Shard {
+    pub fn new(
+        id: ShardId,
+        config: Arc<ServerConfig>,
+        mesh: Mesh,
+        controller: flume::Sender<ControllerRequest>,
+    ) -> Shard {
+        Shard {
+            id,
+            log_dir: config.log_dirs[0].clone(),
+            config,
+            mesh,
+            controller,
+            metadata: RefCell::new(Arc::new(MetadataImage::default())),
+            partitions: RefCell::new(HashMap::new()),
+            producer_ids: RefCell::new(0..0),
+        }
+    }
+
+    /// A producer id never handed out before on this cluster.
+    pub async fn next_producer_id(&self) -> Result<i64, TopicError> {
+        if self.producer_ids.borrow().is_empty() {
+            let (reply, answer) = flume::bounded(1);
+            let asked = self
+                .controller
+                .send_async(ControllerRequest::AllocateProducerIds { reply })
+                .await;
+            let block = match asked {
+                Ok(()) => answer
+                    .recv_async()
+                    .await
+                    .map_err(|_| TopicError::Storage("controller stopped".into()))??,
+                Err(_) => return Err(TopicError::Storage("controller stopped".into())),
+            };
+            *self.producer_ids.borrow_mut() = block;
+        }
+        let next = self
+            .producer_ids
+            .borrow_mut()
+            .next()
+            .expect("a fresh block is not empty");
+        Ok(next)
+    }
+
+    /// The current metadata image (cheap: an `Arc` clone).
+    pub fn metadata(&self) -> Arc<MetadataImage> {
+        self.metadata.borrow().clone()
+    }
+
+    pub fn owner_of(&self, topic: &TopicImage, partition: i32) -> ShardId {
+        shard_for_partition(topic.id, partition, self.mesh.shard_count())
+    }
+
+    /// Serves the mesh queue until every sender is gone. Each request runs as its own task so a
+    /// slow fsync does not hold up fetches.
+    pub async fn serve(self: Rc<Self>, queue: flume::Receiver<ShardRequest>) {
+        while let Ok(request) = queue.recv_async().await {
+            glommio::spawn_local(self.clone().handle(request)).detach();
+        }
+    }
+
+    /// Sends each part to its owning shard (handling local ones here) and gathers the answers
+    /// back in the order of `parts`.
+    pub async fn scatter<P, R>(
+        self: &Rc<Self>,
+        parts: Vec<(ShardId, P)>,
+        build: impl Fn(Vec<P>, flume::Sender<Vec<R>>) -> ShardRequest,
+    ) -> Vec<R> {
+        let count = parts.len();
+        let mut groups: BTreeMap<ShardId, (Vec<usize>, Vec<P>)> = BTreeMap::new();
+        for (position, (shard, part)) in parts.into_iter().enumerate() {
+            let group = groups.entry(shard).or_default();
+            group.0.push(position);
+            group.1.push(part);
+        }
+        let mut pending = Vec::with_capacity(groups.len());
+        for (shard, (positions, parts)) in groups {
+            let (reply, answers) = flume::bounded(1);
+            let request = build(parts, reply);
+            if shard == self.id {
+                glommio::spawn_local(self.clone().handle(request)).detach();
+            } else {
+                self.mesh.send(shard, request).await;
+            }
+            pending.push((positions, answers));
+        }
+        let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+        for (positions, answers) in pending {
+            let answers = answers
+                .recv_async()
+                .await
+                .expect("an owning shard always answers");
+            for (position, answer) in positions.into_iter().zip(answers) {
+                results[position] = Some(answer);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.expect("every part answered"))
+            .collect()
+    }
+
+    async fn handle(self: Rc<Self>, request: ShardRequest) {
+        match request {
+            ShardRequest::Produce { parts, acks, reply } => {
+                let tasks: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| glommio::spawn_local(self.clone().produce(part, acks)))
+                    .collect();
+                let _ = reply.send(join_tasks(tasks).await);
+            }
+            ShardRequest::Fetch { parts, reply } => {
+                let tasks: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| glommio::spawn_local(self.clone().fetch(part)))
+                    .collect();
+                let _ = reply.send(join_tasks(tasks).await);
+            }
+            ShardRequest::ListOffsets { parts, reply } => {
+                let mut answers = Vec::with_capacity(parts.len());
+                for part in parts {
+                    answers.push(self.list_offsets(part).await);
+                }
+                let _ = reply.send(answers);
+            }
+            ShardRequest::WaitForData { parts, reply } => {
+                for (topic, index, offset) in parts {
+                    if let Some(partition) = self.partition(&topic, index) {
+                        partition.wait_for_data(offset, reply.clone());
+                    }
+                }
+            }
+            ShardRequest::ApplyMetadata { image, reply } => {
+                self.apply_metadata(image).await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn partition(&self, topic: &Arc<str>, index: i32) -> Option<Rc<Partition>> {
+        let key = (topic.clone(), index);
+        self.partitions
+            .borrow()
+            .get(&key)
+            .map(|(_, partition)| partition.clone())
+    }
+
+    fn hosted(&self, topic: &Arc<str>, index: i32) -> Result<Rc<Partition>, PartitionError> {
+        self.partition(topic, index)
+            .ok_or_else(|| PartitionError::NotHosted(format!("{topic}-{index}")))
+    }
+
+    async fn produce(
+        self: Rc<Self>,
+        part: ProducePart,
+        acks: Acks,
+    ) -> Result<AppendOutcome, PartitionError> {
+        let partition = self.hosted(&part.topic, part.partition)?;
+        partition
+            .append(Vec::from(part.batches), part.headers, acks)
+            .await
+    }
+
+    async fn fetch(self: Rc<Self>, part: FetchPart) -> Result<ReadOutcome, PartitionError> {
+        let partition = self.hosted(&part.topic, part.partition)?;
+        partition.read(part.offset, part.max_bytes).await
+    }
+
+    async fn list_offsets(&self, part: ListOffsetsPart) -> Result<OffsetAnswer, PartitionError> {
+        let partition = self.hosted(&part.topic, part.partition)?;
+        match part.query {
+            OffsetQuery::Earliest => Ok((partition.log_start_offset(), -1)),
+            OffsetQuery::Latest => Ok((partition.high_watermark(), -1)),
+            OffsetQuery::Timestamp(timestamp) => Ok(partition
+                .offset_for_timestamp(timestamp)
+                .await?
+                .unwrap_or((-1, -1))),
+        }
+    }
+
+    /// Adopts `image`: opens the partitions this shard now owns and removes those whose topic
+    /// was deleted (or deleted and created again under the same name).
+    pub async fn apply_metadata(&self, image: Arc<MetadataImage>) {
+        let stale: Vec<(PartitionKey, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|((topic, _), (id, _))| {
+                image.topic(topic).is_none_or(|current| current.id != *id)
+            })
+            .map(|(key, (_, partition))| (key.clone(), partition.clone()))
+            .collect();
+        for (key, partition) in stale {
+            self.partitions.borrow_mut().remove(&key);
+            match partition.remove().await {
+                Ok(()) => tracing::info!(
+                    "deleted partition {} on shard {}",
+                    partition.name(),
+                    self.id
+                ),
+                Err(error) => {
+                    tracing::error!("could not delete partition {}: {error}", partition.name())
+                }
+            }
+        }
+        for topic in image.topics.values() {
+            self.open_owned_partitions(topic).await;
+        }
+        *self.metadata.borrow_mut() = image;
+    }
+
+    async fn open_owned_partitions(&self, topic: &TopicImage) {
+        let name: Arc<str> = Arc::from(topic.name.as_str());
+        for partition in &topic.partitions {
+            let key = (name.clone(), partition.index);
+            if self.owner_of(topic, partition.index) != self.id
+                || self.partitions.borrow().contains_key(&key)
+            {
+                continue;
+            }
+            match Partition::open(
+                name.clone(),
+                partition.index,
+                &self.log_dir,
+                self.log_config(topic),
+            )
+            .await
+            {
+                Ok(opened) => {
+                    tracing::info!(
+                        "partition {} is on shard {} (log end offset {})",
+                        opened.name(),
+                        self.id,
+                        opened.high_watermark()
+                    );
+                    self.partitions
+                        .borrow_mut()
+                        .insert(key, (topic.id, Rc::new(opened)));
+                }
+                Err(error) => tracing::error!(
+                    "cannot open partition {}-{}: {error}",
+                    topic.name,
+                    partition.index
+                ),
+            }
+        }
+    }
+
+    fn log_config(&self, topic: &TopicImage) -> LogConfig {
+        let segment_bytes_max = topic
+            .configs
+            .get("segment.bytes")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(self.config.log_segment_bytes);
+        LogConfig {
+            segment_bytes_max,
+            index_interval_bytes: u64::from(self.config.log_index_interval_bytes),
+        }
+    }
+}
+
+/// Awaits spawned tasks in order; they run concurrently meanwhile.
+async fn join_tasks<T>(tasks: Vec<glommio::Task<T>>) -> Vec<T> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await);
+    }
+    results
+}

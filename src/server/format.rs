@@ -1,0 +1,109 @@
+//! Log directory formatting: `meta.properties` with the cluster id, node id and directory id,
+//! written by `flink storage format` or, for a single combined node, on its first start.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ServerConfig;
+use crate::controller::random_uuid;
+use crate::metadata::uuid::{uuid_from_base64, uuid_to_base64};
+
+const META_PROPERTIES: &str = "meta.properties";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no meta.properties in log directory {0}; format it first: \
+         flink-storage.sh format -t $(flink-storage.sh random-uuid) -c server.properties"
+    )]
+    NotFormatted(PathBuf),
+    #[error("{path} belongs to node.id {found} but this broker is node.id {expected}")]
+    WrongNode {
+        path: PathBuf,
+        found: String,
+        expected: i32,
+    },
+    #[error("{path} has no cluster.id")]
+    NoClusterId { path: PathBuf },
+    #[error("Log directory {0} is already formatted. Use --ignore-formatted to ignore this directory and format the others.")]
+    AlreadyFormatted(PathBuf),
+    #[error("Cluster ID string {0} does not appear to be a valid UUID: it must be 22 characters of URL-safe base64")]
+    InvalidClusterId(String),
+}
+
+/// Returns the cluster id of the configured log directory, formatting it first when it is the
+/// empty directory of a single combined node (a quorum of one needs no agreed cluster id).
+pub fn ensure_formatted(config: &ServerConfig) -> Result<String, FormatError> {
+    let dir = &config.log_dirs[0];
+    let path = dir.join(META_PROPERTIES);
+    if !path.exists() {
+        let single_node = config.is_controller() && config.controller_quorum_voters.len() == 1;
+        if !single_node {
+            return Err(FormatError::NotFormatted(dir.clone()));
+        }
+        let cluster_id = uuid_to_base64(random_uuid());
+        tracing::info!("Formatting log directory {} with cluster.id {cluster_id} (first start of a single combined node)", dir.display());
+        write_meta_properties(dir, &cluster_id, config.node_id)?;
+        return Ok(cluster_id);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| FormatError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let properties = crate::config::properties::parse(&text);
+    if let Some(found) = properties.get("node.id") {
+        if *found != config.node_id.to_string() {
+            return Err(FormatError::WrongNode {
+                path,
+                found: found.clone(),
+                expected: config.node_id,
+            });
+        }
+    }
+    properties
+        .get("cluster.id")
+        .cloned()
+        .ok_or(FormatError::NoClusterId { path })
+}
+
+/// Writes `meta.properties` into `dir`, refusing a formatted one unless `ignore_formatted`.
+pub fn format_dir(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+    ignore_formatted: bool,
+) -> Result<bool, FormatError> {
+    if uuid_from_base64(cluster_id).is_none() {
+        return Err(FormatError::InvalidClusterId(cluster_id.to_string()));
+    }
+    if dir.join(META_PROPERTIES).exists() {
+        return match ignore_formatted {
+            true => Ok(false),
+            false => Err(FormatError::AlreadyFormatted(dir.to_path_buf())),
+        };
+    }
+    write_meta_properties(dir, cluster_id, node_id)?;
+    Ok(true)
+}
+
+fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<(), FormatError> {
+    let io = |source| FormatError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let text = format!(
+        "#\n#Written by flink storage format\ncluster.id={cluster_id}\ndirectory.id={}\nnode.id={node_id}\nversion=1\n",
+        uuid_to_base64(random_uuid())
+    );
+    let temporary = dir.join(format!("{META_PROPERTIES}.tmp"));
+    std::fs::write(&temporary, text).map_err(io)?;
+    std::fs::File::open(&temporary)
+        .and_then(|file| file.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&temporary, dir.join(META_PROPERTIES)).map_err(io)
+}
