@@ -1,0 +1,301 @@
+//! One blocking TCP connection to one broker: framing (4-byte big-endian size, request header,
+//! body), correlation ids, and the ApiVersions handshake that decides which version of every API
+//! is used on this connection. Requests are strictly one at a time, so a response always answers
+//! the request just sent; a correlation id mismatch is a protocol error and ends the connection.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
+
+use super::error::ClientError;
+
+/// Largest response accepted; Kafka's socket.request.max.bytes default is 100 MiB.
+const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// How long to wait for a TCP connection to be established.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// ApiVersions version tried first; brokers that do not know it answer with version 0.
+const API_VERSIONS_VERSION_PREFERRED: i16 = 3;
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Highest version of each API this client has been tested with.
+pub fn client_version_max(api: ApiKey) -> i16 {
+    match api {
+        ApiKey::Metadata => 12,
+        ApiKey::CreateTopics => 7,
+        ApiKey::DeleteTopics => 6,
+        ApiKey::Produce => 9,
+        ApiKey::Fetch => 12,
+        ApiKey::ListOffsets => 6,
+        ApiKey::DescribeConfigs => 4,
+        ApiKey::ApiVersions => API_VERSIONS_VERSION_PREFERRED,
+        _ => 0,
+    }
+}
+
+/// A connected, handshaken broker connection.
+pub struct Connection {
+    stream: TcpStream,
+    address: String,
+    client_id: String,
+    correlation_id: i32,
+    broker_versions: HashMap<i16, VersionRange>,
+}
+
+impl Connection {
+    /// Connects to `address` (host:port) and runs the ApiVersions handshake.
+    pub fn open(
+        address: &str,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let stream = connect(address)?;
+        let io_error = |source| ClientError::Io {
+            address: address.to_string(),
+            source,
+        };
+        stream.set_nodelay(true).map_err(io_error)?;
+        stream
+            .set_read_timeout(Some(request_timeout))
+            .map_err(io_error)?;
+        let mut connection = Connection {
+            stream,
+            address: address.to_string(),
+            client_id: client_id.to_string(),
+            correlation_id: 0,
+            broker_versions: HashMap::new(),
+        };
+        connection.handshake()?;
+        Ok(connection)
+    }
+
+    /// The correlation id of the most recent request.
+    pub fn last_correlation_id(&self) -> i32 {
+        self.correlation_id
+    }
+
+    /// Whether the broker advertises `api` at all.
+    pub fn supports(&self, api: ApiKey) -> bool {
+        self.broker_versions.contains_key(&(api as i16))
+    }
+
+    /// Sends `request` at the highest version both sides support and returns the response.
+    pub fn send<R: Request>(
+        &mut self,
+        api: ApiKey,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        let version = self.version_for::<R>(api)?;
+        let correlation_id = self.write_request(api, version, request)?;
+        self.read_response::<R::Response>(api, version, correlation_id)
+    }
+
+    /// Sends `request` and does not wait for a response: for Produce with acks=0, to which
+    /// brokers send none.
+    pub fn send_without_response<R: Request>(
+        &mut self,
+        api: ApiKey,
+        request: &R,
+    ) -> Result<(), ClientError> {
+        let version = self.version_for::<R>(api)?;
+        self.write_request(api, version, request).map(|_| ())
+    }
+
+    fn version_for<R: Request>(&self, api: ApiKey) -> Result<i16, ClientError> {
+        let client_min = R::VERSIONS.min;
+        let client_max = client_version_max(api).min(R::VERSIONS.max);
+        let broker = self
+            .broker_versions
+            .get(&(api as i16))
+            .copied()
+            .unwrap_or(VersionRange { min: 0, max: -1 });
+        let version = client_max.min(broker.max);
+        if version < client_min.max(broker.min) {
+            return Err(ClientError::UnsupportedVersion {
+                address: self.address.clone(),
+                api,
+                broker_min: broker.min,
+                broker_max: broker.max,
+                client_min,
+                client_max,
+            });
+        }
+        Ok(version)
+    }
+
+    fn handshake(&mut self) -> Result<(), ClientError> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("flink-tools"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut version = API_VERSIONS_VERSION_PREFERRED;
+        let response = loop {
+            let correlation_id = self.write_request(ApiKey::ApiVersions, version, &request)?;
+            let mut body = self.read_body(ApiKey::ApiVersions, version, correlation_id)?;
+            let error_code = body.clone().try_get_i16().unwrap_or(0);
+            if error_code == UNSUPPORTED_VERSION && version > 0 {
+                // The broker answers an unknown version with a v0 body listing what it knows.
+                let fallback = decode::<ApiVersionsResponse>(
+                    &mut body,
+                    0,
+                    ApiKey::ApiVersions,
+                    &self.address,
+                )?;
+                version = fallback
+                    .api_keys
+                    .iter()
+                    .find(|key| key.api_key == ApiKey::ApiVersions as i16)
+                    .map_or(0, |key| key.max_version.min(version - 1));
+                continue;
+            }
+            break decode::<ApiVersionsResponse>(
+                &mut body,
+                version,
+                ApiKey::ApiVersions,
+                &self.address,
+            )?;
+        };
+        if let Some(error) = super::error::KafkaError::from_code(response.error_code) {
+            return Err(error.into());
+        }
+        self.broker_versions = response
+            .api_keys
+            .iter()
+            .map(|key| {
+                let range = VersionRange {
+                    min: key.min_version,
+                    max: key.max_version,
+                };
+                (key.api_key, range)
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn write_request<R: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> Result<i32, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let mut frame = BytesMut::with_capacity(256);
+        frame.put_i32(0);
+        let header_version = api.request_header_version(version);
+        let encoded = header
+            .encode(&mut frame, header_version)
+            .and_then(|()| request.encode(&mut frame, version));
+        if let Err(source) = encoded {
+            return Err(ClientError::Encode {
+                api,
+                version,
+                source: source.into(),
+            });
+        }
+        let size = (frame.len() - 4) as i32;
+        frame[0..4].copy_from_slice(&size.to_be_bytes());
+        self.stream
+            .write_all(&frame)
+            .map_err(|source| self.io_error(source))?;
+        Ok(self.correlation_id)
+    }
+
+    fn read_response<T: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<T, ClientError> {
+        let mut body = self.read_body(api, version, correlation_id)?;
+        decode::<T>(&mut body, version, api, &self.address)
+    }
+
+    /// Reads one response frame, checks its header, and returns the body that follows it.
+    fn read_body(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<Bytes, ClientError> {
+        let mut size_bytes = [0u8; 4];
+        self.stream
+            .read_exact(&mut size_bytes)
+            .map_err(|source| self.io_error(source))?;
+        let size = i32::from_be_bytes(size_bytes);
+        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+            return Err(ClientError::BadResponseSize {
+                address: self.address.clone(),
+                size_bytes: i64::from(size),
+                limit_bytes: RESPONSE_BYTES_MAX,
+            });
+        }
+        let mut frame = vec![0u8; size as usize];
+        self.stream
+            .read_exact(&mut frame)
+            .map_err(|source| self.io_error(source))?;
+        let mut frame = Bytes::from(frame);
+        let header_version = api.response_header_version(version);
+        let header = decode::<ResponseHeader>(&mut frame, header_version, api, &self.address)?;
+        if header.correlation_id != correlation_id {
+            return Err(ClientError::CorrelationMismatch {
+                address: self.address.clone(),
+                expected: correlation_id,
+                actual: header.correlation_id,
+            });
+        }
+        Ok(frame)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ClientError {
+        ClientError::Io {
+            address: self.address.clone(),
+            source,
+        }
+    }
+}
+
+fn decode<T: Decodable>(
+    body: &mut Bytes,
+    version: i16,
+    api: ApiKey,
+    address: &str,
+) -> Result<T, ClientError> {
+    T::decode(body, version).map_err(|source| ClientError::Decode {
+        api,
+        version,
+        address: address.to_string(),
+        source: source.into(),
+    })
+}
+
+/// Resolves `address` and connects to the first socket address that accepts.
+fn connect(address: &str) -> Result<TcpStream, ClientError> {
+    let resolved = address
+        .to_socket_addrs()
+        .map_err(|_| ClientError::InvalidAddress {
+            address: address.to_string(),
+        })?;
+    let mut last_error =
+        std::io::Error::new(std::io::ErrorKind::NotFound, "address resolved to nothing");
+    for socket_address in resolved {
+        match TcpStream::connect_timeout(&socket_address, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(ClientError::Connect {
+        address: address.to_string(),
+        source: last_error,
+    })
+}
