@@ -1,0 +1,157 @@
+"""Kafka error codes where clients depend on them, and fetch long-polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from kafka_wire import WireConnection, record_batch
+from support import HOST, create_topic
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+MESSAGE_TOO_LARGE = 10
+MESSAGE_BYTES_MAX = 1000
+FETCH_WAIT_MS = 5000
+
+
+def test_produce_to_unknown_partition_or_topic(broker):
+    """Produce to partition 7 of a 1-partition topic, or to a missing topic: error code 3."""
+    create_topic(broker, "one-partition")
+    batch = record_batch([(b"k", b"v")])
+    with WireConnection(HOST, broker.port) as connection:
+        answers = connection.produce({"one-partition": {0: batch, 7: batch},
+                                      "no-such-topic": {0: batch}})
+    assert answers[("one-partition", 7)][0] == UNKNOWN_TOPIC_OR_PARTITION, answers
+    assert answers[("no-such-topic", 0)][0] == UNKNOWN_TOPIC_OR_PARTITION, answers
+    # The valid partition in the same request is unaffected.
+    assert answers[("one-partition", 0)] == (0, 0), answers
+
+
+def test_record_larger_than_message_max_bytes(start_broker):
+    """Over message.max.bytes=1000 a record gets MESSAGE_TOO_LARGE (10); small ones still land."""
+    broker = start_broker({"message.max.bytes": MESSAGE_BYTES_MAX})
+    topic = "size-limit"
+    create_topic(broker, topic)
+
+    with WireConnection(HOST, broker.port) as connection:
+        answers = connection.produce({topic: {0: record_batch([(None, b"x" * 5000)])}})
+    assert answers[(topic, 0)][0] == MESSAGE_TOO_LARGE, answers
+
+    # The client's own limit is raised so that only the broker can refuse the record.
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
+                         "message.max.bytes": 10_000_000, "retries": 0})
+    outcomes = {}
+
+    def report(name):
+        return lambda error, message: outcomes.__setitem__(name, error)
+
+    producer.produce(topic, value=b"y" * 5000, on_delivery=report("large"))
+    assert producer.flush(20) == 0
+    producer.produce(topic, value=b"small", on_delivery=report("small"))
+    assert producer.flush(20) == 0
+
+    assert outcomes["large"] is not None, "the 5,000-byte record was accepted"
+    assert outcomes["large"].code() == KafkaError.MSG_SIZE_TOO_LARGE, outcomes["large"]
+    assert outcomes["small"] is None, outcomes["small"]
+
+    with WireConnection(HOST, broker.port) as connection:
+        error_code, high_watermark, records = connection.fetch(topic, {0: 0})[0]
+    assert error_code == 0 and high_watermark == 1, (error_code, high_watermark)
+    assert [value for _, _, value in records] == [b"small"]
+
+
+def produce_later(bootstrap: str, topic: str, delay: float, sent_at: list[float],
+                  partition: int = 0) -> threading.Thread:
+    """Produce one record `delay` seconds from now, on a thread; its send time goes to sent_at."""
+    def run():
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+        producer.list_topics(timeout=10)  # Connect first, so the delay is the only wait.
+        time.sleep(delay)
+        sent_at.append(time.monotonic())
+        producer.produce(topic, value=b"wake up", partition=partition)
+        producer.flush(10)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_fetch_long_poll_wakes_on_new_data(broker):
+    """New data wakes a consumer's 5s long-poll fetch: a record produced 1s later arrives at once."""
+    topic = "long-poll"
+    create_topic(broker, topic)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": FETCH_WAIT_MS,
+                         "fetch.min.bytes": 1})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        # Let the consumer reach the end and park in a fetch.
+        assert consumer.poll(2) is None
+        sent_at: list[float] = []
+        producer = produce_later(broker.bootstrap, topic, 1.0, sent_at)
+        deadline = time.monotonic() + 2 * FETCH_WAIT_MS / 1000 + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = consumer.poll(0.05)
+        received_at = time.monotonic()
+        producer.join(15)
+    finally:
+        consumer.close()
+    assert message is not None and message.error() is None, message and message.error()
+    assert message.value() == b"wake up"
+    latency = received_at - sent_at[0]
+    assert latency < 2.0, f"record arrived {latency:.2f}s after it was produced"
+
+
+def test_raw_fetch_waits_then_wakes(broker):
+    """An empty Fetch waits max_wait_ms, and returns as soon as a record is produced meanwhile."""
+    topic = "raw-long-poll"
+    create_topic(broker, topic)
+    with WireConnection(HOST, broker.port, timeout=20) as connection:
+        started = time.monotonic()
+        error_code, _, records = connection.fetch(topic, {0: 0}, max_wait_ms=1500)[0]
+        waited = time.monotonic() - started
+        assert error_code == 0 and records == []
+        assert 1.2 <= waited < 4.5, f"empty fetch with max_wait_ms=1500 returned after {waited:.2f}s"
+
+        sent_at: list[float] = []
+        producer = produce_later(broker.bootstrap, topic, 1.0, sent_at)
+        started = time.monotonic()
+        error_code, high_watermark, records = connection.fetch(
+            topic, {0: 0}, max_wait_ms=FETCH_WAIT_MS)[0]
+        returned = time.monotonic()
+        producer.join(15)
+    assert error_code == 0 and [value for _, _, value in records] == [b"wake up"], records
+    assert sent_at, "the producer thread did not send"
+    assert returned - sent_at[0] < 2.0, (
+        f"fetch returned {returned - sent_at[0]:.2f}s after the record was produced "
+        f"({returned - started:.2f}s after it was sent)")
+
+
+def test_long_poll_wakes_across_shards(start_broker):
+    """A fetch parked on one shard wakes for a record appended on either shard."""
+    broker = start_broker({"shard.count": 2})
+    topic = "long-poll-shards"
+    create_topic(broker, topic, partitions=6)
+    placement = dict(broker.wait_for_log(rf"partition {topic}-(\d+) is on shard (\d+)"))
+    by_shard = {}
+    for partition, shard in sorted(placement.items()):
+        by_shard.setdefault(shard, int(partition))
+    assert len(by_shard) == 2, f"partitions not spread over both shards: {placement}"
+
+    # Whichever shard this connection landed on, one of the two rounds crosses shards.
+    next_offsets = {p: 0 for p in range(6)}
+    with WireConnection(HOST, broker.port, timeout=20) as connection:
+        for shard, partition in sorted(by_shard.items()):
+            sent_at: list[float] = []
+            producer = produce_later(broker.bootstrap, topic, 1.0, sent_at, partition=partition)
+            fetched = connection.fetch(topic, next_offsets, max_wait_ms=FETCH_WAIT_MS)
+            returned = time.monotonic()
+            producer.join(15)
+            records = {p: [v for _, _, v in rows] for p, (_, _, rows) in fetched.items() if rows}
+            assert records == {partition: [b"wake up"]}, f"shard {shard}: fetched {records}"
+            next_offsets[partition] += 1
+            assert returned - sent_at[0] < 2.0, (
+                f"shard {shard}: fetch returned {returned - sent_at[0]:.2f}s after the produce")
