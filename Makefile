@@ -8,7 +8,15 @@ PYTEST_ARGS ?=
 BIN  := target/release/flink
 DIST := dist/flink
 
-.PHONY: all build run dist test lint clean
+# The container image: tagged so that the reference README's `docker run ... apache/flink:latest`
+# works as written, and with the crate version.
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+IMAGE     ?= apache/flink
+IMAGE_DIR := target/image
+BUSYBOX   ?= /bin/busybox
+COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: all build run dist test lint clean image compose-up compose-down
 
 all: build
 
@@ -28,6 +36,23 @@ dist: build
 	cp deploy/bin/*.sh $(DIST)/bin/
 	chmod 755 $(DIST)/bin/*
 	cp deploy/config/server.properties $(DIST)/config/
+
+# The image, built FROM scratch with nothing pulled: deploy/docker/make-rootfs.sh packs the dist, the
+# libraries the binary links and a static busybox (BUSYBOX, from busybox-static) into
+# $(IMAGE_DIR)/rootfs.tar, the whole build context. `make -o dist image` builds from the current dist.
+image: dist
+	deploy/docker/make-rootfs.sh $(DIST) $(BUSYBOX) $(IMAGE_DIR)
+	docker build --build-arg FLINK_VERSION=$(VERSION) -t $(IMAGE):latest -t flink:$(VERSION) $(IMAGE_DIR)
+
+# The single-node compose file (deploy/docker-compose.yml). Compose reads the seccomp profile
+# relative to the working directory, hence the cd. The 3 controllers + 3 brokers compose file and
+# its cluster-up/cluster-down targets come with the controller quorum issue: the broker serves a
+# combined node only until then.
+compose-up: image
+	cd deploy && $(COMPOSE) up -d
+
+compose-down:
+	cd deploy && $(COMPOSE) down
 
 # Everything: unit and property tests, then the integration suite against the dist copy.
 test: dist
