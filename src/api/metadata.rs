@@ -155,7 +155,7 @@ fn brokers(context: &RequestContext<'_>, image: &MetadataImage) -> Vec<MetadataR
             let endpoint = broker
                 .endpoints
                 .iter()
-                .find(|endpoint| endpoint.name == context.listener)
+                .find(|endpoint| *endpoint.name == *context.connection.listener)
                 .or_else(|| broker.endpoints.first())?;
             Some(
                 MetadataResponseBroker::default()

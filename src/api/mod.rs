@@ -3,13 +3,27 @@
 //! their own beyond that. `handle` frames one request into at most one response.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod groups;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::rc::Rc;
 
@@ -25,16 +39,25 @@ use crate::runtime::shard::Shard;
 /// What every handler is given besides its request body.
 pub struct RequestContext<'a> {
     pub shard: &'a Rc<Shard>,
-    /// The listener the connection arrived on; Metadata advertises that listener's addresses.
-    pub listener: &'a str,
+    pub connection: &'a ConnectionInfo,
     pub version: i16,
+    /// The client id from the request header (empty if none).
+    pub client_id: String,
+}
+
+/// What a handler may need to know about the connection a request came on.
+pub struct ConnectionInfo {
+    /// The listener the connection arrived on; Metadata advertises that listener's addresses.
+    pub listener: Rc<str>,
+    /// The client's address as Kafka's tools show it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 /// Handles one request frame (without its size prefix). `Ok(None)` means no response is due
 /// (a produce with acks=0). An error means the connection must be closed.
 pub async fn handle(
     shard: &Rc<Shard>,
-    listener: &str,
+    connection: &ConnectionInfo,
     mut frame: Bytes,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     let (key, version) = protocol::peek_api(&frame)?;
@@ -46,42 +69,55 @@ pub async fn handle(
     }
     let header = protocol::decode_header(&mut frame, key, version)?;
     let correlation_id = header.correlation_id;
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
     let context = RequestContext {
         shard,
-        listener,
+        connection,
         version,
+        client_id,
     };
     let frame = &mut frame;
     let respond =
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
+    // Decodes the body for `key`/`version`, runs the handler and frames its response.
+    macro_rules! serve {
+        ($handler:path) => {
+            respond(&$handler(&context, protocol::decode_body(frame, key, version)?).await)
+        };
+    }
     match key {
         ApiKey::ApiVersions => respond(&api_versions::handle(protocol::decode_body(
             frame, key, version,
         )?)),
-        ApiKey::Metadata => {
-            respond(&metadata::handle(&context, protocol::decode_body(frame, key, version)?).await)
-        }
-        ApiKey::CreateTopics => respond(
-            &create_topics::handle(&context, protocol::decode_body(frame, key, version)?).await,
-        ),
-        ApiKey::DeleteTopics => respond(
-            &delete_topics::handle(&context, protocol::decode_body(frame, key, version)?).await,
-        ),
+        ApiKey::Metadata => serve!(metadata::handle),
+        ApiKey::CreateTopics => serve!(create_topics::handle),
+        ApiKey::DeleteTopics => serve!(delete_topics::handle),
         ApiKey::Produce => {
             match produce::handle(&context, protocol::decode_body(frame, key, version)?).await {
                 Some(response) => respond(&response),
                 None => Ok(None),
             }
         }
-        ApiKey::Fetch => {
-            respond(&fetch::handle(&context, protocol::decode_body(frame, key, version)?).await)
-        }
-        ApiKey::InitProducerId => respond(
-            &init_producer_id::handle(&context, protocol::decode_body(frame, key, version)?).await,
-        ),
-        ApiKey::ListOffsets => respond(
-            &list_offsets::handle(&context, protocol::decode_body(frame, key, version)?).await,
-        ),
+        ApiKey::Fetch => serve!(fetch::handle),
+        ApiKey::ListOffsets => serve!(list_offsets::handle),
+        ApiKey::InitProducerId => serve!(init_producer_id::handle),
+        ApiKey::FindCoordinator => serve!(find_coordinator::handle),
+        ApiKey::JoinGroup => serve!(join_group::handle),
+        ApiKey::SyncGroup => serve!(sync_group::handle),
+        ApiKey::Heartbeat => serve!(heartbeat::handle),
+        ApiKey::LeaveGroup => serve!(leave_group::handle),
+        ApiKey::OffsetCommit => serve!(offset_commit::handle),
+        ApiKey::OffsetFetch => serve!(offset_fetch::handle),
+        ApiKey::ListGroups => serve!(list_groups::handle),
+        ApiKey::DescribeGroups => serve!(describe_groups::handle),
+        ApiKey::DeleteGroups => serve!(delete_groups::handle),
+        ApiKey::OffsetDelete => serve!(offset_delete::handle),
+        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_heartbeat::handle),
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe::handle),
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
 }

@@ -30,6 +30,7 @@ num.partitions=1
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,9 @@ pub struct ServerConfig {
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_num_partitions: i32,
+    pub group_initial_rebalance_delay_ms: u64,
     pub auto_create_topics_enable: bool,
     pub log_segment_bytes: u64,
     pub log_index_interval_bytes: u32,
@@ -96,6 +100,7 @@ const KEYS: &[(&str, &str)] = &[
     ("num.partitions", "1"),
     ("default.replication.factor", "1"),
     ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.num.partitions", "50"),
     ("transaction.state.log.replication.factor", "3"),
     ("transaction.state.log.min.isr", "2"),
     ("group.initial.rebalance.delay.ms", "3000"),
@@ -193,6 +198,9 @@ impl ServerConfig {
             log_dirs: split_list(&log_dirs_value).map(PathBuf::from).collect(),
             num_partitions: lookup.number("num.partitions")?,
             default_replication_factor: lookup.number("default.replication.factor")?,
+            offsets_topic_replication_factor: lookup.number("offsets.topic.replication.factor")?,
+            offsets_topic_num_partitions: lookup.number("offsets.topic.num.partitions")?,
+            group_initial_rebalance_delay_ms: lookup.number("group.initial.rebalance.delay.ms")?,
             auto_create_topics_enable: lookup.boolean("auto.create.topics.enable")?,
             log_segment_bytes: lookup.number("log.segment.bytes")?,
             log_index_interval_bytes: lookup.number("log.index.interval.bytes")?,
@@ -204,9 +212,6 @@ impl ServerConfig {
                 _ => Some(lookup.boolean("controller.dedicated.core")?),
             },
         };
-        // Read now so bad values fail at start-up, though the features using them come later.
-        lookup.number::<i16>("offsets.topic.replication.factor")?;
-        lookup.number::<i64>("group.initial.rebalance.delay.ms")?;
         config.validate(lookup)?;
         Ok(config)
     }
@@ -271,6 +276,12 @@ impl ServerConfig {
             return Err(invalid(
                 "log.dirs",
                 "more than one log directory is not supported yet".into(),
+            ));
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(invalid(
+                "offsets.topic.num.partitions",
+                "must be at least 1".into(),
             ));
         }
         if self.num_partitions < 1 {

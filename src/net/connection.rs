@@ -8,6 +8,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::frame::{read_frame, FrameError};
+use crate::api::ConnectionInfo;
 use crate::runtime::shard::Shard;
 
 pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
@@ -16,6 +17,13 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "unknown peer".to_string());
     let _ = stream.set_nodelay(true);
+    let connection = ConnectionInfo {
+        listener,
+        client_host: stream
+            .peer_addr()
+            .map(|address| format!("/{}", address.ip()))
+            .unwrap_or_default(),
+    };
     let request_bytes_max = shard.config.socket_request_max_bytes as usize;
     loop {
         let frame = match read_frame(&mut stream, request_bytes_max).await {
@@ -36,7 +44,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
                 break;
             }
         };
-        let response = match crate::api::handle(&shard, &listener, frame).await {
+        let response = match crate::api::handle(&shard, &connection, frame).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(

@@ -66,6 +66,8 @@ pub enum ShardRequest {
         parts: Vec<(Arc<str>, i32, i64)>,
         reply: flume::Sender<()>,
     },
+    /// A call for the coordinator of the group whose offsets partition this shard owns.
+    Group(Box<crate::group::GroupCall>),
     /// Adopt a new metadata image: open newly owned partitions, drop deleted ones.
     ApplyMetadata {
         image: Arc<MetadataImage>,

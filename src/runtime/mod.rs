@@ -104,6 +104,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                             glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener))
                                 .detach();
                         }
+                        glommio::spawn_local(shard.clone().tick_groups()).detach();
                         shard.serve(queue).await;
                     }
                 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::mesh::{
     FetchPart, ListOffsetsPart, Mesh, OffsetAnswer, OffsetQuery, ProducePart, ShardRequest,
@@ -14,6 +15,10 @@ use super::mesh::{
 use super::placement::{shard_for_partition, ShardId};
 use crate::config::ServerConfig;
 use crate::controller::{ControllerRequest, TopicError};
+use crate::group::{
+    partition_for_group, Coordinator, ErrorCode as GroupError, GroupCall, GroupListing, GROUP_TICK,
+    OFFSETS_TOPIC,
+};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
 use crate::partition::{Acks, AppendOutcome, Partition, PartitionError, ReadOutcome};
 use crate::storage::LogConfig;
@@ -30,6 +35,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<PartitionKey, (TopicId, Rc<Partition>)>>,
     /// Producer ids this shard may hand out, a block at a time from the controller.
     producer_ids: RefCell<std::ops::Range<i64>>,
+    /// Coordinator of the groups whose offsets partitions this shard owns.
+    groups: Coordinator,
 }
 
 impl Shard {
@@ -42,12 +49,15 @@ impl Shard {
         Shard {
             id,
             log_dir: config.log_dirs[0].clone(),
-            config,
             mesh,
             controller,
             metadata: RefCell::new(Arc::new(MetadataImage::default())),
             partitions: RefCell::new(HashMap::new()),
             producer_ids: RefCell::new(0..0),
+            groups: Coordinator::new(Duration::from_millis(
+                config.group_initial_rebalance_delay_ms,
+            )),
+            config,
         }
     }
 
@@ -164,11 +174,86 @@ impl Shard {
                     }
                 }
             }
+            ShardRequest::Group(call) => self.serve_group_call(*call).await,
             ShardRequest::ApplyMetadata { image, reply } => {
                 self.apply_metadata(image).await;
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// Sends `call` to the shard coordinating its group (or every shard, for a listing is
+    /// answered per shard by the caller). Fails it when the offsets topic does not exist yet.
+    pub async fn group_call(self: &Rc<Self>, call: GroupCall) {
+        let image = self.metadata();
+        let Some(offsets_topic) = image.topic(OFFSETS_TOPIC) else {
+            call.fail(GroupError::CoordinatorNotAvailable);
+            return;
+        };
+        let group_id = call.group_id().unwrap_or_default();
+        let partition = partition_for_group(group_id, offsets_topic.partitions.len() as i32);
+        let owner = self.owner_of(offsets_topic, partition);
+        if owner == self.id {
+            self.serve_group_call(call).await;
+        } else {
+            self.mesh
+                .send(owner, ShardRequest::Group(Box::new(call)))
+                .await;
+        }
+    }
+
+    /// Asks every shard's coordinator to list its groups.
+    pub async fn list_groups(self: &Rc<Self>) -> Vec<GroupListing> {
+        let mut listings = Vec::new();
+        for shard in 0..self.mesh.shard_count() {
+            let (reply, answer) = flume::bounded(1);
+            let call = GroupCall::List { reply };
+            match ShardId(shard) == self.id {
+                true => self.serve_group_call(call).await,
+                false => {
+                    self.mesh
+                        .send(ShardId(shard), ShardRequest::Group(Box::new(call)))
+                        .await
+                }
+            }
+            listings.extend(answer.recv_async().await.unwrap_or_default());
+        }
+        listings
+    }
+
+    async fn serve_group_call(&self, call: GroupCall) {
+        let Some(group_id) = call.group_id().map(str::to_string) else {
+            return self.groups.handle(call, None).await;
+        };
+        let image = self.metadata();
+        let Some(offsets_topic) = image.topic(OFFSETS_TOPIC) else {
+            return call.fail(GroupError::CoordinatorNotAvailable);
+        };
+        let partition = partition_for_group(&group_id, offsets_topic.partitions.len() as i32);
+        if !self.groups.is_loaded(partition) {
+            return call.fail(GroupError::CoordinatorLoadInProgress);
+        }
+        let offsets_partition = self.partition(&Arc::from(OFFSETS_TOPIC), partition);
+        self.groups.handle(call, offsets_partition).await;
+    }
+
+    /// Runs group timeouts (sessions, rebalance deadlines) until the process ends.
+    pub async fn tick_groups(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(GROUP_TICK).await;
+            self.groups
+                .tick(std::time::Instant::now(), &self.partition_counts());
+        }
+    }
+
+    /// Partitions of every topic, by name, from the current image.
+    pub fn partition_counts(&self) -> std::collections::BTreeMap<String, i32> {
+        let image = self.metadata();
+        image
+            .topics
+            .values()
+            .map(|topic| (topic.name.clone(), topic.partitions.len() as i32))
+            .collect()
     }
 
     fn partition(&self, topic: &Arc<str>, index: i32) -> Option<Rc<Partition>> {
@@ -267,9 +352,13 @@ impl Shard {
                         self.id,
                         opened.high_watermark()
                     );
+                    let opened = Rc::new(opened);
                     self.partitions
                         .borrow_mut()
-                        .insert(key, (topic.id, Rc::new(opened)));
+                        .insert(key, (topic.id, opened.clone()));
+                    if topic.name == OFFSETS_TOPIC {
+                        self.groups.load(&opened).await;
+                    }
                 }
                 Err(error) => tracing::error!(
                     "cannot open partition {}-{}: {error}",

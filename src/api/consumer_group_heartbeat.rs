@@ -1,0 +1,139 @@
+//! ConsumerGroupHeartbeat (KIP-848): joins, leaves and keeps alive a member of a consumer group
+//! whose assignment the broker computes; the answer carries the member's epoch and, when it
+//! changed, its assignment (topics by id).
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+
+use super::groups::{call, error_code};
+use super::{str_bytes, RequestContext};
+use crate::group::consumer::{Heartbeat, HeartbeatOutcome, TopicPartition};
+use crate::group::{ErrorCode, GroupCall, CONSUMER_HEARTBEAT_INTERVAL};
+use crate::metadata::{MetadataImage, TopicId};
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let image = context.shard.metadata();
+    if request.group_id.is_empty() {
+        return response(
+            &image,
+            HeartbeatOutcome {
+                error: ErrorCode::InvalidGroupId,
+                member_id: String::new(),
+                member_epoch: -1,
+                assignment: None,
+            },
+        );
+    }
+    if let Some(regex) = request
+        .subscribed_topic_regex
+        .as_ref()
+        .filter(|regex| !regex.is_empty())
+    {
+        tracing::warn!(
+            "refusing ConsumerGroupHeartbeat with subscribed_topic_regex '{}'",
+            regex.as_str()
+        );
+        let response = ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::InvalidRequest.code())
+            .with_error_message(Some(str_bytes(
+                "subscribed_topic_regex is not supported yet; subscribe by topic names",
+            )));
+        return response;
+    }
+    let owned: Option<BTreeSet<TopicPartition>> = request.topic_partitions.as_ref().map(|topics| {
+        topics
+            .iter()
+            .filter_map(|topic| {
+                Some((
+                    image
+                        .topic_by_id(TopicId(*topic.topic_id.as_bytes()))?
+                        .name
+                        .clone(),
+                    &topic.partitions,
+                ))
+            })
+            .flat_map(|(name, partitions)| {
+                partitions.iter().map(move |index| (name.clone(), *index))
+            })
+            .collect()
+    });
+    let heartbeat = Heartbeat {
+        member_id: request.member_id.to_string(),
+        member_epoch: request.member_epoch,
+        instance_id: request.instance_id.as_ref().map(|id| id.to_string()),
+        client_id: context.client_id.clone(),
+        client_host: context.connection.client_host.clone(),
+        rebalance_timeout: std::time::Duration::from_millis(
+            request.rebalance_timeout_ms.max(0) as u64
+        ),
+        subscribed_topics: request
+            .subscribed_topic_names
+            .as_ref()
+            .map(|names| names.iter().map(|name| name.to_string()).collect()),
+        server_assignor: request
+            .server_assignor
+            .as_ref()
+            .map(|name| name.to_string()),
+        owned,
+    };
+    let member_id = heartbeat.member_id.clone();
+    let (group_id, partition_counts) = (
+        request.group_id.to_string(),
+        context.shard.partition_counts(),
+    );
+    let outcome = call(context, |reply| GroupCall::ConsumerHeartbeat {
+        group_id,
+        heartbeat,
+        partition_counts,
+        reply,
+    })
+    .await
+    .unwrap_or(HeartbeatOutcome {
+        error: ErrorCode::CoordinatorNotAvailable,
+        member_id,
+        member_epoch: -1,
+        assignment: None,
+    });
+    response(&image, outcome)
+}
+
+fn response(image: &MetadataImage, outcome: HeartbeatOutcome) -> ConsumerGroupHeartbeatResponse {
+    let response = ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(error_code(outcome.error))
+        .with_member_id(Some(str_bytes(&outcome.member_id)))
+        .with_member_epoch(outcome.member_epoch)
+        .with_heartbeat_interval_ms(CONSUMER_HEARTBEAT_INTERVAL.as_millis() as i32);
+    match (outcome.error, outcome.assignment) {
+        (ErrorCode::None, Some(assignment)) => response.with_assignment(Some(
+            Assignment::default().with_topic_partitions(by_topic_id(image, &assignment)),
+        )),
+        _ => response,
+    }
+}
+
+fn by_topic_id(
+    image: &MetadataImage,
+    assignment: &BTreeSet<TopicPartition>,
+) -> Vec<TopicPartitions> {
+    let mut topics: Vec<TopicPartitions> = Vec::new();
+    for (name, index) in assignment {
+        let Some(topic) = image.topic(name) else {
+            continue;
+        };
+        let id = uuid::Uuid::from_bytes(topic.id.0);
+        match topics.iter_mut().find(|entry| entry.topic_id == id) {
+            Some(entry) => entry.partitions.push(*index),
+            None => topics.push(
+                TopicPartitions::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![*index]),
+            ),
+        }
+    }
+    topics
+}

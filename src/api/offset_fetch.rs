@@ -1,0 +1,147 @@
+//! OffsetFetch: committed offsets of one group (v0-7) or several (v8+); -1 where none.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::groups::{call, error_code};
+use super::{str_bytes, RequestContext};
+use crate::group::{ErrorCode, FetchedOffset, GroupCall};
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    if context.version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in &request.groups {
+            let wanted = group.topics.as_ref().map(|topics| {
+                topics
+                    .iter()
+                    .flat_map(|topic| {
+                        topic
+                            .partition_indexes
+                            .iter()
+                            .map(|index| (topic.name.to_string(), *index))
+                    })
+                    .collect()
+            });
+            let fetched = fetch(context, &group.group_id, wanted).await;
+            groups.push(group_response(group.group_id.clone(), fetched));
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .flat_map(|topic| {
+                topic
+                    .partition_indexes
+                    .iter()
+                    .map(|index| (topic.name.to_string(), *index))
+            })
+            .collect()
+    });
+    match fetch(context, &request.group_id, wanted).await {
+        Ok(offsets) => {
+            let topics = grouped(offsets)
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let partitions = partitions
+                        .into_iter()
+                        .map(|(index, offset, epoch, metadata)| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(str_bytes(&metadata)))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(&topic)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponse::default().with_topics(topics)
+        }
+        Err(code) => OffsetFetchResponse::default().with_error_code(error_code(code)),
+    }
+}
+
+async fn fetch(
+    context: &RequestContext<'_>,
+    group_id: &GroupId,
+    partitions: Option<Vec<(String, i32)>>,
+) -> Result<Vec<FetchedOffset>, ErrorCode> {
+    if group_id.is_empty() {
+        return Err(ErrorCode::InvalidGroupId);
+    }
+    let group_id = group_id.to_string();
+    call(context, |reply| GroupCall::FetchOffsets {
+        group_id,
+        partitions,
+        reply,
+    })
+    .await
+    .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable))
+}
+
+fn group_response(
+    group_id: GroupId,
+    fetched: Result<Vec<FetchedOffset>, ErrorCode>,
+) -> OffsetFetchResponseGroup {
+    let offsets = match fetched {
+        Ok(offsets) => offsets,
+        Err(code) => {
+            return OffsetFetchResponseGroup::default()
+                .with_group_id(group_id)
+                .with_error_code(error_code(code))
+        }
+    };
+    let topics = grouped(offsets)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, offset, epoch, metadata)| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(str_bytes(&metadata)))
+                })
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(str_bytes(&topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(group_id)
+        .with_topics(topics)
+}
+
+/// (partition, offset or -1, leader epoch or -1, metadata) per topic, topics in first-seen order.
+type PartitionRow = (i32, i64, i32, String);
+
+fn grouped(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<PartitionRow>)> {
+    let mut topics: Vec<(String, Vec<PartitionRow>)> = Vec::new();
+    for (topic, partition, committed) in offsets {
+        let row = match committed {
+            Some(committed) => (
+                partition,
+                committed.offset,
+                committed.leader_epoch,
+                committed.metadata,
+            ),
+            None => (partition, -1, -1, String::new()),
+        };
+        match topics.iter_mut().find(|(name, _)| *name == topic) {
+            Some((_, rows)) => rows.push(row),
+            None => topics.push((topic, vec![row])),
+        }
+    }
+    topics
+}

@@ -1,0 +1,662 @@
+//! The classic consumer-group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) for one group,
+//! as a state machine with time passed in. No I/O: replies go to the channels the requests came
+//! with, and the coordinator calls `tick` to run timeouts.
+//!
+//! States follow Kafka: Empty → PreparingRebalance (members (re)join) → CompletingRebalance
+//! (waiting for the leader's assignment) → Stable. A rebalance completes when every known member
+//! has rejoined or its deadline passes; members that did not rejoin are dropped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use super::{ErrorCode, JoinOutcome, JoinRequest, SyncOutcome, SyncRequest};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The state's name as Kafka's tools print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    last_heartbeat: Instant,
+    pending_join: Option<flume::Sender<JoinOutcome>>,
+    pending_sync: Option<flume::Sender<SyncOutcome>>,
+}
+
+impl Member {
+    /// This member's metadata for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A committed offset as OffsetCommit stored it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: IndexMap<String, Member>,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, awaiting their real join.
+    pending_member_ids: HashSet<String>,
+    rebalance_deadline: Option<Instant>,
+    /// During the initial delay of a new group, wait out the deadline even if all have joined.
+    initial_rebalance: bool,
+}
+
+impl Group {
+    pub fn new(id: String) -> Group {
+        Group {
+            id,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: IndexMap::new(),
+            offsets: BTreeMap::new(),
+            pending_member_ids: HashSet::new(),
+            rebalance_deadline: None,
+            initial_rebalance: false,
+        }
+    }
+
+    /// Handles a JoinGroup. `new_member_id` is the id to give a member joining without one.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        request: JoinRequest,
+        new_member_id: String,
+        initial_delay: Duration,
+        reply: flume::Sender<JoinOutcome>,
+    ) {
+        if let Err(code) = self.check_protocols(&request) {
+            let _ = reply.send(JoinOutcome::error(code, &request.member_id));
+            return;
+        }
+        let member_id = match self.admit(&request, new_member_id) {
+            Admission::Known(member_id) => member_id,
+            Admission::IdRequired(member_id) => {
+                self.pending_member_ids.insert(member_id.clone());
+                let _ = reply.send(JoinOutcome::error(ErrorCode::MemberIdRequired, &member_id));
+                return;
+            }
+            Admission::Refused(code) => {
+                let _ = reply.send(JoinOutcome::error(code, &request.member_id));
+                return;
+            }
+        };
+        self.pending_member_ids.remove(&member_id);
+        let member = self
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member {
+                id: member_id.clone(),
+                instance_id: request.instance_id.clone(),
+                client_id: request.client_id.clone(),
+                client_host: request.client_host.clone(),
+                session_timeout: request.session_timeout,
+                rebalance_timeout: request.rebalance_timeout,
+                protocols: Vec::new(),
+                assignment: Bytes::new(),
+                last_heartbeat: now,
+                pending_join: None,
+                pending_sync: None,
+            });
+        member.protocols = request.protocols;
+        member.session_timeout = request.session_timeout;
+        member.rebalance_timeout = request.rebalance_timeout;
+        member.last_heartbeat = now;
+        if let Some(previous) = member.pending_join.replace(reply) {
+            let _ = previous.send(JoinOutcome::error(
+                ErrorCode::RebalanceInProgress,
+                &member_id,
+            ));
+        }
+        self.protocol_type.get_or_insert(request.protocol_type);
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now, initial_delay);
+        }
+        self.try_complete_join(now);
+    }
+
+    pub fn sync(&mut self, request: SyncRequest, reply: flume::Sender<SyncOutcome>) {
+        let Some(member) = self.members.get_mut(&request.member_id) else {
+            let _ = reply.send(SyncOutcome::error(ErrorCode::UnknownMemberId));
+            return;
+        };
+        if request.generation != self.generation {
+            let _ = reply.send(SyncOutcome::error(ErrorCode::IllegalGeneration));
+            return;
+        }
+        match self.state {
+            GroupState::Empty => {
+                let _ = reply.send(SyncOutcome::error(ErrorCode::UnknownMemberId));
+            }
+            GroupState::PreparingRebalance => {
+                let _ = reply.send(SyncOutcome::error(ErrorCode::RebalanceInProgress));
+            }
+            GroupState::Stable => {
+                let assignment = member.assignment.clone();
+                let _ = reply.send(self.sync_outcome(assignment));
+            }
+            GroupState::CompletingRebalance => {
+                member.pending_sync = Some(reply);
+                if self.leader.as_deref() == Some(request.member_id.as_str()) {
+                    self.complete_sync(request.assignments);
+                }
+            }
+        }
+    }
+
+    pub fn heartbeat(&mut self, now: Instant, member_id: &str, generation: i32) -> ErrorCode {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        member.last_heartbeat = now;
+        if generation != self.generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => ErrorCode::RebalanceInProgress,
+            GroupState::Empty => ErrorCode::UnknownMemberId,
+            GroupState::CompletingRebalance | GroupState::Stable => ErrorCode::None,
+        }
+    }
+
+    /// Removes a member (by id, or by instance id when the id is empty).
+    pub fn leave(&mut self, now: Instant, member_id: &str, instance_id: Option<&str>) -> ErrorCode {
+        let found = match (member_id, instance_id) {
+            ("", Some(instance)) => self
+                .members
+                .values()
+                .find(|member| member.instance_id.as_deref() == Some(instance))
+                .map(|member| member.id.clone()),
+            (id, _) => self.members.contains_key(id).then(|| id.to_string()),
+        };
+        let Some(member_id) = found else {
+            return ErrorCode::UnknownMemberId;
+        };
+        self.remove_member(now, &member_id);
+        ErrorCode::None
+    }
+
+    /// May a commit from (`member_id`, `generation`) be stored? Generation -1 with no member is
+    /// an admin or standalone consumer's commit, allowed while the group has no members.
+    pub fn check_commit(&self, member_id: &str, generation: i32) -> ErrorCode {
+        if generation < 0 && member_id.is_empty() {
+            return match self.members.is_empty() {
+                true => ErrorCode::None,
+                false => ErrorCode::IllegalGeneration,
+            };
+        }
+        if !self.members.contains_key(member_id) {
+            return ErrorCode::UnknownMemberId;
+        }
+        if generation != self.generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        match self.state {
+            GroupState::CompletingRebalance => ErrorCode::RebalanceInProgress,
+            _ => ErrorCode::None,
+        }
+    }
+
+    /// Expires members whose session ran out and completes a rebalance whose deadline passed.
+    pub fn tick(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|member| {
+                member.pending_join.is_none()
+                    && now.duration_since(member.last_heartbeat) > member.session_timeout
+            })
+            .map(|member| member.id.clone())
+            .collect();
+        for member_id in expired {
+            tracing::info!(
+                "group {}: member {member_id} timed out; removing it",
+                self.id
+            );
+            self.remove_member(now, &member_id);
+        }
+        self.try_complete_join(now);
+    }
+
+    /// Topics named in the members' consumer subscriptions.
+    pub fn subscribed_topics(&self) -> HashSet<String> {
+        let Some(protocol) = &self.protocol else {
+            return HashSet::new();
+        };
+        self.members
+            .values()
+            .flat_map(|member| super::subscription_topics(&member.metadata(protocol)))
+            .collect()
+    }
+
+    fn check_protocols(&self, request: &JoinRequest) -> Result<(), ErrorCode> {
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return Err(ErrorCode::InconsistentGroupProtocol);
+        }
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        if self
+            .protocol_type
+            .as_deref()
+            .is_some_and(|kind| kind != request.protocol_type)
+        {
+            return Err(ErrorCode::InconsistentGroupProtocol);
+        }
+        let others = self
+            .members
+            .values()
+            .filter(|member| member.id != request.member_id);
+        let shared = request.protocols.iter().any(|(name, _)| {
+            others
+                .clone()
+                .all(|member| member.protocols.iter().any(|(other, _)| other == name))
+        });
+        match shared {
+            true => Ok(()),
+            false => Err(ErrorCode::InconsistentGroupProtocol),
+        }
+    }
+
+    fn admit(&mut self, request: &JoinRequest, new_member_id: String) -> Admission {
+        if request.member_id.is_empty() {
+            if let Some(instance) = &request.instance_id {
+                // A static member restarting: it keeps its place under a new member id.
+                let previous = self
+                    .members
+                    .values()
+                    .find(|member| member.instance_id.as_ref() == Some(instance))
+                    .map(|member| member.id.clone());
+                if let Some(previous) = previous {
+                    let mut member = self.members.shift_remove(&previous).expect("found above");
+                    member.id = new_member_id.clone();
+                    if self.leader.as_deref() == Some(previous.as_str()) {
+                        self.leader = Some(new_member_id.clone());
+                    }
+                    self.members.insert(new_member_id.clone(), member);
+                }
+                return Admission::Known(new_member_id);
+            }
+            return match request.requires_known_member_id {
+                true => Admission::IdRequired(new_member_id),
+                false => Admission::Known(new_member_id),
+            };
+        }
+        if self.members.contains_key(&request.member_id)
+            || self.pending_member_ids.contains(&request.member_id)
+        {
+            return Admission::Known(request.member_id.clone());
+        }
+        Admission::Refused(ErrorCode::UnknownMemberId)
+    }
+
+    fn prepare_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+        let rebalance_timeout = self
+            .members
+            .values()
+            .map(|member| member.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        self.initial_rebalance = self.state == GroupState::Empty;
+        let wait = match self.initial_rebalance {
+            true => initial_delay.min(rebalance_timeout),
+            false => rebalance_timeout,
+        };
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_deadline = Some(now + wait);
+        for member in self.members.values_mut() {
+            if let Some(pending) = member.pending_sync.take() {
+                let _ = pending.send(SyncOutcome::error(ErrorCode::RebalanceInProgress));
+            }
+        }
+        tracing::debug!(
+            "group {}: preparing rebalance (generation {})",
+            self.id,
+            self.generation
+        );
+    }
+
+    fn try_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let deadline_passed = self
+            .rebalance_deadline
+            .is_some_and(|deadline| now >= deadline);
+        let all_joined = self
+            .members
+            .values()
+            .all(|member| member.pending_join.is_some());
+        if !deadline_passed && (!all_joined || self.initial_rebalance) {
+            return;
+        }
+        self.members
+            .retain(|_, member| member.pending_join.is_some());
+        self.generation += 1;
+        self.rebalance_deadline = None;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return;
+        }
+        self.protocol = self.choose_protocol();
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|leader| self.members.contains_key(leader))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        self.answer_joins();
+        tracing::info!(
+            "group {}: generation {} with {} member(s), protocol {}",
+            self.id,
+            self.generation,
+            self.members.len(),
+            self.protocol.as_deref().unwrap_or("-")
+        );
+    }
+
+    /// The leader's first preference that every member supports.
+    fn choose_protocol(&self) -> Option<String> {
+        let leader = self
+            .leader
+            .as_ref()
+            .and_then(|leader| self.members.get(leader))
+            .or_else(|| self.members.values().next())?;
+        leader
+            .protocols
+            .iter()
+            .map(|(name, _)| name)
+            .find(|name| {
+                self.members
+                    .values()
+                    .all(|member| member.protocols.iter().any(|(other, _)| other == *name))
+            })
+            .cloned()
+    }
+
+    fn answer_joins(&mut self) {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        let roster: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|member| {
+                (
+                    member.id.clone(),
+                    member.instance_id.clone(),
+                    member.metadata(&protocol),
+                )
+            })
+            .collect();
+        for member in self.members.values_mut() {
+            let Some(pending) = member.pending_join.take() else {
+                continue;
+            };
+            member.assignment = Bytes::new();
+            let outcome = JoinOutcome {
+                error: ErrorCode::None,
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: Some(protocol.clone()),
+                leader: leader.clone(),
+                member_id: member.id.clone(),
+                members: if member.id == leader {
+                    roster.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+            let _ = pending.send(outcome);
+        }
+    }
+
+    fn complete_sync(&mut self, assignments: Vec<(String, Bytes)>) {
+        let mut assignments: BTreeMap<String, Bytes> = assignments.into_iter().collect();
+        for member in self.members.values_mut() {
+            member.assignment = assignments.remove(&member.id).unwrap_or_default();
+        }
+        self.state = GroupState::Stable;
+        let outcomes: Vec<(flume::Sender<SyncOutcome>, Bytes)> = self
+            .members
+            .values_mut()
+            .filter_map(|member| Some((member.pending_sync.take()?, member.assignment.clone())))
+            .collect();
+        for (pending, assignment) in outcomes {
+            let _ = pending.send(self.sync_outcome(assignment));
+        }
+    }
+
+    fn sync_outcome(&self, assignment: Bytes) -> SyncOutcome {
+        SyncOutcome {
+            error: ErrorCode::None,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
+    }
+
+    fn remove_member(&mut self, now: Instant, member_id: &str) {
+        let Some(member) = self.members.shift_remove(member_id) else {
+            return;
+        };
+        if let Some(pending) = member.pending_join {
+            let _ = pending.send(JoinOutcome::error(ErrorCode::UnknownMemberId, member_id));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => self.try_complete_join(now),
+            _ if self.members.is_empty() => {
+                self.generation += 1;
+                self.state = GroupState::Empty;
+                self.protocol = None;
+                self.leader = None;
+            }
+            _ => self.prepare_rebalance(now, Duration::ZERO),
+        }
+    }
+}
+
+enum Admission {
+    Known(String),
+    IdRequired(String),
+    Refused(ErrorCode),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join_request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            requires_known_member_id: true,
+        }
+    }
+
+    fn join(
+        group: &mut Group,
+        now: Instant,
+        member_id: &str,
+        new_id: &str,
+    ) -> flume::Receiver<JoinOutcome> {
+        let (reply, outcome) = flume::bounded(1);
+        group.join(
+            now,
+            join_request(member_id),
+            new_id.into(),
+            Duration::ZERO,
+            reply,
+        );
+        outcome
+    }
+
+    /// Proves two members join, the leader's assignment reaches both, and a leave rebalances.
+    #[test]
+    fn two_members_join_sync_and_leave() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        let first = join(&mut group, now, "", "a");
+        assert_eq!(first.try_recv().unwrap().error, ErrorCode::MemberIdRequired);
+        let first = join(&mut group, now, "a", "unused");
+        let answer = first.try_recv().unwrap();
+        assert_eq!(
+            (answer.error, answer.generation, answer.leader.as_str()),
+            (ErrorCode::None, 1, "a")
+        );
+        assert_eq!(answer.members.len(), 1);
+        assert_eq!(group.state, GroupState::CompletingRebalance);
+
+        join(&mut group, now, "", "b");
+        let second = join(&mut group, now, "b", "unused");
+        assert!(second.try_recv().is_err(), "b waits for a to rejoin");
+        let first = join(&mut group, now, "a", "unused");
+        let leader = first.try_recv().unwrap();
+        let follower = second.try_recv().unwrap();
+        assert_eq!(
+            (
+                leader.generation,
+                leader.members.len(),
+                follower.members.len()
+            ),
+            (2, 2, 0)
+        );
+
+        let (follower_reply, follower_sync) = flume::bounded(1);
+        group.sync(
+            SyncRequest {
+                member_id: "b".into(),
+                generation: 2,
+                assignments: vec![],
+            },
+            follower_reply,
+        );
+        assert!(
+            follower_sync.try_recv().is_err(),
+            "follower waits for the leader"
+        );
+        let (leader_reply, leader_sync) = flume::bounded(1);
+        let assignments = vec![
+            ("a".into(), Bytes::from_static(b"A")),
+            ("b".into(), Bytes::from_static(b"B")),
+        ];
+        group.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation: 2,
+                assignments,
+            },
+            leader_reply,
+        );
+        assert_eq!(
+            leader_sync.try_recv().unwrap().assignment,
+            Bytes::from_static(b"A")
+        );
+        assert_eq!(
+            follower_sync.try_recv().unwrap().assignment,
+            Bytes::from_static(b"B")
+        );
+        assert_eq!(group.state, GroupState::Stable);
+        assert_eq!(group.heartbeat(now, "b", 2), ErrorCode::None);
+
+        assert_eq!(group.leave(now, "a", None), ErrorCode::None);
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        assert_eq!(group.heartbeat(now, "b", 2), ErrorCode::RebalanceInProgress);
+    }
+
+    /// Proves a silent member is expired after its session timeout and the group empties.
+    #[test]
+    fn expires_silent_members() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        join(&mut group, now, "", "a");
+        join(&mut group, now, "a", "unused");
+        assert_eq!(group.check_commit("a", 1), ErrorCode::RebalanceInProgress);
+        group.tick(now + Duration::from_secs(5));
+        assert_eq!(group.members.len(), 1);
+        group.tick(now + Duration::from_secs(11));
+        assert!(group.members.is_empty());
+        assert_eq!(group.state, GroupState::Empty);
+        assert_eq!(group.check_commit("", -1), ErrorCode::None);
+        assert_eq!(group.heartbeat(now, "a", 1), ErrorCode::UnknownMemberId);
+    }
+
+    /// Proves an unknown member id is refused and mismatched protocols are rejected.
+    #[test]
+    fn refuses_unknown_members_and_protocols() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        assert_eq!(
+            join(&mut group, now, "ghost", "x")
+                .try_recv()
+                .unwrap()
+                .error,
+            ErrorCode::UnknownMemberId
+        );
+        join(&mut group, now, "", "a");
+        join(&mut group, now, "a", "unused");
+        let (reply, outcome) = flume::bounded(1);
+        let mut other = join_request("");
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        group.join(now, other, "c".into(), Duration::ZERO, reply);
+        assert_eq!(
+            outcome.try_recv().unwrap().error,
+            ErrorCode::InconsistentGroupProtocol
+        );
+    }
+}
