@@ -1,6 +1,6 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
-//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer` and `storage` are
+//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer`, `consumer-groups` and `storage` are
 //! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
 mod api;
@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod config;
 mod controller;
+mod group;
 mod metadata;
 mod net;
 mod partition;
@@ -37,6 +38,8 @@ enum Command {
     ConsoleConsumer(cli::console_consumer::Args),
     /// Format log directories and make cluster ids (flink-storage.sh).
     Storage(cli::storage::Args),
+    /// List, describe, delete consumer groups and reset their offsets (flink-consumer-groups.sh).
+    ConsumerGroups(cli::consumer_groups::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +50,6 @@ fn main() -> ExitCode {
         Command::ConsoleProducer(args) => cli::console_producer::run(args),
         Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
         Command::Storage(args) => cli::storage::run(args),
+        Command::ConsumerGroups(args) => cli::consumer_groups::run(args),
     }
 }

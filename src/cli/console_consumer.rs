@@ -1,8 +1,15 @@
-//! `flink console-consumer`: Kafka's kafka-console-consumer.sh without consumer groups. It assigns
-//! itself the topic's partitions (or `--partition`), starts at the earliest or latest offset or at
-//! `--offset`, prints records with Kafka's DefaultMessageFormatter layout, and stops on Ctrl+C,
+//! `flink console-consumer`: Kafka's kafka-console-consumer.sh. With `--group` (or a `group.id`
+//! consumer property) it joins that consumer group with the range assignor, starts at the group's
+//! committed offsets (earliest with `--from-beginning`, else `auto.offset.reset`, only where none
+//! was committed), auto-commits, and commits and leaves the group on exit. Without a group it
+//! assigns itself the topic's partitions (or `--partition`) and starts at the earliest or latest
+//! offset or at `--offset`. Kafka's tool makes up a group id (`console-consumer-NNNNN`) in that
+//! case; this one stays group-less, so it leaves no groups or commits behind.
+//!
+//! Records print with Kafka's DefaultMessageFormatter layout; the tool stops on Ctrl+C,
 //! `--max-messages` or `--timeout-ms`, reporting `Processed a total of N messages` on stderr.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +19,9 @@ use std::time::{Duration, Instant};
 use crate::client::cluster::{Client, ClientSettings, REQUEST_TIMEOUT_DEFAULT};
 use crate::client::consumer::{Consumer, ConsumerSettings, StartPosition};
 use crate::client::error::ClientError;
+use crate::client::group_consumer::{GroupConsumer, GroupSettings};
 use crate::client::properties::{Properties, PropertiesError};
+use crate::client::records::IncomingRecord;
 
 #[path = "console_consumer_formatter.rs"]
 mod formatter;
@@ -64,7 +73,7 @@ pub struct Args {
         value_name = "FILE"
     )]
     pub consumer_config: Option<PathBuf>,
-    /// Consumer group (accepted; the broker has no groups yet, so partitions are assigned).
+    /// The consumer group to join; offsets are committed to it.
     #[arg(long)]
     pub group: Option<String>,
     /// read_uncommitted (default) or read_committed.
@@ -86,6 +95,56 @@ pub enum ConsumerToolError {
     BadOffset(String),
     #[error("Invalid value {value} for configuration {key}")]
     InvalidValue { key: &'static str, value: String },
+    #[error("Options group and partition cannot be specified together.")]
+    GroupWithPartition,
+    #[error("Option [group] and [group.id] were specified with different values: '{option}' and '{property}'")]
+    GroupMismatch { option: String, property: String },
+}
+
+/// The consumer the tool reads with: a group member, or one that assigns itself partitions.
+enum Reader {
+    Assigned(Box<Consumer>),
+    Group(Box<GroupConsumer>),
+}
+
+impl Reader {
+    fn poll(&mut self) -> Result<Vec<IncomingRecord>, ClientError> {
+        match self {
+            Reader::Assigned(consumer) => consumer.poll(),
+            Reader::Group(consumer) => consumer.poll(),
+        }
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        match self {
+            Reader::Assigned(consumer) => consumer.take_warnings(),
+            Reader::Group(consumer) => consumer.take_warnings(),
+        }
+    }
+
+    /// Puts fetched records that were not printed back, so that a commit does not skip them.
+    fn unread(&mut self, records: &[IncomingRecord]) {
+        let mut first_unread: BTreeMap<i32, i64> = BTreeMap::new();
+        for record in records {
+            first_unread
+                .entry(record.partition)
+                .or_insert(record.offset);
+        }
+        for (partition, offset) in first_unread {
+            match self {
+                Reader::Assigned(consumer) => consumer.seek(partition, offset),
+                Reader::Group(consumer) => consumer.seek(partition, offset),
+            }
+        }
+    }
+
+    /// Commits and leaves the group; nothing to do without one.
+    fn close(&mut self) -> Result<(), ClientError> {
+        match self {
+            Reader::Assigned(_) => Ok(()),
+            Reader::Group(consumer) => consumer.close(),
+        }
+    }
 }
 
 /// Why the consume loop stopped.
@@ -99,7 +158,7 @@ enum Stop {
 
 pub fn run(args: Args) -> ExitCode {
     let prepared = prepare(&args);
-    let (mut consumer, formatter) = match prepared {
+    let (mut reader, formatter) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("ERROR {error}");
@@ -108,7 +167,14 @@ pub fn run(args: Args) -> ExitCode {
     };
     install_interrupt_handler();
     let mut processed = 0u64;
-    let outcome = consume(&args, &mut consumer, &formatter, &mut processed);
+    let mut outcome = consume(&args, &mut reader, &formatter, &mut processed);
+    let closed = reader.close();
+    for warning in reader.take_warnings() {
+        eprintln!("WARN [Consumer clientId=console-consumer] {warning}");
+    }
+    if let (Ok(_), Err(error)) = (&outcome, closed) {
+        outcome = Err(error);
+    }
     let status = match outcome {
         Ok(Stop::Timeout) => {
             eprintln!("ERROR Error processing message, terminating consumer process:  (kafka.tools.ConsoleConsumer$)\norg.apache.kafka.common.errors.TimeoutException");
@@ -125,7 +191,7 @@ pub fn run(args: Args) -> ExitCode {
     status
 }
 
-fn prepare(args: &Args) -> Result<(Consumer, Formatter), ConsumerToolError> {
+fn prepare(args: &Args) -> Result<(Reader, Formatter), ConsumerToolError> {
     let formatter = Formatter::from_properties(&Properties::from_arguments(&args.properties)?)?;
     let start = start_position(args)?;
     let mut properties = match &args.consumer_config {
@@ -133,9 +199,19 @@ fn prepare(args: &Args) -> Result<(Consumer, Formatter), ConsumerToolError> {
         None => Properties::default(),
     };
     properties.extend(Properties::from_arguments(&args.consumer_properties)?);
-    let settings = consumer_settings(args, &properties)?;
-    if let Some(group) = &args.group {
-        eprintln!("WARN Consumer groups are not supported by this broker yet: ignoring --group {group}; partitions are assigned directly and no offsets are committed.");
+    let group = group_id(args, &properties)?;
+    let group_settings = match &group {
+        Some(group) => Some(group_settings(group, &properties)?),
+        None => None,
+    };
+    let mut settings = consumer_settings(args, &properties)?;
+    if let Some(group_settings) = &group_settings {
+        // A fetch must return in time for the next heartbeat.
+        let heartbeat_ms = group_settings
+            .heartbeat_interval
+            .as_millis()
+            .min(i32::MAX as u128);
+        settings.fetch_wait_ms = settings.fetch_wait_ms.min(heartbeat_ms as i32);
     }
     let timeout_ms = properties.integer_or(
         "request.timeout.ms",
@@ -149,8 +225,63 @@ fn prepare(args: &Args) -> Result<(Consumer, Formatter), ConsumerToolError> {
         request_timeout: Duration::from_millis(timeout_ms),
     };
     let client = Client::connect(&args.bootstrap_server, client_settings)?;
+    let offset_reset = settings.offset_reset;
     let consumer = Consumer::new(client, &args.topic, args.partition, start, settings);
-    Ok((consumer, formatter))
+    let reader = match group_settings {
+        Some(group_settings) => Reader::Group(Box::new(GroupConsumer::new(
+            consumer,
+            group_settings,
+            offset_reset,
+        ))),
+        None => Reader::Assigned(Box::new(consumer)),
+    };
+    Ok((reader, formatter))
+}
+
+/// The group to join: --group, else the group.id consumer property; they must agree.
+fn group_id(args: &Args, properties: &Properties) -> Result<Option<String>, ConsumerToolError> {
+    let group = match (&args.group, properties.get("group.id")) {
+        (Some(option), Some(property)) if option != property => {
+            return Err(ConsumerToolError::GroupMismatch {
+                option: option.clone(),
+                property: property.to_string(),
+            })
+        }
+        (Some(option), _) => Some(option.clone()),
+        (None, property) => property.map(str::to_string),
+    };
+    if group.is_some() && args.partition.is_some() {
+        return Err(ConsumerToolError::GroupWithPartition);
+    }
+    Ok(group)
+}
+
+/// Kafka's consumer group settings from the consumer properties, with Kafka's defaults.
+fn group_settings(
+    group: &str,
+    properties: &Properties,
+) -> Result<GroupSettings, ConsumerToolError> {
+    let defaults = GroupSettings::new(group);
+    let milliseconds = |duration: Duration| duration.as_millis() as u64;
+    Ok(GroupSettings {
+        session_timeout_ms: properties
+            .integer_or("session.timeout.ms", defaults.session_timeout_ms)?,
+        rebalance_timeout_ms: properties
+            .integer_or("max.poll.interval.ms", defaults.rebalance_timeout_ms)?,
+        heartbeat_interval: Duration::from_millis(properties.integer_or(
+            "heartbeat.interval.ms",
+            milliseconds(defaults.heartbeat_interval),
+        )?),
+        auto_commit: properties.bool_or("enable.auto.commit", defaults.auto_commit)?,
+        auto_commit_interval: Duration::from_millis(properties.integer_or(
+            "auto.commit.interval.ms",
+            milliseconds(defaults.auto_commit_interval),
+        )?),
+        retry_backoff: Duration::from_millis(
+            properties.integer_or("retry.backoff.ms", milliseconds(defaults.retry_backoff))?,
+        ),
+        ..defaults
+    })
 }
 
 /// The start of every assigned partition: --offset, else earliest with --from-beginning, else
@@ -236,7 +367,7 @@ fn invalid(key: &'static str, value: &str) -> ConsumerToolError {
 /// Fetches and prints until a stop condition; `processed` counts printed records.
 fn consume(
     args: &Args,
-    consumer: &mut Consumer,
+    reader: &mut Reader,
     formatter: &Formatter,
     processed: &mut u64,
 ) -> Result<Stop, ClientError> {
@@ -253,13 +384,14 @@ fn consume(
         if timeout.is_some_and(|timeout| last_message_at.elapsed() >= timeout) {
             return Ok(Stop::Timeout);
         }
-        let records = consumer.poll()?;
-        for warning in consumer.take_warnings() {
+        let records = reader.poll()?;
+        for warning in reader.take_warnings() {
             eprintln!("WARN [Consumer clientId=console-consumer] {warning}");
         }
         output.clear();
-        for record in &records {
+        for (index, record) in records.iter().enumerate() {
             if args.max_messages.is_some_and(|max| *processed >= max) {
+                reader.unread(&records[index..]);
                 break;
             }
             formatter.write(record, &mut output);
@@ -367,5 +499,41 @@ mod tests {
         assert_eq!(settings.offset_reset, StartPosition::Earliest);
         assert_eq!(settings.fetch_wait_ms, 100);
         assert!(parse(&["--group", "g"]).group.is_some());
+    }
+
+    #[test]
+    fn group_options_follow_kafka() {
+        // --group and group.id must agree, exclude --partition, and group properties apply.
+        let none = Properties::default();
+        let args = parse(&["--group", "g"]);
+        assert_eq!(group_id(&args, &none).ok().flatten().as_deref(), Some("g"));
+        let property = Properties::from_arguments(&["group.id=h".to_string()]).expect("valid");
+        assert_eq!(
+            group_id(&parse(&[]), &property).ok().flatten().as_deref(),
+            Some("h")
+        );
+        assert!(matches!(
+            group_id(&args, &property),
+            Err(ConsumerToolError::GroupMismatch { .. })
+        ));
+        assert!(matches!(
+            group_id(&parse(&["--group", "g", "--partition", "0"]), &none),
+            Err(ConsumerToolError::GroupWithPartition)
+        ));
+        assert_eq!(group_id(&parse(&[]), &none).ok(), Some(None));
+        let properties = Properties::from_arguments(&[
+            "session.timeout.ms=10000".to_string(),
+            "heartbeat.interval.ms=1000".to_string(),
+            "enable.auto.commit=false".to_string(),
+        ])
+        .expect("valid");
+        let settings = group_settings("g", &properties).expect("valid");
+        assert_eq!(settings.session_timeout_ms, 10_000);
+        assert_eq!(settings.heartbeat_interval, Duration::from_secs(1));
+        assert!(!settings.auto_commit);
+        let defaults = group_settings("g", &none).expect("valid");
+        assert_eq!(defaults.session_timeout_ms, 45_000);
+        assert_eq!(defaults.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(defaults.auto_commit_interval, Duration::from_secs(5));
     }
 }

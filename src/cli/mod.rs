@@ -3,5 +3,6 @@
 
 pub mod console_consumer;
 pub mod console_producer;
+pub mod consumer_groups;
 pub mod storage;
 pub mod topics;

@@ -161,6 +161,57 @@ impl Client {
         result
     }
 
+    /// Sends the request `build` makes for the version negotiated with node `node`, with an
+    /// optional read timeout for this request only (see `Connection::send_built`).
+    pub fn send_built_to<R: Request>(
+        &mut self,
+        node: NodeId,
+        api: ApiKey,
+        read_timeout: Option<Duration>,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, ClientError> {
+        let result = self
+            .node_connection(node)?
+            .send_built(api, read_timeout, build);
+        if result.as_ref().is_err_and(ClientError::is_transport) {
+            self.connections.remove(&node);
+        }
+        result
+    }
+
+    /// Sends the request `build` makes for the version the bootstrap broker negotiated.
+    pub fn send_built_any<R: Request>(
+        &mut self,
+        api: ApiKey,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, ClientError> {
+        let result = self.bootstrap_connection()?.send_built(api, None, build);
+        if result.as_ref().is_err_and(ClientError::is_transport) {
+            self.bootstrap = None;
+        }
+        result
+    }
+
+    /// Remembers the address of a node learnt outside Metadata (a group coordinator from
+    /// FindCoordinator), dropping a connection to an old address of the same node.
+    pub fn remember_node(&mut self, node: NodeId, address: String) {
+        if self.node_addresses.get(&node) != Some(&address) {
+            self.connections.remove(&node);
+            self.node_addresses.insert(node, address);
+        }
+    }
+
+    /// The nodes and addresses known from the last Metadata, sorted by node id.
+    pub fn nodes(&self) -> Vec<(NodeId, String)> {
+        let mut nodes: Vec<(NodeId, String)> = self
+            .node_addresses
+            .iter()
+            .map(|(node, address)| (*node, address.clone()))
+            .collect();
+        nodes.sort();
+        nodes
+    }
+
     /// Sends `request` to node `node` without waiting for a response (Produce with acks=0).
     pub fn send_to_without_response<R: Request>(
         &mut self,
@@ -224,11 +275,7 @@ impl Client {
     fn absorb_metadata(&mut self, response: MetadataResponse) -> ClusterMetadata {
         for broker in &response.brokers {
             let address = format!("{}:{}", broker.host.as_str(), broker.port);
-            let node = NodeId(broker.node_id.0);
-            if self.node_addresses.get(&node) != Some(&address) {
-                self.connections.remove(&node);
-                self.node_addresses.insert(node, address);
-            }
+            self.remember_node(NodeId(broker.node_id.0), address);
         }
         self.controller = Some(NodeId(response.controller_id.0)).filter(|node| node.0 >= 0);
         ClusterMetadata {

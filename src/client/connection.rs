@@ -36,6 +36,17 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::ListOffsets => 6,
         ApiKey::DescribeConfigs => 4,
         ApiKey::ApiVersions => API_VERSIONS_VERSION_PREFERRED,
+        ApiKey::FindCoordinator => 4,
+        ApiKey::JoinGroup => 7,
+        ApiKey::SyncGroup => 5,
+        ApiKey::Heartbeat => 4,
+        ApiKey::LeaveGroup => 4,
+        ApiKey::OffsetCommit => 8,
+        ApiKey::OffsetFetch => 8,
+        ApiKey::ListGroups => 4,
+        ApiKey::DescribeGroups => 5,
+        ApiKey::DeleteGroups => 2,
+        ApiKey::OffsetDelete => 0,
         _ => 0,
     }
 }
@@ -45,6 +56,7 @@ pub struct Connection {
     stream: TcpStream,
     address: String,
     client_id: String,
+    request_timeout: Duration,
     correlation_id: i32,
     broker_versions: HashMap<i16, VersionRange>,
 }
@@ -69,6 +81,7 @@ impl Connection {
             stream,
             address: address.to_string(),
             client_id: client_id.to_string(),
+            request_timeout,
             correlation_id: 0,
             broker_versions: HashMap::new(),
         };
@@ -95,6 +108,38 @@ impl Connection {
         let version = self.version_for::<R>(api)?;
         let correlation_id = self.write_request(api, version, request)?;
         self.read_response::<R::Response>(api, version, correlation_id)
+    }
+
+    /// Sends the request `build` makes for the negotiated version, for requests whose fields
+    /// differ between versions (FindCoordinator's `key` and `coordinator_keys`). A `read_timeout`
+    /// replaces the connection's for this request only: JoinGroup waits at the broker for the
+    /// whole rebalance, longer than an ordinary request may take.
+    pub fn send_built<R: Request>(
+        &mut self,
+        api: ApiKey,
+        read_timeout: Option<Duration>,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, ClientError> {
+        let version = self.version_for::<R>(api)?;
+        let request = build(version);
+        if let Some(timeout) = read_timeout {
+            self.set_read_timeout(timeout)?;
+        }
+        let result = self
+            .write_request(api, version, &request)
+            .and_then(|correlation_id| {
+                self.read_response::<R::Response>(api, version, correlation_id)
+            });
+        if read_timeout.is_some() {
+            self.set_read_timeout(self.request_timeout)?;
+        }
+        result
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|source| self.io_error(source))
     }
 
     /// Sends `request` and does not wait for a response: for Produce with acks=0, to which

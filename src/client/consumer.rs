@@ -1,10 +1,10 @@
-//! A blocking consumer without a group: it assigns itself every partition of one topic (or one
-//! chosen partition), finds start offsets with ListOffsets, and fetches from each partition's
-//! leader. Positions only move forward past records that were returned or batches that held only
+//! A blocking consumer of one topic: it reads every partition (or chosen partitions, or those a
+//! group assigned through `assign`), finds start offsets with ListOffsets, and fetches from each
+//! partition's leader. Positions only move forward past records that were returned or batches that held only
 //! control records. Problems a Kafka consumer would log and survive (unknown topic, leader moved)
 //! become warnings and a metadata refresh; only errors it cannot survive are returned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::Duration;
 
@@ -78,7 +78,8 @@ struct Assignment {
 pub struct Consumer {
     client: Client,
     topic: String,
-    chosen_partition: Option<i32>,
+    /// The partitions to read; `None` reads every partition of the topic.
+    chosen_partitions: Option<BTreeSet<i32>>,
     start: StartPosition,
     settings: ConsumerSettings,
     assignments: BTreeMap<i32, Assignment>,
@@ -106,13 +107,54 @@ impl Consumer {
         Consumer {
             client,
             topic: topic.to_string(),
-            chosen_partition,
+            chosen_partitions: chosen_partition.map(|partition| BTreeSet::from([partition])),
             start,
             settings,
             assignments,
             metadata_stale: true,
             warnings: Vec::new(),
         }
+    }
+
+    /// Replaces the partitions read with `starts` (a group assignment), each from its start.
+    pub fn assign(&mut self, starts: BTreeMap<i32, StartPosition>) {
+        self.chosen_partitions = Some(starts.keys().copied().collect());
+        self.assignments = starts
+            .into_iter()
+            .map(|(partition, start)| {
+                let assignment = Assignment {
+                    leader: NodeId::NONE,
+                    start,
+                    position: None,
+                };
+                (partition, assignment)
+            })
+            .collect();
+        self.metadata_stale = true;
+    }
+
+    /// The next offset to read of every partition that has a position.
+    pub fn positions(&self) -> BTreeMap<i32, i64> {
+        self.assignments
+            .iter()
+            .filter_map(|(partition, assignment)| {
+                assignment.position.map(|position| (*partition, position))
+            })
+            .collect()
+    }
+
+    /// Moves an assigned partition's position, for records returned but not consumed.
+    pub fn seek(&mut self, partition: i32, offset: i64) {
+        self.set_position(partition, offset);
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The client, for group requests that share its connections.
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// One round: refresh metadata if needed, resolve start offsets, fetch once from every leader.
@@ -185,8 +227,9 @@ impl Consumer {
             .map_or(Vec::new(), |topic| topic.partitions.clone());
         for partition in partitions {
             if self
-                .chosen_partition
-                .is_some_and(|chosen| chosen != partition.partition)
+                .chosen_partitions
+                .as_ref()
+                .is_some_and(|chosen| !chosen.contains(&partition.partition))
             {
                 continue;
             }

@@ -86,6 +86,8 @@ pub enum ClientError {
     #[error("Topic {topic} not present in metadata after {waited_ms} ms.")]
     MetadataTimeout { topic: String, waited_ms: u128 },
     #[error("{0}")]
+    ConsumerProtocol(#[from] super::consumer_protocol::ConsumerProtocolError),
+    #[error("{0}")]
     Kafka(#[from] KafkaError),
 }
 
@@ -164,6 +166,18 @@ impl KafkaError {
         ResponseError::try_from_code(self.code).is_some_and(|error| error.is_retriable())
     }
 
+    /// Whether the group coordinator moved or is not ready: find it again and retry
+    /// (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR).
+    pub fn is_coordinator_error(&self) -> bool {
+        matches!(self.code, 14..=16)
+    }
+
+    /// Whether the group membership is gone or outdated and the member must join again
+    /// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS).
+    pub fn needs_rejoin(&self) -> bool {
+        matches!(self.code, 22 | 25 | 27)
+    }
+
     /// Whether the client's view of partition leadership is stale after this error.
     pub fn invalidates_metadata(&self) -> bool {
         matches!(self.code, 3 | 5 | 6 | 9 | 13 | 74 | 75 | 100)
@@ -213,12 +227,23 @@ fn default_message(code: i16) -> &'static str {
         9 => "The replica is not available for the requested topic-partition.",
         10 => "The request included a message larger than the max message size the server will accept.",
         13 => "The server disconnected before a response was received.",
+        14 => "The coordinator is loading and hence can't process requests.",
+        15 => "The coordinator is not available.",
+        16 => "This is not the correct coordinator.",
         17 => "The request attempted to perform an operation on an invalid topic.",
         18 => "The request included message batch larger than the configured segment size on the server.",
         19 => "Messages are rejected since there are fewer in-sync replicas than required.",
         20 => "Messages are written to the log, but to fewer in-sync replicas than required.",
         21 => "Produce request specified an invalid value for required acks.",
+        22 => "Specified group generation id is not valid.",
+        23 => "The group member's supported protocols are incompatible with those of existing members or first group member tried to join with empty protocol type or empty protocol list.",
+        24 => "The configured groupId is invalid.",
+        25 => "The coordinator is not aware of this member.",
+        26 => "The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).",
+        27 => "The group is rebalancing, so a rejoin is needed.",
+        28 => "The committing offset data size is not valid.",
         29 => "Topic authorization failed.",
+        30 => "Group authorization failed.",
         31 => "Cluster authorization failed.",
         32 => "The timestamp of the message is out of acceptable range.",
         35 => "The version of API is not supported.",
@@ -231,7 +256,12 @@ fn default_message(code: i16) -> &'static str {
         42 => "This most likely occurs because of a request being malformed by the client library or the message was sent to an incompatible broker. See the broker logs for more details.",
         44 => "Request parameters do not satisfy the configured policy.",
         54 => "Security features are disabled.",
+        68 => "The group is not empty.",
+        69 => "The group id does not exist.",
         76 => "The requesting client does not support the compression type of given partition.",
+        79 => "The group member needs to have a valid member id before actually entering a consumer group.",
+        81 => "The consumer group has reached its max size.",
+        86 => "The consumer group is actively subscribed to the topic",
         87 => "One or more records have been rejected due to invalid record format.",
         100 => "This server does not host this topic ID.",
         _ => "The broker returned an error code this client does not know.",

@@ -3,13 +3,21 @@
 //! each partition's leader so the tools work against a multi-broker cluster.
 //!
 //! `connection` frames requests and negotiates versions, `cluster` holds metadata and connections,
-//! `producer` and `consumer` are the record paths, and the rest are pure helpers.
+//! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
+//! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool, and
+//! the rest (`consumer_protocol`, `range_assignor`, `records`, ...) are pure helpers.
 
+pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+pub mod consumer_protocol;
 pub mod error;
+pub mod group;
+pub mod group_consumer;
+pub mod membership;
 pub mod partitioner;
 pub mod producer;
 pub mod properties;
+pub mod range_assignor;
 pub mod records;
