@@ -116,6 +116,25 @@ impl Group {
         }
         let member_id = match self.admit(&request, new_member_id) {
             Admission::Known(member_id) => member_id,
+            Admission::StaticRejoin(member_id) => {
+                let member = self.members.get_mut(&member_id).expect("admitted");
+                member.last_heartbeat = now;
+                let leader = self.leader.clone().unwrap_or_default();
+                let members = match leader == member_id {
+                    true => self.roster(),
+                    false => Vec::new(),
+                };
+                let _ = reply.send(JoinOutcome {
+                    error: ErrorCode::None,
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol.clone(),
+                    leader,
+                    member_id,
+                    members,
+                });
+                return;
+            }
             Admission::IdRequired(member_id) => {
                 self.pending_member_ids.insert(member_id.clone());
                 let _ = reply.send(JoinOutcome::error(ErrorCode::MemberIdRequired, &member_id));
@@ -263,6 +282,24 @@ impl Group {
         self.try_complete_join(now);
     }
 
+    /// Offsets committed at least `retention_ms` before `now_ms` (milliseconds since the epoch),
+    /// when the group has no members; an active group keeps all its offsets.
+    pub fn expired_offsets(&self, now_ms: i64, retention_ms: u64) -> Vec<(String, i32)> {
+        if !self.members.is_empty() {
+            return Vec::new();
+        }
+        self.offsets
+            .iter()
+            .filter(|(_, committed)| {
+                committed
+                    .commit_timestamp
+                    .saturating_add(retention_ms as i64)
+                    <= now_ms
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// Topics named in the members' consumer subscriptions.
     pub fn subscribed_topics(&self) -> HashSet<String> {
         let Some(protocol) = &self.protocol else {
@@ -314,11 +351,23 @@ impl Group {
                     .map(|member| member.id.clone());
                 if let Some(previous) = previous {
                     let mut member = self.members.shift_remove(&previous).expect("found above");
+                    let unchanged = member.protocols == request.protocols;
                     member.id = new_member_id.clone();
-                    if self.leader.as_deref() == Some(previous.as_str()) {
+                    let was_leader = self.leader.as_deref() == Some(previous.as_str());
+                    if was_leader {
                         self.leader = Some(new_member_id.clone());
                     }
                     self.members.insert(new_member_id.clone(), member);
+                    tracing::debug!(
+                        "group {}: static member {instance} rejoined as {new_member_id} (was {previous}; \
+                         protocols unchanged: {unchanged}, leader: {was_leader}, state {:?})",
+                        self.id,
+                        self.state
+                    );
+                    // KIP-345: an unchanged member takes its old place without a rebalance.
+                    if unchanged && self.state == GroupState::Stable {
+                        return Admission::StaticRejoin(new_member_id);
+                    }
                 }
                 return Admission::Known(new_member_id);
             }
@@ -426,17 +475,7 @@ impl Group {
     fn answer_joins(&mut self) {
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let roster: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|member| {
-                (
-                    member.id.clone(),
-                    member.instance_id.clone(),
-                    member.metadata(&protocol),
-                )
-            })
-            .collect();
+        let roster = self.roster();
         for member in self.members.values_mut() {
             let Some(pending) = member.pending_join.take() else {
                 continue;
@@ -457,6 +496,21 @@ impl Group {
             };
             let _ = pending.send(outcome);
         }
+    }
+
+    /// Every member with its metadata for the chosen protocol, for the leader's JoinGroup answer.
+    fn roster(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .map(|member| {
+                (
+                    member.id.clone(),
+                    member.instance_id.clone(),
+                    member.metadata(&protocol),
+                )
+            })
+            .collect()
     }
 
     fn complete_sync(&mut self, assignments: Vec<(String, Bytes)>) {
@@ -506,6 +560,10 @@ impl Group {
 
 enum Admission {
     Known(String),
+    /// A static member came back under a new id and was found unchanged in a stable group.
+    /// If it leads, it gets the member list again; its SyncGroup, in a stable group, gets the
+    /// current assignment back, whatever assignment it sends.
+    StaticRejoin(String),
     IdRequired(String),
     Refused(ErrorCode),
 }
@@ -634,6 +692,104 @@ mod tests {
         assert_eq!(group.state, GroupState::Empty);
         assert_eq!(group.check_commit("", -1), ErrorCode::None);
         assert_eq!(group.heartbeat(now, "a", 1), ErrorCode::UnknownMemberId);
+    }
+
+    /// Proves a static follower coming back under a new id keeps its assignment, no rebalance.
+    #[test]
+    fn static_member_rejoins_without_rebalance() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        let static_join = |group: &mut Group, member_id: &str, new_id: &str, instance: &str| {
+            let (reply, outcome) = flume::bounded(1);
+            let mut request = join_request(member_id);
+            request.instance_id = Some(instance.into());
+            group.join(now, request, new_id.into(), Duration::ZERO, reply);
+            outcome
+        };
+        static_join(&mut group, "", "a", "instance-a");
+        let second = static_join(&mut group, "", "b", "instance-b");
+        let first = static_join(&mut group, "a", "unused", "instance-a");
+        let (leader, follower) = (first.try_recv().unwrap(), second.try_recv().unwrap());
+        assert_eq!((leader.generation, follower.generation), (2, 2));
+        let (reply, synced) = flume::bounded(1);
+        let assignments = vec![
+            ("a".into(), Bytes::from_static(b"A")),
+            ("b".into(), Bytes::from_static(b"B")),
+        ];
+        group.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation: 2,
+                assignments,
+            },
+            reply,
+        );
+        assert_eq!(synced.try_recv().unwrap().error, ErrorCode::None);
+        assert_eq!(group.state, GroupState::Stable);
+
+        let back = static_join(&mut group, "", "b2", "instance-b")
+            .try_recv()
+            .unwrap();
+        assert_eq!(
+            (back.error, back.generation, back.member_id.as_str()),
+            (ErrorCode::None, 2, "b2")
+        );
+        assert_eq!(group.state, GroupState::Stable, "no rebalance");
+        let (reply, synced) = flume::bounded(1);
+        group.sync(
+            SyncRequest {
+                member_id: "b2".into(),
+                generation: 2,
+                assignments: vec![],
+            },
+            reply,
+        );
+        assert_eq!(
+            synced.try_recv().unwrap().assignment,
+            Bytes::from_static(b"B")
+        );
+        assert_eq!(
+            group.heartbeat(now, "b", 2),
+            ErrorCode::UnknownMemberId,
+            "the old id is fenced"
+        );
+        let leader = static_join(&mut group, "", "a2", "instance-a")
+            .try_recv()
+            .unwrap();
+        assert_eq!(
+            (leader.leader.as_str(), leader.members.len()),
+            ("a2", 2),
+            "the leader gets the roster"
+        );
+        assert_eq!(
+            group.state,
+            GroupState::Stable,
+            "no rebalance for the leader either"
+        );
+    }
+
+    /// Proves offsets expire only past retention and only while the group has no members.
+    #[test]
+    fn expires_offsets_of_empty_groups() {
+        let mut group = Group::new("g".into());
+        let committed = |commit_timestamp| CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp,
+        };
+        group.offsets.insert(("old".into(), 0), committed(1_000));
+        group.offsets.insert(("new".into(), 0), committed(9_000));
+        assert_eq!(
+            group.expired_offsets(10_000, 5_000),
+            vec![("old".to_string(), 0)]
+        );
+        join(&mut group, Instant::now(), "", "a");
+        join(&mut group, Instant::now(), "a", "unused");
+        assert!(
+            group.expired_offsets(10_000, 5_000).is_empty(),
+            "an active group keeps its offsets"
+        );
     }
 
     /// Proves an unknown member id is refused and mismatched protocols are rejected.

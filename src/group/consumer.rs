@@ -197,7 +197,9 @@ impl ConsumerGroup {
             .values()
             .filter(|member| {
                 now.duration_since(member.last_heartbeat) > self.session_timeout
-                    || member.revocation_deadline.is_some_and(|deadline| now > deadline)
+                    || member
+                        .revocation_deadline
+                        .is_some_and(|deadline| now > deadline)
             })
             .map(|member| member.id.clone())
             .collect();

@@ -395,6 +395,52 @@ impl Coordinator {
         }
     }
 
+    /// Deletes offsets committed more than `retention_ms` ago by groups that have no members now
+    /// (Kafka's `offsets.retention.minutes`); `partition_for` finds each group's offsets partition.
+    pub async fn expire_offsets(
+        &self,
+        retention_ms: u64,
+        partition_for: impl Fn(&str) -> Option<Rc<Partition>>,
+    ) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        let expired: Vec<(String, Vec<OffsetRecord>)> = self
+            .groups
+            .borrow()
+            .values()
+            .filter(|group| group.members.is_empty() && !self.has_consumer_members(&group.id))
+            .map(|group| {
+                let tombstones = group
+                    .expired_offsets(now, retention_ms)
+                    .into_iter()
+                    .map(|(topic, partition)| OffsetRecord {
+                        group: group.id.clone(),
+                        topic,
+                        partition,
+                        value: None,
+                    })
+                    .collect();
+                (group.id.clone(), tombstones)
+            })
+            .filter(|(_, tombstones): &(String, Vec<OffsetRecord>)| !tombstones.is_empty())
+            .collect();
+        for (group_id, tombstones) in expired {
+            let count = tombstones.len();
+            if self.persist(tombstones, partition_for(&group_id)).await == ErrorCode::None {
+                tracing::info!("group {group_id}: expired {count} committed offset(s) past offsets.retention.minutes");
+                // A group with neither members nor offsets is gone, as in Kafka.
+                let mut groups = self.groups.borrow_mut();
+                if groups
+                    .get(&group_id)
+                    .is_some_and(|group| group.members.is_empty() && group.offsets.is_empty())
+                {
+                    groups.remove(&group_id);
+                }
+            }
+        }
+    }
+
     fn has_consumer_members(&self, group_id: &str) -> bool {
         self.consumer_groups
             .borrow()

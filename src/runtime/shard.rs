@@ -237,13 +237,46 @@ impl Shard {
         self.groups.handle(call, offsets_partition).await;
     }
 
-    /// Runs group timeouts (sessions, rebalance deadlines) until the process ends.
+    /// Runs group timeouts (sessions, rebalance deadlines) until the process ends, and every
+    /// `offsets.retention.check.interval.ms` expires old offsets of groups without members.
     pub async fn tick_groups(self: Rc<Self>) {
+        let check_interval = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        let mut next_expiry = std::time::Instant::now() + check_interval;
         loop {
             glommio::timer::sleep(GROUP_TICK).await;
-            self.groups
-                .tick(std::time::Instant::now(), &self.partition_counts());
+            let now = std::time::Instant::now();
+            self.groups.tick(now, &self.partition_counts());
+            if now >= next_expiry {
+                next_expiry = now + check_interval;
+                let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+                self.groups
+                    .expire_offsets(retention_ms, |group_id| {
+                        self.offsets_partition_for(group_id)
+                    })
+                    .await;
+            }
         }
+    }
+
+    /// The `__consumer_offsets` partition of `group_id`, if this shard hosts it.
+    fn offsets_partition_for(&self, group_id: &str) -> Option<Rc<Partition>> {
+        let image = self.metadata();
+        let offsets_topic = image.topic(OFFSETS_TOPIC)?;
+        let partition = partition_for_group(group_id, offsets_topic.partitions.len() as i32);
+        self.partition(&Arc::from(OFFSETS_TOPIC), partition)
+    }
+
+    /// Every partition this shard hosts, with its topic's image (configs), for background work
+    /// such as the log cleaner.
+    pub fn hosted_partitions(&self) -> Vec<(Rc<Partition>, Arc<TopicImage>)> {
+        let image = self.metadata();
+        self.partitions
+            .borrow()
+            .iter()
+            .filter_map(|((topic, _), (_, partition))| {
+                Some((partition.clone(), image.topic(topic)?.clone()))
+            })
+            .collect()
     }
 
     /// Partitions of every topic, by name, from the current image.

@@ -234,3 +234,51 @@ def test_kip848_consumer_protocol(broker):
     time.sleep(2)
     again.stop()
     assert again.consumed == [], f"{len(again.consumed)} messages consumed again after commits"
+
+
+def test_cooperative_sticky_members(broker):
+    """Cooperative (incremental) rebalancing clients share partitions, each message once."""
+    topic = "cooperative"
+    create_topic(broker, topic, partitions=PARTITIONS)
+    strategy = {"partition.assignment.strategy": "cooperative-sticky"}
+    members = [Member(broker.bootstrap, "coop", topic, f"coop-{index}", **strategy) for index in range(2)]
+    for member in members:
+        member.start()
+    wait_for(lambda: assignments_split(members), "two cooperative members to split the partitions")
+    members.append(Member(broker.bootstrap, "coop", topic, "coop-2", **strategy))
+    members[-1].start()
+    wait_for(lambda: assignments_split(members) and all(len(m.assignment) == 2 for m in members),
+             "three cooperative members with two partitions each")
+    sent = keyed_messages(2000)
+    confluent_produce(broker.bootstrap, topic, sent)
+    wait_for(lambda: sum(len(member.consumed) for member in members) >= len(sent), "all messages")
+    check_history(sent, sorted(row for member in members for row in member.consumed), PARTITIONS)
+    for member in members:
+        member.stop()
+        assert not member.errors, member.errors
+
+
+def test_static_member_restart_keeps_assignment(broker):
+    """A static member (group.instance.id) restarting within its session takes back its
+    partitions without a rebalance: the group's generation does not move."""
+    topic = "static"
+    create_topic(broker, topic, partitions=PARTITIONS)
+    static = {"session.timeout.ms": 30000}
+    members = [Member(broker.bootstrap, "static-group", topic, f"static-{index}",
+                      **{"group.instance.id": f"instance-{index}", **static}) for index in range(2)]
+    for member in members:
+        member.start()
+    wait_for(lambda: assignments_split(members), "two static members to split the partitions")
+    generations = broker.wait_for_log(r"group static-group: generation (\d+)")
+    before = max(map(int, generations))
+    kept = set(members[1].assignment)
+
+    members[1].stop()  # A static member's close does not leave the group.
+    back = Member(broker.bootstrap, "static-group", topic, "static-1-again",
+                  **{"group.instance.id": "instance-1", **static})
+    back.start()
+    wait_for(lambda: back.assignment == kept, "the restarted static member to get its partitions back")
+    after = max(map(int, broker.wait_for_log(r"group static-group: generation (\d+)")))
+    assert after == before, f"generation moved from {before} to {after}: a rebalance happened"
+    for member in (members[0], back):
+        member.stop()
