@@ -167,7 +167,7 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
             ResponseError::OffsetOutOfRange
         }
-        PartitionError::Storage(StorageError::Io { .. }) => ResponseError::KafkaStorageError,
+        PartitionError::Storage(_) => ResponseError::KafkaStorageError,
     };
     error.code()
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use super::offsets_log::{GroupSnapshot, MemberSnapshot};
 use super::{ErrorCode, JoinOutcome, JoinRequest, SyncOutcome, SyncRequest};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,6 +283,73 @@ impl Group {
         self.try_complete_join(now);
     }
 
+    /// The membership worth keeping across a restart: stable and empty groups only (a group in
+    /// the middle of a rebalance is rebuilt by its members rejoining).
+    pub fn snapshot(&self, state_timestamp: i64) -> Option<GroupSnapshot> {
+        if !matches!(self.state, GroupState::Stable | GroupState::Empty) {
+            return None;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let members = self
+            .members
+            .values()
+            .map(|member| MemberSnapshot {
+                member_id: member.id.clone(),
+                instance_id: member.instance_id.clone(),
+                client_id: member.client_id.clone(),
+                client_host: member.client_host.clone(),
+                rebalance_timeout_ms: member.rebalance_timeout.as_millis() as i32,
+                session_timeout_ms: member.session_timeout.as_millis() as i32,
+                subscription: member.metadata(&protocol),
+                assignment: member.assignment.clone(),
+            })
+            .collect();
+        Some(GroupSnapshot {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp,
+            members,
+        })
+    }
+
+    /// Takes back a stored snapshot: a stable group whose members' sessions start now.
+    pub fn restore(&mut self, snapshot: GroupSnapshot, now: Instant) {
+        let protocol = snapshot.protocol.clone().unwrap_or_default();
+        self.members = snapshot
+            .members
+            .into_iter()
+            .map(|member| {
+                let restored = Member {
+                    id: member.member_id.clone(),
+                    instance_id: member.instance_id,
+                    client_id: member.client_id,
+                    client_host: member.client_host,
+                    session_timeout: Duration::from_millis(member.session_timeout_ms.max(0) as u64),
+                    rebalance_timeout: Duration::from_millis(
+                        member.rebalance_timeout_ms.max(0) as u64
+                    ),
+                    protocols: vec![(protocol.clone(), member.subscription)],
+                    assignment: member.assignment,
+                    last_heartbeat: now,
+                    pending_join: None,
+                    pending_sync: None,
+                };
+                (member.member_id, restored)
+            })
+            .collect();
+        self.generation = snapshot.generation;
+        self.protocol_type = Some(snapshot.protocol_type).filter(|kind| !kind.is_empty());
+        self.protocol = snapshot.protocol;
+        self.leader = snapshot.leader;
+        self.state = if self.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+    }
+
     /// Offsets committed at least `retention_ms` before `now_ms` (milliseconds since the epoch),
     /// when the group has no members; an active group keeps all its offsets.
     pub fn expired_offsets(&self, now_ms: i64, retention_ms: u64) -> Vec<(String, i32)> {
@@ -351,7 +419,12 @@ impl Group {
                     .map(|member| member.id.clone());
                 if let Some(previous) = previous {
                     let mut member = self.members.shift_remove(&previous).expect("found above");
-                    let unchanged = member.protocols == request.protocols;
+                    // As Kafka: no rebalance while the group's chosen protocol stays selectable
+                    // (metadata may differ, e.g. the partitions a restarted client owns).
+                    let unchanged = self.protocol.as_ref().is_some_and(|chosen| {
+                        request.protocols.iter().any(|(name, _)| name == chosen)
+                    });
+                    member.protocols = request.protocols.clone();
                     member.id = new_member_id.clone();
                     let was_leader = self.leader.as_deref() == Some(previous.as_str());
                     if was_leader {
@@ -765,6 +838,53 @@ mod tests {
             group.state,
             GroupState::Stable,
             "no rebalance for the leader either"
+        );
+    }
+
+    /// Proves a stable group's snapshot restores the same members, generation and assignments.
+    #[test]
+    fn snapshot_restores_a_stable_group() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        join(&mut group, now, "", "a");
+        join(&mut group, now, "a", "unused");
+        assert!(
+            group.snapshot(0).is_none(),
+            "mid-rebalance groups are not stored"
+        );
+        let (reply, _synced) = flume::bounded(1);
+        group.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation: 1,
+                assignments: vec![("a".into(), Bytes::from_static(b"A"))],
+            },
+            reply,
+        );
+        let snapshot = group.snapshot(5).expect("stable");
+        let mut restored = Group::new("g".into());
+        restored.restore(snapshot, now);
+        assert_eq!(
+            (
+                restored.state,
+                restored.generation,
+                restored.leader.as_deref()
+            ),
+            (GroupState::Stable, 1, Some("a"))
+        );
+        assert_eq!(restored.heartbeat(now, "a", 1), ErrorCode::None);
+        let (reply, synced) = flume::bounded(1);
+        restored.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation: 1,
+                assignments: vec![],
+            },
+            reply,
+        );
+        assert_eq!(
+            synced.try_recv().unwrap().assignment,
+            Bytes::from_static(b"A")
         );
     }
 

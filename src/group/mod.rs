@@ -21,7 +21,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::partition::{Acks, Partition};
 use crate::storage::batch;
 use classic::{CommittedOffset, Group, GroupState};
-use offsets_log::OffsetRecord;
+use offsets_log::{GroupRecord, OffsetRecord, OffsetsTopicRecord};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -332,6 +332,8 @@ pub struct Coordinator {
     /// KIP-848 groups; their committed offsets live in `groups` like everyone's.
     consumer_groups: RefCell<HashMap<String, consumer::ConsumerGroup>>,
     loaded: RefCell<HashSet<i32>>,
+    /// (generation, state) of each group as last stored in `__consumer_offsets`.
+    persisted: RefCell<HashMap<String, (i32, GroupState)>>,
     initial_delay: Duration,
 }
 
@@ -341,6 +343,7 @@ impl Coordinator {
             groups: RefCell::new(HashMap::new()),
             consumer_groups: RefCell::new(HashMap::new()),
             loaded: RefCell::new(HashSet::new()),
+            persisted: RefCell::new(HashMap::new()),
             initial_delay,
         }
     }
@@ -378,7 +381,10 @@ impl Coordinator {
             }
         }
         self.loaded.borrow_mut().insert(partition.index);
-        tracing::info!("loaded {loaded} offset record(s) from {}", partition.name());
+        tracing::info!(
+            "loaded {loaded} group and offset record(s) from {}",
+            partition.name()
+        );
     }
 
     pub fn is_loaded(&self, partition: i32) -> bool {
@@ -776,9 +782,18 @@ impl Coordinator {
                 })
                 .collect(),
         };
-        let code = self.persist(tombstones, offsets_partition).await;
+        let mut records: Vec<OffsetsTopicRecord> = tombstones
+            .into_iter()
+            .map(OffsetsTopicRecord::Offset)
+            .collect();
+        records.push(OffsetsTopicRecord::Group(GroupRecord {
+            group: group_id.to_string(),
+            value: None,
+        }));
+        let code = self.persist_records(records, offsets_partition).await;
         if code == ErrorCode::None {
             self.groups.borrow_mut().remove(group_id);
+            self.persisted.borrow_mut().remove(group_id);
         }
         code
     }
@@ -817,10 +832,66 @@ impl Coordinator {
         }
     }
 
-    /// Appends `records` to the group's offsets partition (fsynced), then applies them.
+    /// Stores the membership of every group whose generation or state changed since it was last
+    /// stored (stable and empty groups only), so members keep their place across a restart.
+    /// `partition_for` finds each group's offsets partition on this shard.
+    pub async fn persist_changed_groups(
+        &self,
+        partition_for: impl Fn(&str) -> Option<Rc<Partition>>,
+    ) {
+        let timestamp = now_ms();
+        let changed: Vec<GroupRecord> = {
+            let persisted = self.persisted.borrow();
+            self.groups
+                .borrow()
+                .values()
+                .filter(|group| persisted.get(&group.id) != Some(&(group.generation, group.state)))
+                .filter_map(|group| {
+                    Some(GroupRecord {
+                        group: group.id.clone(),
+                        value: Some(group.snapshot(timestamp)?),
+                    })
+                })
+                .collect()
+        };
+        for record in changed {
+            let group_id = record.group.clone();
+            let state = self
+                .groups
+                .borrow()
+                .get(&group_id)
+                .map(|group| (group.generation, group.state));
+            if self
+                .persist_records(
+                    vec![OffsetsTopicRecord::Group(record)],
+                    partition_for(&group_id),
+                )
+                .await
+                == ErrorCode::None
+            {
+                if let Some(state) = state {
+                    self.persisted.borrow_mut().insert(group_id, state);
+                }
+            }
+        }
+    }
+
+    /// Appends offset records to the group's offsets partition (fsynced), then applies them.
     async fn persist(
         &self,
         records: Vec<OffsetRecord>,
+        offsets_partition: Option<Rc<Partition>>,
+    ) -> ErrorCode {
+        let records = records
+            .into_iter()
+            .map(OffsetsTopicRecord::Offset)
+            .collect();
+        self.persist_records(records, offsets_partition).await
+    }
+
+    async fn persist_records(
+        &self,
+        records: Vec<OffsetsTopicRecord>,
         offsets_partition: Option<Rc<Partition>>,
     ) -> ErrorCode {
         if records.is_empty() {
@@ -829,10 +900,7 @@ impl Coordinator {
         let Some(partition) = offsets_partition else {
             return ErrorCode::CoordinatorNotAvailable;
         };
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as i64);
-        let bytes = offsets_log::encode_batch(&records, timestamp);
+        let bytes = offsets_log::encode_batch(&records, now_ms());
         let headers =
             batch::validate_batches(&bytes, usize::MAX).expect("a batch we encoded is valid");
         if let Err(error) = partition.append(bytes, headers, Acks::All).await {
@@ -845,7 +913,35 @@ impl Coordinator {
         ErrorCode::None
     }
 
-    fn apply(&self, record: OffsetRecord) {
+    fn apply(&self, record: OffsetsTopicRecord) {
+        match record {
+            OffsetsTopicRecord::Offset(record) => self.apply_offset(record),
+            OffsetsTopicRecord::Group(record) => self.apply_group(record),
+        }
+    }
+
+    /// A stored group snapshot: restore the membership (keeping the group's offsets); a deleted
+    /// group loses its membership.
+    fn apply_group(&self, record: GroupRecord) {
+        let mut groups = self.groups.borrow_mut();
+        let group = groups
+            .entry(record.group.clone())
+            .or_insert_with(|| Group::new(record.group.clone()));
+        match record.value {
+            Some(snapshot) => {
+                group.restore(snapshot, Instant::now());
+                self.persisted
+                    .borrow_mut()
+                    .insert(group.id.clone(), (group.generation, group.state));
+            }
+            None => {
+                groups.remove(&record.group);
+                self.persisted.borrow_mut().remove(&record.group);
+            }
+        }
+    }
+
+    fn apply_offset(&self, record: OffsetRecord) {
         let mut groups = self.groups.borrow_mut();
         let key = (record.topic, record.partition);
         match record.value {
@@ -862,6 +958,12 @@ impl Coordinator {
             }
         }
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Committed offsets as records of the `__consumer_offsets` topic, in Kafka's own layout so
-//! Kafka's tools could read them: key version 1 (group, topic, partition) and value version 3
-//! (offset, leader epoch, metadata, commit timestamp); a null value deletes the offset.
-//! Group-metadata records (key version 2) are read past: membership is rebuilt by rejoining.
+//! Records of the `__consumer_offsets` topic, in Kafka's own layout so Kafka's tools could read
+//! them: committed offsets (key version 1: group, topic, partition; value version 3: offset,
+//! leader epoch, metadata, commit timestamp) and group metadata (key version 2: group; value
+//! version 3: protocol type, generation, protocol, leader, state timestamp, members). A null
+//! value deletes what its key names.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -12,6 +13,8 @@ use super::classic::CommittedOffset;
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const OFFSET_VALUE_VERSION: i16 = 3;
+const GROUP_KEY_VERSION: i16 = 2;
+const GROUP_VALUE_VERSION: i16 = 3;
 
 /// One change to a group's committed offsets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,27 +26,74 @@ pub struct OffsetRecord {
     pub value: Option<CommittedOffset>,
 }
 
+/// A classic group's membership as of its last stable (or empty) generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// One change to a group's metadata; `None` deletes the group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub group: String,
+    pub value: Option<GroupSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OffsetsTopicRecord {
+    Offset(OffsetRecord),
+    Group(GroupRecord),
+}
+
 /// Encodes records as one uncompressed record batch (offsets are assigned on append).
-pub fn encode_batch(records: &[OffsetRecord], timestamp: i64) -> Vec<u8> {
+pub fn encode_batch(records: &[OffsetsTopicRecord], timestamp: i64) -> Vec<u8> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(index, record)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: index as i64,
-            // The encoder keeps records in one batch only while offset minus sequence is
-            // constant; this makes it so with the batch's base sequence -1 (no producer id).
-            sequence: index as i32 - 1,
-            timestamp,
-            key: Some(encode_key(record)),
-            value: record.value.as_ref().map(encode_value),
-            headers: Default::default(),
+        .map(|(index, record)| {
+            let (key, value) = match record {
+                OffsetsTopicRecord::Offset(offset) => {
+                    (offset_key(offset), offset.value.as_ref().map(offset_value))
+                }
+                OffsetsTopicRecord::Group(group) => (
+                    group_key(&group.group),
+                    group.value.as_ref().map(group_value),
+                ),
+            };
+            Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: index as i64,
+                // The encoder keeps records in one batch only while offset minus sequence is
+                // constant; this makes it so with the batch's base sequence -1 (no producer id).
+                sequence: index as i32 - 1,
+                timestamp,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            }
         })
         .collect();
     let mut buffer = BytesMut::new();
@@ -56,29 +106,38 @@ pub fn encode_batch(records: &[OffsetRecord], timestamp: i64) -> Vec<u8> {
     buffer.to_vec()
 }
 
-/// Decodes one `__consumer_offsets` record; `None` for records that are not offset commits.
-pub fn decode_record(key: &Bytes, value: Option<&Bytes>) -> Option<OffsetRecord> {
+/// Decodes one `__consumer_offsets` record; `None` for a record of a kind or version we do not know.
+pub fn decode_record(key: &Bytes, value: Option<&Bytes>) -> Option<OffsetsTopicRecord> {
     let mut key = key.clone();
-    let version = read_i16(&mut key)?;
-    if !(0..=1).contains(&version) {
-        return None;
+    match read_i16(&mut key)? {
+        0 | 1 => {
+            let group = read_string(&mut key)?;
+            let topic = read_string(&mut key)?;
+            let partition = read_i32(&mut key)?;
+            let value = match value {
+                None => None,
+                Some(value) => Some(decode_offset_value(&mut value.clone())?),
+            };
+            Some(OffsetsTopicRecord::Offset(OffsetRecord {
+                group,
+                topic,
+                partition,
+                value,
+            }))
+        }
+        GROUP_KEY_VERSION => {
+            let group = read_string(&mut key)?;
+            let value = match value {
+                None => None,
+                Some(value) => Some(decode_group_value(&mut value.clone())?),
+            };
+            Some(OffsetsTopicRecord::Group(GroupRecord { group, value }))
+        }
+        _ => None,
     }
-    let group = read_string(&mut key)?;
-    let topic = read_string(&mut key)?;
-    let partition = read_i32(&mut key)?;
-    let value = match value {
-        None => None,
-        Some(value) => Some(decode_value(&mut value.clone())?),
-    };
-    Some(OffsetRecord {
-        group,
-        topic,
-        partition,
-        value,
-    })
 }
 
-fn encode_key(record: &OffsetRecord) -> Bytes {
+fn offset_key(record: &OffsetRecord) -> Bytes {
     let mut key = BytesMut::new();
     key.put_i16(OFFSET_KEY_VERSION);
     put_string(&mut key, &record.group);
@@ -87,7 +146,7 @@ fn encode_key(record: &OffsetRecord) -> Bytes {
     key.freeze()
 }
 
-fn encode_value(offset: &CommittedOffset) -> Bytes {
+fn offset_value(offset: &CommittedOffset) -> Bytes {
     let mut value = BytesMut::new();
     value.put_i16(OFFSET_VALUE_VERSION);
     value.put_i64(offset.offset);
@@ -98,7 +157,7 @@ fn encode_value(offset: &CommittedOffset) -> Bytes {
 }
 
 /// Values of versions 0 to 3; version 1 carries an expiry we ignore, 0 to 2 no leader epoch.
-fn decode_value(value: &mut Bytes) -> Option<CommittedOffset> {
+fn decode_offset_value(value: &mut Bytes) -> Option<CommittedOffset> {
     let version = read_i16(value)?;
     let offset = read_i64(value)?;
     let leader_epoch = if version >= 3 { read_i32(value)? } else { -1 };
@@ -112,9 +171,94 @@ fn decode_value(value: &mut Bytes) -> Option<CommittedOffset> {
     })
 }
 
+fn group_key(group: &str) -> Bytes {
+    let mut key = BytesMut::new();
+    key.put_i16(GROUP_KEY_VERSION);
+    put_string(&mut key, group);
+    key.freeze()
+}
+
+fn group_value(snapshot: &GroupSnapshot) -> Bytes {
+    let mut value = BytesMut::new();
+    value.put_i16(GROUP_VALUE_VERSION);
+    put_string(&mut value, &snapshot.protocol_type);
+    value.put_i32(snapshot.generation);
+    put_nullable_string(&mut value, snapshot.protocol.as_deref());
+    put_nullable_string(&mut value, snapshot.leader.as_deref());
+    value.put_i64(snapshot.state_timestamp);
+    value.put_i32(snapshot.members.len() as i32);
+    for member in &snapshot.members {
+        put_string(&mut value, &member.member_id);
+        put_nullable_string(&mut value, member.instance_id.as_deref());
+        put_string(&mut value, &member.client_id);
+        put_string(&mut value, &member.client_host);
+        value.put_i32(member.rebalance_timeout_ms);
+        value.put_i32(member.session_timeout_ms);
+        put_bytes(&mut value, &member.subscription);
+        put_bytes(&mut value, &member.assignment);
+    }
+    value.freeze()
+}
+
+/// Group values of versions 1 to 3 (version 0 lacks rebalance timeouts; we read it as 1 would).
+fn decode_group_value(value: &mut Bytes) -> Option<GroupSnapshot> {
+    let version = read_i16(value)?;
+    let protocol_type = read_string(value)?;
+    let generation = read_i32(value)?;
+    let protocol = read_nullable_string(value)?;
+    let leader = read_nullable_string(value)?;
+    let state_timestamp = if version >= 2 { read_i64(value)? } else { -1 };
+    let count = read_i32(value)?;
+    let mut members = Vec::with_capacity(count.clamp(0, 1024) as usize);
+    for _ in 0..count.max(0) {
+        let member_id = read_string(value)?;
+        let instance_id = if version >= 3 {
+            read_nullable_string(value)?
+        } else {
+            None
+        };
+        let client_id = read_string(value)?;
+        let client_host = read_string(value)?;
+        let rebalance_timeout_ms = if version >= 1 { read_i32(value)? } else { -1 };
+        let session_timeout_ms = read_i32(value)?;
+        let subscription = read_bytes(value)?;
+        let assignment = read_bytes(value)?;
+        members.push(MemberSnapshot {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Some(GroupSnapshot {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp,
+        members,
+    })
+}
+
 fn put_string(buffer: &mut BytesMut, text: &str) {
     buffer.put_i16(text.len() as i16);
     buffer.put_slice(text.as_bytes());
+}
+
+fn put_nullable_string(buffer: &mut BytesMut, text: Option<&str>) {
+    match text {
+        Some(text) => put_string(buffer, text),
+        None => buffer.put_i16(-1),
+    }
+}
+
+fn put_bytes(buffer: &mut BytesMut, bytes: &Bytes) {
+    buffer.put_i32(bytes.len() as i32);
+    buffer.put_slice(bytes);
 }
 
 fn read_i16(buffer: &mut Bytes) -> Option<i16> {
@@ -129,6 +273,15 @@ fn read_i64(buffer: &mut Bytes) -> Option<i64> {
     (buffer.remaining() >= 8).then(|| buffer.get_i64())
 }
 
+fn read_nullable_string(buffer: &mut Bytes) -> Option<Option<String>> {
+    let length = read_i16(&mut buffer.clone())?;
+    if length < 0 {
+        buffer.advance(2);
+        return Some(None);
+    }
+    read_string(buffer).map(Some)
+}
+
 fn read_string(buffer: &mut Bytes) -> Option<String> {
     let length = read_i16(buffer)?;
     if length < 0 {
@@ -141,14 +294,23 @@ fn read_string(buffer: &mut Bytes) -> Option<String> {
     String::from_utf8(buffer.split_to(length).to_vec()).ok()
 }
 
+fn read_bytes(buffer: &mut Bytes) -> Option<Bytes> {
+    let length = read_i32(buffer)?;
+    if length < 0 {
+        return Some(Bytes::new());
+    }
+    let length = length as usize;
+    (buffer.remaining() >= length).then(|| buffer.split_to(length))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::records::RecordBatchDecoder;
 
-    /// Proves commits and deletions survive encoding into a batch and decoding back.
+    /// Proves offset commits, group snapshots and deletions survive one batch and decode back.
     #[test]
-    fn round_trips_offset_records() {
+    fn round_trips_records() {
         let commit = OffsetRecord {
             group: "g".into(),
             topic: "orders".into(),
@@ -160,17 +322,45 @@ mod tests {
                 commit_timestamp: 7,
             }),
         };
-        let deletion = OffsetRecord {
-            value: None,
-            ..commit.clone()
+        let snapshot = GroupSnapshot {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("a".into()),
+            state_timestamp: 9,
+            members: vec![MemberSnapshot {
+                member_id: "a".into(),
+                instance_id: Some("static-a".into()),
+                client_id: "client".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300_000,
+                session_timeout_ms: 45_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"assigned"),
+            }],
         };
-        let batch = encode_batch(&[commit.clone(), deletion.clone()], 7);
+        let records = vec![
+            OffsetsTopicRecord::Offset(commit.clone()),
+            OffsetsTopicRecord::Offset(OffsetRecord {
+                value: None,
+                ..commit
+            }),
+            OffsetsTopicRecord::Group(GroupRecord {
+                group: "g".into(),
+                value: Some(snapshot),
+            }),
+            OffsetsTopicRecord::Group(GroupRecord {
+                group: "g".into(),
+                value: None,
+            }),
+        ];
+        let batch = encode_batch(&records, 7);
         let set = RecordBatchDecoder::decode(&mut Bytes::from(batch)).unwrap();
-        let decoded: Vec<OffsetRecord> = set
+        let decoded: Vec<OffsetsTopicRecord> = set
             .records
             .iter()
             .filter_map(|record| decode_record(record.key.as_ref()?, record.value.as_ref()))
             .collect();
-        assert_eq!(decoded, vec![commit, deletion]);
+        assert_eq!(decoded, records);
     }
 }

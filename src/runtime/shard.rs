@@ -246,6 +246,9 @@ impl Shard {
             glommio::timer::sleep(GROUP_TICK).await;
             let now = std::time::Instant::now();
             self.groups.tick(now, &self.partition_counts());
+            self.groups
+                .persist_changed_groups(|group_id| self.offsets_partition_for(group_id))
+                .await;
             if now >= next_expiry {
                 next_expiry = now + check_interval;
                 let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);

@@ -282,3 +282,27 @@ def test_static_member_restart_keeps_assignment(broker):
     assert after == before, f"generation moved from {before} to {after}: a rebalance happened"
     for member in (members[0], back):
         member.stop()
+
+
+def test_membership_survives_broker_restart(broker):
+    """A stable group's membership is stored: after a broker restart the members go on
+    heartbeating in the same generation, with no rebalance, and keep consuming."""
+    topic = "membership"
+    create_topic(broker, topic, partitions=PARTITIONS)
+    members = [Member(broker.bootstrap, "durable", topic, f"durable-{index}") for index in range(2)]
+    for member in members:
+        member.start()
+    wait_for(lambda: assignments_split(members), "two members to split the partitions")
+    before = max(map(int, broker.wait_for_log(r"group durable: generation (\d+)")))
+    assignments = [set(member.assignment) for member in members]
+
+    broker.restart()
+    sent = keyed_messages(600)
+    confluent_produce(broker.bootstrap, topic, sent)
+    wait_for(lambda: sum(len(member.consumed) for member in members) >= len(sent), "messages after restart")
+    assert [set(member.assignment) for member in members] == assignments, "assignments changed"
+    rebalanced = broker.wait_for_log(r"group durable: (generation \d+)", timeout=1, since_last_start=True)
+    assert not rebalanced, f"the group rebalanced after the restart ({rebalanced}, was generation {before})"
+    check_history(sent, sorted(row for member in members for row in member.consumed), PARTITIONS)
+    for member in members:
+        member.stop()
