@@ -120,20 +120,7 @@ impl Group {
             Admission::StaticRejoin(member_id) => {
                 let member = self.members.get_mut(&member_id).expect("admitted");
                 member.last_heartbeat = now;
-                let leader = self.leader.clone().unwrap_or_default();
-                let members = match leader == member_id {
-                    true => self.roster(),
-                    false => Vec::new(),
-                };
-                let _ = reply.send(JoinOutcome {
-                    error: ErrorCode::None,
-                    generation: self.generation,
-                    protocol_type: self.protocol_type.clone(),
-                    protocol_name: self.protocol.clone(),
-                    leader,
-                    member_id,
-                    members,
-                });
+                let _ = reply.send(self.current_generation_for(&member_id));
                 return;
             }
             Admission::IdRequired(member_id) => {
@@ -147,6 +134,12 @@ impl Group {
             }
         };
         self.pending_member_ids.remove(&member_id);
+        if self.rejoin_needs_no_rebalance(&member_id, &request) {
+            let member = self.members.get_mut(&member_id).expect("a known member");
+            member.last_heartbeat = now;
+            let _ = reply.send(self.current_generation_for(&member_id));
+            return;
+        }
         let member = self
             .members
             .entry(member_id.clone())
@@ -571,6 +564,40 @@ impl Group {
         }
     }
 
+    /// Kafka answers a known member rejoining with unchanged protocols from the current
+    /// generation: while the leader's assignment is awaited, or in a stable group unless it is
+    /// the leader (whose rejoin means it wants to assign again).
+    fn rejoin_needs_no_rebalance(&self, member_id: &str, request: &JoinRequest) -> bool {
+        let Some(member) = self.members.get(member_id) else {
+            return false;
+        };
+        let unchanged = member.protocols == request.protocols;
+        let leader = self.leader.as_deref() == Some(member_id);
+        match self.state {
+            GroupState::CompletingRebalance => unchanged,
+            GroupState::Stable => unchanged && !leader,
+            GroupState::Empty | GroupState::PreparingRebalance => false,
+        }
+    }
+
+    /// The JoinGroup answer of the current generation for `member_id`.
+    fn current_generation_for(&self, member_id: &str) -> JoinOutcome {
+        let leader = self.leader.clone().unwrap_or_default();
+        JoinOutcome {
+            error: ErrorCode::None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            members: if leader == member_id {
+                self.roster()
+            } else {
+                Vec::new()
+            },
+            leader,
+            member_id: member_id.to_string(),
+        }
+    }
+
     /// Every member with its metadata for the chosen protocol, for the leader's JoinGroup answer.
     fn roster(&self) -> Vec<(String, Option<String>, Bytes)> {
         let protocol = self.protocol.clone().unwrap_or_default();
@@ -910,6 +937,22 @@ mod tests {
             group.expired_offsets(10_000, 5_000).is_empty(),
             "an active group keeps its offsets"
         );
+    }
+
+    /// Proves a follower rejoining unchanged gets the current generation without a rebalance.
+    #[test]
+    fn unchanged_rejoin_keeps_the_generation() {
+        let now = Instant::now();
+        let mut group = Group::new("g".into());
+        join(&mut group, now, "", "a");
+        join(&mut group, now, "a", "unused");
+        let again = join(&mut group, now, "a", "unused").try_recv().unwrap();
+        assert_eq!(
+            (again.generation, again.members.len()),
+            (1, 1),
+            "awaiting sync: same generation"
+        );
+        assert_eq!(group.state, GroupState::CompletingRebalance);
     }
 
     /// Proves an unknown member id is refused and mismatched protocols are rejected.
