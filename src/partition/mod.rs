@@ -15,7 +15,7 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 
 use crate::storage::batch::BatchHeader;
-use crate::storage::{Log, LogConfig, StorageError};
+use crate::storage::{CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use producer_state::{ProducerState, SequenceCheck};
 
 /// Waiters kept per partition before disconnected ones are pruned.
@@ -193,7 +193,38 @@ impl Partition {
         waiters.push(waiter);
     }
 
+    /// Compacts the log if `config`'s dirty ratio says it is due; `None` when it was not.
+    /// Reading and rewriting run beside appends; only the swap of cleaned segments holds the
+    /// append permit.
+    pub async fn compact(
+        &self,
+        config: &CleanerConfig,
+        now_ms: i64,
+    ) -> Result<Option<CompactionStats>, PartitionError> {
+        if !self.log.needs_compaction(config.min_cleanable_dirty_ratio) {
+            return Ok(None);
+        }
+        let plan = self
+            .log
+            .plan_compaction(config.delete_retention_ms, now_ms)
+            .await?;
+        let permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
+        let stats = self.log.install_compaction(plan).await?;
+        drop(permit);
+        Ok(Some(stats))
+    }
+
+    /// Deletes the log. Waits for the append permit, so no compaction swap is under way.
     pub async fn remove(&self) -> Result<(), PartitionError> {
+        let _permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
         Ok(self.log.remove().await?)
     }
 

@@ -2,6 +2,7 @@
 //! (on its own core when there are at least four, else sharing the first shard's core), all
 //! inside the process's CPU set, after the io_uring preflight has passed.
 
+pub mod cleaner;
 pub mod cpu;
 pub mod mesh;
 pub mod placement;
@@ -105,6 +106,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                                 .detach();
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
+                        glommio::spawn_local(cleaner::run(shard.clone())).detach();
                         shard.serve(queue).await;
                     }
                 }

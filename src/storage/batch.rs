@@ -21,6 +21,8 @@ const PRODUCER_ID_OFFSET: usize = 43;
 const PRODUCER_EPOCH_OFFSET: usize = 51;
 const BASE_SEQUENCE_OFFSET: usize = 53;
 const RECORD_COUNT_OFFSET: usize = 57;
+const LOG_APPEND_TIME_ATTRIBUTE: i16 = 1 << 3;
+const CONTROL_ATTRIBUTE: i16 = 1 << 5;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
@@ -162,6 +164,46 @@ pub fn assign_offset(buffer: &mut [u8], position: usize, base_offset: i64, leade
     buffer[position..position + 8].copy_from_slice(&base_offset.to_be_bytes());
     buffer[position + LEADER_EPOCH_OFFSET..position + LEADER_EPOCH_OFFSET + 4]
         .copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Header fields a compacted batch takes from the batch it was rewritten from, so that the
+/// rewrite describes the same producer history (see `storage::cleaner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetainedHeader {
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub max_timestamp: i64,
+    pub base_sequence: i32,
+}
+
+/// Overwrites attributes, last offset delta, max timestamp and base sequence of the one batch in
+/// `buffer`, then recomputes its CRC-32C (all four fields lie inside the checksummed range).
+pub fn retain_header(buffer: &mut [u8], retained: &RetainedHeader) {
+    assert!(
+        buffer.len() >= BATCH_HEADER_BYTES,
+        "a batch of {} bytes has no whole header",
+        buffer.len()
+    );
+    let mut put = |at: usize, bytes: &[u8]| buffer[at..at + bytes.len()].copy_from_slice(bytes);
+    put(ATTRIBUTES_OFFSET, &retained.attributes.to_be_bytes());
+    put(
+        LAST_OFFSET_DELTA_OFFSET,
+        &retained.last_offset_delta.to_be_bytes(),
+    );
+    put(MAX_TIMESTAMP_OFFSET, &retained.max_timestamp.to_be_bytes());
+    put(BASE_SEQUENCE_OFFSET, &retained.base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&buffer[ATTRIBUTES_OFFSET..]);
+    buffer[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Whether the batch holds control records (transaction markers) rather than data.
+pub fn is_control(header: &BatchHeader) -> bool {
+    header.attributes & CONTROL_ATTRIBUTE != 0
+}
+
+/// Whether the batch's timestamps were set by the broker (`message.timestamp.type=LogAppendTime`).
+pub fn is_log_append_time(header: &BatchHeader) -> bool {
+    header.attributes & LOG_APPEND_TIME_ATTRIBUTE != 0
 }
 
 fn read_i16(buffer: &[u8], at: usize) -> i16 {

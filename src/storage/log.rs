@@ -2,17 +2,26 @@
 //!
 //! Invariants: segments are contiguous and ordered by base offset; only the active (last) segment
 //! is appended to; `next_offset` (the log end offset) is the active segment's next offset. The
-//! caller (the partition) serialises appends; reads may run at any time.
+//! caller (the partition) serialises appends and compaction's segment swaps; reads may run at
+//! any time and work on a copy of the segment list, so a segment replaced under a read stays
+//! readable through its open file until the read lets go of it.
+//!
+//! Compaction keeps offsets stable: segments may shrink, empty or merge with their successors,
+//! but the first segment's base offset (the log start) and the log end never change. After a
+//! crash during a swap, recovery finds at worst a merged segment renamed over its group's first
+//! `.log` while later members of the group are still there; they overlap the merged segment's
+//! offsets and are deleted on open, as are leftover `.log.cleaned` files.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::batch::{self, BatchHeader};
+use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
 use super::segment::Segment;
-use super::StorageError;
+use super::{segment_file_name, StorageError};
 
 /// Per-log settings taken from broker and topic configuration.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +34,17 @@ pub struct Log {
     dir: PathBuf,
     config: LogConfig,
     segments: RefCell<Vec<Rc<Segment>>>,
+    /// Segments based below this offset have been compacted since they were rolled (Kafka's
+    /// cleaner checkpoint, kept in memory: after a restart the whole log counts as dirty).
+    clean_offset: Cell<i64>,
+}
+
+/// Cleaned copies of a log's inactive segments, written but not yet swapped in.
+pub struct CompactionPlan {
+    groups: Vec<CleanedGroup>,
+    /// The active segment's base offset when the plan was made: everything below it is clean
+    /// once the plan is installed.
+    clean_offset: i64,
 }
 
 impl Log {
@@ -36,20 +56,29 @@ impl Log {
         observe: &mut dyn FnMut(&BatchHeader),
     ) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir).map_err(|error| StorageError::io(dir, error))?;
+        remove_leftover_cleaned(dir)?;
         let mut base_offsets = segment_base_offsets(dir)?;
         if base_offsets.is_empty() {
             base_offsets.push(0);
         }
-        let mut segments = Vec::with_capacity(base_offsets.len());
+        let mut segments: Vec<Rc<Segment>> = Vec::with_capacity(base_offsets.len());
         for base_offset in base_offsets {
+            if let Some(previous) = segments.last() {
+                if base_offset < previous.next_offset() {
+                    remove_merged_leftover(dir, base_offset, previous.base_offset)?;
+                    continue;
+                }
+            }
             let segment =
                 Segment::open(dir, base_offset, config.index_interval_bytes, observe).await?;
             segments.push(Rc::new(segment));
         }
+        let clean_offset = segments[0].base_offset;
         Ok(Log {
             dir: dir.to_path_buf(),
             config,
             segments: RefCell::new(segments),
+            clean_offset: Cell::new(clean_offset),
         })
     }
 
@@ -137,6 +166,125 @@ impl Log {
         std::fs::remove_dir_all(&self.dir).map_err(|error| StorageError::io(&self.dir, error))
     }
 
+    /// Whether compaction is due: some inactive segment was rolled since the last compaction,
+    /// and such segments make up at least `min_dirty_ratio` of the inactive bytes (Kafka's
+    /// `min.cleanable.dirty.ratio`, measured in whole segments).
+    pub fn needs_compaction(&self, min_dirty_ratio: f64) -> bool {
+        let segments = self.segments.borrow();
+        let Some((_, inactive)) = segments.split_last() else {
+            return false;
+        };
+        let total: u64 = inactive.iter().map(|segment| segment.size()).sum();
+        let dirty: u64 = inactive
+            .iter()
+            .filter(|segment| segment.base_offset >= self.clean_offset.get())
+            .map(|segment| segment.size())
+            .sum();
+        dirty > 0 && dirty as f64 >= min_dirty_ratio * total as f64
+    }
+
+    /// Compacts the inactive segments in one go, for tests; the partition uses
+    /// `plan_compaction` and `install_compaction` to let appends through meanwhile.
+    #[cfg(test)]
+    pub async fn compact(
+        &self,
+        delete_retention_ms: i64,
+        now_ms: i64,
+    ) -> Result<CompactionStats, StorageError> {
+        let plan = self.plan_compaction(delete_retention_ms, now_ms).await?;
+        self.install_compaction(plan).await
+    }
+
+    /// Reads the whole log into a key map and writes cleaned copies of the inactive segments,
+    /// merged into groups of at most `segment.bytes`. Tombstones written before
+    /// `now_ms - delete_retention_ms` are dropped. Appends may continue meanwhile.
+    pub async fn plan_compaction(
+        &self,
+        delete_retention_ms: i64,
+        now_ms: i64,
+    ) -> Result<CompactionPlan, StorageError> {
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        let clean_offset = segments.last().map_or(0, |active| active.base_offset);
+        let map = cleaner::build_key_map(&segments).await?;
+        let horizon_ms = now_ms.saturating_sub(delete_retention_ms);
+        let groups = cleaner::write_groups(
+            &self.dir,
+            &segments,
+            &map,
+            horizon_ms,
+            self.config.segment_bytes_max,
+        )
+        .await?;
+        Ok(CompactionPlan {
+            groups,
+            clean_offset,
+        })
+    }
+
+    /// Swaps the cleaned segments of `plan` in. The caller holds off appends meanwhile.
+    pub async fn install_compaction(
+        &self,
+        plan: CompactionPlan,
+    ) -> Result<CompactionStats, StorageError> {
+        let mut stats = CompactionStats::default();
+        let mut groups = plan.groups.into_iter();
+        while let Some(group) = groups.next() {
+            if !group.changed || self.position_of(&group.segments).is_none() {
+                remove_cleaned(&group.cleaned_path);
+            } else if let Err(error) = self.swap(&group).await {
+                remove_cleaned(&group.cleaned_path);
+                groups.for_each(|group| remove_cleaned(&group.cleaned_path));
+                return Err(error);
+            }
+            stats.add(&group.stats);
+        }
+        self.clean_offset.set(plan.clean_offset);
+        Ok(stats)
+    }
+
+    /// Replaces a group of segments by its cleaned copy: rename over the first `.log` (atomic),
+    /// reopen it (which rebuilds its index), delete the others, then update the list.
+    async fn swap(&self, group: &CleanedGroup) -> Result<(), StorageError> {
+        let first = &group.segments[0];
+        std::fs::rename(&group.cleaned_path, first.log_path())
+            .map_err(|error| StorageError::io(first.log_path(), error))?;
+        sync_directory(&self.dir)?;
+        let cleaned = Segment::open(
+            &self.dir,
+            first.base_offset,
+            self.config.index_interval_bytes,
+            &mut |_| {},
+        )
+        .await?;
+        for merged in &group.segments[1..] {
+            merged.remove().await?;
+        }
+        let index = self
+            .position_of(&group.segments)
+            .expect("segments are swapped only under the append permit");
+        self.segments.borrow_mut().splice(
+            index..index + group.segments.len(),
+            std::iter::once(Rc::new(cleaned)),
+        );
+        Ok(())
+    }
+
+    /// Where `run` sits, in order, among the inactive segments; `None` if it no longer does
+    /// (the log was removed meanwhile).
+    fn position_of(&self, run: &[Rc<Segment>]) -> Option<usize> {
+        let segments = self.segments.borrow();
+        let inactive = &segments[..segments.len().saturating_sub(1)];
+        let start = inactive
+            .iter()
+            .position(|segment| Rc::ptr_eq(segment, &run[0]))?;
+        let candidates = inactive.get(start..start + run.len())?;
+        let same = candidates
+            .iter()
+            .zip(run)
+            .all(|(held, planned)| Rc::ptr_eq(held, planned));
+        same.then_some(start)
+    }
+
     fn active(&self) -> Rc<Segment> {
         self.segments
             .borrow()
@@ -161,6 +309,63 @@ impl Log {
         self.segments.borrow_mut().push(Rc::new(segment));
         Ok(())
     }
+}
+
+/// Deletes `*.log.cleaned` files: cleaned segments whose swap a crash interrupted before their
+/// rename, so the segments they came from are still in place.
+fn remove_leftover_cleaned(dir: &Path) -> Result<(), StorageError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| StorageError::io(dir, error))?;
+    let suffix = format!(".log.{CLEANED_EXTENSION}");
+    for entry in entries {
+        let entry = entry.map_err(|error| StorageError::io(dir, error))?;
+        if entry.file_name().to_string_lossy().ends_with(&suffix) {
+            tracing::warn!(
+                "removing {}: left over from an interrupted compaction",
+                entry.path().display()
+            );
+            std::fs::remove_file(entry.path())
+                .map_err(|error| StorageError::io(entry.path(), error))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the segment at `base_offset`, which the segment at `merged_into` already covers: a
+/// crash came between renaming a merged segment in and deleting the segments it replaced.
+fn remove_merged_leftover(
+    dir: &Path,
+    base_offset: i64,
+    merged_into: i64,
+) -> Result<(), StorageError> {
+    tracing::warn!(
+        "removing segment {base_offset} of {}: compaction merged it into segment {merged_into}",
+        dir.display()
+    );
+    for extension in ["log", "index"] {
+        let path = dir.join(segment_file_name(base_offset, extension));
+        match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StorageError::io(path, error))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn remove_cleaned(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {error}", path.display());
+        }
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_directory(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(|error| StorageError::io(dir, error))
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.
@@ -271,6 +476,203 @@ mod tests {
             let log = Log::open(&dir, config, &mut |_| {}).await.unwrap();
             assert_eq!(log.next_offset(), 3);
             assert_eq!(append_batch(&log, 2).await, 3);
+            log.remove().await.unwrap();
+        });
+    }
+
+    use crate::storage::cleaner::tests::{keyed_batch, TestRecord};
+    use kafka_protocol::records::RecordBatchDecoder;
+    use std::collections::BTreeMap;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+    const DELETE_RETENTION_MS: i64 = 60_000;
+
+    /// A record as read back: offset, key, value.
+    type Read = (i64, Option<String>, Option<String>);
+
+    async fn append_records(log: &Log, records: &[TestRecord<'_>]) -> i64 {
+        let bytes = keyed_batch(0, records, None);
+        let mut headers = batch::validate_batches(&bytes, 1 << 20).unwrap();
+        log.append(bytes, &mut headers, 0).await.unwrap()
+    }
+
+    /// Every record from `from` to the log end, read the way a consumer does.
+    async fn read_all(log: &Log, from: i64) -> Vec<Read> {
+        let mut records = Vec::new();
+        let mut offset = from;
+        while offset < log.next_offset() {
+            let mut bytes = log.read(offset, 1 << 20).await.unwrap();
+            if bytes.is_empty() {
+                break;
+            }
+            for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+                for record in set.records {
+                    if record.offset >= offset {
+                        offset = record.offset + 1;
+                        let text = |bytes: Option<Bytes>| {
+                            bytes.map(|bytes| String::from_utf8(bytes.to_vec()).unwrap())
+                        };
+                        records.push((record.offset, text(record.key), text(record.value)));
+                    }
+                }
+            }
+        }
+        records
+    }
+
+    /// A small deterministic generator, so the test needs no dependency.
+    fn next_random(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    /// Appends a keyed history with updates and tombstones (old and young) across many
+    /// segments; returns the model of what was written.
+    async fn write_history(log: &Log, rounds: usize, seed: u64) -> Vec<(i64, TestRecordOwned)> {
+        let mut state = seed;
+        let mut written = Vec::new();
+        for _ in 0..rounds {
+            let count = 1 + next_random(&mut state) % 4;
+            let owned: Vec<TestRecordOwned> = (0..count)
+                .map(|_| {
+                    let key = format!("key-{}", next_random(&mut state) % 12);
+                    let kind = next_random(&mut state) % 10;
+                    let value = (kind >= 2).then(|| format!("value-{}", next_random(&mut state)));
+                    // Half the tombstones are past delete.retention.ms, half are not.
+                    let timestamp = match kind {
+                        0 => NOW_MS - 2 * DELETE_RETENTION_MS,
+                        _ => NOW_MS - 1000,
+                    };
+                    (Some(key), value, timestamp)
+                })
+                .collect();
+            let borrowed: Vec<TestRecord<'_>> = owned
+                .iter()
+                .map(|(key, value, timestamp)| (key.as_deref(), value.as_deref(), *timestamp))
+                .collect();
+            let base = append_records(log, &borrowed).await;
+            for (index, record) in owned.into_iter().enumerate() {
+                written.push((base + index as i64, record));
+            }
+        }
+        written
+    }
+
+    type TestRecordOwned = (Option<String>, Option<String>, i64);
+
+    /// What compaction must leave: below `clean_below`, the latest record of each key unless it
+    /// is an expired tombstone; from it on, everything.
+    fn expected_after_compaction(
+        written: &[(i64, TestRecordOwned)],
+        clean_below: i64,
+    ) -> Vec<Read> {
+        let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+        for (offset, (key, _, _)) in written {
+            latest.insert(key.as_deref().unwrap(), *offset);
+        }
+        written
+            .iter()
+            .filter(|(offset, (key, value, timestamp))| {
+                *offset >= clean_below
+                    || (latest[key.as_deref().unwrap()] == *offset
+                        && (value.is_some() || *timestamp >= NOW_MS - DELETE_RETENTION_MS))
+            })
+            .map(|(offset, (key, value, _))| (*offset, key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Proves compaction against a model: the log reads back exactly the latest value of each
+    /// key at its original offset (young tombstones kept, old ones gone), start and end offsets
+    /// stay, a fetch at any removed offset gets the next survivor, and all of it survives a
+    /// reopen and a second compaction.
+    #[test]
+    fn compaction_keeps_latest_per_key() {
+        let dir = temp_dir("compact");
+        run(move || async move {
+            let config = LogConfig {
+                segment_bytes_max: 1024,
+                index_interval_bytes: 200,
+            };
+            let log = Log::open(&dir, config, &mut |_| {}).await.unwrap();
+            let written = write_history(&log, 150, 7).await;
+            let (start, end) = (log.start_offset(), log.next_offset());
+            let segments_before = log.segments.borrow().len();
+            assert!(segments_before > 5, "the history spans many segments");
+            let active_base = log.active().base_offset;
+            assert!(log.needs_compaction(0.5));
+
+            let stats = log.compact(DELETE_RETENTION_MS, NOW_MS).await.unwrap();
+            let expected = expected_after_compaction(&written, active_base);
+            assert_eq!((log.start_offset(), log.next_offset()), (start, end));
+            assert_eq!(read_all(&log, 0).await, expected);
+            let active_records = written.iter().filter(|(o, _)| *o >= active_base).count();
+            assert_eq!(stats.records_kept as usize, expected.len() - active_records);
+            assert!(
+                log.segments.borrow().len() < segments_before,
+                "segments merged"
+            );
+            assert!(!log.needs_compaction(0.5), "nothing rolled since");
+            for offset in 0..end {
+                let next_survivor = expected.iter().find(|(kept, _, _)| *kept >= offset);
+                let read = read_all(&log, offset).await;
+                assert_eq!(read.first(), next_survivor, "fetch at offset {offset}");
+            }
+            drop(log);
+
+            let log = Log::open(&dir, config, &mut |_| {}).await.unwrap();
+            assert_eq!((log.start_offset(), log.next_offset()), (start, end));
+            assert_eq!(read_all(&log, 0).await, expected);
+            let mut written = written;
+            written.extend(write_history(&log, 60, 11).await);
+            let active_base = log.active().base_offset;
+            log.compact(DELETE_RETENTION_MS, NOW_MS).await.unwrap();
+            let expected = expected_after_compaction(&written, active_base);
+            assert_eq!(read_all(&log, 0).await, expected);
+            assert_eq!(log.start_offset(), start);
+            log.remove().await.unwrap();
+        });
+    }
+
+    /// Proves a crash during compaction leaves a valid log: a leftover `.cleaned` file is
+    /// deleted on open, and segments a merged segment already covers (renamed in, but the
+    /// merged-away files not yet deleted) are removed.
+    #[test]
+    fn recovers_from_interrupted_compaction() {
+        let dir = temp_dir("interrupted");
+        run(move || async move {
+            let config = LogConfig {
+                segment_bytes_max: 1024,
+                index_interval_bytes: 200,
+            };
+            let log = Log::open(&dir, config, &mut |_| {}).await.unwrap();
+            let written = write_history(&log, 80, 3).await;
+            let active_base = log.active().base_offset;
+            let before: Vec<i64> = segment_base_offsets(&dir).unwrap();
+            let saved: Vec<(PathBuf, Vec<u8>)> = before
+                .iter()
+                .flat_map(|base| ["log", "index"].map(|ext| segment_file_name(*base, ext)))
+                .map(|name| (dir.join(&name), std::fs::read(dir.join(&name)).unwrap()))
+                .collect();
+            log.compact(DELETE_RETENTION_MS, NOW_MS).await.unwrap();
+            let expected = expected_after_compaction(&written, active_base);
+            let after = segment_base_offsets(&dir).unwrap();
+            assert!(after.len() < before.len());
+            drop(log);
+
+            // Put back the segments the merge deleted, as if the crash came before that.
+            for (path, bytes) in &saved {
+                if !path.exists() {
+                    std::fs::write(path, bytes).unwrap();
+                }
+            }
+            let cleaned = dir.join(format!("{}.cleaned", segment_file_name(0, "log")));
+            std::fs::write(&cleaned, b"half-written").unwrap();
+            let log = Log::open(&dir, config, &mut |_| {}).await.unwrap();
+            assert!(!cleaned.exists(), "leftover .cleaned file removed");
+            assert_eq!(segment_base_offsets(&dir).unwrap(), after);
+            assert_eq!(read_all(&log, 0).await, expected);
             log.remove().await.unwrap();
         });
     }

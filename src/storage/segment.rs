@@ -103,7 +103,9 @@ impl Segment {
     /// Reads whole batches starting with the one that holds `offset`, about `max_bytes` of them;
     /// the first batch is returned whole even when larger (as Kafka does since KIP-74).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
-        let relative = u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX);
+        // Below the base offset (compaction emptied the end of the segment before) reads from
+        // the start; past what an index can hold reads from the last entry.
+        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
         let mut position = u64::from(self.index.borrow().lookup(relative));
         let end = self.size.get();
         while position < end {
@@ -146,6 +148,29 @@ impl Segment {
             position += cursor as u64;
         }
         Ok(headers)
+    }
+
+    /// Whole batches from byte `position`, about a megabyte of them but at least one; empty at
+    /// the end of the segment. The cleaner reads segments front to back with it.
+    pub async fn read_chunk(&self, position: u64) -> Result<Vec<u8>, StorageError> {
+        let end = self.size.get();
+        if position >= end {
+            return Ok(Vec::new());
+        }
+        let mut chunk = self
+            .read_batches(position, RECOVERY_READ_BYTES, end)
+            .await?
+            .ok_or_else(|| self.damaged(position))?;
+        let mut cursor = 0;
+        while let Some(header) = self.header_at(&chunk, cursor)? {
+            cursor += header.size;
+        }
+        chunk.truncate(cursor);
+        Ok(chunk)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     pub async fn flush(&self) -> Result<(), StorageError> {
