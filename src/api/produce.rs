@@ -55,6 +55,13 @@ pub async fn handle(
                     let headers =
                         batch::validate_batches(&batches, batch_bytes_max(context, topic))
                             .map_err(refusal)?;
+                    if is_compacted(topic) && !every_record_keyed(&batches) {
+                        let message = format!(
+                            "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                            topic.name, partition.index
+                        );
+                        return Err(Refusal::Code(ResponseError::InvalidRecord, message));
+                    }
                     Ok((
                         context.shard.owner_of(topic, partition.index),
                         batches,
@@ -135,6 +142,30 @@ fn response(
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+fn is_compacted(topic: &crate::metadata::TopicImage) -> bool {
+    topic
+        .configs
+        .get("cleanup.policy")
+        .is_some_and(|policy| policy.split(',').any(|part| part.trim() == "compact"))
+}
+
+/// Whether every record of the (already validated) batches has a key; compaction needs one.
+/// Decodes the records, decompressing if need be: only compacted topics pay for this.
+fn every_record_keyed(batches: &bytes::Bytes) -> bool {
+    let mut remaining = batches.clone();
+    while !remaining.is_empty() {
+        match kafka_protocol::records::RecordBatchDecoder::decode(&mut remaining) {
+            Ok(set)
+                if set
+                    .records
+                    .iter()
+                    .all(|record| record.control || record.key.is_some()) => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// The largest batch a topic accepts: its `max.message.bytes`, else the broker's `message.max.bytes`.
