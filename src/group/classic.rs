@@ -173,14 +173,21 @@ impl Group {
         self.try_complete_join(now);
     }
 
-    pub fn sync(&mut self, request: SyncRequest, reply: flume::Sender<SyncOutcome>) {
+    /// Handles a SyncGroup. When the leader's assignment completes the generation, the answers
+    /// to every member are returned instead of sent, so the caller can store the new generation
+    /// before any member hears of it.
+    pub fn sync(
+        &mut self,
+        request: SyncRequest,
+        reply: flume::Sender<SyncOutcome>,
+    ) -> DeferredSyncs {
         let Some(member) = self.members.get_mut(&request.member_id) else {
             let _ = reply.send(SyncOutcome::error(ErrorCode::UnknownMemberId));
-            return;
+            return DeferredSyncs::default();
         };
         if request.generation != self.generation {
             let _ = reply.send(SyncOutcome::error(ErrorCode::IllegalGeneration));
-            return;
+            return DeferredSyncs::default();
         }
         match self.state {
             GroupState::Empty => {
@@ -196,10 +203,11 @@ impl Group {
             GroupState::CompletingRebalance => {
                 member.pending_sync = Some(reply);
                 if self.leader.as_deref() == Some(request.member_id.as_str()) {
-                    self.complete_sync(request.assignments);
+                    return self.complete_sync(request.assignments);
                 }
             }
         }
+        DeferredSyncs::default()
     }
 
     pub fn heartbeat(&mut self, now: Instant, member_id: &str, generation: i32) -> ErrorCode {
@@ -613,7 +621,7 @@ impl Group {
             .collect()
     }
 
-    fn complete_sync(&mut self, assignments: Vec<(String, Bytes)>) {
+    fn complete_sync(&mut self, assignments: Vec<(String, Bytes)>) -> DeferredSyncs {
         let mut assignments: BTreeMap<String, Bytes> = assignments.into_iter().collect();
         for member in self.members.values_mut() {
             member.assignment = assignments.remove(&member.id).unwrap_or_default();
@@ -624,9 +632,11 @@ impl Group {
             .values_mut()
             .filter_map(|member| Some((member.pending_sync.take()?, member.assignment.clone())))
             .collect();
-        for (pending, assignment) in outcomes {
-            let _ = pending.send(self.sync_outcome(assignment));
-        }
+        let replies = outcomes
+            .into_iter()
+            .map(|(pending, assignment)| (pending, self.sync_outcome(assignment)))
+            .collect();
+        DeferredSyncs(replies)
     }
 
     fn sync_outcome(&self, assignment: Bytes) -> SyncOutcome {
@@ -654,6 +664,23 @@ impl Group {
                 self.leader = None;
             }
             _ => self.prepare_rebalance(now, Duration::ZERO),
+        }
+    }
+}
+
+/// SyncGroup answers held back until the generation they announce is stored.
+#[must_use = "the members are waiting for these answers"]
+#[derive(Default)]
+pub struct DeferredSyncs(Vec<(flume::Sender<SyncOutcome>, SyncOutcome)>);
+
+impl DeferredSyncs {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn send(self) {
+        for (reply, outcome) in self.0 {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -736,14 +763,16 @@ mod tests {
         );
 
         let (follower_reply, follower_sync) = flume::bounded(1);
-        group.sync(
-            SyncRequest {
-                member_id: "b".into(),
-                generation: 2,
-                assignments: vec![],
-            },
-            follower_reply,
-        );
+        group
+            .sync(
+                SyncRequest {
+                    member_id: "b".into(),
+                    generation: 2,
+                    assignments: vec![],
+                },
+                follower_reply,
+            )
+            .send();
         assert!(
             follower_sync.try_recv().is_err(),
             "follower waits for the leader"
@@ -753,14 +782,16 @@ mod tests {
             ("a".into(), Bytes::from_static(b"A")),
             ("b".into(), Bytes::from_static(b"B")),
         ];
-        group.sync(
-            SyncRequest {
-                member_id: "a".into(),
-                generation: 2,
-                assignments,
-            },
-            leader_reply,
-        );
+        group
+            .sync(
+                SyncRequest {
+                    member_id: "a".into(),
+                    generation: 2,
+                    assignments,
+                },
+                leader_reply,
+            )
+            .send();
         assert_eq!(
             leader_sync.try_recv().unwrap().assignment,
             Bytes::from_static(b"A")
@@ -816,14 +847,16 @@ mod tests {
             ("a".into(), Bytes::from_static(b"A")),
             ("b".into(), Bytes::from_static(b"B")),
         ];
-        group.sync(
-            SyncRequest {
-                member_id: "a".into(),
-                generation: 2,
-                assignments,
-            },
-            reply,
-        );
+        group
+            .sync(
+                SyncRequest {
+                    member_id: "a".into(),
+                    generation: 2,
+                    assignments,
+                },
+                reply,
+            )
+            .send();
         assert_eq!(synced.try_recv().unwrap().error, ErrorCode::None);
         assert_eq!(group.state, GroupState::Stable);
 
@@ -836,14 +869,16 @@ mod tests {
         );
         assert_eq!(group.state, GroupState::Stable, "no rebalance");
         let (reply, synced) = flume::bounded(1);
-        group.sync(
-            SyncRequest {
-                member_id: "b2".into(),
-                generation: 2,
-                assignments: vec![],
-            },
-            reply,
-        );
+        group
+            .sync(
+                SyncRequest {
+                    member_id: "b2".into(),
+                    generation: 2,
+                    assignments: vec![],
+                },
+                reply,
+            )
+            .send();
         assert_eq!(
             synced.try_recv().unwrap().assignment,
             Bytes::from_static(b"B")
@@ -880,14 +915,16 @@ mod tests {
             "mid-rebalance groups are not stored"
         );
         let (reply, _synced) = flume::bounded(1);
-        group.sync(
-            SyncRequest {
-                member_id: "a".into(),
-                generation: 1,
-                assignments: vec![("a".into(), Bytes::from_static(b"A"))],
-            },
-            reply,
-        );
+        group
+            .sync(
+                SyncRequest {
+                    member_id: "a".into(),
+                    generation: 1,
+                    assignments: vec![("a".into(), Bytes::from_static(b"A"))],
+                },
+                reply,
+            )
+            .send();
         let snapshot = group.snapshot(5).expect("stable");
         let mut restored = Group::new("g".into());
         restored.restore(snapshot, now);
@@ -901,14 +938,16 @@ mod tests {
         );
         assert_eq!(restored.heartbeat(now, "a", 1), ErrorCode::None);
         let (reply, synced) = flume::bounded(1);
-        restored.sync(
-            SyncRequest {
-                member_id: "a".into(),
-                generation: 1,
-                assignments: vec![],
-            },
-            reply,
-        );
+        restored
+            .sync(
+                SyncRequest {
+                    member_id: "a".into(),
+                    generation: 1,
+                    assignments: vec![],
+                },
+                reply,
+            )
+            .send();
         assert_eq!(
             synced.try_recv().unwrap().assignment,
             Bytes::from_static(b"A")
@@ -977,5 +1016,65 @@ mod tests {
             outcome.try_recv().unwrap().error,
             ErrorCode::InconsistentGroupProtocol
         );
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+
+    /// Proves members of a newer generation than the stored one rejoin into a fresh generation.
+    #[test]
+    fn members_rejoin_after_an_older_snapshot_is_restored() {
+        let now = Instant::now();
+        let snapshot = GroupSnapshot {
+            protocol_type: "consumer".into(),
+            generation: 1,
+            protocol: Some("range".into()),
+            leader: Some("a".into()),
+            state_timestamp: 0,
+            members: vec![MemberSnapshot {
+                member_id: "a".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "h".into(),
+                rebalance_timeout_ms: 300_000,
+                session_timeout_ms: 6_000,
+                subscription: Bytes::from_static(b"meta"),
+                assignment: Bytes::from_static(b"A"),
+            }],
+        };
+        let mut group = Group::new("g".into());
+        group.restore(snapshot, now);
+        assert_eq!(group.heartbeat(now, "a", 2), ErrorCode::IllegalGeneration);
+        assert_eq!(group.heartbeat(now, "b", 2), ErrorCode::UnknownMemberId);
+        let mut request = tests_support::join_request("a");
+        request.protocols.push(("roundrobin".into(), Bytes::new()));
+        let (reply, outcome) = flume::bounded(1);
+        group.join(now, request, "unused".into(), Duration::ZERO, reply);
+        let answer = outcome
+            .try_recv()
+            .expect("the rejoin completes a generation");
+        assert_eq!((answer.error, answer.generation), (ErrorCode::None, 2));
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    pub fn join_request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            requires_known_member_id: true,
+        }
     }
 }

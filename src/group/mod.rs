@@ -480,10 +480,21 @@ impl Coordinator {
                 group_id,
                 request,
                 reply,
-            } => match self.groups.borrow_mut().get_mut(&group_id) {
-                Some(group) => group.sync(request, reply),
-                None => drop(reply.send(SyncOutcome::error(ErrorCode::UnknownMemberId))),
-            },
+            } => {
+                let deferred = match self.groups.borrow_mut().get_mut(&group_id) {
+                    Some(group) => group.sync(request, reply),
+                    None => {
+                        let _ = reply.send(SyncOutcome::error(ErrorCode::UnknownMemberId));
+                        return;
+                    }
+                };
+                // A new generation is stored before any member learns its assignment, so a
+                // restart never brings back a generation older than one a member holds.
+                if !deferred.is_empty() {
+                    self.persist_group(&group_id, offsets_partition).await;
+                }
+                deferred.send();
+            }
             GroupCall::Heartbeat {
                 group_id,
                 member_id,
@@ -876,6 +887,34 @@ impl Coordinator {
         }
     }
 
+    /// Stores the group's current snapshot if it changed since last stored.
+    async fn persist_group(&self, group_id: &str, offsets_partition: Option<Rc<Partition>>) {
+        let snapshot = {
+            let groups = self.groups.borrow();
+            let Some(group) = groups.get(group_id) else {
+                return;
+            };
+            if self.persisted.borrow().get(group_id) == Some(&(group.generation, group.state)) {
+                return;
+            }
+            group
+                .snapshot(now_ms())
+                .map(|snapshot| (snapshot, (group.generation, group.state)))
+        };
+        let Some((snapshot, stored)) = snapshot else {
+            return;
+        };
+        let record = OffsetsTopicRecord::Group(GroupRecord {
+            group: group_id.to_string(),
+            value: Some(snapshot),
+        });
+        if self.persist_records(vec![record], offsets_partition).await == ErrorCode::None {
+            self.persisted
+                .borrow_mut()
+                .insert(group_id.to_string(), stored);
+        }
+    }
+
     /// Appends offset records to the group's offsets partition (fsynced), then applies them.
     async fn persist(
         &self,
@@ -907,8 +946,12 @@ impl Coordinator {
             tracing::error!("cannot store offsets in {}: {error}", partition.name());
             return ErrorCode::CoordinatorNotAvailable;
         }
+        // Offsets take effect once stored. Group snapshots describe the live group already; they
+        // are applied only when loading.
         for record in records {
-            self.apply(record);
+            if let OffsetsTopicRecord::Offset(offset) = record {
+                self.apply_offset(offset);
+            }
         }
         ErrorCode::None
     }
