@@ -21,7 +21,7 @@ enum StorageCommand {
     /// Write meta.properties into every log directory of the configuration.
     Format {
         /// The cluster id (from random-uuid).
-        #[arg(short = 't', long = "cluster-id")]
+        #[arg(short = 't', long = "cluster-id", allow_hyphen_values = true)]
         cluster_id: String,
         /// The server.properties of the node.
         #[arg(short = 'c', long = "config")]

@@ -322,13 +322,19 @@ fn log_record(record: &MetadataRecord) {
     }
 }
 
-/// 16 random bytes from the kernel, as a version-4 UUID.
+/// 16 random bytes from the kernel, as a version-4 UUID. Like Kafka's `Uuid.randomUuid`, never
+/// one whose text form starts with '-' (it would read as a command-line flag).
 pub fn random_uuid() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    // SAFETY: getrandom writes at most `len` bytes into the buffer.
-    let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    assert_eq!(filled, 16, "getrandom returned too few bytes");
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    bytes
+    loop {
+        let mut bytes = [0u8; 16];
+        // SAFETY: getrandom writes at most `len` bytes into the buffer.
+        let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        assert_eq!(filled, 16, "getrandom returned too few bytes");
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        // The first base64 character is the top six bits; 62 is '-'.
+        if bytes[0] >> 2 != 62 {
+            return bytes;
+        }
+    }
 }

@@ -58,6 +58,10 @@ mod tests {
         assert_eq!(uuid_to_base64(bytes), "ASNFZ4mrze_-3LqYdlQyEA");
         assert_eq!(uuid_from_base64("ASNFZ4mrze_-3LqYdlQyEA"), Some(bytes));
         assert_eq!(uuid_from_base64("short"), None);
+        assert!(
+            (0..2000).all(|_| !uuid_to_base64(random_uuid()).starts_with('-')),
+            "an id reads as a flag"
+        );
         let random = random_uuid();
         assert_eq!(uuid_from_base64(&uuid_to_base64(random)), Some(random));
         assert_eq!(uuid_to_base64([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
