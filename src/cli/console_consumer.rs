@@ -177,7 +177,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     let status = match outcome {
         Ok(Stop::Timeout) => {
-            eprintln!("ERROR Error processing message, terminating consumer process:  (kafka.tools.ConsoleConsumer$)\norg.apache.kafka.common.errors.TimeoutException");
+            eprintln!("ERROR Error processing message, terminating consumer process: TimeoutException: no message within --timeout-ms");
             ExitCode::SUCCESS
         }
         Ok(Stop::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),

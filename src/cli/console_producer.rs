@@ -204,7 +204,7 @@ fn report(topic: &str, failures: Vec<DeliveryFailure>) -> bool {
     };
     for failure in &failures {
         eprintln!(
-            "ERROR Error when sending message to topic {topic} with key: {}, value: {} with error: (org.apache.kafka.clients.producer.internals.ErrorLoggingCallback)\n{}",
+            "ERROR Error when sending message to topic {topic} with key: {}, value: {} with error:\n{}",
             describe(failure.key_bytes),
             describe(failure.value_bytes),
             failure.reason
