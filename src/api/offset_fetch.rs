@@ -10,6 +10,31 @@ use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, FetchedOffset, GroupCall};
 
+/// Committed offsets by topic in the wire layout `$topic`/`$partition`: before v8 and from v8
+/// on, the response holds the same fields under different types.
+macro_rules! topics_in_layout {
+    ($topic:ident, $partition:ident, $offsets:expr) => {
+        grouped($offsets)
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(index, offset, epoch, metadata)| {
+                        $partition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(&metadata)))
+                    })
+                    .collect();
+                $topic::default()
+                    .with_name(TopicName(str_bytes(&topic)))
+                    .with_partitions(partitions)
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
 pub async fn handle(
     context: &RequestContext<'_>,
     request: OffsetFetchRequest,
@@ -45,27 +70,11 @@ pub async fn handle(
             .collect()
     });
     match fetch(context, &request.group_id, wanted).await {
-        Ok(offsets) => {
-            let topics = grouped(offsets)
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let partitions = partitions
-                        .into_iter()
-                        .map(|(index, offset, epoch, metadata)| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(epoch)
-                                .with_metadata(Some(str_bytes(&metadata)))
-                        })
-                        .collect();
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(&topic)))
-                        .with_partitions(partitions)
-                })
-                .collect();
-            OffsetFetchResponse::default().with_topics(topics)
-        }
+        Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_in_layout!(
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition,
+            offsets
+        )),
         Err(code) => OffsetFetchResponse::default().with_error_code(error_code(code)),
     }
 }
@@ -100,24 +109,11 @@ fn group_response(
                 .with_error_code(error_code(code))
         }
     };
-    let topics = grouped(offsets)
-        .into_iter()
-        .map(|(topic, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, offset, epoch, metadata)| {
-                    OffsetFetchResponsePartitions::default()
-                        .with_partition_index(index)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_metadata(Some(str_bytes(&metadata)))
-                })
-                .collect();
-            OffsetFetchResponseTopics::default()
-                .with_name(TopicName(str_bytes(&topic)))
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = topics_in_layout!(
+        OffsetFetchResponseTopics,
+        OffsetFetchResponsePartitions,
+        offsets
+    );
     OffsetFetchResponseGroup::default()
         .with_group_id(group_id)
         .with_topics(topics)

@@ -428,13 +428,6 @@ fn install_interrupt_handler() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Harness {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(arguments: &[&str]) -> Args {
         let mut full = vec![
@@ -445,7 +438,7 @@ mod tests {
             "t",
         ];
         full.extend_from_slice(arguments);
-        Harness::try_parse_from(full).expect("parses").args
+        crate::cli::parse_tool_args(&full).expect("parses")
     }
 
     #[test]

@@ -373,13 +373,6 @@ fn compression(codec: &str) -> Result<Compression, ProducerToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Harness {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(arguments: &[&str]) -> Args {
         let mut full = vec![
@@ -390,7 +383,7 @@ mod tests {
             "t",
         ];
         full.extend_from_slice(arguments);
-        Harness::try_parse_from(full).expect("parses").args
+        crate::cli::parse_tool_args(&full).expect("parses")
     }
 
     #[test]

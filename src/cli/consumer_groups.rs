@@ -519,18 +519,11 @@ fn reset_offsets(client: &mut Client, args: &Args) -> Result<(), ConsumerGroupsE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Harness {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(arguments: &[&str]) -> Result<Args, clap::Error> {
         let mut full = vec!["consumer-groups", "--bootstrap-server", "h:1"];
         full.extend_from_slice(arguments);
-        Harness::try_parse_from(full).map(|harness| harness.args)
+        crate::cli::parse_tool_args(&full)
     }
 
     #[test]

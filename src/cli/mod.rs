@@ -6,3 +6,16 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod storage;
 pub mod topics;
+
+/// Parses a tool's arguments as `flink <tool> ...` would, for the tools' own tests.
+#[cfg(test)]
+pub fn parse_tool_args<A: clap::Args>(arguments: &[&str]) -> Result<A, clap::Error> {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Harness<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    Harness::<A>::try_parse_from(arguments).map(|harness| harness.args)
+}

@@ -334,18 +334,11 @@ fn topic_name(name: &str) -> TopicName {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Harness {
-        #[command(flatten)]
-        args: Args,
-    }
 
     #[test]
     fn parses_kafka_flags() {
         // The flags of kafka-topics.sh parse, with repeatable --config and absent counts as None.
-        let harness = Harness::try_parse_from([
+        let args: Args = crate::cli::parse_tool_args(&[
             "topics",
             "--bootstrap-server",
             "h:1",
@@ -359,10 +352,12 @@ mod tests {
             "--if-not-exists",
         ])
         .expect("parses");
-        assert!(harness.args.create && harness.args.if_not_exists);
-        assert_eq!(harness.args.configs, vec!["a=1", "b=2"]);
-        assert_eq!(harness.args.partitions, None);
-        assert!(Harness::try_parse_from(["topics", "--bootstrap-server", "h:1"]).is_err());
+        assert!(args.create && args.if_not_exists);
+        assert_eq!(args.configs, vec!["a=1", "b=2"]);
+        assert_eq!(args.partitions, None);
+        assert!(
+            crate::cli::parse_tool_args::<Args>(&["topics", "--bootstrap-server", "h:1"]).is_err()
+        );
     }
 
     #[test]
