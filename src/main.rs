@@ -3,19 +3,7 @@
 //! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer`, `consumer-groups` and `storage` are
 //! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
-mod api;
-mod cli;
-mod client;
-mod config;
-mod controller;
-mod group;
-mod metadata;
-mod net;
-mod partition;
-mod protocol;
-mod runtime;
-mod server;
-mod storage;
+use flink::{cli, server};
 
 use std::process::ExitCode;
 
