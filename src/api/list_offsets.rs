@@ -1,4 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1) and by timestamp, answered by each partition's shard.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+) and by timestamp, answered by
+//! each partition's shard.
 
 use std::sync::Arc;
 
@@ -7,57 +8,45 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::RequestContext;
+use super::{scatter_partitions, RequestContext};
 use crate::partition::PartitionError;
 use crate::runtime::mesh::{ListOffsetsPart, OffsetQuery, ShardRequest};
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets v7+ (KIP-734): the record with the largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let image = context.shard.metadata();
-    let mut parts = Vec::new();
-    let mut slots = Vec::new();
-    for topic in &request.topics {
-        let known = image.topic(topic.name.as_str());
-        for partition in &topic.partitions {
-            let hosted = known.filter(|known| {
-                (0..known.partitions.len() as i32).contains(&partition.partition_index)
-            });
-            let Some(hosted) = hosted else {
-                slots.push(false);
-                continue;
-            };
-            let query = match partition.timestamp {
-                LATEST_TIMESTAMP => OffsetQuery::Latest,
-                EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
-                timestamp => OffsetQuery::Timestamp(timestamp),
-            };
-            let shard = context.shard.owner_of(hosted, partition.partition_index);
-            let topic_name: Arc<str> = Arc::from(topic.name.as_str());
-            parts.push((
-                shard,
-                ListOffsetsPart {
-                    topic: topic_name,
+    let requested = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            let name: Arc<str> = Arc::from(topic.name.as_str());
+            topic.partitions.iter().map(move |partition| {
+                let query = match partition.timestamp {
+                    LATEST_TIMESTAMP => OffsetQuery::Latest,
+                    EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
+                    MAX_TIMESTAMP if context.version >= 7 => OffsetQuery::MaxTimestamp,
+                    timestamp => OffsetQuery::Timestamp(timestamp),
+                };
+                let part = ListOffsetsPart {
+                    topic: name.clone(),
                     partition: partition.partition_index,
                     query,
-                },
-            ));
-            slots.push(true);
-        }
-    }
-    let mut answers = context
-        .shard
-        .scatter(parts, |parts, reply| ShardRequest::ListOffsets {
-            parts,
-            reply,
+                };
+                (topic.name.as_str(), partition.partition_index, part)
+            })
         })
-        .await
-        .into_iter();
-    let mut slots = slots.into_iter();
+        .collect();
+    let answers = scatter_partitions(context, requested, |parts, reply| {
+        ShardRequest::ListOffsets { parts, reply }
+    })
+    .await;
+    let mut answers = answers.into_iter();
     let topics = request
         .topics
         .iter()
@@ -66,10 +55,7 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let answer = match slots.next() {
-                        Some(true) => answers.next().expect("an answer per hosted part"),
-                        _ => Err(PartitionError::NotHosted(String::new())),
-                    };
+                    let answer = answers.next().expect("an answer per partition");
                     partition_response(context.version, partition.partition_index, answer)
                 })
                 .collect();

@@ -7,6 +7,7 @@ mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_groups;
 mod fetch;
@@ -33,7 +34,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::controller::TopicError;
+use crate::partition::PartitionError;
 use crate::protocol::{self, ProtocolError};
+use crate::runtime::mesh::ShardRequest;
 use crate::runtime::shard::Shard;
 
 /// What every handler is given besides its request body.
@@ -43,6 +46,36 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// The client id from the request header (empty if none).
     pub client_id: String,
+}
+
+/// Sends one part per requested (topic, partition), in request order, to the shard owning it,
+/// and returns the answers in that order. A partition of an unknown topic, or past the topic's
+/// partition count, is answered `NotHosted` without leaving this shard.
+pub async fn scatter_partitions<P, R>(
+    context: &RequestContext<'_>,
+    requested: Vec<(&str, i32, P)>,
+    build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
+) -> Vec<Result<R, PartitionError>> {
+    let image = context.shard.metadata();
+    let mut parts = Vec::new();
+    let mut hosted = Vec::with_capacity(requested.len());
+    for (topic, partition, part) in requested {
+        let known = image
+            .topic(topic)
+            .filter(|known| (0..known.partitions.len() as i32).contains(&partition));
+        hosted.push(known.is_some());
+        if let Some(known) = known {
+            parts.push((context.shard.owner_of(known, partition), part));
+        }
+    }
+    let mut answers = context.shard.scatter(parts, build).await.into_iter();
+    hosted
+        .into_iter()
+        .map(|hosted| match hosted {
+            true => answers.next().expect("an answer per hosted part"),
+            false => Err(PartitionError::NotHosted(String::new())),
+        })
+        .collect()
 }
 
 /// What a handler may need to know about the connection a request came on.
@@ -104,6 +137,7 @@ pub async fn handle(
         }
         ApiKey::Fetch => serve!(fetch::handle),
         ApiKey::ListOffsets => serve!(list_offsets::handle),
+        ApiKey::DeleteRecords => serve!(delete_records::handle),
         ApiKey::InitProducerId => serve!(init_producer_id::handle),
         ApiKey::FindCoordinator => serve!(find_coordinator::handle),
         ApiKey::JoinGroup => serve!(join_group::handle),

@@ -198,6 +198,8 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
             ResponseError::OffsetOutOfRange
         }
+        // The broker is shutting down: clients retry elsewhere (or here after the restart).
+        PartitionError::Storage(StorageError::Closed { .. }) => ResponseError::NotLeaderOrFollower,
         PartitionError::Storage(_) => ResponseError::KafkaStorageError,
     };
     error.code()

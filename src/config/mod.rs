@@ -76,6 +76,15 @@ pub struct ServerConfig {
     pub auto_create_topics_enable: bool,
     pub log_segment_bytes: u64,
     pub log_index_interval_bytes: u32,
+    /// `log.roll.ms`, else `log.roll.hours`.
+    pub log_roll_ms: i64,
+    /// `log.retention.ms`, else `.minutes`, else `.hours`; negative keeps everything.
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_interval_messages: i64,
+    /// `log.flush.interval.ms`; unset means never by time (Kafka's Long.MAX_VALUE).
+    pub log_flush_interval_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: u32,
     /// Shards to run; 0 means one per CPU of the process's CPU set.
@@ -111,6 +120,15 @@ const KEYS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     ("log.segment.bytes", "1073741824"),
     ("log.index.interval.bytes", "4096"),
+    ("log.roll.ms", ""),
+    ("log.roll.hours", "168"),
+    ("log.retention.ms", ""),
+    ("log.retention.minutes", ""),
+    ("log.retention.hours", "168"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.interval.ms", ""),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
     ("shard.count", "0"),
@@ -119,15 +137,6 @@ const KEYS: &[(&str, &str)] = &[
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
 const ACCEPTED_KEYS: &[&str] = &[
-    "log.retention.hours",
-    "log.retention.minutes",
-    "log.retention.ms",
-    "log.retention.bytes",
-    "log.retention.check.interval.ms",
-    "log.roll.ms",
-    "log.roll.hours",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -210,6 +219,18 @@ impl ServerConfig {
             auto_create_topics_enable: lookup.boolean("auto.create.topics.enable")?,
             log_segment_bytes: lookup.number("log.segment.bytes")?,
             log_index_interval_bytes: lookup.number("log.index.interval.bytes")?,
+            log_roll_ms: lookup.milliseconds("log.roll.ms", &[("log.roll.hours", 3_600_000)])?,
+            log_retention_ms: lookup.milliseconds(
+                "log.retention.ms",
+                &[
+                    ("log.retention.minutes", 60_000),
+                    ("log.retention.hours", 3_600_000),
+                ],
+            )?,
+            log_retention_bytes: lookup.number("log.retention.bytes")?,
+            log_retention_check_interval_ms: lookup.number("log.retention.check.interval.ms")?,
+            log_flush_interval_messages: lookup.number("log.flush.interval.messages")?,
+            log_flush_interval_ms: lookup.milliseconds("log.flush.interval.ms", &[])?,
             message_max_bytes: lookup.number("message.max.bytes")?,
             socket_request_max_bytes: lookup.number("socket.request.max.bytes")?,
             shard_count: lookup.number("shard.count")?,
@@ -375,6 +396,27 @@ impl Lookup<'_> {
 
     fn number<T: std::str::FromStr>(&self, key: &str) -> Result<T, ConfigError> {
         parse_number(key, &self.value(key))
+    }
+
+    /// A duration in milliseconds set by `key`, or else by the first of `coarser` that is set
+    /// (each with its unit in milliseconds), as Kafka resolves `log.retention.ms` / `.minutes`
+    /// / `.hours`. Unset everywhere is `i64::MAX`; a negative value means unlimited.
+    fn milliseconds(&self, key: &str, coarser: &[(&str, i64)]) -> Result<i64, ConfigError> {
+        let mut choices = vec![(key, 1i64)];
+        choices.extend_from_slice(coarser);
+        for (name, unit) in choices {
+            let value = self.value(name);
+            if value.is_empty() {
+                continue;
+            }
+            let amount: i64 = parse_number(name, &value)?;
+            return Ok(if amount < 0 {
+                -1
+            } else {
+                amount.saturating_mul(unit)
+            });
+        }
+        Ok(i64::MAX)
     }
 
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {

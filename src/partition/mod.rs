@@ -7,7 +7,7 @@
 
 pub mod producer_state;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 
 use crate::storage::batch::BatchHeader;
-use crate::storage::{CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
+use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use producer_state::{ProducerState, SequenceCheck};
 
 /// Waiters kept per partition before disconnected ones are pruned.
@@ -66,6 +66,10 @@ pub struct Partition {
     append_permit: Semaphore,
     producers: RefCell<ProducerState>,
     waiters: RefCell<Vec<flume::Sender<()>>>,
+    /// Messages appended since the last fsync (for `flush.messages`).
+    unflushed_messages: Cell<i64>,
+    /// When the first message not yet fsynced was appended (for `flush.ms`).
+    unflushed_since_ms: Cell<Option<i64>>,
 }
 
 impl Partition {
@@ -74,10 +78,11 @@ impl Partition {
         index: i32,
         log_dir: &Path,
         config: LogConfig,
+        clean: bool,
     ) -> Result<Partition, StorageError> {
         let dir = log_dir.join(format!("{topic}-{index}"));
         let mut producers = ProducerState::default();
-        let log = Log::open(&dir, config, &mut |header| producers.record(header)).await?;
+        let log = Log::open(&dir, config, clean, &mut producers).await?;
         Ok(Partition {
             topic,
             index,
@@ -85,6 +90,8 @@ impl Partition {
             append_permit: Semaphore::new(1),
             producers: RefCell::new(producers),
             waiters: RefCell::new(Vec::new()),
+            unflushed_messages: Cell::new(0),
+            unflushed_since_ms: Cell::new(None),
         })
     }
 
@@ -118,17 +125,107 @@ impl Partition {
                 log_start_offset: self.log.start_offset(),
             });
         }
+        let active_before = self.log.active_base_offset();
         let base_offset = self.log.append(batches, &mut headers, 0).await?;
+        if self.log.active_base_offset() != active_before {
+            // Rolled: the producer state at the new segment's base, before this append.
+            let snapshot = self.producers.borrow().snapshot();
+            if let Err(error) = self.log.write_snapshot(base_offset, &snapshot) {
+                tracing::warn!(
+                    "cannot write a producer snapshot of {}: {error}",
+                    self.name()
+                );
+            }
+        }
         self.record_producers(&headers);
         drop(permit);
         self.wake_waiters();
-        if acks == Acks::All {
-            self.log.flush().await?;
+        let messages: i64 = headers
+            .iter()
+            .map(|header| i64::from(header.record_count))
+            .sum();
+        self.unflushed_messages
+            .set(self.unflushed_messages.get().saturating_add(messages));
+        if self.unflushed_since_ms.get().is_none() {
+            self.unflushed_since_ms.set(Some(now_ms()));
+        }
+        if acks == Acks::All || self.unflushed_messages.get() >= self.log.config().flush_messages {
+            self.flush().await?;
         }
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.start_offset(),
         })
+    }
+
+    /// Fsyncs everything appended so far (one fsync for every batch appended since the last).
+    pub async fn flush(&self) -> Result<(), PartitionError> {
+        let pending = self.unflushed_messages.replace(0);
+        let since = self.unflushed_since_ms.take();
+        if let Err(error) = self.log.flush().await {
+            self.unflushed_messages
+                .set(self.unflushed_messages.get().saturating_add(pending));
+            self.unflushed_since_ms
+                .set(since.or(self.unflushed_since_ms.get()));
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Writes what the log holds only in memory to disk (no fsync), bounding what a crash of
+    /// the process alone can lose of acks=0/1 writes.
+    pub async fn write_pending(&self) -> Result<(), PartitionError> {
+        Ok(self.log.write_pending().await?)
+    }
+
+    /// Fsyncs if the oldest unflushed message is older than `flush.ms`.
+    pub async fn flush_if_due(&self, now_ms: i64) -> Result<(), PartitionError> {
+        let due = self
+            .unflushed_since_ms
+            .get()
+            .is_some_and(|since| now_ms.saturating_sub(since) >= self.log.config().flush_ms);
+        if due {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes what `retention.ms` / `retention.bytes` no longer keep; returns the segments
+    /// deleted. Holds the append permit, as compaction's swap does.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let _permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
+        Ok(self.log.apply_retention(now_ms).await?)
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1 means the high watermark) and
+    /// returns the new low watermark.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let _permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
+        let offset = if offset == -1 {
+            self.high_watermark()
+        } else {
+            offset
+        };
+        Ok(self.log.delete_records_before(offset).await?)
+    }
+
+    /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot.
+    pub async fn close(&self) -> Result<(), PartitionError> {
+        let _permit = self
+            .append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed");
+        let snapshot = self.producers.borrow().snapshot();
+        Ok(self.log.close(&snapshot).await?)
     }
 
     fn record_producers(&self, headers: &[BatchHeader]) {
@@ -178,6 +275,11 @@ impl Partition {
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
         Ok(self.log.offset_for_timestamp(timestamp).await?)
+    }
+
+    /// The record with the largest timestamp, as (offset, timestamp).
+    pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        Ok(self.log.max_timestamp().await?)
     }
 
     /// Arranges for `waiter` to be signalled once the log end passes `offset` (at once if it has).

@@ -3,18 +3,21 @@
 //! newly rolled segments (`min.cleanable.dirty.ratio`, see `Log::needs_compaction`). Partitions
 //! are compacted one at a time, so one shard never rewrites two logs at once.
 //!
-//! Runs on the shard's own executor; the compaction itself is `Partition::compact`.
+//! The same file runs the shard's other log maintenance: retention (`run_retention`) and the
+//! time-based flush (`run_flusher`). All run on the shard's own executor.
 
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::shard::Shard;
-use crate::storage::CleanerConfig;
+use crate::storage::{now_ms, CleanerConfig};
 
 /// Pause between rounds. Kafka's `log.cleaner.backoff.ms` defaults to 15 s; a round that finds
 /// nothing due only sums a few segment sizes per partition, so checking every second is cheap
 /// and lets compaction follow segment rolls closely.
 pub const CLEANER_BACKOFF: Duration = Duration::from_secs(1);
+/// How often the flusher looks for partitions due by `flush.ms`.
+const FLUSH_CHECK: Duration = Duration::from_millis(100);
 
 /// Compacts the shard's compacted topics' partitions until the process ends.
 pub async fn run(shard: Rc<Shard>) {
@@ -46,8 +49,42 @@ async fn clean_round(shard: &Shard) {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+/// Deletes segments past retention on every hosted partition, every
+/// `log.retention.check.interval.ms`, until the process ends.
+pub async fn run_retention(shard: Rc<Shard>) {
+    let interval = Duration::from_millis(shard.config.log_retention_check_interval_ms.max(1));
+    loop {
+        glommio::timer::sleep(interval).await;
+        for (partition, _) in shard.hosted_partitions() {
+            match partition.apply_retention(now_ms()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(
+                    "retention deleted {deleted} segment(s) of {}; log start offset now {}",
+                    partition.name(),
+                    partition.log_start_offset()
+                ),
+                Err(error) => tracing::warn!("retention of {} failed: {error}", partition.name()),
+            }
+        }
+    }
+}
+
+/// Every `FLUSH_CHECK` until the process ends: fsyncs partitions whose oldest unflushed
+/// message is older than their `flush.ms`, and writes (without fsync) what the others hold
+/// only in memory, so acks=0/1 data reaches the disk within about `FLUSH_CHECK` and a crash
+/// of the process alone (not of the machine) loses no more than that.
+pub async fn run_flusher(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(FLUSH_CHECK).await;
+        let now = now_ms();
+        for (partition, _) in shard.hosted_partitions() {
+            let flushed = match partition.flush_if_due(now).await {
+                Ok(()) => partition.write_pending().await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = flushed {
+                tracing::debug!("cannot write {} to disk yet: {error}", partition.name());
+            }
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub enum OffsetQuery {
     Latest,
     /// The first offset with a timestamp at least this (milliseconds).
     Timestamp(i64),
+    /// The record with the largest timestamp (ListOffsets v7+).
+    MaxTimestamp,
 }
 
 pub struct ListOffsetsPart {
@@ -73,6 +75,14 @@ pub enum ShardRequest {
         image: Arc<MetadataImage>,
         reply: flume::Sender<()>,
     },
+    /// DeleteRecords: move each (topic, partition)'s log start to the offset (-1: the high
+    /// watermark); answered with the new log start offsets.
+    DeleteRecords {
+        parts: Vec<(Arc<str>, i32, i64)>,
+        reply: flume::Sender<Vec<Result<i64, PartitionError>>>,
+    },
+    /// Clean shutdown: flush and close every hosted log; `true` when all closed cleanly.
+    Shutdown { reply: flume::Sender<bool> },
 }
 
 /// Senders to every shard's queue, indexed by shard id. Cheap to clone.
@@ -97,6 +107,13 @@ impl Mesh {
 
     pub fn shard_count(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Queues `request` on `shard` from a thread outside the executors (the main thread).
+    pub fn send_blocking(&self, shard: ShardId, request: ShardRequest) {
+        if self.senders[shard.0].send(request).is_err() {
+            tracing::debug!("shard {shard} has stopped; request dropped");
+        }
     }
 
     /// Queues `request` on `shard`, waiting while its queue is full.

@@ -23,10 +23,11 @@ use shard::Shard;
 
 /// io_uring buffer memory registered per executor; it counts against RLIMIT_MEMLOCK.
 const EXECUTOR_IO_MEMORY_BYTES: usize = 512 << 10;
-/// A non-empty file every executor opens first, so glommio's per-device poll probe reads real
-/// data (see io_uring_notes.md).
-const IO_PROBE_FILE: &str = ".flink-io-probe";
-const IO_PROBE_BYTES: usize = 4096;
+/// Written to the log directory after every log was closed cleanly; its presence at start-up
+/// lets the logs skip recovery (Kafka's `.kafka_cleanshutdown`).
+const CLEAN_SHUTDOWN_FILE: &str = ".flink_cleanshutdown";
+/// How long a clean shutdown waits for the shards to close their logs.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -40,8 +41,8 @@ pub enum RuntimeError {
     Executor { name: String, reason: String },
     #[error("shard {shard} failed to start: {reason}")]
     ShardStart { shard: ShardId, reason: String },
-    #[error("cannot prepare {path}: {source}")]
-    Probe {
+    #[error("cannot create the log directory {path}: {source}")]
+    LogDir {
         path: String,
         source: std::io::Error,
     },
@@ -52,7 +53,14 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let cpus = cpu::allowed_cpus().map_err(RuntimeError::CpuSet)?;
     let plan = placement::plan_cpus(&cpus, config.shard_count, config.controller_dedicated_core);
     preflight::check(plan.shard_cpus.len() + 1)?;
-    write_io_probe(&config.log_dirs[0])?;
+    std::fs::create_dir_all(&config.log_dirs[0]).map_err(|source| RuntimeError::LogDir {
+        path: config.log_dirs[0].display().to_string(),
+        source,
+    })?;
+    let clean_start = take_clean_shutdown_marker(&config.log_dirs[0]);
+    if !clean_start {
+        tracing::info!("no clean-shutdown marker: logs are recovered from their recovery points");
+    }
     let (mesh, queues) = Mesh::new(plan.shard_cpus.len());
     let (controller_sender, controller_queue) = flume::bounded(CONTROLLER_QUEUE_CAPACITY);
     let controller = Controller::open(config.clone(), cluster_id, mesh.clone())?;
@@ -69,11 +77,11 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         },
         cpus
     );
-    let probe = config.log_dirs[0].join(IO_PROBE_FILE);
+    let probe = config.log_dirs[0].clone();
     let controller_probe = probe.clone();
     let controller_handle = executor("controller", plan.controller_cpu)
         .spawn(move || async move {
-            prime_poll_probe(&controller_probe).await;
+            crate::storage::prime_direct_io(&controller_probe).await;
             controller.run(controller_queue).await
         })
         .map_err(|error| RuntimeError::Executor {
@@ -89,8 +97,14 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         let name = format!("shard-{index}");
         let handle = executor(&name, *cpu)
             .spawn(move || async move {
-                prime_poll_probe(&probe).await;
-                let shard = Rc::new(Shard::new(ShardId(index), config, mesh, controller_sender));
+                crate::storage::prime_direct_io(&probe).await;
+                let shard = Rc::new(Shard::new(
+                    ShardId(index),
+                    config,
+                    mesh,
+                    controller_sender,
+                    clean_start,
+                ));
                 shard.apply_metadata(image).await;
                 match crate::net::bind_client_listeners(&shard) {
                     Err(error) => {
@@ -107,6 +121,8 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
                         glommio::spawn_local(cleaner::run(shard.clone())).detach();
+                        glommio::spawn_local(cleaner::run_retention(shard.clone())).detach();
+                        glommio::spawn_local(cleaner::run_flusher(shard.clone())).detach();
                         shard.serve(queue).await;
                     }
                 }
@@ -132,39 +148,72 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         listeners.join(",")
     );
     wait_for_stop_signal();
-    tracing::info!(
-        "Flink server shutting down: every acknowledged write is already in the log files"
-    );
+    tracing::info!("Flink server shutting down: flushing and closing the logs");
+    if close_logs(&mesh) {
+        mark_clean_shutdown(&config.log_dirs[0]);
+        tracing::info!("Flink server stopped cleanly");
+    }
     drop((controller_handle, handles));
     Ok(())
+}
+
+/// Asks every shard to flush and close its logs; true when all did within the timeout.
+fn close_logs(mesh: &Mesh) -> bool {
+    let (reply, replies) = flume::bounded(mesh.shard_count());
+    for shard in 0..mesh.shard_count() {
+        mesh.send_blocking(
+            ShardId(shard),
+            mesh::ShardRequest::Shutdown {
+                reply: reply.clone(),
+            },
+        );
+    }
+    let deadline = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
+    let mut clean = true;
+    for _ in 0..mesh.shard_count() {
+        match replies.recv_deadline(deadline) {
+            Ok(closed) => clean &= closed,
+            Err(_) => {
+                tracing::error!("shards did not close their logs within {SHUTDOWN_TIMEOUT:?}");
+                return false;
+            }
+        }
+    }
+    clean
+}
+
+/// Removes the clean-shutdown marker, returning whether it was there.
+fn take_clean_shutdown_marker(log_dir: &Path) -> bool {
+    let path = log_dir.join(CLEAN_SHUTDOWN_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            // The removal must be durable before any log changes, or a crash would leave a
+            // marker for logs that are no longer clean.
+            if let Err(error) = std::fs::File::open(log_dir).and_then(|dir| dir.sync_all()) {
+                tracing::warn!("cannot sync {}: {error}", log_dir.display());
+                return false;
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn mark_clean_shutdown(log_dir: &Path) {
+    let path = log_dir.join(CLEAN_SHUTDOWN_FILE);
+    let written = std::fs::File::create(&path)
+        .and_then(|file| file.sync_all())
+        .and_then(|()| std::fs::File::open(log_dir))
+        .and_then(|dir| dir.sync_all());
+    if let Err(error) = written {
+        tracing::warn!("cannot write {}: {error}", path.display());
+    }
 }
 
 fn executor(name: &str, cpu: usize) -> LocalExecutorBuilder {
     LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(name)
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-}
-
-fn write_io_probe(log_dir: &Path) -> Result<(), RuntimeError> {
-    let path = log_dir.join(IO_PROBE_FILE);
-    std::fs::create_dir_all(log_dir)
-        .and_then(|()| std::fs::write(&path, vec![0u8; IO_PROBE_BYTES]))
-        .map_err(|source| RuntimeError::Probe {
-            path: path.display().to_string(),
-            source,
-        })
-}
-
-/// glommio probes each device for polled I/O once per executor, reading the first file opened
-/// for Direct I/O. An empty file reads as success and wrongly marks the device pollable; so each
-/// executor opens this non-empty file first.
-async fn prime_poll_probe(path: &Path) {
-    match glommio::io::DmaFile::open(path).await {
-        Ok(file) => {
-            let _ = file.close().await;
-        }
-        Err(error) => tracing::warn!("io probe {} failed: {error}", path.display()),
-    }
 }
 
 /// Blocks SIGINT/SIGTERM (the executors inherit the mask, so the signal comes here) and waits.

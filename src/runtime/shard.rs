@@ -31,6 +31,8 @@ pub struct Shard {
     pub mesh: Mesh,
     pub controller: flume::Sender<ControllerRequest>,
     log_dir: PathBuf,
+    /// Whether the previous run shut down cleanly (logs opened at start-up skip the scan).
+    clean_start: bool,
     metadata: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<HashMap<PartitionKey, (TopicId, Rc<Partition>)>>,
     /// Producer ids this shard may hand out, a block at a time from the controller.
@@ -45,10 +47,12 @@ impl Shard {
         config: Arc<ServerConfig>,
         mesh: Mesh,
         controller: flume::Sender<ControllerRequest>,
+        clean_start: bool,
     ) -> Shard {
         Shard {
             id,
             log_dir: config.log_dirs[0].clone(),
+            clean_start,
             mesh,
             controller,
             metadata: RefCell::new(Arc::new(MetadataImage::default())),
@@ -179,7 +183,34 @@ impl Shard {
                 self.apply_metadata(image).await;
                 let _ = reply.send(());
             }
+            ShardRequest::DeleteRecords { parts, reply } => {
+                let mut answers = Vec::with_capacity(parts.len());
+                for (topic, index, offset) in parts {
+                    let answer = match self.hosted(&topic, index) {
+                        Ok(partition) => partition.delete_records(offset).await,
+                        Err(error) => Err(error),
+                    };
+                    answers.push(answer);
+                }
+                let _ = reply.send(answers);
+            }
+            ShardRequest::Shutdown { reply } => {
+                let _ = reply.send(self.close_partitions().await);
+            }
         }
+    }
+
+    /// Flushes and closes every hosted log (with its producer snapshot) for a clean shutdown;
+    /// `false` if any could not be closed.
+    async fn close_partitions(&self) -> bool {
+        let mut clean = true;
+        for (partition, _) in self.hosted_partitions() {
+            if let Err(error) = partition.close().await {
+                tracing::error!("cannot close {} cleanly: {error}", partition.name());
+                clean = false;
+            }
+        }
+        clean
     }
 
     /// Sends `call` to the shard coordinating its group (or every shard, for a listing is
@@ -330,6 +361,7 @@ impl Shard {
                 .offset_for_timestamp(timestamp)
                 .await?
                 .unwrap_or((-1, -1))),
+            OffsetQuery::MaxTimestamp => Ok(partition.max_timestamp().await?.unwrap_or((-1, -1))),
         }
     }
 
@@ -378,6 +410,7 @@ impl Shard {
                 partition.index,
                 &self.log_dir,
                 self.log_config(topic),
+                self.clean_start,
             )
             .await
             {
@@ -406,15 +439,7 @@ impl Shard {
     }
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        let segment_bytes_max = topic
-            .configs
-            .get("segment.bytes")
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(self.config.log_segment_bytes);
-        LogConfig {
-            segment_bytes_max,
-            index_interval_bytes: u64::from(self.config.log_index_interval_bytes),
-        }
+        crate::storage::log_config(&self.config, &topic.configs)
     }
 }
 

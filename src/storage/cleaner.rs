@@ -124,8 +124,12 @@ impl KeyMap {
     }
 }
 
-/// Reads every batch of `segments` (up to their size now) into a key map.
-pub async fn build_key_map(segments: &[Rc<Segment>]) -> Result<KeyMap, StorageError> {
+/// Reads every batch of `segments` (up to their size now, and only records below
+/// `durable_end`) into a key map.
+pub async fn build_key_map(
+    segments: &[Rc<Segment>],
+    durable_end: i64,
+) -> Result<KeyMap, StorageError> {
     let mut map = KeyMap::default();
     for segment in segments {
         let mut scan = SegmentScan::new(segment);
@@ -135,6 +139,11 @@ pub async fn build_key_map(segments: &[Rc<Segment>]) -> Result<KeyMap, StorageEr
                     continue;
                 }
                 for record in decode_batch(segment.log_path(), &header, bytes)? {
+                    if record.offset >= durable_end {
+                        // Not yet durable: a crash could lose it, so it must not make the
+                        // cleaner drop an older, durable value of its key.
+                        break;
+                    }
                     if let Some(key) = &record.key {
                         map.insert(segment.log_path(), key, record.offset)?;
                     }

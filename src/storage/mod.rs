@@ -4,15 +4,25 @@
 //! `cleanup.policy=compact` are compacted by `cleaner` (driven by `runtime::cleaner`).
 
 pub mod batch;
+pub mod checkpoint;
 pub mod cleaner;
 pub mod log;
+#[cfg(test)]
+mod log_tests;
+#[cfg(test)]
+mod model_tests;
 pub mod offset_index;
 pub mod segment;
+pub mod tail;
+#[cfg(test)]
+mod test_util;
+pub mod time_index;
 
 use std::path::PathBuf;
 
 pub use cleaner::{CleanerConfig, CompactionStats};
-pub use log::{Log, LogConfig};
+pub use log::{now_ms, BatchObserver, Log, LogConfig};
+pub use segment::prime_direct_io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -31,6 +41,8 @@ pub enum StorageError {
     },
     #[error("compacting {path} needs a key map over {bytes_max} bytes; the log stays as it is")]
     KeyMapFull { path: PathBuf, bytes_max: usize },
+    #[error("{path} was closed for shutdown")]
+    Closed { path: PathBuf },
 }
 
 impl StorageError {
@@ -45,4 +57,44 @@ impl StorageError {
 /// `00000000000000000042.log` for base offset 42 and extension `log`.
 pub fn segment_file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
+}
+
+/// The settings of one partition's log: the topic's own configs (`segment.bytes`, `segment.ms`,
+/// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`, `index.interval.bytes`)
+/// over the broker's `log.*` defaults. Retention applies only when `cleanup.policy` includes
+/// `delete` (the default), as in Kafka.
+pub fn log_config(
+    broker: &crate::config::ServerConfig,
+    topic: &std::collections::BTreeMap<String, String>,
+) -> LogConfig {
+    let number = |key: &str, default: i64| {
+        topic
+            .get(key)
+            .and_then(|value| value.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let deletes = topic
+        .get("cleanup.policy")
+        .is_none_or(|policy| policy.split(',').any(|policy| policy.trim() == "delete"));
+    let (retention_ms, retention_bytes) = if deletes {
+        (
+            number("retention.ms", broker.log_retention_ms),
+            number("retention.bytes", broker.log_retention_bytes),
+        )
+    } else {
+        (-1, -1)
+    };
+    LogConfig {
+        segment_bytes_max: number("segment.bytes", broker.log_segment_bytes as i64).max(14) as u64,
+        index_interval_bytes: number(
+            "index.interval.bytes",
+            i64::from(broker.log_index_interval_bytes),
+        )
+        .max(0) as u64,
+        segment_ms: number("segment.ms", broker.log_roll_ms),
+        retention_ms,
+        retention_bytes,
+        flush_messages: number("flush.messages", broker.log_flush_interval_messages),
+        flush_ms: number("flush.ms", broker.log_flush_interval_ms),
+    }
 }

@@ -54,6 +54,41 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn last(&self) -> Option<IndexEntry> {
+        self.entries.last().copied()
+    }
+
+    pub fn entries(&self) -> &[IndexEntry] {
+        &self.entries
+    }
+
+    /// Parses an `.index` file of a segment `segment_bytes` long; `None` if it is not a
+    /// well-formed increasing index within the segment (then it is rebuilt from the log).
+    pub fn decode_all(bytes: &[u8], segment_bytes: u64) -> Option<OffsetIndex> {
+        let mut index = OffsetIndex::default();
+        for raw in bytes.chunks(INDEX_ENTRY_BYTES) {
+            if raw.len() < INDEX_ENTRY_BYTES {
+                return None;
+            }
+            let entry = IndexEntry {
+                relative_offset: u32::from_be_bytes(raw[..4].try_into().expect("four bytes")),
+                position: u32::from_be_bytes(raw[4..].try_into().expect("four bytes")),
+            };
+            let increasing = index.entries.last().is_none_or(|last| {
+                entry.relative_offset > last.relative_offset && entry.position > last.position
+            });
+            if !increasing || u64::from(entry.position) >= segment_bytes {
+                return None;
+            }
+            index.entries.push(entry);
+        }
+        Some(index)
+    }
+
     pub fn encode_all(&self) -> Vec<u8> {
         self.entries.iter().flat_map(IndexEntry::encode).collect()
     }
@@ -81,5 +116,9 @@ mod tests {
         assert_eq!(index.lookup(8), 4100);
         assert_eq!(index.lookup(100), 8300);
         assert_eq!(&index.encode_all()[..8], &[0, 0, 0, 5, 0, 0, 0x10, 0x04]);
+        let decoded = OffsetIndex::decode_all(&index.encode_all(), 9000).expect("well formed");
+        assert_eq!(decoded.entries(), index.entries());
+        assert!(OffsetIndex::decode_all(&index.encode_all(), 8300).is_none());
+        assert!(OffsetIndex::decode_all(&[0; 7], 9000).is_none());
     }
 }

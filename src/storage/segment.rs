@@ -1,66 +1,205 @@
-//! One segment of a partition log: a `.log` file of record batches and its sparse `.index`.
+//! One segment of a partition log: a `.log` file of record batches, its sparse `.index` and its
+//! `.timeindex`.
 //!
-//! Invariants: `size` is the byte length of whole, validated batches; bytes past it (a torn write)
-//! are never served and are cut off on recovery. `next_offset` is one past the last offset stored.
-//! Appends to a segment are serialised by the partition; reads run concurrently with appends and
-//! only see bytes below `size`, which grows after a write completes.
+//! The `.log` file is written with direct I/O (glommio `DmaFile`, O_DIRECT on filesystems that
+//! support it) in whole aligned blocks. An append copies its batches into the in-memory `Tail`
+//! (aligned chunks) and returns; each chunk that fills is written behind it, as it is, by a
+//! background write (up to `WRITES_IN_FLIGHT` at once, in file order), and `flush` waits for
+//! those, writes the rest (the last block padded with zeros) and fdatasyncs. Reads take what
+//! lies below the tail from disk (direct reads, positioned through the offset index) and the
+//! rest from the tail.
+//!
+//! Invariants: `size` is the byte length of whole, validated batches; `written <= submitted`
+//! and `written <= size`: bytes below `written` are on disk, and `synced <= written` are durable;
+//! background writes cover disjoint block ranges from `submitted` on; the tail holds
+//! `[tail.start, size)` with `tail.start <= align_down(written)`. On disk the file may run past
+//! `size` with zero padding (a flushed partial block) or a torn write: both are cut off on
+//! recovery, and `close` trims the padding. Appends to a segment are serialised by the
+//! partition; a flush holds every write slot, so its writes never overlap another.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{BufferedFile, OpenOptions};
+use glommio::io::{BufferedFile, DmaFile, OpenOptions};
+use glommio::sync::Semaphore;
 
 use super::batch::{self, BatchHeader};
 use super::offset_index::{IndexEntry, OffsetIndex, INDEX_ENTRY_BYTES};
+use super::tail::{align_down, align_up, Tail, CHUNK_BYTES};
+use super::time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};
 use super::{segment_file_name, StorageError};
 
 /// How much of a segment recovery reads at a time.
 const RECOVERY_READ_BYTES: usize = 1 << 20;
 /// Smallest read a fetch makes, so a small `max_bytes` still finds its batch in one read.
 const FETCH_READ_BYTES_MIN: usize = 64 << 10;
+/// Largest single direct write made by a flush.
+const WRITE_BYTES_MAX: u64 = 4 * CHUNK_BYTES as u64;
+/// Background writes a segment keeps in flight at once.
+const WRITES_IN_FLIGHT: u64 = 4;
+/// Unwritten bytes a segment may hold before an append waits for the disk.
+const UNWRITTEN_BYTES_MAX: u64 = 8 * CHUNK_BYTES as u64;
+
+/// A background write: the block range `[start, end)`, and how it ended.
+struct InFlight {
+    start: u64,
+    end: u64,
+    outcome: Option<Result<(), String>>,
+}
+
+/// A non-empty file opened for direct I/O before any segment (see `prime_direct_io`).
+const IO_PROBE_FILE: &str = ".flink-io-probe";
+const IO_PROBE_BYTES: usize = 4096;
+
+thread_local! {
+    /// Devices whose direct-I/O probe this thread (executor) has primed.
+    static PRIMED_DEVICES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Works around glommio 0.9.0's poll probe (io_uring_notes.md): the first file an executor
+/// opens for direct I/O on a device is read to decide whether the device supports polled I/O,
+/// and an empty file wrongly says yes, after which every direct read there fails with
+/// EOPNOTSUPP. So before the first segment on each device, each executor opens a non-empty
+/// probe file in `dir`. Failures are logged; the segment open that follows reports real ones.
+pub async fn prime_direct_io(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(device) = std::fs::metadata(dir).map(|metadata| metadata.dev()) else {
+        return;
+    };
+    if PRIMED_DEVICES.with(|primed| primed.borrow().contains(&device)) {
+        return;
+    }
+    let path = dir.join(IO_PROBE_FILE);
+    let probe = match std::fs::metadata(&path) {
+        Ok(metadata) if metadata.len() >= IO_PROBE_BYTES as u64 => Ok(()),
+        _ => std::fs::write(&path, vec![0u8; IO_PROBE_BYTES]),
+    };
+    if let Err(error) = probe {
+        tracing::warn!("cannot write the io probe {}: {error}", path.display());
+        return;
+    }
+    match DmaFile::open(&path).await {
+        Ok(file) => {
+            let _ = file.close().await;
+            PRIMED_DEVICES.with(|primed| primed.borrow_mut().push(device));
+        }
+        Err(error) => tracing::warn!("io probe {} failed: {error}", path.display()),
+    }
+}
+
+/// A tail position past any segment: reads below it all go to disk.
+const NOTHING_CACHED: u64 = 1 << 62;
+
+/// How a segment is opened.
+pub enum Recovery<'a> {
+    /// Scan every batch, verifying CRCs; `observe` sees every batch kept.
+    Scan(&'a mut dyn FnMut(&BatchHeader)),
+    /// The segment was flushed before a clean shutdown or lies below the recovery point: load
+    /// its indexes and verify only what follows the last index entry.
+    Trust,
+}
 
 pub struct Segment {
     pub base_offset: i64,
     log_path: PathBuf,
     index_path: PathBuf,
-    log_file: BufferedFile,
+    time_index_path: PathBuf,
+    file: DmaFile,
     index_file: BufferedFile,
+    time_index_file: BufferedFile,
+    tail: RefCell<Tail>,
     size: Cell<u64>,
     next_offset: Cell<i64>,
+    written: Cell<u64>,
+    synced_bytes: Cell<u64>,
+    synced_offset: Cell<i64>,
     index: RefCell<OffsetIndex>,
+    index_persisted: Cell<usize>,
+    time_index: RefCell<TimeIndex>,
+    time_index_persisted: Cell<usize>,
     bytes_since_index_entry: Cell<u64>,
+    /// Largest batch max timestamp, -1 when empty.
+    max_timestamp: Cell<i64>,
+    /// Max timestamp of the first batch (what `segment.ms` counts from), if any.
+    first_timestamp: Cell<Option<i64>>,
     index_interval_bytes: u64,
+    /// Background writes were issued for every block below this (aligned) position.
+    submitted: Cell<u64>,
+    /// Background writes in file order; completed ones leave from the front.
+    in_flight: RefCell<std::collections::VecDeque<InFlight>>,
+    /// One permit per background write in flight; a flush takes them all.
+    write_slots: Rc<Semaphore>,
+    /// Signalled once per completed background write, for appends waiting on the disk.
+    completions: Semaphore,
+    /// A background write failed: the next flush (or a waiting append) writes again from
+    /// `written`. The message is logged once per distinct failure.
+    write_failure: RefCell<Option<String>>,
+    sync_lock: Semaphore,
+    /// Set by `close`: a closed segment takes no more appends.
+    closed: Cell<bool>,
 }
 
 impl Segment {
-    /// Opens (creating if absent) the segment starting at `base_offset` and recovers it: scans
-    /// every batch, cuts a torn or corrupt tail, and rebuilds the index from what remains.
-    /// `observe` sees the header of every batch kept.
+    /// Opens (creating if absent) the segment starting at `base_offset` and recovers it as
+    /// `recovery` says: a torn or corrupt tail is cut off and damaged indexes are rebuilt.
     pub async fn open(
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: u64,
-        observe: &mut dyn FnMut(&BatchHeader),
-    ) -> Result<Segment, StorageError> {
+        recovery: Recovery<'_>,
+    ) -> Result<Rc<Segment>, StorageError> {
         let log_path = dir.join(segment_file_name(base_offset, "log"));
         let index_path = dir.join(segment_file_name(base_offset, "index"));
-        let log_file = open_read_write(&log_path).await?;
-        let index_file = open_read_write(&index_path).await?;
+        let time_index_path = dir.join(segment_file_name(base_offset, "timeindex"));
+        prime_direct_io(dir).await;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .dma_open(&log_path)
+            .await
+            .map_err(|error| StorageError::io(&log_path, error))?;
+        let index_file = open_buffered(&index_path).await?;
+        let time_index_file = open_buffered(&time_index_path).await?;
+        // Nothing is cached until recovery has read the file.
+        let nothing_cached = Tail::new(NOTHING_CACHED, &[], &|size| file.alloc_dma_buffer(size));
         let segment = Segment {
             base_offset,
             log_path,
             index_path,
-            log_file,
+            time_index_path,
+            file,
             index_file,
+            time_index_file,
+            tail: RefCell::new(nothing_cached),
             size: Cell::new(0),
             next_offset: Cell::new(base_offset),
+            written: Cell::new(0),
+            synced_bytes: Cell::new(0),
+            synced_offset: Cell::new(base_offset),
             index: RefCell::new(OffsetIndex::default()),
+            index_persisted: Cell::new(0),
+            time_index: RefCell::new(TimeIndex::default()),
+            time_index_persisted: Cell::new(0),
             bytes_since_index_entry: Cell::new(0),
+            max_timestamp: Cell::new(-1),
+            first_timestamp: Cell::new(None),
             index_interval_bytes,
+            submitted: Cell::new(0),
+            in_flight: RefCell::new(std::collections::VecDeque::new()),
+            write_slots: Rc::new(Semaphore::new(WRITES_IN_FLIGHT)),
+            completions: Semaphore::new(0),
+            write_failure: RefCell::new(None),
+            sync_lock: Semaphore::new(1),
+            closed: Cell::new(false),
         };
-        segment.recover(observe).await?;
-        Ok(segment)
+        match recovery {
+            Recovery::Scan(observe) => segment.recover(observe).await?,
+            Recovery::Trust => segment.load().await?,
+        }
+        Ok(Rc::new(segment))
     }
 
     pub fn size(&self) -> u64 {
@@ -71,42 +210,130 @@ impl Segment {
         self.next_offset.get()
     }
 
+    /// The offset below which everything in this segment is durable.
+    pub fn synced_offset(&self) -> i64 {
+        self.synced_offset.get()
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.get()
+    }
+
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.first_timestamp.get()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Appends validated batches whose offsets are already assigned; `headers` describe them.
+    /// Returns once they are in the tail (readable); the disk write follows behind. Fails
+    /// without appending anything if the disk has fallen too far behind and still fails.
     pub async fn append(
-        &self,
-        batches: Vec<u8>,
+        self: &Rc<Self>,
+        batches: &[u8],
         headers: &[BatchHeader],
     ) -> Result<(), StorageError> {
-        let position = self.size.get();
-        let length = batches.len() as u64;
-        let written = self
-            .log_file
-            .write_at(batches, position)
-            .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
-        if written as u64 != length {
-            return Err(StorageError::io(
-                &self.log_path,
-                std::io::Error::new(std::io::ErrorKind::WriteZero, "short write to segment"),
-            ));
+        if self.closed.get() {
+            return Err(StorageError::Closed {
+                path: self.log_path.clone(),
+            });
         }
+        while self.size.get() - self.written.get() > UNWRITTEN_BYTES_MAX {
+            if self
+                .in_flight
+                .borrow()
+                .iter()
+                .any(|write| write.outcome.is_none())
+            {
+                // Wait for a background write to finish (a signal may be stale: look again).
+                self.completions
+                    .acquire(1)
+                    .await
+                    .expect("the completion semaphore is never closed");
+            } else {
+                // Nothing in flight (writes failed): write in line, or fail without appending.
+                self.write_out(false).await?;
+            }
+        }
+        let position = self.size.get();
+        self.tail
+            .borrow_mut()
+            .push(batches, &|size| self.file.alloc_dma_buffer(size));
         for header in headers {
-            self.maybe_index(header, position + header.position as u64)
-                .await?;
+            self.note_batch(header, position + header.position as u64);
         }
         let last = headers.last().expect("append of at least one batch");
         self.next_offset.set(last.next_offset());
-        self.size.set(position + length);
+        self.size.set(position + batches.len() as u64);
+        self.write_behind();
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable: writes what is left (padding the last block)
+    /// and fdatasyncs. Concurrent calls share one fsync: a caller whose bytes were covered by
+    /// a sync that finished while it waited returns at once (group commit).
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let target = self.size.get();
+        if self.synced_bytes.get() >= target {
+            return Ok(());
+        }
+        let _permit = self
+            .sync_lock
+            .acquire_permit(1)
+            .await
+            .expect("the sync lock is never closed");
+        if self.synced_bytes.get() >= target {
+            return Ok(());
+        }
+        let (bytes, offset) = self.write_out(true).await?;
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|error| StorageError::io(&self.log_path, error))?;
+        self.synced_bytes.set(self.synced_bytes.get().max(bytes));
+        self.synced_offset.set(self.synced_offset.get().max(offset));
+        self.persist_indexes().await
+    }
+
+    /// Writes what is still only in memory (padding the last block) without waiting for an
+    /// fsync, so that a crash of the process alone loses nothing; no-op when all is written.
+    pub async fn write_pending(&self) -> Result<(), StorageError> {
+        if self.written.get() < self.size.get() {
+            self.write_out(true).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, trims the zero padding past the last batch, syncs the indexes, and lets the
+    /// tail go. Done when the segment is rolled and at a clean shutdown; reads still work.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.closed.set(true);
+        if let Err(error) = self.flush().await {
+            self.closed.set(false);
+            return Err(error);
+        }
+        let size = self.size.get();
+        let io_error = |error| StorageError::io(&self.log_path, error);
+        self.file.truncate(size).await.map_err(io_error)?;
+        self.file.fdatasync().await.map_err(io_error)?;
+        for (file, path) in [
+            (&self.index_file, &self.index_path),
+            (&self.time_index_file, &self.time_index_path),
+        ] {
+            file.fdatasync()
+                .await
+                .map_err(|error| StorageError::io(path, error))?;
+        }
+        self.tail.borrow_mut().clear(size);
         Ok(())
     }
 
     /// Reads whole batches starting with the one that holds `offset`, about `max_bytes` of them;
     /// the first batch is returned whole even when larger (as Kafka does since KIP-74).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
-        // Below the base offset (compaction emptied the end of the segment before) reads from
-        // the start; past what an index can hold reads from the last entry.
-        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut position = u64::from(self.index.borrow().lookup(relative));
+        let mut position = self.position_for(offset);
         let end = self.size.get();
         while position < end {
             let want = max_bytes.max(FETCH_READ_BYTES_MIN);
@@ -127,10 +354,10 @@ impl Segment {
         Ok(Bytes::new())
     }
 
-    /// Headers of the batches in this segment, in order (used by ListOffsets by timestamp).
-    pub async fn batch_headers(&self) -> Result<Vec<BatchHeader>, StorageError> {
+    /// Headers of the batches from the one holding `offset` on, in order, with their positions.
+    pub async fn headers_from(&self, offset: i64) -> Result<Vec<BatchHeader>, StorageError> {
         let mut headers = Vec::new();
-        let mut position = 0u64;
+        let mut position = self.position_for(offset);
         let end = self.size.get();
         while position < end {
             let chunk = self
@@ -139,15 +366,56 @@ impl Segment {
                 .ok_or_else(|| self.damaged(position))?;
             let mut cursor = 0;
             while let Some(header) = self.header_at(&chunk, cursor)? {
-                headers.push(BatchHeader {
-                    position: position as usize + cursor,
-                    ..header
-                });
+                if header.next_offset() > offset {
+                    headers.push(BatchHeader {
+                        position: position as usize + cursor,
+                        ..header
+                    });
+                }
                 cursor += header.size;
             }
             position += cursor as u64;
         }
         Ok(headers)
+    }
+
+    /// The first record whose timestamp is at least `timestamp`, as (offset, timestamp), as
+    /// Kafka answers ListOffsets: found through the time index, then the first batch whose max
+    /// timestamp reaches it, then that batch's records (decompressed if need be).
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.max_timestamp.get() < timestamp {
+            return Ok(None);
+        }
+        let start = self.base_offset + i64::from(self.time_index.borrow().scan_start(timestamp));
+        let found = self
+            .headers_from(start)
+            .await?
+            .into_iter()
+            .find(|header| header.max_timestamp >= timestamp);
+        let Some(header) = found else {
+            return Ok(None);
+        };
+        if batch::is_log_append_time(&header) {
+            return Ok(Some((header.base_offset, header.max_timestamp)));
+        }
+        let bytes = self.read_at(header.position as u64, header.size).await?;
+        let mut bytes = Bytes::from(bytes);
+        let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|error| {
+                StorageError::io(
+                    &self.log_path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
+                )
+            })?
+            .records;
+        let record = records
+            .iter()
+            .find(|record| record.timestamp >= timestamp)
+            .map(|record| (record.offset, record.timestamp));
+        Ok(record.or(Some((header.base_offset, header.max_timestamp))))
     }
 
     /// Whole batches from byte `position`, about a megabyte of them but at least one; empty at
@@ -169,44 +437,254 @@ impl Segment {
         Ok(chunk)
     }
 
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
+    /// Lets the tail go: an inactive segment is read from disk only and never appended to.
+    pub fn release_tail(&self) {
+        // Only bytes already on disk may go.
+        if self.written.get() >= self.size.get() {
+            self.tail.borrow_mut().clear(self.size.get());
+        }
     }
 
-    pub async fn flush(&self) -> Result<(), StorageError> {
-        self.log_file
-            .fdatasync()
-            .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
-        self.index_file
-            .fdatasync()
-            .await
-            .map_err(|error| StorageError::io(&self.index_path, error))
-    }
-
-    /// Removes both files; the segment must not be used afterwards.
+    /// Removes the segment's files; the segment must not be used afterwards.
     pub async fn remove(&self) -> Result<(), StorageError> {
-        self.log_file
+        self.file
             .remove()
             .await
             .map_err(|error| StorageError::io(&self.log_path, error))?;
-        self.index_file
-            .remove()
-            .await
-            .map_err(|error| StorageError::io(&self.index_path, error))
+        for (file, path) in [
+            (&self.index_file, &self.index_path),
+            (&self.time_index_file, &self.time_index_path),
+        ] {
+            file.remove()
+                .await
+                .map_err(|error| StorageError::io(path, error))?;
+        }
+        Ok(())
     }
 
-    async fn recover(&self, observe: &mut dyn FnMut(&BatchHeader)) -> Result<(), StorageError> {
-        let file_size = self
-            .log_file
-            .file_size()
+    fn position_for(&self, offset: i64) -> u64 {
+        // Below the base offset (compaction emptied the end of the segment before) reads from
+        // the start; past what an index can hold reads from the last entry.
+        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
+        u64::from(self.index.borrow().lookup(relative))
+    }
+
+    /// Issues background writes for the chunks that filled, while write slots are free. A
+    /// write of a whole chunk shares the chunk's buffer; the first one after a flush (which
+    /// starts inside a chunk) copies its blocks.
+    fn write_behind(self: &Rc<Self>) {
+        if self.write_failure.borrow().is_some() {
+            return;
+        }
+        loop {
+            let start = self.submitted.get();
+            if align_down(self.size.get()) - start < CHUNK_BYTES as u64 {
+                return;
+            }
+            let Ok(permit) = self.write_slots.try_acquire_static_permit(1) else {
+                return;
+            };
+            let (buffer, end) = {
+                let tail = self.tail.borrow();
+                let end = tail.chunk_end(start);
+                let buffer = tail.full_chunk_at(start).unwrap_or_else(|| {
+                    let mut copy = self.file.alloc_dma_buffer((end - start) as usize);
+                    tail.copy_out(start, end, copy.as_bytes_mut());
+                    Rc::new(copy)
+                });
+                (buffer, end)
+            };
+            self.submitted.set(end);
+            self.in_flight.borrow_mut().push_back(InFlight {
+                start,
+                end,
+                outcome: None,
+            });
+            let segment = self.clone();
+            glommio::spawn_local(async move {
+                let length = buffer.len();
+                let outcome = match segment.file.write_rc_at(buffer, start).await {
+                    Ok(done) if done == length => Ok(()),
+                    Ok(done) => Err(format!("short write of {done} of {length} bytes")),
+                    Err(error) => Err(error.to_string()),
+                };
+                segment.complete(start, outcome);
+                drop(permit);
+            })
+            .detach();
+        }
+    }
+
+    /// Records how the background write at `start` ended and moves `written` over the
+    /// completed writes at the front.
+    fn complete(&self, start: u64, outcome: Result<(), String>) {
+        if let Err(message) = &outcome {
+            self.note_failure(start, message);
+        }
+        let mut in_flight = self.in_flight.borrow_mut();
+        if let Some(write) = in_flight.iter_mut().find(|write| write.start == start) {
+            write.outcome = Some(outcome);
+        }
+        while let Some(Some(Ok(()))) = in_flight.front().map(|write| write.outcome.clone()) {
+            let write = in_flight.pop_front().expect("a front entry");
+            self.written.set(self.written.get().max(write.end));
+        }
+        drop(in_flight);
+        self.tail.borrow_mut().release_written(self.written.get());
+        self.completions.signal(1);
+    }
+
+    /// Logs a failed write once until writes succeed again; appends stop writing behind and
+    /// the next flush (or an append over `UNWRITTEN_BYTES_MAX`) writes again from `written`.
+    fn note_failure(&self, position: u64, message: &str) {
+        let mut failure = self.write_failure.borrow_mut();
+        if failure.is_none() {
+            tracing::warn!(
+                "write to {} at byte {position} failed: {message}; produce requests get KAFKA_STORAGE_ERROR until a write succeeds",
+                self.log_path.display()
+            );
+            *failure = Some(message.to_string());
+        }
+    }
+
+    /// Writes everything not yet on disk, in order: whole blocks only, or (`pad`) up to the
+    /// end, the last block padded with zeros. Waits first for every background write (holding
+    /// all write slots meanwhile, so nothing overlaps), and starts again from `written` if one
+    /// failed. Returns the size and log end offset covered.
+    async fn write_out(&self, pad: bool) -> Result<(u64, i64), StorageError> {
+        let _all_slots = self
+            .write_slots
+            .acquire_permit(WRITES_IN_FLIGHT)
             .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
-        let mut position = 0u64;
-        let mut index = OffsetIndex::default();
-        let mut next_offset = self.base_offset;
-        let mut since_entry = 0u64;
-        'scan: while position < file_size {
+            .expect("the write slots are never closed");
+        self.in_flight.borrow_mut().clear();
+        let (size, next_offset) = (self.size.get(), self.next_offset.get());
+        let mut from = align_down(self.written.get());
+        let to = if pad {
+            align_up(size)
+        } else {
+            align_down(size)
+        };
+        while from < to && self.written.get() < size {
+            let length = (to - from).min(WRITE_BYTES_MAX);
+            let data_end = (from + length).min(size);
+            let mut buffer = self.file.alloc_dma_buffer(length as usize);
+            let bytes = buffer.as_bytes_mut();
+            let data_length = (data_end - from) as usize;
+            self.tail
+                .borrow()
+                .copy_out(from, data_end, &mut bytes[..data_length]);
+            bytes[data_length..].fill(0);
+            let error = match self.file.write_at(buffer, from).await {
+                Ok(done) if done as u64 == length => None,
+                Ok(_) => Some(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "short write to segment",
+                )),
+                Err(error) => Some(error.into()),
+            };
+            if let Some(error) = error {
+                self.note_failure(from, &error.to_string());
+                return Err(StorageError::io(&self.log_path, error));
+            }
+            from += length;
+            self.written.set(self.written.get().max(from.min(size)));
+        }
+        self.submitted.set(align_down(self.written.get()));
+        if let Some(failure) = self.write_failure.borrow_mut().take() {
+            tracing::info!(
+                "writes to {} succeed again after: {failure}",
+                self.log_path.display()
+            );
+        }
+        self.tail.borrow_mut().release_written(self.written.get());
+        let covered = if pad {
+            (size, next_offset)
+        } else {
+            (0, self.base_offset)
+        };
+        Ok(covered)
+    }
+
+    /// Writes index entries added since the last call to the index files (page cache; they
+    /// are synced when the segment is closed and rebuilt from the log when in doubt).
+    async fn persist_indexes(&self) -> Result<(), StorageError> {
+        let fresh: Vec<u8> = {
+            let index = self.index.borrow();
+            index.entries()[self.index_persisted.get()..]
+                .iter()
+                .flat_map(IndexEntry::encode)
+                .collect()
+        };
+        let (file, path) = (&self.index_file, &self.index_path);
+        append_entries(file, path, fresh, INDEX_ENTRY_BYTES, &self.index_persisted).await?;
+        let fresh: Vec<u8> = {
+            let index = self.time_index.borrow();
+            index.entries()[self.time_index_persisted.get()..]
+                .iter()
+                .flat_map(TimeIndexEntry::encode)
+                .collect()
+        };
+        let (file, path) = (&self.time_index_file, &self.time_index_path);
+        let persisted = &self.time_index_persisted;
+        append_entries(file, path, fresh, TIME_INDEX_ENTRY_BYTES, persisted).await
+    }
+
+    /// Scans the whole segment, keeping the valid prefix and rebuilding both indexes.
+    async fn recover(&self, observe: &mut dyn FnMut(&BatchHeader)) -> Result<(), StorageError> {
+        self.scan_from(0, observe).await?;
+        self.rewrite_indexes().await
+    }
+
+    /// Loads a segment trusted to be whole: its indexes (rebuilt if malformed) and the
+    /// batches after the last offset-index entry, which are verified as on recovery.
+    async fn load(&self) -> Result<(), StorageError> {
+        let file_size = self.file_size().await?;
+        let index = OffsetIndex::decode_all(&self.read_index_file(false).await?, file_size);
+        let time_index = TimeIndex::decode_all(&self.read_index_file(true).await?);
+        let (Some(index), Some(time_index)) = (index, time_index) else {
+            tracing::warn!(
+                "rebuilding the indexes of {}: they are malformed",
+                self.log_path.display()
+            );
+            return self.recover(&mut |_| {}).await;
+        };
+        let (start, start_offset) = index.last().map_or((0, self.base_offset), |entry| {
+            (
+                u64::from(entry.position),
+                self.base_offset + i64::from(entry.relative_offset),
+            )
+        });
+        self.index_persisted.set(index.len());
+        self.time_index_persisted.set(time_index.len());
+        if let Some(last) = time_index.last() {
+            self.max_timestamp.set(last.timestamp);
+        }
+        *self.index.borrow_mut() = index;
+        *self.time_index.borrow_mut() = time_index;
+        self.next_offset.set(start_offset);
+        if start > 0 {
+            let first = self
+                .read_batches(0, batch::BATCH_HEADER_BYTES, file_size)
+                .await?;
+            let header = first.and_then(|chunk| batch::peek_header(&chunk, 0).ok().flatten());
+            self.first_timestamp
+                .set(header.map(|header| header.max_timestamp));
+        }
+        self.scan_from(start, &mut |_| {}).await
+    }
+
+    /// Scans batches from byte `start` (a batch boundary) to the end of the file, verifying
+    /// each CRC, and cuts the file after the last good one. Sets size, next offset, timestamps
+    /// and the tail; adds index entries for the batches scanned.
+    async fn scan_from(
+        &self,
+        start: u64,
+        observe: &mut dyn FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
+        let file_size = self.file_size().await?;
+        let mut position = start;
+        while position < file_size {
             let Some(chunk) = self
                 .read_batches(position, RECOVERY_READ_BYTES, file_size)
                 .await?
@@ -214,93 +692,158 @@ impl Segment {
                 break;
             };
             let mut cursor = 0;
-            loop {
+            let damaged = loop {
                 match batch::peek_header(&chunk, cursor) {
                     Ok(Some(header)) if batch::verify_crc(&chunk, &header).is_ok() => {
-                        self.note_recovered(
-                            &mut index,
-                            &mut since_entry,
-                            &header,
-                            position + cursor as u64,
-                        );
+                        let at = position + cursor as u64;
+                        let indexed = self
+                            .index
+                            .borrow()
+                            .last()
+                            .is_some_and(|entry| u64::from(entry.position) >= at);
+                        if indexed {
+                            // A loaded index already covers it (the scan of a trusted
+                            // segment starts at its last entry).
+                            self.bytes_since_index_entry
+                                .set(self.bytes_since_index_entry.get() + header.size as u64);
+                            self.note_timestamps(&header);
+                        } else {
+                            self.note_batch(&header, at);
+                        }
                         observe(&header);
-                        next_offset = header.next_offset();
+                        self.next_offset.set(header.next_offset());
                         cursor += header.size;
                     }
-                    Ok(None) if cursor > 0 => break,
-                    _ => break 'scan,
+                    Ok(None) if cursor > 0 => break false,
+                    _ => break true,
                 }
-            }
+            };
             position += cursor as u64;
+            if damaged {
+                break;
+            }
         }
         if position < file_size {
-            tracing::warn!(
-                "truncating {} at byte {position}: dropping {} bytes of torn or corrupt data after offset {}",
-                self.log_path.display(),
-                file_size - position,
-                next_offset - 1
-            );
-            self.log_file
-                .truncate(position)
-                .await
-                .map_err(|error| StorageError::io(&self.log_path, error))?;
+            self.cut_tail(position, file_size).await?;
         }
-        self.rewrite_index(&index).await?;
         self.size.set(position);
-        self.next_offset.set(next_offset);
-        self.bytes_since_index_entry.set(since_entry);
-        *self.index.borrow_mut() = index;
+        self.written.set(position);
+        self.synced_bytes.set(position);
+        self.synced_offset.set(self.next_offset.get());
+        let tail_start = align_down(position);
+        let partial = self
+            .read_at(tail_start, (position - tail_start) as usize)
+            .await?;
+        self.submitted.set(tail_start);
+        *self.tail.borrow_mut() = Tail::new(tail_start, &partial, &|size| {
+            self.file.alloc_dma_buffer(size)
+        });
         Ok(())
     }
 
-    fn note_recovered(
-        &self,
-        index: &mut OffsetIndex,
-        since_entry: &mut u64,
-        header: &BatchHeader,
-        position: u64,
-    ) {
-        if *since_entry >= self.index_interval_bytes {
-            index.push(self.index_entry(header.base_offset, position));
-            *since_entry = 0;
+    /// Truncates the file at `position`, saying what was dropped: zero padding after a flushed
+    /// partial block is expected after a crash; anything else is a torn or corrupt write.
+    async fn cut_tail(&self, position: u64, file_size: u64) -> Result<(), StorageError> {
+        let dropped = file_size - position;
+        let sample = self
+            .read_at(position, dropped.min(RECOVERY_READ_BYTES as u64) as usize)
+            .await?;
+        if dropped <= sample.len() as u64 && sample.iter().all(|byte| *byte == 0) {
+            tracing::info!(
+                "trimming {} bytes of zero padding from {} at byte {position}",
+                dropped,
+                self.log_path.display()
+            );
+        } else {
+            tracing::warn!(
+                "truncating {} at byte {position}: dropping {dropped} bytes of torn or corrupt data after offset {}",
+                self.log_path.display(),
+                self.next_offset.get() - 1
+            );
         }
-        *since_entry += header.size as u64;
+        self.file
+            .truncate(position)
+            .await
+            .map_err(|error| StorageError::io(&self.log_path, error))
     }
 
-    async fn maybe_index(&self, header: &BatchHeader, position: u64) -> Result<(), StorageError> {
+    /// Accounts for a batch stored at `position`: index entries every `index_interval_bytes`,
+    /// time index entries beside them when time moved forward, and the timestamps.
+    fn note_batch(&self, header: &BatchHeader, position: u64) {
         if self.bytes_since_index_entry.get() >= self.index_interval_bytes {
-            let entry = self.index_entry(header.base_offset, position);
-            let slot = (self.index.borrow().len() * INDEX_ENTRY_BYTES) as u64;
-            self.index_file
-                .write_at(entry.encode().to_vec(), slot)
-                .await
-                .map_err(|error| StorageError::io(&self.index_path, error))?;
-            self.index.borrow_mut().push(entry);
+            let relative_offset = u32::try_from(header.base_offset - self.base_offset)
+                .expect("segment spans under 2^32 offsets");
+            self.index.borrow_mut().push(IndexEntry {
+                relative_offset,
+                position: u32::try_from(position).expect("segment under 4 GiB"),
+            });
+            if self.max_timestamp.get() >= 0 {
+                // Everything before this batch has timestamps at most the max so far.
+                let before = relative_offset.saturating_sub(1);
+                self.time_index.borrow_mut().maybe_push(TimeIndexEntry {
+                    timestamp: self.max_timestamp.get(),
+                    relative_offset: before,
+                });
+            }
             self.bytes_since_index_entry.set(0);
         }
         self.bytes_since_index_entry
             .set(self.bytes_since_index_entry.get() + header.size as u64);
+        self.note_timestamps(header);
+    }
+
+    fn note_timestamps(&self, header: &BatchHeader) {
+        if self.first_timestamp.get().is_none() {
+            self.first_timestamp.set(Some(header.max_timestamp));
+        }
+        self.max_timestamp
+            .set(self.max_timestamp.get().max(header.max_timestamp));
+    }
+
+    async fn rewrite_indexes(&self) -> Result<(), StorageError> {
+        let index = self.index.borrow().encode_all();
+        let time_index = self.time_index.borrow().encode_all();
+        for (file, path, bytes) in [
+            (&self.index_file, &self.index_path, index),
+            (&self.time_index_file, &self.time_index_path, time_index),
+        ] {
+            let io_error = |error| StorageError::io(path, error);
+            file.truncate(0).await.map_err(io_error)?;
+            if !bytes.is_empty() {
+                file.write_at(bytes, 0)
+                    .await
+                    .map_err(|error| StorageError::io(path, error))?;
+            }
+        }
+        self.index_persisted.set(self.index.borrow().len());
+        self.time_index_persisted
+            .set(self.time_index.borrow().len());
         Ok(())
     }
 
-    fn index_entry(&self, base_offset: i64, position: u64) -> IndexEntry {
-        IndexEntry {
-            relative_offset: u32::try_from(base_offset - self.base_offset)
-                .expect("segment spans under 2^32 offsets"),
-            position: u32::try_from(position).expect("segment under 4 GiB"),
+    async fn read_index_file(&self, time: bool) -> Result<Vec<u8>, StorageError> {
+        let (file, path) = if time {
+            (&self.time_index_file, &self.time_index_path)
+        } else {
+            (&self.index_file, &self.index_path)
+        };
+        let io_error = |error| StorageError::io(path, error);
+        let length = file.file_size().await.map_err(io_error)?;
+        if length == 0 {
+            return Ok(Vec::new());
         }
+        let bytes = file
+            .read_at(0, length as usize)
+            .await
+            .map_err(|error| StorageError::io(path, error))?;
+        Ok(bytes.to_vec())
     }
 
-    async fn rewrite_index(&self, index: &OffsetIndex) -> Result<(), StorageError> {
-        let io_error = |error| StorageError::io(&self.index_path, error);
-        self.index_file.truncate(0).await.map_err(io_error)?;
-        if index.len() > 0 {
-            self.index_file
-                .write_at(index.encode_all(), 0)
-                .await
-                .map_err(|error| StorageError::io(&self.index_path, error))?;
-        }
-        Ok(())
+    async fn file_size(&self) -> Result<u64, StorageError> {
+        self.file
+            .file_size()
+            .await
+            .map_err(|error| StorageError::io(&self.log_path, error))
     }
 
     /// Parses the header at `cursor` of bytes read from this segment. Bytes below `size` were
@@ -349,13 +892,39 @@ impl Segment {
         )
     }
 
+    /// The bytes `[position, position + length)`: what lies at or above the tail's start comes
+    /// from memory (copied first, before any await, so a concurrent write cannot release it),
+    /// the rest from disk. A read past the end of the file comes back short.
     async fn read_at(&self, position: u64, length: usize) -> Result<Vec<u8>, StorageError> {
-        let result = self
-            .log_file
-            .read_at(position, length)
-            .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
-        Ok(result.to_vec())
+        let end = position + length as u64;
+        let mut out = vec![0; length];
+        let split = {
+            let tail = self.tail.borrow();
+            let split = tail.start().clamp(position, end);
+            let memory_end = end.min(tail.end());
+            if split < memory_end {
+                let at = (split - position) as usize;
+                tail.copy_out(
+                    split,
+                    memory_end,
+                    &mut out[at..at + (memory_end - split) as usize],
+                );
+            }
+            split
+        };
+        if position < split {
+            let wanted = (split - position) as usize;
+            let read = self
+                .file
+                .read_at(position, wanted)
+                .await
+                .map_err(|error| StorageError::io(&self.log_path, error))?;
+            out[..read.len()].copy_from_slice(&read);
+            if read.len() < wanted {
+                out.truncate(read.len());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -371,7 +940,26 @@ fn whole_batches_end(chunk: &[u8], start: usize, max_bytes: usize) -> usize {
     end
 }
 
-async fn open_read_write(path: &Path) -> Result<BufferedFile, StorageError> {
+/// Writes encoded index entries after the `persisted` ones already in `file`.
+async fn append_entries(
+    file: &BufferedFile,
+    path: &Path,
+    fresh: Vec<u8>,
+    entry_bytes: usize,
+    persisted: &Cell<usize>,
+) -> Result<(), StorageError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let count = fresh.len() / entry_bytes;
+    file.write_at(fresh, (persisted.get() * entry_bytes) as u64)
+        .await
+        .map_err(|error| StorageError::io(path, error))?;
+    persisted.set(persisted.get() + count);
+    Ok(())
+}
+
+async fn open_buffered(path: &Path) -> Result<BufferedFile, StorageError> {
     OpenOptions::new()
         .read(true)
         .write(true)
