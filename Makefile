@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down
+.PHONY: all build run dist test lint clean image compose-up compose-down bench-storage
 
 all: build
 
@@ -58,6 +58,11 @@ compose-down:
 test: dist
 	$(CARGO) test --release
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+
+# Storage append throughput as a ratio of the disk's raw O_DIRECT bandwidth, measured in the same
+# run (bench/README.md); writes bench/results/storage.md. BENCH_MIB, BENCH_ROUNDS, BENCH_DIR tune it.
+bench-storage:
+	CARGO=$(CARGO) bench/storage.sh
 
 lint:
 	$(CARGO) fmt --check
