@@ -92,6 +92,8 @@ pub struct Log {
     start_offset: Cell<i64>,
     /// The last recovery point written to `log.checkpoint`.
     checkpointed: Cell<Checkpoint>,
+    /// Something was appended or deleted since the log was opened or last closed.
+    changed: Cell<bool>,
     /// Segments based below this offset have been compacted since they were rolled (Kafka's
     /// cleaner checkpoint, kept in memory: after a restart the whole log counts as dirty).
     clean_offset: Cell<i64>,
@@ -182,6 +184,7 @@ impl Log {
             segments: RefCell::new(segments),
             start_offset: Cell::new(start_offset),
             checkpointed: Cell::new(checkpoint),
+            changed: Cell::new(false),
         };
         log.write_checkpoint(false)?;
         Ok(log)
@@ -233,6 +236,7 @@ impl Log {
             header.base_offset = next;
             next = header.next_offset();
         }
+        self.changed.set(true);
         if self.should_roll(batches.len() as u64, now_ms()) {
             self.roll(base_offset).await?;
         }
@@ -333,7 +337,12 @@ impl Log {
 
     /// Flushes and closes the active segment and writes the snapshot and checkpoint, for a
     /// clean shutdown.
+    /// A log untouched since it was opened is left as it is: its files already are what a
+    /// clean start needs, and a shard with thousands of idle partitions stops at once.
     pub async fn close(&self, snapshot: &[u8]) -> Result<(), StorageError> {
+        if !self.changed.replace(false) {
+            return Ok(());
+        }
         self.active().close().await?;
         checkpoint::write_snapshot(&self.dir, self.next_offset(), snapshot)?;
         self.write_checkpoint(true)
@@ -366,6 +375,7 @@ impl Log {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
         if offset > start {
+            self.changed.set(true);
             self.start_offset.set(offset);
             self.write_checkpoint(true)?;
             self.delete_segments_below(offset).await?;
@@ -400,6 +410,7 @@ impl Log {
         let Some(new_start) = cut else {
             return Ok(0);
         };
+        self.changed.set(true);
         if new_start > self.start_offset() {
             self.start_offset.set(new_start);
         }
@@ -518,6 +529,7 @@ impl Log {
             stats.add(&group.stats);
         }
         self.clean_offset.set(plan.clean_offset);
+        self.changed.set(true);
         Ok(stats)
     }
 
@@ -628,7 +640,7 @@ fn remove_merged_leftover(
         "removing segment {base_offset} of {}: compaction merged it into segment {merged_into}",
         dir.display()
     );
-    for extension in ["log", "index"] {
+    for extension in ["log", "index", "timeindex"] {
         let path = dir.join(segment_file_name(base_offset, extension));
         match std::fs::remove_file(&path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod index_file;
 pub mod log;
 #[cfg(test)]
 mod log_tests;

@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{BufferedFile, DmaFile, OpenOptions};
+use glommio::io::{DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
 
 use super::batch::{self, BatchHeader};
+use super::index_file::IndexFile;
 use super::offset_index::{IndexEntry, OffsetIndex, INDEX_ENTRY_BYTES};
 use super::tail::{align_down, align_up, Tail, CHUNK_BYTES};
 use super::time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};
@@ -54,6 +55,8 @@ const IO_PROBE_FILE: &str = ".flink-io-probe";
 const IO_PROBE_BYTES: usize = 4096;
 
 thread_local! {
+    /// fdatasync calls on segments by this thread (shard), for the metrics.
+    static FSYNCS: Cell<u64> = const { Cell::new(0) };
     /// Devices whose direct-I/O probe this thread (executor) has primed.
     static PRIMED_DEVICES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
@@ -89,6 +92,11 @@ pub async fn prime_direct_io(dir: &Path) {
     }
 }
 
+/// fdatasync calls on segments made by this shard so far.
+pub fn fsync_count() -> u64 {
+    FSYNCS.with(Cell::get)
+}
+
 /// A tail position past any segment: reads below it all go to disk.
 const NOTHING_CACHED: u64 = 1 << 62;
 
@@ -104,11 +112,9 @@ pub enum Recovery<'a> {
 pub struct Segment {
     pub base_offset: i64,
     log_path: PathBuf,
-    index_path: PathBuf,
-    time_index_path: PathBuf,
     file: DmaFile,
-    index_file: BufferedFile,
-    time_index_file: BufferedFile,
+    index_file: IndexFile,
+    time_index_file: IndexFile,
     tail: RefCell<Tail>,
     size: Cell<u64>,
     next_offset: Cell<i64>,
@@ -161,18 +167,14 @@ impl Segment {
             .dma_open(&log_path)
             .await
             .map_err(|error| StorageError::io(&log_path, error))?;
-        let index_file = open_buffered(&index_path).await?;
-        let time_index_file = open_buffered(&time_index_path).await?;
         // Nothing is cached until recovery has read the file.
         let nothing_cached = Tail::new(NOTHING_CACHED, &[], &|size| file.alloc_dma_buffer(size));
         let segment = Segment {
             base_offset,
             log_path,
-            index_path,
-            time_index_path,
             file,
-            index_file,
-            time_index_file,
+            index_file: IndexFile::new(index_path),
+            time_index_file: IndexFile::new(time_index_path),
             tail: RefCell::new(nothing_cached),
             size: Cell::new(0),
             next_offset: Cell::new(base_offset),
@@ -288,6 +290,7 @@ impl Segment {
             return Ok(());
         }
         let (bytes, offset) = self.write_out(true).await?;
+        FSYNCS.with(|count| count.set(count.get() + 1));
         self.file
             .fdatasync()
             .await
@@ -318,14 +321,8 @@ impl Segment {
         let io_error = |error| StorageError::io(&self.log_path, error);
         self.file.truncate(size).await.map_err(io_error)?;
         self.file.fdatasync().await.map_err(io_error)?;
-        for (file, path) in [
-            (&self.index_file, &self.index_path),
-            (&self.time_index_file, &self.time_index_path),
-        ] {
-            file.fdatasync()
-                .await
-                .map_err(|error| StorageError::io(path, error))?;
-        }
+        self.index_file.sync_and_close().await?;
+        self.time_index_file.sync_and_close().await?;
         self.tail.borrow_mut().clear(size);
         Ok(())
     }
@@ -451,15 +448,8 @@ impl Segment {
             .remove()
             .await
             .map_err(|error| StorageError::io(&self.log_path, error))?;
-        for (file, path) in [
-            (&self.index_file, &self.index_path),
-            (&self.time_index_file, &self.time_index_path),
-        ] {
-            file.remove()
-                .await
-                .map_err(|error| StorageError::io(path, error))?;
-        }
-        Ok(())
+        self.index_file.remove()?;
+        self.time_index_file.remove()
     }
 
     fn position_for(&self, offset: i64) -> u64 {
@@ -616,8 +606,13 @@ impl Segment {
                 .flat_map(IndexEntry::encode)
                 .collect()
         };
-        let (file, path) = (&self.index_file, &self.index_path);
-        append_entries(file, path, fresh, INDEX_ENTRY_BYTES, &self.index_persisted).await?;
+        append_entries(
+            &self.index_file,
+            fresh,
+            INDEX_ENTRY_BYTES,
+            &self.index_persisted,
+        )
+        .await?;
         let fresh: Vec<u8> = {
             let index = self.time_index.borrow();
             index.entries()[self.time_index_persisted.get()..]
@@ -625,9 +620,14 @@ impl Segment {
                 .flat_map(TimeIndexEntry::encode)
                 .collect()
         };
-        let (file, path) = (&self.time_index_file, &self.time_index_path);
         let persisted = &self.time_index_persisted;
-        append_entries(file, path, fresh, TIME_INDEX_ENTRY_BYTES, persisted).await
+        append_entries(
+            &self.time_index_file,
+            fresh,
+            TIME_INDEX_ENTRY_BYTES,
+            persisted,
+        )
+        .await
     }
 
     /// Scans the whole segment, keeping the valid prefix and rebuilding both indexes.
@@ -640,8 +640,8 @@ impl Segment {
     /// batches after the last offset-index entry, which are verified as on recovery.
     async fn load(&self) -> Result<(), StorageError> {
         let file_size = self.file_size().await?;
-        let index = OffsetIndex::decode_all(&self.read_index_file(false).await?, file_size);
-        let time_index = TimeIndex::decode_all(&self.read_index_file(true).await?);
+        let index = OffsetIndex::decode_all(&self.index_file.read_all()?, file_size);
+        let time_index = TimeIndex::decode_all(&self.time_index_file.read_all()?);
         let (Some(index), Some(time_index)) = (index, time_index) else {
             tracing::warn!(
                 "rebuilding the indexes of {}: they are malformed",
@@ -800,43 +800,19 @@ impl Segment {
             .set(self.max_timestamp.get().max(header.max_timestamp));
     }
 
+    /// Writes both indexes whole (after a scan rebuilt them); the files are closed again
+    /// until the next entries arrive.
     async fn rewrite_indexes(&self) -> Result<(), StorageError> {
         let index = self.index.borrow().encode_all();
         let time_index = self.time_index.borrow().encode_all();
-        for (file, path, bytes) in [
-            (&self.index_file, &self.index_path, index),
-            (&self.time_index_file, &self.time_index_path, time_index),
-        ] {
-            let io_error = |error| StorageError::io(path, error);
-            file.truncate(0).await.map_err(io_error)?;
-            if !bytes.is_empty() {
-                file.write_at(bytes, 0)
-                    .await
-                    .map_err(|error| StorageError::io(path, error))?;
-            }
-        }
+        self.index_file.rewrite(index).await?;
+        self.time_index_file.rewrite(time_index).await?;
+        self.index_file.close();
+        self.time_index_file.close();
         self.index_persisted.set(self.index.borrow().len());
         self.time_index_persisted
             .set(self.time_index.borrow().len());
         Ok(())
-    }
-
-    async fn read_index_file(&self, time: bool) -> Result<Vec<u8>, StorageError> {
-        let (file, path) = if time {
-            (&self.time_index_file, &self.time_index_path)
-        } else {
-            (&self.index_file, &self.index_path)
-        };
-        let io_error = |error| StorageError::io(path, error);
-        let length = file.file_size().await.map_err(io_error)?;
-        if length == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = file
-            .read_at(0, length as usize)
-            .await
-            .map_err(|error| StorageError::io(path, error))?;
-        Ok(bytes.to_vec())
     }
 
     async fn file_size(&self) -> Result<u64, StorageError> {
@@ -942,8 +918,7 @@ fn whole_batches_end(chunk: &[u8], start: usize, max_bytes: usize) -> usize {
 
 /// Writes encoded index entries after the `persisted` ones already in `file`.
 async fn append_entries(
-    file: &BufferedFile,
-    path: &Path,
+    file: &IndexFile,
     fresh: Vec<u8>,
     entry_bytes: usize,
     persisted: &Cell<usize>,
@@ -953,18 +928,7 @@ async fn append_entries(
     }
     let count = fresh.len() / entry_bytes;
     file.write_at(fresh, (persisted.get() * entry_bytes) as u64)
-        .await
-        .map_err(|error| StorageError::io(path, error))?;
+        .await?;
     persisted.set(persisted.get() + count);
     Ok(())
-}
-
-async fn open_buffered(path: &Path) -> Result<BufferedFile, StorageError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .buffered_open(path)
-        .await
-        .map_err(|error| StorageError::io(path, error))
 }
