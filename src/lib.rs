@@ -8,6 +8,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod metadata;
+pub mod metrics;
 pub mod net;
 pub mod partition;
 pub mod protocol;

@@ -89,6 +89,8 @@ pub struct ServerConfig {
     pub socket_request_max_bytes: u32,
     /// Shards to run; 0 means one per CPU of the process's CPU set.
     pub shard_count: usize,
+    /// Port of the Prometheus endpoint (`GET /metrics`); 0 serves none.
+    pub metrics_port: u16,
     /// Whether the controller gets a core of its own; `None` decides by core count.
     pub controller_dedicated_core: Option<bool>,
 }
@@ -133,6 +135,7 @@ const KEYS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("shard.count", "0"),
     ("controller.dedicated.core", "auto"),
+    ("metrics.port", "0"),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -234,6 +237,7 @@ impl ServerConfig {
             message_max_bytes: lookup.number("message.max.bytes")?,
             socket_request_max_bytes: lookup.number("socket.request.max.bytes")?,
             shard_count: lookup.number("shard.count")?,
+            metrics_port: lookup.number("metrics.port")?,
             controller_dedicated_core: match lookup.value("controller.dedicated.core").as_str() {
                 "auto" => None,
                 _ => Some(lookup.boolean("controller.dedicated.core")?),

@@ -25,6 +25,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
             .unwrap_or_default(),
     };
     let request_bytes_max = shard.config.socket_request_max_bytes as usize;
+    crate::metrics::count_connection(1);
     loop {
         let frame = match read_frame(&mut stream, request_bytes_max).await {
             Ok(Some(frame)) => frame,
@@ -44,6 +45,12 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
                 break;
             }
         };
+        if frame.len() >= 2 {
+            crate::metrics::count_request(
+                i16::from_be_bytes([frame[0], frame[1]]),
+                frame.len() + 4,
+            );
+        }
         let response = match crate::api::handle(&shard, &connection, frame).await {
             Ok(response) => response,
             Err(error) => {
@@ -55,11 +62,13 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
             }
         };
         if let Some(response) = response {
+            crate::metrics::count_response(response.len());
             if let Err(error) = stream.write_all(&response).await {
                 tracing::debug!("connection from {peer} closed while writing: {error}");
                 break;
             }
         }
     }
+    crate::metrics::count_connection(-1);
     let _ = stream.close().await;
 }

@@ -81,6 +81,10 @@ pub enum ShardRequest {
         parts: Vec<(Arc<str>, i32, i64)>,
         reply: flume::Sender<Vec<Result<i64, PartitionError>>>,
     },
+    /// A snapshot of the shard's metrics for a scrape of `metrics.port`.
+    Metrics {
+        reply: flume::Sender<crate::metrics::ShardMetrics>,
+    },
     /// Clean shutdown: flush and close every hosted log; `true` when all closed cleanly.
     Shutdown { reply: flume::Sender<bool> },
 }
@@ -107,6 +111,11 @@ impl Mesh {
 
     pub fn shard_count(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Requests waiting in `shard`'s queue.
+    pub fn queue_depth(&self, shard: ShardId) -> usize {
+        self.senders[shard.0].len()
     }
 
     /// Queues `request` on `shard` from a thread outside the executors (the main thread).

@@ -106,15 +106,29 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                     clean_start,
                 ));
                 shard.apply_metadata(image).await;
-                match crate::net::bind_client_listeners(&shard) {
+                let bound = crate::net::bind_client_listeners(&shard).and_then(|listeners| {
+                    let metrics = match (index, shard.config.metrics_port) {
+                        (0, port) if port != 0 => Some(crate::metrics::http::bind(port)?),
+                        _ => None,
+                    };
+                    Ok((listeners, metrics))
+                });
+                match bound {
                     Err(error) => {
                         let _ = started.send(Err(RuntimeError::ShardStart {
                             shard: shard.id,
                             reason: error.to_string(),
                         }));
                     }
-                    Ok(listeners) => {
+                    Ok((listeners, metrics)) => {
                         let _ = started.send(Ok(()));
+                        if let Some(metrics) = metrics {
+                            glommio::spawn_local(crate::metrics::http::serve(
+                                shard.clone(),
+                                metrics,
+                            ))
+                            .detach();
+                        }
                         for listener in listeners {
                             glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener))
                                 .detach();

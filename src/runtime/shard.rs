@@ -194,23 +194,41 @@ impl Shard {
                 }
                 let _ = reply.send(answers);
             }
+            ShardRequest::Metrics { reply } => {
+                let _ = reply.send(self.metrics());
+            }
             ShardRequest::Shutdown { reply } => {
                 let _ = reply.send(self.close_partitions().await);
             }
         }
     }
 
+    /// This shard's metrics now (see `crate::metrics`).
+    pub fn metrics(&self) -> crate::metrics::ShardMetrics {
+        crate::metrics::ShardMetrics::collect(
+            self.id.0,
+            self.mesh.queue_depth(self.id),
+            self.partitions.borrow().len(),
+        )
+    }
+
     /// Flushes and closes every hosted log (with its producer snapshot) for a clean shutdown;
     /// `false` if any could not be closed.
     async fn close_partitions(&self) -> bool {
-        let mut clean = true;
-        for (partition, _) in self.hosted_partitions() {
-            if let Err(error) = partition.close().await {
-                tracing::error!("cannot close {} cleanly: {error}", partition.name());
-                clean = false;
-            }
-        }
-        clean
+        let closing: Vec<_> = self
+            .hosted_partitions()
+            .into_iter()
+            .map(|(partition, _)| {
+                glommio::spawn_local(async move {
+                    let closed = partition.close().await;
+                    if let Err(error) = &closed {
+                        tracing::error!("cannot close {} cleanly: {error}", partition.name());
+                    }
+                    closed.is_ok()
+                })
+            })
+            .collect();
+        join_tasks(closing).await.into_iter().all(|closed| closed)
     }
 
     /// Sends `call` to the shard coordinating its group (or every shard, for a listing is
