@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import HOST, create_topic, free_port
@@ -73,3 +74,26 @@ def test_metrics_answers_404_elsewhere_and_reports_a_taken_port(start_broker, tm
         with pytest.raises(AssertionError) as refused:
             start_broker({"metrics.port": taken.getsockname()[1]})
     assert "metrics.port" in str(refused.value)
+
+
+def test_flush_messages_fsyncs_acks_one_produce(start_broker):
+    """A topic with flush.messages=1 fsyncs after every acks=1 produce; a topic with Kafka's
+    default (never by count) does not: the fsync counter tells them apart."""
+    port = free_port()
+    broker = start_broker({"metrics.port": port})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = admin.create_topics([NewTopic("every-message", 1, 1, config={"flush.messages": "1"}),
+                                   NewTopic("page-cache-like", 1, 1)])
+    for future in futures.values():
+        future.result(10)
+
+    def fsyncs_for(topic: str) -> float:
+        before = total(scrape(port)["flink_log_fsyncs"])
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": 1, "linger.ms": 0})
+        for index in range(20):
+            producer.produce(topic, value=f"{index}".encode())
+            producer.flush(10)
+        return total(scrape(port)["flink_log_fsyncs"]) - before
+
+    assert fsyncs_for("every-message") >= 20
+    assert fsyncs_for("page-cache-like") == 0
