@@ -1,6 +1,7 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
-//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer`, `consumer-groups` and `storage` are
+//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer`,
+//! `consumer-groups`, `storage`, `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are
 //! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
 use flink::{cli, server};
@@ -28,6 +29,12 @@ enum Command {
     Storage(cli::storage::Args),
     /// List, describe, delete consumer groups and reset their offsets (flink-consumer-groups.sh).
     ConsumerGroups(cli::consumer_groups::Args),
+    /// Measure producer throughput and latency (flink-producer-perf-test.sh).
+    ProducerPerfTest(cli::producer_perf::RawArgs),
+    /// Measure consumer throughput (flink-consumer-perf-test.sh).
+    ConsumerPerfTest(cli::producer_perf::RawArgs),
+    /// Measure end-to-end latency through a topic (flink-e2e-latency.sh).
+    E2eLatency(cli::producer_perf::RawArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +46,8 @@ fn main() -> ExitCode {
         Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
         Command::Storage(args) => cli::storage::run(args),
         Command::ConsumerGroups(args) => cli::consumer_groups::run(args),
+        Command::ProducerPerfTest(args) => cli::producer_perf::run(args),
+        Command::ConsumerPerfTest(args) => cli::consumer_perf::run(args),
+        Command::E2eLatency(args) => cli::e2e_latency::run(args),
     }
 }

@@ -4,6 +4,9 @@
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;
+pub mod consumer_perf;
+pub mod e2e_latency;
+pub mod producer_perf;
 pub mod storage;
 pub mod topics;
 

@@ -153,6 +153,18 @@ impl Connection {
         self.write_request(api, version, request).map(|_| ())
     }
 
+    /// The version `send` would use for `api`, for a caller that frames requests itself.
+    pub fn version_of<R: Request>(&self, api: ApiKey) -> Result<i16, ClientError> {
+        self.version_for::<R>(api)
+    }
+
+    /// Ends one-request-at-a-time use: hands over the handshaken stream and the last
+    /// correlation id used, for a pipelined sender (`pipelined_connection`) that frames its own
+    /// requests and reads their responses on another thread.
+    pub fn into_stream(self) -> (TcpStream, i32) {
+        (self.stream, self.correlation_id)
+    }
+
     fn version_for<R: Request>(&self, api: ApiKey) -> Result<i16, ClientError> {
         let client_min = R::VERSIONS.min;
         let client_max = client_version_max(api).min(R::VERSIONS.max);

@@ -130,6 +130,11 @@ impl GroupConsumer {
         Ok(records)
     }
 
+    /// Whether the member is in a generation with an assignment (false while (re)joining).
+    pub fn is_joined(&self) -> bool {
+        self.generation_id.is_some()
+    }
+
     /// Commits the position of every assigned partition that moved since the last commit.
     pub fn commit(&mut self) -> Result<(), ClientError> {
         self.last_commit = Instant::now();

@@ -6,7 +6,10 @@
 //! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
 //! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool, and
 //! the rest (`consumer_protocol`, `range_assignor`, `records`, ...) are pure helpers.
+//! `pipelined_producer` (with `accumulator` and `pipelined_connection`) is the exception to one
+//! request at a time: the performance tools' producer keeps several Produce requests in flight.
 
+pub mod accumulator;
 pub mod admin;
 pub mod cluster;
 pub mod connection;
@@ -17,6 +20,8 @@ pub mod group;
 pub mod group_consumer;
 pub mod membership;
 pub mod partitioner;
+pub mod pipelined_connection;
+pub mod pipelined_producer;
 pub mod producer;
 pub mod properties;
 pub mod range_assignor;

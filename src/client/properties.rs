@@ -84,6 +84,11 @@ impl Properties {
         self.entries.get(key).map(String::as_str)
     }
 
+    /// Every key, in sorted order (for warning about the ones a tool does not use).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// A boolean property (`true`/`false`, case-insensitive), or `default` when absent.
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, PropertiesError> {
         match self.get(key) {

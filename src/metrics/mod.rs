@@ -121,6 +121,9 @@ fn api_name(key: i16) -> String {
         .unwrap_or_else(|_| format!("Unknown{key}"))
 }
 
+/// One per-shard figure, rendered as a sample value.
+type Field = fn(&ShardMetrics) -> String;
+
 /// Renders every shard's figures in the Prometheus text exposition format (version 0.0.4).
 pub fn render(shards: &[ShardMetrics]) -> String {
     let mut out = String::new();
@@ -131,7 +134,7 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     };
-    let per_shard = |value: &dyn Fn(&ShardMetrics) -> String| -> Vec<(String, String)> {
+    let per_shard = |value: Field| -> Vec<(String, String)> {
         shards
             .iter()
             .map(|shard| (format!("shard=\"{}\"", shard.shard), value(shard)))
@@ -153,71 +156,69 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             })
             .collect(),
     );
-    let counters: [(&str, &str, &str, &dyn Fn(&ShardMetrics) -> String); 7] = [
+    let counters: [(&str, &str, &str, Field); 7] = [
         (
             "flink_network_received_bytes_total",
             "counter",
             "Request bytes read from client connections.",
-            &|s| s.bytes_in.to_string(),
+            |s| s.bytes_in.to_string(),
         ),
         (
             "flink_network_sent_bytes_total",
             "counter",
             "Response bytes written to client connections.",
-            &|s| s.bytes_out.to_string(),
+            |s| s.bytes_out.to_string(),
         ),
         (
             "flink_io_file_reads_total",
             "counter",
             "File reads submitted through the shard's io_uring rings.",
-            &|s| s.file_reads.to_string(),
+            |s| s.file_reads.to_string(),
         ),
         (
             "flink_io_file_read_bytes_total",
             "counter",
             "Bytes read from files through the shard's io_uring rings.",
-            &|s| s.file_bytes_read.to_string(),
+            |s| s.file_bytes_read.to_string(),
         ),
         (
             "flink_io_file_writes_total",
             "counter",
             "File writes submitted through the shard's io_uring rings.",
-            &|s| s.file_writes.to_string(),
+            |s| s.file_writes.to_string(),
         ),
         (
             "flink_io_file_written_bytes_total",
             "counter",
             "Bytes written to files through the shard's io_uring rings.",
-            &|s| s.file_bytes_written.to_string(),
+            |s| s.file_bytes_written.to_string(),
         ),
         (
             "flink_log_fsyncs_total",
             "counter",
             "fdatasync calls on partition segments.",
-            &|s| s.fsyncs.to_string(),
+            |s| s.fsyncs.to_string(),
         ),
     ];
     for (name, kind, help, value) in counters {
         family(name, kind, help, per_shard(value));
     }
-    let gauges: [(&str, &str, &dyn Fn(&ShardMetrics) -> String); 4] = [
-        ("flink_connections", "Open client connections.", &|s| {
+    let gauges: [(&str, &str, Field); 4] = [
+        ("flink_connections", "Open client connections.", |s| {
             s.connections.to_string()
         }),
         (
             "flink_shard_queue_depth",
             "Cross-core requests waiting in the shard's queue.",
-            &|s| s.queue_depth.to_string(),
+            |s| s.queue_depth.to_string(),
         ),
-        (
-            "flink_partitions",
-            "Partitions hosted by the shard.",
-            &|s| s.partitions.to_string(),
-        ),
+        ("flink_partitions", "Partitions hosted by the shard.", |s| {
+            s.partitions.to_string()
+        }),
         (
             "flink_log_tail_cache_bytes",
             "Bytes held by the shard's in-memory segment tails.",
-            &|s| s.tail_cache_bytes.to_string(),
+            |s| s.tail_cache_bytes.to_string(),
         ),
     ];
     for (name, help, value) in gauges {
