@@ -18,6 +18,28 @@ use super::error::ClientError;
 
 /// Largest response accepted; Kafka's socket.request.max.bytes default is 100 MiB.
 const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Reads one size-prefixed response frame from `stream`, refusing a size over
+/// `RESPONSE_BYTES_MAX`; errors name `address`.
+pub(super) fn read_frame(stream: &mut impl Read, address: &str) -> Result<Bytes, ClientError> {
+    let io_error = |source| ClientError::Io {
+        address: address.to_string(),
+        source,
+    };
+    let mut size_bytes = [0u8; 4];
+    stream.read_exact(&mut size_bytes).map_err(io_error)?;
+    let size = i32::from_be_bytes(size_bytes);
+    if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+        return Err(ClientError::BadResponseSize {
+            address: address.to_string(),
+            size_bytes: i64::from(size),
+            limit_bytes: RESPONSE_BYTES_MAX,
+        });
+    }
+    let mut frame = vec![0u8; size as usize];
+    stream.read_exact(&mut frame).map_err(io_error)?;
+    Ok(Bytes::from(frame))
+}
 /// How long to wait for a TCP connection to be established.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ApiVersions version tried first; brokers that do not know it answer with version 0.
@@ -285,23 +307,7 @@ impl Connection {
         version: i16,
         correlation_id: i32,
     ) -> Result<Bytes, ClientError> {
-        let mut size_bytes = [0u8; 4];
-        self.stream
-            .read_exact(&mut size_bytes)
-            .map_err(|source| self.io_error(source))?;
-        let size = i32::from_be_bytes(size_bytes);
-        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(ClientError::BadResponseSize {
-                address: self.address.clone(),
-                size_bytes: i64::from(size),
-                limit_bytes: RESPONSE_BYTES_MAX,
-            });
-        }
-        let mut frame = vec![0u8; size as usize];
-        self.stream
-            .read_exact(&mut frame)
-            .map_err(|source| self.io_error(source))?;
-        let mut frame = Bytes::from(frame);
+        let mut frame = read_frame(&mut self.stream, &self.address)?;
         let header_version = api.response_header_version(version);
         let header = decode::<ResponseHeader>(&mut frame, header_version, api, &self.address)?;
         if header.correlation_id != correlation_id {

@@ -10,7 +10,7 @@
 //! blocks on it: a reader blocked while the owner blocks writing to a full socket would deadlock.
 //! The handshake (ApiVersions) is `Connection`'s; after it, this module frames requests itself.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
@@ -26,7 +26,6 @@ use super::connection::Connection;
 use super::error::ClientError;
 
 /// Largest response accepted; Kafka's socket.request.max.bytes default is 100 MiB.
-const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
 /// The reader's buffer: several small Produce responses per read system call.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -195,23 +194,7 @@ impl ReplyReader {
     }
 
     fn read_response(&mut self, correlation_id: i32) -> Result<ProduceResponse, ClientError> {
-        let io_error = |source| ClientError::Io {
-            address: self.address.clone(),
-            source,
-        };
-        let mut size_bytes = [0u8; 4];
-        self.stream.read_exact(&mut size_bytes).map_err(io_error)?;
-        let size = i32::from_be_bytes(size_bytes);
-        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(ClientError::BadResponseSize {
-                address: self.address.clone(),
-                size_bytes: i64::from(size),
-                limit_bytes: RESPONSE_BYTES_MAX,
-            });
-        }
-        let mut frame = vec![0u8; size as usize];
-        self.stream.read_exact(&mut frame).map_err(io_error)?;
-        let mut frame = Bytes::from(frame);
+        let mut frame = super::connection::read_frame(&mut self.stream, &self.address)?;
         let header_version = ApiKey::Produce.response_header_version(self.version);
         let header = ResponseHeader::decode(&mut frame, header_version)
             .map_err(|source| self.decode_error(source))?;

@@ -570,22 +570,11 @@ impl<T: Send + 'static> PipelinedProducer<T> {
     /// Waits (up to max.block.ms) until the topic has partitions, letting the broker create it
     /// if it auto-creates topics.
     fn wait_for_metadata(&mut self) -> Result<(), ClientError> {
-        let deadline = Instant::now() + self.settings.metadata_wait;
-        loop {
-            match self.load_metadata() {
-                Ok(()) if self.partition_count > 0 => return Ok(()),
-                Err(ClientError::Kafka(error)) if !error.is_retriable() => {
-                    return Err(ClientError::Kafka(error))
-                }
-                _ if Instant::now() >= deadline => {
-                    return Err(ClientError::MetadataTimeout {
-                        topic: self.topic.clone(),
-                        waited_ms: self.settings.metadata_wait.as_millis(),
-                    })
-                }
-                _ => thread::sleep(self.settings.retry_backoff),
-            }
-        }
+        let topic = self.topic.clone();
+        let waits = (self.settings.metadata_wait, self.settings.retry_backoff);
+        super::producer::wait_for_topic(&topic, waits, || {
+            self.load_metadata().map(|()| self.partition_count > 0)
+        })
     }
 
     /// Refreshes leaders; a failure is retried after the backoff, as Kafka's producer does.

@@ -331,22 +331,12 @@ impl Producer {
     /// Waits (up to max.block.ms) until the topic has partitions, creating it if the broker
     /// auto-creates topics.
     fn wait_for_metadata(&mut self) -> Result<(), ClientError> {
-        let deadline = Instant::now() + self.settings.metadata_wait;
-        loop {
-            match self.refresh_metadata() {
-                Ok(()) if !self.partitions.is_empty() => return Ok(()),
-                Err(ClientError::Kafka(error)) if !error.is_retriable() => {
-                    return Err(ClientError::Kafka(error))
-                }
-                _ if Instant::now() >= deadline => {
-                    return Err(ClientError::MetadataTimeout {
-                        topic: self.topic.clone(),
-                        waited_ms: self.settings.metadata_wait.as_millis(),
-                    })
-                }
-                _ => thread::sleep(self.settings.retry_backoff),
-            }
-        }
+        let topic = self.topic.clone();
+        let waits = (self.settings.metadata_wait, self.settings.retry_backoff);
+        wait_for_topic(&topic, waits, || {
+            self.refresh_metadata()
+                .map(|()| !self.partitions.is_empty())
+        })
     }
 
     fn refresh_metadata(&mut self) -> Result<(), ClientError> {
@@ -384,5 +374,30 @@ fn failure_reason(error: &ClientError) -> String {
         ClientError::Kafka(error) => kafka_reason(error),
         ClientError::MetadataTimeout { .. } => format!("TimeoutException: {error}"),
         other => format!("NETWORK_EXCEPTION: {other}"),
+    }
+}
+
+/// Calls `ready` until it says the topic has partitions, retrying retriable errors every
+/// `retry.backoff.ms` for up to `max.block.ms` (the broker may be creating the topic).
+pub(super) fn wait_for_topic(
+    topic: &str,
+    (metadata_wait, retry_backoff): (Duration, Duration),
+    mut ready: impl FnMut() -> Result<bool, ClientError>,
+) -> Result<(), ClientError> {
+    let deadline = Instant::now() + metadata_wait;
+    loop {
+        match ready() {
+            Ok(true) => return Ok(()),
+            Err(ClientError::Kafka(error)) if !error.is_retriable() => {
+                return Err(ClientError::Kafka(error))
+            }
+            _ if Instant::now() >= deadline => {
+                return Err(ClientError::MetadataTimeout {
+                    topic: topic.to_string(),
+                    waited_ms: metadata_wait.as_millis(),
+                })
+            }
+            _ => thread::sleep(retry_backoff),
+        }
     }
 }
