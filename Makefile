@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down bench-storage
+.PHONY: all build run dist test lint clean image compose-up compose-down bench bench-storage fuzz
 
 all: build
 
@@ -59,10 +59,27 @@ test: dist
 	$(CARGO) test --release
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
+# Flink against a peer Kafka-compatible broker (tansu, built once into $$FLINK_BENCH_CACHE, by
+# default ~/.cache/flink-bench) and against the machine's disk, loopback and memcpy ceilings, all
+# in one run with the same librdkafka client (bench/README.md); writes bench/results/broker.md and
+# its PNGs. BENCH_SECONDS, BENCH_E2E_SECONDS, BENCH_ROUNDS, BENCH_DIR, BENCH_E2E_RATE tune it.
+bench: dist
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
+
 # Storage append throughput as a ratio of the disk's raw O_DIRECT bandwidth, measured in the same
 # run (bench/README.md); writes bench/results/storage.md. BENCH_MIB, BENCH_ROUNDS, BENCH_DIR tune it.
 bench-storage:
 	CARGO=$(CARGO) bench/storage.sh
+
+# Fuzzes segment recovery on corrupted files (fuzz/README.md) for FUZZ_SECONDS, replaying the
+# seeds first. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); RUSTC_BOOTSTRAP=1 lets the
+# stable toolchain take the nightly-only flags cargo-fuzz passes. Fails on the first finding.
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	mkdir -p fuzz/corpus/segment_recovery
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run segment_recovery fuzz/corpus/segment_recovery \
+		fuzz/seeds/segment_recovery -- -max_total_time=$(FUZZ_SECONDS) -timeout=30
 
 lint:
 	$(CARGO) fmt --check

@@ -655,6 +655,15 @@ impl Segment {
                 self.base_offset + i64::from(entry.relative_offset),
             )
         });
+        let checked =
+            index.is_empty() || self.batch_starts_at(start, start_offset, file_size).await?;
+        if !checked {
+            tracing::warn!(
+                "rebuilding the indexes of {}: the last index entry does not point at the batch of offset {start_offset}",
+                self.log_path.display()
+            );
+            return self.recover(&mut |_| {}).await;
+        }
         self.index_persisted.set(index.len());
         self.time_index_persisted.set(time_index.len());
         if let Some(last) = time_index.last() {
@@ -672,6 +681,42 @@ impl Segment {
                 .set(header.map(|header| header.max_timestamp));
         }
         self.scan_from(start, &mut |_| {}).await
+    }
+
+    /// Whether a whole batch with a valid CRC and base offset `offset` starts at `position`.
+    async fn batch_starts_at(
+        &self,
+        position: u64,
+        offset: i64,
+        file_size: u64,
+    ) -> Result<bool, StorageError> {
+        if position >= file_size {
+            return Ok(false);
+        }
+        let Some(chunk) = self
+            .read_batches(position, batch::BATCH_HEADER_BYTES, file_size)
+            .await?
+        else {
+            return Ok(false);
+        };
+        Ok(match batch::peek_header(&chunk, 0) {
+            Ok(Some(header)) => {
+                header.base_offset == offset && batch::verify_crc(&chunk, &header).is_ok()
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether a batch read back can follow what was recovered so far: its offsets lie after
+    /// the previous batch and within what a segment can index. The base offset is outside the
+    /// CRC, so a damaged one is caught only here.
+    fn follows(&self, header: &BatchHeader) -> bool {
+        let end = header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta) + 1);
+        header.base_offset >= self.next_offset.get()
+            && header.last_offset_delta >= 0
+            && end.is_some_and(|end| end - self.base_offset <= i64::from(u32::MAX))
     }
 
     /// Scans batches from byte `start` (a batch boundary) to the end of the file, verifying
@@ -694,7 +739,9 @@ impl Segment {
             let mut cursor = 0;
             let damaged = loop {
                 match batch::peek_header(&chunk, cursor) {
-                    Ok(Some(header)) if batch::verify_crc(&chunk, &header).is_ok() => {
+                    Ok(Some(header))
+                        if batch::verify_crc(&chunk, &header).is_ok() && self.follows(&header) =>
+                    {
                         let at = position + cursor as u64;
                         let indexed = self
                             .index
