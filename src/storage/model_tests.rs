@@ -7,20 +7,27 @@
 //! - an append gives its records consecutive offsets from the log end; when it rolls (the
 //!   active segment's base moves, to the append's base offset) everything before the roll point
 //!   was closed and so is durable;
-//! - a flush and a clean close make everything durable; a crash (the log dropped without a flush
-//!   and reopened unclean) keeps exactly the durable prefix, the log start clamped to the end;
+//! - a flush and a clean close make everything durable (compaction may too: the log's synced
+//!   offset after it is taken as durable); a crash (the log dropped without a flush and reopened
+//!   unclean) keeps exactly the durable prefix, the log start clamped to the end, and must not
+//!   have lost the latest durable value of any key (compaction may not drop a durable value in
+//!   favour of a newer record that the crash then lost);
 //! - DeleteRecords moves the log start forward to any offset in `[0, end]`, never back, and
 //!   refuses offsets past the end;
 //! - retention moves the log start forward to a segment boundary: checked as invariants (the
 //!   deleted segments are exactly those below the new start; the segment left in front was not
 //!   due for deletion; with time retention alone every deleted segment was expired);
 //! - compaction (whose clean point is the active segment's base): below it only the latest record
-//!   of each key over the whole log survives, a tombstone only while younger than
-//!   `delete_retention_ms`, keyless records never; offsets, log start and log end never change.
+//!   of each key survives, a tombstone only while younger than `delete_retention_ms`, keyless
+//!   records never; offsets, log start and log end never change. A record that is the latest
+//!   of its key below the clean point but has a newer one above it may stay (Kafka's key map
+//!   ends at the clean point) or go (this cleaner's map spans the durable part of the active
+//!   segment): the model follows the log there.
 //!
-//! Cases run in well under a second each in release builds. A failing case is shrunk and
-//! printed as its operation list; `proptest` keeps no regression file here (the regressions
-//! worth keeping are written out as plain tests at the end of this file).
+//! The 40 cases (`PROPTEST_CASES=n` for more) take about a second in release builds. A failing
+//! case is shrunk and printed as its operation list, with the operation that failed and why;
+//! `proptest` keeps no regression file here (the regressions worth keeping are written out as
+//! plain tests at the end of this file).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -851,6 +858,7 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
+        max_shrink_iters: 2048,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
