@@ -28,6 +28,8 @@ shopt -s inherit_errexit
 export LC_ALL=C
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 cd "$root"
 
 seconds=${BENCH_SECONDS:-10}
@@ -238,22 +240,6 @@ client() {
     line=$(timeout 600 "$bin/rdkafka_bench" "$@" --brokers "$bootstrap" --partitions "$partitions")
     echo "   $labels $line" >&2
     echo "$labels $line" >>"$run/results.txt"
-}
-
-# The value of field $2 in a `key=value ...` line $1.
-value() {
-    local found
-    found=$(echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p")
-    if [ -z "$found" ]; then
-        echo "no $2 in: $1" >&2
-        exit 1
-    fi
-    echo "$found"
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # MiB/s of one dd run on the data directory, as bench/storage.sh measures it.

@@ -14,6 +14,8 @@ shopt -s inherit_errexit
 export LC_ALL=C
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 cd "$root"
 
 mib=${BENCH_MIB:-2048}
@@ -73,22 +75,6 @@ run_engine() {
     line=$("$bench_bin" --dir "$dir" --total-mib "$mib" --mode "$1")
     echo "  $line" >&2
     value "$line" mib_per_s
-}
-
-# The value of field $2 in a `log_append key=value ...` line $1.
-value() {
-    local found
-    found=$(echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p")
-    if [ -z "$found" ]; then
-        echo "no $2 in: $1" >&2
-        exit 1
-    fi
-    echo "$found"
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 ratio() {
