@@ -105,6 +105,23 @@ impl Client {
         Ok(self.absorb_metadata(response))
     }
 
+    /// Fetches metadata for one topic (auto-creating it if the broker does) and returns it; a
+    /// topic missing from the answer is UNKNOWN_TOPIC_OR_PARTITION, a topic-level error is
+    /// returned as such.
+    pub fn topic_metadata(&mut self, topic: &str) -> Result<TopicMetadata, ClientError> {
+        const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+        let metadata = self.metadata(Some(&[topic.to_string()]), true)?;
+        let found = metadata
+            .topic(topic)
+            .ok_or(ClientError::Kafka(KafkaError::new(
+                UNKNOWN_TOPIC_OR_PARTITION,
+            )))?;
+        match &found.error {
+            Some(error) => Err(error.clone().into()),
+            None => Ok(found.clone()),
+        }
+    }
+
     /// The correlation id of the last request on the bootstrap connection (for log lines).
     pub fn last_correlation_id(&self) -> i32 {
         self.bootstrap

@@ -30,7 +30,6 @@ use super::partitioner::partition_for_key;
 use super::pipelined_connection::{PipelinedConnection, Reply, SendFailure};
 use super::records::OutgoingRecord;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// How often waiting batches are checked against delivery.timeout.ms.
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -586,16 +585,7 @@ impl<T: Send + 'static> PipelinedProducer<T> {
     }
 
     fn load_metadata(&mut self) -> Result<(), ClientError> {
-        let topics = [self.topic.clone()];
-        let metadata = self.client.metadata(Some(&topics), true)?;
-        let topic = metadata
-            .topic(&self.topic)
-            .ok_or(ClientError::Kafka(KafkaError::new(
-                UNKNOWN_TOPIC_OR_PARTITION,
-            )))?;
-        if let Some(error) = &topic.error {
-            return Err(error.clone().into());
-        }
+        let topic = self.client.topic_metadata(&self.topic)?;
         self.addresses = self.client.nodes().into_iter().collect();
         let mut by_node: HashMap<NodeId, Vec<i32>> = HashMap::new();
         let mut leaderless = false;

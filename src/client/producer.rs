@@ -18,7 +18,6 @@ use super::error::{ClientError, KafkaError};
 use super::partitioner::partition_for_key;
 use super::records::{encode_batch, OutgoingRecord};
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// Producer settings, named after the Kafka properties they come from.
@@ -340,17 +339,7 @@ impl Producer {
     }
 
     fn refresh_metadata(&mut self) -> Result<(), ClientError> {
-        let topics = [self.topic.clone()];
-        let metadata = self.client.metadata(Some(&topics), true)?;
-        let topic = metadata
-            .topic(&self.topic)
-            .ok_or(ClientError::Kafka(KafkaError::new(
-                UNKNOWN_TOPIC_OR_PARTITION,
-            )))?;
-        if let Some(error) = &topic.error {
-            return Err(error.clone().into());
-        }
-        self.partitions = topic.partitions.clone();
+        self.partitions = self.client.topic_metadata(&self.topic)?.partitions;
         Ok(())
     }
 
