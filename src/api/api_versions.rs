@@ -28,10 +28,11 @@ fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED_APIS
         .iter()
         .map(|(key, min, max)| {
+            let (min, max) = protocol::advertised_versions(*key, *min, *max);
             ApiVersion::default()
                 .with_api_key(*key as i16)
-                .with_min_version(*min)
-                .with_max_version(*max)
+                .with_min_version(min)
+                .with_max_version(max)
         })
         .collect()
 }

@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_error_code, RequestContext};
+use super::{ask_controller, str_bytes, topic_error_code, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic};
+use crate::metadata::configs::{self, BrokerLayers};
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -43,23 +47,19 @@ pub async fn handle(
                         Some((config.name.to_string(), config.value.as_ref()?.to_string()))
                     })
                     .collect::<BTreeMap<_, _>>(),
+                assignments: (assigned > 0).then(|| assignments_in_order(&topic.assignments)),
             }
         })
         .collect();
-    let (reply, answer) = flume::bounded(1);
-    let request_sent = context
-        .shard
-        .controller
-        .send_async(ControllerRequest::CreateTopics {
-            topics,
-            validate_only: request.validate_only,
-            reply,
-        })
-        .await;
-    let mut outcomes = match request_sent {
-        Ok(()) => answer.recv_async().await.unwrap_or_default().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
+    let validate_only = request.validate_only;
+    let mut outcomes = ask_controller(context, |reply| ControllerRequest::CreateTopics {
+        topics,
+        validate_only,
+        reply,
+    })
+    .await
+    .unwrap_or_default()
+    .into_iter();
     let results = names
         .iter()
         .map(|name| {
@@ -76,7 +76,7 @@ pub async fn handle(
                     .with_topic_id(uuid::Uuid::from_bytes(topic.id.0))
                     .with_num_partitions(topic.partitions.len() as i32)
                     .with_replication_factor(topic.replication_factor() as i16)
-                    .with_configs(Some(Vec::new())),
+                    .with_configs(Some(created_configs(context, &topic))),
                 Some(Err(error)) => result
                     .with_error_code(topic_error_code(&error))
                     .with_error_message(Some(str_bytes(&error.to_string()))),
@@ -87,4 +87,39 @@ pub async fn handle(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The client's replica lists in partition order (it may send them in any order; a gap shows
+/// as an empty list, which the controller refuses).
+fn assignments_in_order(assignments: &[CreatableReplicaAssignment]) -> Vec<Vec<i32>> {
+    let mut ordered = vec![Vec::new(); assignments.len()];
+    for assignment in assignments {
+        if let Some(slot) = usize::try_from(assignment.partition_index)
+            .ok()
+            .and_then(|index| ordered.get_mut(index))
+        {
+            *slot = assignment.broker_ids.iter().map(|id| id.0).collect();
+        }
+    }
+    ordered
+}
+
+/// Every config of a new topic with its source, as CreateTopics v5+ returns them.
+fn created_configs(
+    context: &RequestContext<'_>,
+    topic: &crate::metadata::TopicImage,
+) -> Vec<CreatableTopicConfigs> {
+    let image = context.shard.metadata();
+    let layers = BrokerLayers::new(&context.shard.config, &image.broker_configs);
+    configs::describe_topic(&topic.configs, &layers)
+        .into_iter()
+        .map(|described| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(&described.name))
+                .with_value(described.value.as_deref().map(str_bytes))
+                .with_read_only(described.read_only)
+                .with_config_source(described.source as i8)
+                .with_is_sensitive(false)
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! Fetch: reads each partition on its owning shard; when fewer than `min_bytes` came back, waits
 //! (up to `max_wait_ms`) for any of the partitions to grow, woken by the append itself rather
 //! than by polling. Fetch sessions (KIP-227) are not kept: every response is a full one with
-//! session id 0, which tells clients to send full requests.
+//! session id 0, which tells clients to send full requests. From v13 topics are named by id.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::metadata::TopicId;
 use crate::partition::{PartitionError, ReadOutcome};
 use crate::runtime::mesh::{FetchPart, ShardRequest};
 use crate::runtime::placement::ShardId;
@@ -27,17 +28,40 @@ struct FetchSlot {
 /// Longest a fetch may wait, whatever the client asks.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 
+/// Fetch v13+ names topics by id only.
+const TOPIC_IDS_VERSION: i16 = 13;
+
 pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    // No session is ever created (every response carries session id 0), so an incremental
+    // fetch names a session this broker does not have; epoch -1 (close) or 0 with id 0 is a
+    // full, sessionless fetch.
     if request.session_id != 0 && request.session_epoch > 0 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
+    if request.session_id == 0 && request.session_epoch > 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+    }
     let image = context.shard.metadata();
+    let by_id = context.version >= TOPIC_IDS_VERSION;
     // One slot per requested partition: its owner and place in `parts`, or None if unknown.
     let mut owners: Vec<Option<FetchSlot>> = Vec::new();
+    // The error for a partition that has no slot, per requested topic.
+    let mut unknown: Vec<ResponseError> = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
-        let known = image.topic(topic.topic.as_str());
-        let name: Arc<str> = Arc::from(topic.topic.as_str());
+        let known = match by_id {
+            true => image.topic_by_id(TopicId(*topic.topic_id.as_bytes())),
+            false => image.topic(topic.topic.as_str()),
+        };
+        unknown.push(match (by_id, known) {
+            (true, None) => ResponseError::UnknownTopicId,
+            _ => ResponseError::UnknownTopicOrPartition,
+        });
+        let name: Arc<str> = match known {
+            Some(known) => Arc::from(known.name.as_str()),
+            None => Arc::from(topic.topic.as_str()),
+        };
         for partition in &topic.partitions {
             let owner = known
                 .filter(|known| (0..known.partitions.len() as i32).contains(&partition.partition))
@@ -72,7 +96,12 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         }
         wait_for_data(context, &owners, &outcomes, deadline - now).await;
     };
-    response(&request, outcomes, request.max_bytes.max(0) as usize)
+    response(
+        &request,
+        outcomes,
+        request.max_bytes.max(0) as usize,
+        &unknown,
+    )
 }
 
 async fn read_all(
@@ -154,20 +183,22 @@ fn response(
     request: &FetchRequest,
     outcomes: Vec<Option<Result<ReadOutcome, PartitionError>>>,
     response_bytes_max: usize,
+    unknown: &[ResponseError],
 ) -> FetchResponse {
     let mut outcomes = outcomes.into_iter();
     let mut bytes_so_far = 0usize;
     let responses = request
         .topics
         .iter()
-        .map(|topic| {
+        .zip(unknown)
+        .map(|(topic, unknown_topic)| {
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|partition| {
                     let data = PartitionData::default().with_partition_index(partition.partition);
                     match outcomes.next().expect("an outcome per partition") {
-                        None => unknown_partition(data),
+                        None => unknown_partition(data, *unknown_topic),
                         Some(Err(error)) => data
                             .with_error_code(super::produce::partition_error_code(&error))
                             .with_high_watermark(-1)
@@ -202,8 +233,8 @@ fn response(
     FetchResponse::default().with_responses(responses)
 }
 
-fn unknown_partition(data: PartitionData) -> PartitionData {
-    data.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+fn unknown_partition(data: PartitionData, error: ResponseError) -> PartitionData {
+    data.with_error_code(error.code())
         .with_high_watermark(-1)
         .with_last_stable_offset(-1)
         .with_log_start_offset(-1)

@@ -106,6 +106,7 @@ async fn ensure_offsets_topic(context: &RequestContext<'_>) -> Result<(), String
             ),
             ("compression.type".to_string(), "producer".to_string()),
         ]),
+        assignments: None,
     };
     let (reply, answer) = flume::bounded(1);
     let request = ControllerRequest::CreateTopics {

@@ -16,6 +16,12 @@ const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets v7+ (KIP-734): the record with the largest timestamp.
 const MAX_TIMESTAMP: i64 = -3;
+/// ListOffsets v8+ (KIP-405): the first offset on local disk; with no tiered storage, the log
+/// start.
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// ListOffsets v9+ (KIP-1005): the last offset in tiered storage; with none, -1 as Kafka
+/// answers when remote storage is off.
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -31,6 +37,8 @@ pub async fn handle(
                     LATEST_TIMESTAMP => OffsetQuery::Latest,
                     EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
                     MAX_TIMESTAMP if context.version >= 7 => OffsetQuery::MaxTimestamp,
+                    EARLIEST_LOCAL_TIMESTAMP if context.version >= 8 => OffsetQuery::Earliest,
+                    LATEST_TIERED_TIMESTAMP if context.version >= 9 => OffsetQuery::LatestTiered,
                     timestamp => OffsetQuery::Timestamp(timestamp),
                 };
                 let part = ListOffsetsPart {

@@ -86,6 +86,7 @@ async fn auto_create(
                 partitions: -1,
                 replication_factor: -1,
                 configs: Default::default(),
+                assignments: None,
             }),
             _ => None,
         })
@@ -152,11 +153,7 @@ fn brokers(context: &RequestContext<'_>, image: &MetadataImage) -> Vec<MetadataR
         .brokers
         .iter()
         .filter_map(|broker| {
-            let endpoint = broker
-                .endpoints
-                .iter()
-                .find(|endpoint| *endpoint.name == *context.connection.listener)
-                .or_else(|| broker.endpoints.first())?;
+            let endpoint = advertised_endpoint(context, broker)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(broker.node_id))
@@ -165,4 +162,16 @@ fn brokers(context: &RequestContext<'_>, image: &MetadataImage) -> Vec<MetadataR
             )
         })
         .collect()
+}
+
+/// A broker's address on the listener this client connected through (else its first).
+pub fn advertised_endpoint<'a>(
+    context: &RequestContext<'_>,
+    broker: &'a crate::metadata::BrokerImage,
+) -> Option<&'a crate::config::Listener> {
+    broker
+        .endpoints
+        .iter()
+        .find(|endpoint| *endpoint.name == *context.connection.listener)
+        .or_else(|| broker.endpoints.first())
 }

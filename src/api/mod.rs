@@ -2,14 +2,20 @@
 //! (partitions, metadata, the controller) and choose Kafka error codes; they hold no logic of
 //! their own beyond that. `handle` frames one request into at most one response.
 
+mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod groups;
@@ -23,17 +29,18 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::controller::TopicError;
+use crate::controller::{ControllerRequest, TopicError};
 use crate::partition::PartitionError;
 use crate::protocol::{self, ProtocolError};
 use crate::runtime::mesh::ShardRequest;
@@ -78,6 +85,22 @@ pub async fn scatter_partitions<P, R>(
         .collect()
 }
 
+/// Sends the controller the request `build` makes around a reply channel and waits for its
+/// answer; `None` if the controller has stopped.
+pub async fn ask_controller<T>(
+    context: &RequestContext<'_>,
+    build: impl FnOnce(flume::Sender<T>) -> ControllerRequest,
+) -> Option<T> {
+    let (reply, answer) = flume::bounded(1);
+    context
+        .shard
+        .controller
+        .send_async(build(reply))
+        .await
+        .ok()?;
+    answer.recv_async().await.ok()
+}
+
 /// What a handler may need to know about the connection a request came on.
 pub struct ConnectionInfo {
     /// The listener the connection arrived on; Metadata advertises that listener's addresses.
@@ -91,18 +114,16 @@ pub struct ConnectionInfo {
 pub async fn handle(
     shard: &Rc<Shard>,
     connection: &ConnectionInfo,
-    mut frame: Bytes,
+    frame: Bytes,
 ) -> Result<Option<BytesMut>, ProtocolError> {
     let (key, version) = protocol::peek_api(&frame)?;
     if key == ApiKey::ApiVersions && !protocol::is_supported(key, version) {
         return api_versions::unsupported_version(&frame).map(Some);
     }
-    if !protocol::is_supported(key, version) {
-        return Err(ProtocolError::UnsupportedVersion { key, version });
-    }
-    let header = protocol::decode_header(&mut frame, key, version)?;
-    let correlation_id = header.correlation_id;
-    let client_id = header
+    let request = protocol::decode_request(frame)?;
+    let correlation_id = request.header.correlation_id;
+    let client_id = request
+        .header
         .client_id
         .as_ref()
         .map(|id| id.to_string())
@@ -113,45 +134,66 @@ pub async fn handle(
         version,
         client_id,
     };
-    let frame = &mut frame;
     let respond =
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
-    // Decodes the body for `key`/`version`, runs the handler and frames its response.
-    macro_rules! serve {
-        ($handler:path) => {
-            respond(&$handler(&context, protocol::decode_body(frame, key, version)?).await)
-        };
-    }
-    match key {
-        ApiKey::ApiVersions => respond(&api_versions::handle(protocol::decode_body(
-            frame, key, version,
-        )?)),
-        ApiKey::Metadata => serve!(metadata::handle),
-        ApiKey::CreateTopics => serve!(create_topics::handle),
-        ApiKey::DeleteTopics => serve!(delete_topics::handle),
-        ApiKey::Produce => {
-            match produce::handle(&context, protocol::decode_body(frame, key, version)?).await {
-                Some(response) => respond(&response),
-                None => Ok(None),
-            }
+    match request.body {
+        RequestKind::ApiVersions(body) => respond(&api_versions::handle(body)),
+        RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
+        RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
+        RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),
+        RequestKind::Produce(body) => match produce::handle(&context, body).await {
+            Some(response) => respond(&response),
+            None => Ok(None),
+        },
+        RequestKind::Fetch(body) => respond(&fetch::handle(&context, body).await),
+        RequestKind::ListOffsets(body) => respond(&list_offsets::handle(&context, body).await),
+        RequestKind::DeleteRecords(body) => respond(&delete_records::handle(&context, body).await),
+        RequestKind::InitProducerId(body) => {
+            respond(&init_producer_id::handle(&context, body).await)
         }
-        ApiKey::Fetch => serve!(fetch::handle),
-        ApiKey::ListOffsets => serve!(list_offsets::handle),
-        ApiKey::DeleteRecords => serve!(delete_records::handle),
-        ApiKey::InitProducerId => serve!(init_producer_id::handle),
-        ApiKey::FindCoordinator => serve!(find_coordinator::handle),
-        ApiKey::JoinGroup => serve!(join_group::handle),
-        ApiKey::SyncGroup => serve!(sync_group::handle),
-        ApiKey::Heartbeat => serve!(heartbeat::handle),
-        ApiKey::LeaveGroup => serve!(leave_group::handle),
-        ApiKey::OffsetCommit => serve!(offset_commit::handle),
-        ApiKey::OffsetFetch => serve!(offset_fetch::handle),
-        ApiKey::ListGroups => serve!(list_groups::handle),
-        ApiKey::DescribeGroups => serve!(describe_groups::handle),
-        ApiKey::DeleteGroups => serve!(delete_groups::handle),
-        ApiKey::OffsetDelete => serve!(offset_delete::handle),
-        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_heartbeat::handle),
-        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe::handle),
+        RequestKind::FindCoordinator(body) => {
+            respond(&find_coordinator::handle(&context, body).await)
+        }
+        RequestKind::JoinGroup(body) => respond(&join_group::handle(&context, body).await),
+        RequestKind::SyncGroup(body) => respond(&sync_group::handle(&context, body).await),
+        RequestKind::Heartbeat(body) => respond(&heartbeat::handle(&context, body).await),
+        RequestKind::LeaveGroup(body) => respond(&leave_group::handle(&context, body).await),
+        RequestKind::OffsetCommit(body) => respond(&offset_commit::handle(&context, body).await),
+        RequestKind::OffsetFetch(body) => respond(&offset_fetch::handle(&context, body).await),
+        RequestKind::ListGroups(body) => respond(&list_groups::handle(&context, body).await),
+        RequestKind::DescribeGroups(body) => {
+            respond(&describe_groups::handle(&context, body).await)
+        }
+        RequestKind::DeleteGroups(body) => respond(&delete_groups::handle(&context, body).await),
+        RequestKind::OffsetDelete(body) => respond(&offset_delete::handle(&context, body).await),
+        RequestKind::ConsumerGroupHeartbeat(body) => {
+            respond(&consumer_group_heartbeat::handle(&context, body).await)
+        }
+        RequestKind::ConsumerGroupDescribe(body) => {
+            respond(&consumer_group_describe::handle(&context, body).await)
+        }
+        RequestKind::DescribeConfigs(body) => {
+            respond(&describe_configs::handle(&context, body).await)
+        }
+        RequestKind::AlterConfigs(body) => respond(&alter_configs::handle(&context, body).await),
+        RequestKind::IncrementalAlterConfigs(body) => {
+            respond(&alter_configs::handle_incremental(&context, body).await)
+        }
+        RequestKind::CreatePartitions(body) => {
+            respond(&create_partitions::handle(&context, body).await)
+        }
+        RequestKind::DescribeCluster(body) => {
+            respond(&describe_cluster::handle(&context, body).await)
+        }
+        RequestKind::OffsetForLeaderEpoch(body) => {
+            respond(&offset_for_leader_epoch::handle(&context, body).await)
+        }
+        RequestKind::DescribeLogDirs(body) => {
+            respond(&describe_log_dirs::handle(&context, body).await)
+        }
+        RequestKind::DescribeTopicPartitions(body) => {
+            respond(&describe_topic_partitions::handle(&context, body).await)
+        }
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
 }
@@ -185,6 +227,8 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
         TopicError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
     };

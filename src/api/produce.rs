@@ -30,7 +30,10 @@ pub async fn handle(
         _ => None,
     };
     let image = context.shard.metadata();
+    // One broker time for every batch of the request stamped with LogAppendTime.
+    let append_time = crate::storage::now_ms();
     let mut parts = Vec::new();
+    let mut stamped: Vec<bool> = Vec::new();
     let mut slots: Vec<Result<(), Refusal>> = Vec::new();
     for topic in &request.topic_data {
         let known = image.topic(topic.name.as_str());
@@ -51,11 +54,15 @@ pub async fn handle(
                         .ok_or_else(|| {
                             Refusal::Code(ResponseError::UnknownTopicOrPartition, String::new())
                         })?;
-                    let batches = partition.records.clone().unwrap_or_default();
-                    let headers =
-                        batch::validate_batches(&batches, batch_bytes_max(context, topic))
+                    let settings = context.shard.topic_settings(topic);
+                    let mut batches = partition.records.clone().unwrap_or_default();
+                    let mut headers =
+                        batch::validate_batches(&batches, settings.max_message_bytes)
                             .map_err(refusal)?;
-                    if is_compacted(topic) && !every_record_keyed(&batches) {
+                    if settings.log_append_time {
+                        batches = batch::stamp_log_append_time(&batches, &mut headers, append_time);
+                    }
+                    if settings.compacted && !every_record_keyed(&batches) {
                         let message = format!(
                             "Compacted topic cannot accept message without key in topic partition {}-{}.",
                             topic.name, partition.index
@@ -68,6 +75,9 @@ pub async fn handle(
                         headers,
                     ))
                 });
+            stamped.push(
+                known.is_some_and(|topic| context.shard.topic_settings(topic).log_append_time),
+            );
             match checked {
                 Ok((shard, batches, headers)) => {
                     parts.push((
@@ -97,14 +107,19 @@ pub async fn handle(
     if acks == Some(Acks::None) {
         return None;
     }
-    Some(response(&request, slots, outcomes))
+    Some(response(&request, slots, outcomes, &stamped, append_time))
 }
 
+/// The response in request order; `stamped` says which partitions took `append_time` as their
+/// batches' timestamp (reported as `log_append_time_ms`, -1 for the others).
 fn response(
     request: &ProduceRequest,
     slots: Vec<Result<(), Refusal>>,
     outcomes: Vec<Result<AppendOutcome, PartitionError>>,
+    stamped: &[bool],
+    append_time: i64,
 ) -> ProduceResponse {
+    let mut stamped = stamped.iter();
     let mut slots = slots.into_iter();
     let mut outcomes = outcomes.into_iter();
     let responses = request
@@ -120,6 +135,7 @@ fn response(
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1);
+                    let stamped = *stamped.next().expect("a stamp flag per partition");
                     match slots.next().expect("a slot per partition") {
                         Err(Refusal::Code(error, message)) => base
                             .with_error_code(error.code())
@@ -128,6 +144,7 @@ fn response(
                         {
                             Ok(appended) => base
                                 .with_base_offset(appended.base_offset)
+                                .with_log_append_time_ms(if stamped { append_time } else { -1 })
                                 .with_log_start_offset(appended.log_start_offset),
                             Err(error) => base
                                 .with_error_code(partition_error_code(&error))
@@ -142,13 +159,6 @@ fn response(
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
-}
-
-fn is_compacted(topic: &crate::metadata::TopicImage) -> bool {
-    topic
-        .configs
-        .get("cleanup.policy")
-        .is_some_and(|policy| policy.split(',').any(|part| part.trim() == "compact"))
 }
 
 /// Whether every record of the (already validated) batches has a key; compaction needs one.
@@ -166,15 +176,6 @@ fn every_record_keyed(batches: &bytes::Bytes) -> bool {
         }
     }
     true
-}
-
-/// The largest batch a topic accepts: its `max.message.bytes`, else the broker's `message.max.bytes`.
-fn batch_bytes_max(context: &RequestContext<'_>, topic: &crate::metadata::TopicImage) -> usize {
-    topic
-        .configs
-        .get("max.message.bytes")
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(context.shard.config.message_max_bytes as usize)
 }
 
 fn refusal(error: BatchError) -> Refusal {

@@ -93,10 +93,13 @@ pub struct ServerConfig {
     pub metrics_port: u16,
     /// Whether the controller gets a core of its own; `None` decides by core count.
     pub controller_dedicated_core: Option<bool>,
+    /// Every key given at start-up with its value, as DescribeConfigs reports them
+    /// (STATIC_BROKER_CONFIG).
+    pub static_properties: std::collections::BTreeMap<String, String>,
 }
 
 /// Keys this broker reads, with Kafka's defaults ("" = no default).
-const KEYS: &[(&str, &str)] = &[
+pub const KEYS: &[(&str, &str)] = &[
     ("node.id", ""),
     ("process.roles", ""),
     ("listeners", "PLAINTEXT://:9092"),
@@ -242,6 +245,11 @@ impl ServerConfig {
                 "auto" => None,
                 _ => Some(lookup.boolean("controller.dedicated.core")?),
             },
+            static_properties: lookup
+                .given
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
         };
         config.validate(lookup)?;
         Ok(config)

@@ -29,6 +29,24 @@ pub enum MetadataRecord {
     ProducerIds {
         next_producer_id: i64,
     },
+    /// The topic's overrides are now exactly `configs`.
+    TopicConfigs {
+        name: String,
+        id: TopicId,
+        configs: BTreeMap<String, String>,
+    },
+    /// The dynamic configs of broker `broker` (its id as text, "" for every broker's default)
+    /// are now exactly `configs`.
+    BrokerConfigs {
+        broker: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// The topic now has `partitions` partitions (CreatePartitions).
+    Partitions {
+        name: String,
+        id: TopicId,
+        partitions: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,17 +146,32 @@ fn encode_line(record: &MetadataRecord) -> String {
             replication_factor,
             configs,
         } => {
-            let configs: Vec<String> = configs
-                .iter()
-                .map(|(key, value)| format!("{}={}", escape(key), escape(value)))
-                .collect();
             format!(
                 "create_topic {name} {} {partitions} {replication_factor} {}",
                 id.to_hex(),
-                configs.join(",")
+                encode_configs(configs)
             )
         }
         MetadataRecord::DeleteTopic { name, id } => format!("delete_topic {name} {}", id.to_hex()),
+        MetadataRecord::TopicConfigs { name, id, configs } => {
+            format!(
+                "topic_configs {name} {} {}",
+                id.to_hex(),
+                encode_configs(configs)
+            )
+        }
+        MetadataRecord::BrokerConfigs { broker, configs } => {
+            // The broker field is never empty on disk: "-" is the cluster default.
+            let broker = if broker.is_empty() { "-" } else { broker };
+            format!("broker_configs {broker} {}", encode_configs(configs))
+        }
+        MetadataRecord::Partitions {
+            name,
+            id,
+            partitions,
+        } => {
+            format!("partitions {name} {} {partitions}", id.to_hex())
+        }
         MetadataRecord::ProducerIds { next_producer_id } => {
             format!("producer_ids {next_producer_id}")
         }
@@ -165,14 +198,26 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
                 replication_factor: replication_factor
                     .parse()
                     .map_err(|_| "bad replication factor")?,
-                configs: configs
-                    .split(',')
-                    .filter(|pair| !pair.is_empty())
-                    .filter_map(|pair| pair.split_once('='))
-                    .map(|(key, value)| (unescape(key), unescape(value)))
-                    .collect(),
+                configs: decode_configs(configs),
             })
         }
+        ["topic_configs", name, topic_id, configs] => Ok(MetadataRecord::TopicConfigs {
+            name: name.to_string(),
+            id: id(topic_id)?,
+            configs: decode_configs(configs),
+        }),
+        ["broker_configs", broker, configs] => Ok(MetadataRecord::BrokerConfigs {
+            broker: match *broker {
+                "-" => String::new(),
+                broker => broker.to_string(),
+            },
+            configs: decode_configs(configs),
+        }),
+        ["partitions", name, topic_id, partitions] => Ok(MetadataRecord::Partitions {
+            name: name.to_string(),
+            id: id(topic_id)?,
+            partitions: partitions.parse().map_err(|_| "bad partition count")?,
+        }),
         ["delete_topic", name, topic_id] => Ok(MetadataRecord::DeleteTopic {
             name: name.to_string(),
             id: id(topic_id)?,
@@ -182,6 +227,22 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         }),
         _ => Err(format!("unknown record '{body}'")),
     }
+}
+
+fn encode_configs(configs: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = configs
+        .iter()
+        .map(|(key, value)| format!("{}={}", escape(key), escape(value)))
+        .collect();
+    pairs.join(",")
+}
+
+fn decode_configs(text: &str) -> BTreeMap<String, String> {
+    text.split(',')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (unescape(key), unescape(value)))
+        .collect()
 }
 
 /// Characters that separate fields, written as `%XX`.
@@ -245,17 +306,48 @@ mod tests {
         let producer_ids = MetadataRecord::ProducerIds {
             next_producer_id: 2000,
         };
+        let topic_configs = MetadataRecord::TopicConfigs {
+            name: "orders".into(),
+            id: TopicId([1; 16]),
+            configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+        };
+        let default_configs = MetadataRecord::BrokerConfigs {
+            broker: String::new(),
+            configs: BTreeMap::from([("log.retention.ms".into(), "5".into())]),
+        };
+        let partitions = MetadataRecord::Partitions {
+            name: "orders".into(),
+            id: TopicId([1; 16]),
+            partitions: 9,
+        };
         {
             let (mut log, records) = MetadataLog::open(&dir).unwrap();
             assert!(records.is_empty());
-            log.append(&[create.clone(), delete.clone(), producer_ids.clone()])
-                .unwrap();
+            log.append(&[
+                create.clone(),
+                topic_configs.clone(),
+                default_configs.clone(),
+                partitions.clone(),
+                delete.clone(),
+                producer_ids.clone(),
+            ])
+            .unwrap();
         }
         let path = dir.join(METADATA_DIR).join(METADATA_FILE);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"1234 create_topic half").unwrap();
         let (_, records) = MetadataLog::open(&dir).unwrap();
-        assert_eq!(records, vec![create, delete, producer_ids]);
+        assert_eq!(
+            records,
+            vec![
+                create,
+                topic_configs,
+                default_configs,
+                partitions,
+                delete,
+                producer_ids
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

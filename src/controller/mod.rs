@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::ServerConfig;
+use crate::metadata::configs;
 use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicId, TopicImage};
 use crate::runtime::mesh::{Mesh, ShardRequest};
 use crate::runtime::placement::ShardId;
@@ -31,6 +32,42 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Replicas chosen by the client, one list per partition in partition order.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// What a config change applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker's id as text, or "" for the defaults of every broker.
+    Broker(String),
+}
+
+/// One operation of IncrementalAlterConfigs (AlterConfigs is a `Set` of every key after
+/// clearing the resource).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigAlteration {
+    pub resource: ConfigResource,
+    /// Whether every existing override goes first (AlterConfigs replaces the whole set).
+    pub replace: bool,
+    pub ops: Vec<ConfigOp>,
+}
+
+/// CreatePartitions for one topic: the new total, and optionally the new partitions' replicas.
+#[derive(Clone, Debug)]
+pub struct PartitionIncrease {
+    pub name: String,
+    pub count: i32,
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 pub enum ControllerRequest {
@@ -42,6 +79,16 @@ pub enum ControllerRequest {
     DeleteTopics {
         names: Vec<String>,
         reply: flume::Sender<Vec<Result<TopicId, TopicError>>>,
+    },
+    AlterConfigs {
+        alterations: Vec<ConfigAlteration>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Result<(), TopicError>>>,
+    },
+    CreatePartitions {
+        increases: Vec<PartitionIncrease>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Result<(), TopicError>>>,
     },
     /// A block of `PRODUCER_ID_BLOCK_SIZE` producer ids never handed out before.
     AllocateProducerIds {
@@ -75,6 +122,8 @@ impl Controller {
             controller_id: config.node_id,
             brokers,
             topics: BTreeMap::new(),
+            topic_names: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
         };
         let mut next_producer_id = 0;
         for record in &records {
@@ -113,6 +162,26 @@ impl Controller {
                 }
                 ControllerRequest::DeleteTopics { names, reply } => {
                     let results = self.delete_topics(names).await;
+                    let _ = reply.send(results);
+                }
+                ControllerRequest::AlterConfigs {
+                    alterations,
+                    validate_only,
+                    reply,
+                } => {
+                    let results = self
+                        .record_each(&alterations, validate_only, Controller::config_record)
+                        .await;
+                    let _ = reply.send(results);
+                }
+                ControllerRequest::CreatePartitions {
+                    increases,
+                    validate_only,
+                    reply,
+                } => {
+                    let results = self
+                        .record_each(&increases, validate_only, Controller::partitions_record)
+                        .await;
                     let _ = reply.send(results);
                 }
                 ControllerRequest::AllocateProducerIds { reply } => {
@@ -184,9 +253,178 @@ impl Controller {
             -1 => self.config.default_replication_factor,
             factor => factor,
         };
+        // Chosen replicas are checked first: they fix the counts checked next.
+        if let Some(assignments) = &topic.assignments {
+            self.check_assignments(assignments, 0)?;
+        }
         topics::validate_counts(partitions, replication_factor, self.image.brokers.len())?;
         topics::validate_configs(&topic.configs)?;
         Ok((partitions, replication_factor))
+    }
+
+    /// Checks replicas a client chose: every broker registered, none twice in a partition, and
+    /// every partition with as many replicas as the first.
+    fn check_assignments(
+        &self,
+        assignments: &[Vec<i32>],
+        first_partition: usize,
+    ) -> Result<(), TopicError> {
+        let invalid = |reason: String| Err(TopicError::InvalidReplicaAssignment(reason));
+        let width = assignments.first().map_or(0, Vec::len);
+        for (index, replicas) in assignments.iter().enumerate() {
+            let partition = first_partition + index;
+            if replicas.is_empty() {
+                return invalid(format!(
+                    "The manual partition assignment includes an empty replica list for partition {partition}."
+                ));
+            }
+            if replicas.len() != width {
+                return invalid(format!(
+                    "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {width} replica(s).",
+                    replicas.len()
+                ));
+            }
+            for (at, broker) in replicas.iter().enumerate() {
+                if !self
+                    .image
+                    .brokers
+                    .iter()
+                    .any(|known| known.node_id == *broker)
+                {
+                    return invalid(format!(
+                        "The manual partition assignment includes broker {broker}, but no such broker is registered."
+                    ));
+                }
+                if replicas[..at].contains(broker) {
+                    return invalid(format!(
+                        "The manual partition assignment includes the broker {broker} more than once."
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks each item into a record, then (unless `validate_only`) commits the records of
+    /// those that passed together; answers each item in order.
+    async fn record_each<T>(
+        &mut self,
+        items: &[T],
+        validate_only: bool,
+        check: impl Fn(&Controller, &T) -> Result<MetadataRecord, TopicError>,
+    ) -> Vec<Result<(), TopicError>> {
+        let mut records = Vec::new();
+        let outcomes: Vec<Result<(), TopicError>> = items
+            .iter()
+            .map(|item| {
+                records.push(check(self, item)?);
+                Ok(())
+            })
+            .collect();
+        if !validate_only {
+            if let Err(error) = self.commit(&records).await {
+                return outcomes.into_iter().map(|_| Err(error.clone())).collect();
+            }
+        }
+        outcomes
+    }
+
+    /// The record that makes `alteration` so, after checking it against Kafka's rules.
+    fn config_record(&self, alteration: &ConfigAlteration) -> Result<MetadataRecord, TopicError> {
+        type Validator = fn(&str, &str) -> Result<(), String>;
+        let (current, validate): (BTreeMap<String, String>, Validator) = match &alteration.resource
+        {
+            ConfigResource::Topic(name) => {
+                let topic = self.image.topic(name).ok_or(TopicError::UnknownTopic)?;
+                (topic.configs.clone(), configs::validate_topic_config)
+            }
+            ConfigResource::Broker(broker) => {
+                if !broker.is_empty()
+                    && !self
+                        .image
+                        .brokers
+                        .iter()
+                        .any(|known| known.node_id.to_string() == *broker)
+                {
+                    return Err(TopicError::InvalidRequest(format!(
+                            "Unexpected broker id, expected one of the registered brokers, but received {broker}"
+                        )));
+                }
+                let current = self
+                    .image
+                    .broker_configs
+                    .get(broker)
+                    .cloned()
+                    .unwrap_or_default();
+                (current, configs::validate_broker_config)
+            }
+        };
+        let mut updated = if alteration.replace {
+            BTreeMap::new()
+        } else {
+            current
+        };
+        for op in &alteration.ops {
+            apply_config_op(&mut updated, op)?;
+        }
+        for (key, value) in &updated {
+            validate(key, value).map_err(|reason| match &alteration.resource {
+                ConfigResource::Broker(_) if reason.starts_with("Cannot update") => {
+                    TopicError::InvalidRequest(reason)
+                }
+                _ => TopicError::InvalidConfig(reason),
+            })?;
+        }
+        Ok(match &alteration.resource {
+            ConfigResource::Topic(name) => MetadataRecord::TopicConfigs {
+                name: name.clone(),
+                id: self.image.topics[name].id,
+                configs: updated,
+            },
+            ConfigResource::Broker(broker) => MetadataRecord::BrokerConfigs {
+                broker: broker.clone(),
+                configs: updated,
+            },
+        })
+    }
+
+    /// The record adding partitions to a topic, after Kafka's checks: the count must grow, and
+    /// chosen replicas must cover exactly the new partitions.
+    fn partitions_record(
+        &self,
+        increase: &PartitionIncrease,
+    ) -> Result<MetadataRecord, TopicError> {
+        let topic = self
+            .image
+            .topic(&increase.name)
+            .ok_or(TopicError::UnknownTopic)?;
+        let current = topic.partitions.len() as i32;
+        if increase.count < current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "The topic {} currently has {current} partition(s); {} would not be an increase.",
+                increase.name, increase.count
+            )));
+        }
+        if increase.count == current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic already has {current} partition(s)."
+            )));
+        }
+        if let Some(assignments) = &increase.assignments {
+            if assignments.len() as i32 != increase.count - current {
+                return Err(TopicError::InvalidReplicaAssignment(format!(
+                    "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
+                    increase.count - current,
+                    assignments.len()
+                )));
+            }
+            self.check_assignments(assignments, current as usize)?;
+        }
+        Ok(MetadataRecord::Partitions {
+            name: increase.name.clone(),
+            id: topic.id,
+            partitions: increase.count,
+        })
     }
 
     async fn delete_topics(&mut self, names: Vec<String>) -> Vec<Result<TopicId, TopicError>> {
@@ -267,19 +505,107 @@ impl Controller {
     }
 }
 
+/// Applies one IncrementalAlterConfigs operation to a resource's overrides. APPEND and SUBTRACT
+/// work on list values only, as in Kafka.
+fn apply_config_op(
+    configs: &mut BTreeMap<String, String>,
+    op: &ConfigOp,
+) -> Result<(), TopicError> {
+    let list_only = |key: &str, verb: &str| match configs::is_list(key) {
+        true => Ok(()),
+        false => Err(TopicError::InvalidRequest(format!(
+            "Config value {verb} is not allowed for config key: {key}"
+        ))),
+    };
+    match op {
+        ConfigOp::Set(key, value) => {
+            configs.insert(key.clone(), value.clone());
+        }
+        ConfigOp::Delete(key) => {
+            configs.remove(key);
+        }
+        ConfigOp::Append(key, value) => {
+            list_only(key, "append")?;
+            let entry = configs.entry(key.clone()).or_default();
+            let mut items: Vec<String> = split_items(entry);
+            for item in split_items(value) {
+                if !items.contains(&item) {
+                    items.push(item);
+                }
+            }
+            *entry = items.join(",");
+        }
+        ConfigOp::Subtract(key, value) => {
+            list_only(key, "subtract")?;
+            let removed = split_items(value);
+            if let Some(entry) = configs.get_mut(key) {
+                let items: Vec<String> = split_items(entry)
+                    .into_iter()
+                    .filter(|item| !removed.contains(item))
+                    .collect();
+                *entry = items.join(",");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_items(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Applies one record to an image; the only place metadata changes.
 fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
     match record {
         MetadataRecord::CreateTopic { name, .. } => {
             let topic = topic_image(record, node_id).expect("a create record");
+            image.topic_names.insert(topic.id, name.clone());
             image.topics.insert(name.clone(), Arc::new(topic));
         }
         MetadataRecord::DeleteTopic { name, id } => {
             if image.topics.get(name).is_some_and(|topic| topic.id == *id) {
                 image.topics.remove(name);
+                image.topic_names.remove(id);
             }
         }
         MetadataRecord::ProducerIds { .. } => {}
+        MetadataRecord::TopicConfigs { name, id, configs } => {
+            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                Arc::make_mut(topic).configs = configs.clone();
+            }
+        }
+        MetadataRecord::BrokerConfigs { broker, configs } => {
+            match configs.is_empty() {
+                true => image.broker_configs.remove(broker),
+                false => image.broker_configs.insert(broker.clone(), configs.clone()),
+            };
+        }
+        MetadataRecord::Partitions {
+            name,
+            id,
+            partitions,
+        } => {
+            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                let topic = Arc::make_mut(topic);
+                for index in topic.partitions.len() as i32..*partitions {
+                    topic.partitions.push(new_partition(index, node_id));
+                }
+            }
+        }
+    }
+}
+
+fn new_partition(index: i32, node_id: i32) -> PartitionImage {
+    PartitionImage {
+        index,
+        leader: node_id,
+        leader_epoch: 0,
+        replicas: vec![node_id],
+        isr: vec![node_id],
     }
 }
 
@@ -296,13 +622,7 @@ fn topic_image(record: &MetadataRecord, node_id: i32) -> Option<TopicImage> {
         return None;
     };
     let partitions = (0..*partitions)
-        .map(|index| PartitionImage {
-            index,
-            leader: node_id,
-            leader_epoch: 0,
-            replicas: vec![node_id],
-            isr: vec![node_id],
-        })
+        .map(|index| new_partition(index, node_id))
         .collect();
     Some(TopicImage {
         name: name.clone(),
@@ -319,6 +639,16 @@ fn log_record(record: &MetadataRecord) {
         ),
         MetadataRecord::DeleteTopic { name, .. } => tracing::info!("deleted topic {name}"),
         MetadataRecord::ProducerIds { .. } => {}
+        MetadataRecord::TopicConfigs { name, configs, .. } => {
+            tracing::info!("configs of topic {name} are now {configs:?}")
+        }
+        MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
+            true => tracing::info!("default broker configs are now {configs:?}"),
+            false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),
+        },
+        MetadataRecord::Partitions {
+            name, partitions, ..
+        } => tracing::info!("topic {name} now has {partitions} partition(s)"),
     }
 }
 

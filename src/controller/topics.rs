@@ -1,59 +1,10 @@
 //! Rules for new topics, as Kafka applies them: legal names, partition counts, replication
-//! factors that the registered brokers can meet, and known topic-level config names.
+//! factors that the registered brokers can meet, and known topic-level configs with valid values.
 
 use std::collections::BTreeMap;
 
 /// Longest topic name Kafka allows.
 const TOPIC_NAME_CHARS_MAX: usize = 249;
-
-/// Topic-level configuration names Kafka defines.
-pub const TOPIC_CONFIG_NAMES: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-
-/// Topic configs whose values must be whole numbers.
-const NUMERIC_TOPIC_CONFIGS: &[&str] = &[
-    "delete.retention.ms",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.message.bytes",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-];
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TopicError {
@@ -67,6 +18,10 @@ pub enum TopicError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
     #[error("{0}")]
@@ -121,18 +76,11 @@ pub fn validate_counts(
     Ok(())
 }
 
+/// Checks every override by Kafka's rules for topic configs (`metadata::configs`).
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
     for (key, value) in configs {
-        if !TOPIC_CONFIG_NAMES.contains(&key.as_str()) {
-            return Err(TopicError::InvalidConfig(format!(
-                "Unknown topic config name: {key}"
-            )));
-        }
-        if NUMERIC_TOPIC_CONFIGS.contains(&key.as_str()) && value.trim().parse::<i64>().is_err() {
-            return Err(TopicError::InvalidConfig(format!(
-                "Invalid value {value} for configuration {key}: Not a number of type LONG"
-            )));
-        }
+        crate::metadata::configs::validate_topic_config(key, value)
+            .map_err(TopicError::InvalidConfig)?;
     }
     Ok(())
 }

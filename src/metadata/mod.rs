@@ -2,6 +2,7 @@
 //! leaders. The controller is its only writer; it builds a new immutable `MetadataImage` for every
 //! change and hands each shard an `Arc` of it. Shards never mutate an image.
 
+pub mod configs;
 pub mod uuid;
 
 use std::collections::BTreeMap;
@@ -83,6 +84,11 @@ pub struct MetadataImage {
     pub controller_id: i32,
     pub brokers: Vec<BrokerImage>,
     pub topics: BTreeMap<String, Arc<TopicImage>>,
+    /// Topic names by id (Fetch v13+, Metadata and DeleteTopics by id).
+    pub topic_names: BTreeMap<TopicId, String>,
+    /// Broker configs set while running (IncrementalAlterConfigs), by broker id as text; ""
+    /// holds the cluster-wide defaults.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -91,7 +97,7 @@ impl MetadataImage {
     }
 
     pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicImage>> {
-        self.topics.values().find(|topic| topic.id == id)
+        self.topics.get(self.topic_names.get(&id)?)
     }
 }
 

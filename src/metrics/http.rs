@@ -11,7 +11,6 @@ use glommio::net::{TcpListener, TcpStream};
 
 use super::{render, ShardMetrics};
 use crate::runtime::mesh::ShardRequest;
-use crate::runtime::placement::ShardId;
 use crate::runtime::shard::Shard;
 
 const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
@@ -82,21 +81,9 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     String::from_utf8(head).ok()
 }
 
-/// Every shard's snapshot, in shard order; this shard's is taken here, the others' on their
-/// own executors.
+/// Every shard's snapshot, in shard order, each taken on its own executor.
 async fn gather(shard: &Rc<Shard>) -> Vec<ShardMetrics> {
-    let mut snapshots = Vec::with_capacity(shard.mesh.shard_count());
-    for index in 0..shard.mesh.shard_count() {
-        let id = ShardId(index);
-        if id == shard.id {
-            snapshots.push(shard.metrics());
-            continue;
-        }
-        let (reply, answer) = flume::bounded(1);
-        shard.mesh.send(id, ShardRequest::Metrics { reply }).await;
-        if let Ok(snapshot) = answer.recv_async().await {
-            snapshots.push(snapshot);
-        }
-    }
-    snapshots
+    shard
+        .ask_every_shard(|reply| ShardRequest::Metrics { reply })
+        .await
 }

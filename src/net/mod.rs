@@ -3,7 +3,7 @@
 //! accepted it.
 
 mod connection;
-mod frame;
+pub mod frame;
 
 use std::rc::Rc;
 

@@ -103,6 +103,11 @@ impl Partition {
         self.log.next_offset()
     }
 
+    /// Bytes of the partition's segments (DescribeLogDirs' partition size).
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.log.start_offset()
     }
@@ -293,6 +298,11 @@ impl Partition {
             waiters.retain(|waiter| !waiter.is_disconnected());
         }
         waiters.push(waiter);
+    }
+
+    /// Takes new log settings after the topic's configs changed.
+    pub fn set_log_config(&self, config: LogConfig) {
+        self.log.set_config(config);
     }
 
     /// Compacts the log if `config`'s dirty ratio says it is due; `None` when it was not.

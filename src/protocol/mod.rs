@@ -5,7 +5,7 @@
 //! Advertise only what a test exercises: a client picks the highest version both sides list.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 /// Bytes of the size prefix of every request and response.
@@ -13,15 +13,15 @@ pub const FRAME_SIZE_BYTES: usize = 4;
 
 /// Every API this broker serves, with the versions advertised in ApiVersions.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
     (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -35,7 +35,29 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
+
+/// Versions advertised below what is served, as Kafka 4 does for Produce (KAFKA-18659): it lists
+/// Produce from v0 but refuses v0-v2 requests, because librdkafka before 2.10 compresses with
+/// gzip, snappy or lz4 only when the broker lists Produce v0.
+pub const ADVERTISED_MIN_VERSIONS: &[(ApiKey, i16)] = &[(ApiKey::Produce, 0)];
+
+/// The (min, max) versions of `key` that ApiVersions lists.
+pub fn advertised_versions(key: ApiKey, min: i16, max: i16) -> (i16, i16) {
+    let min = ADVERTISED_MIN_VERSIONS
+        .iter()
+        .find(|(advertised, _)| *advertised == key)
+        .map_or(min, |(_, advertised_min)| *advertised_min);
+    (min, max)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
@@ -82,6 +104,37 @@ pub fn peek_api(frame: &[u8]) -> Result<(ApiKey, i16), ProtocolError> {
     Ok((key, version))
 }
 
+/// A request as the broker serves it: its key, version, header and decoded body.
+pub struct Request {
+    pub key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+/// Decodes one request frame (without its size prefix): API key and version, header, and the
+/// body of any API and version this broker serves. Every malformed, unknown or unsupported
+/// request is an error, never a panic (the `request_decoding` fuzz target holds it to that).
+pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
+    let (key, version) = peek_api(&frame)?;
+    if !is_supported(key, version) {
+        return Err(ProtocolError::UnsupportedVersion { key, version });
+    }
+    let header = decode_header(&mut frame, key, version)?;
+    let body =
+        RequestKind::decode(key, &mut frame, version).map_err(|error| ProtocolError::Decode {
+            key,
+            version,
+            reason: error.to_string(),
+        })?;
+    Ok(Request {
+        key,
+        version,
+        header,
+        body,
+    })
+}
+
 /// Decodes the request header, leaving `frame` at the start of the body.
 pub fn decode_header(
     frame: &mut Bytes,
@@ -94,18 +147,6 @@ pub fn decode_header(
             version,
             reason: format!("header: {error}"),
         }
-    })
-}
-
-pub fn decode_body<T: Decodable>(
-    frame: &mut Bytes,
-    key: ApiKey,
-    version: i16,
-) -> Result<T, ProtocolError> {
-    T::decode(frame, version).map_err(|error| ProtocolError::Decode {
-        key,
-        version,
-        reason: error.to_string(),
     })
 }
 

@@ -29,7 +29,8 @@ pub async fn run(shard: Rc<Shard>) {
 
 async fn clean_round(shard: &Shard) {
     for (partition, topic) in shard.hosted_partitions() {
-        let Some(config) = CleanerConfig::from_topic_configs(&topic.configs) else {
+        let Some(config) = CleanerConfig::from_topic_configs(&shard.topic_settings(&topic).configs)
+        else {
             continue;
         };
         match partition.compact(&config, now_ms()).await {

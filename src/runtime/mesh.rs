@@ -38,6 +38,8 @@ pub enum OffsetQuery {
     Timestamp(i64),
     /// The record with the largest timestamp (ListOffsets v7+).
     MaxTimestamp,
+    /// The last offset in tiered storage (ListOffsets v9+): none here, answered (-1, -1).
+    LatestTiered,
 }
 
 pub struct ListOffsetsPart {
@@ -80,6 +82,10 @@ pub enum ShardRequest {
     DeleteRecords {
         parts: Vec<(Arc<str>, i32, i64)>,
         reply: flume::Sender<Vec<Result<i64, PartitionError>>>,
+    },
+    /// DescribeLogDirs: (topic, partition, bytes on disk) of every partition the shard hosts.
+    LogSizes {
+        reply: flume::Sender<Vec<(Arc<str>, i32, u64)>>,
     },
     /// A snapshot of the shard's metrics for a scrape of `metrics.port`.
     Metrics {

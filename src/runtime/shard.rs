@@ -19,11 +19,45 @@ use crate::group::{
     partition_for_group, Coordinator, ErrorCode as GroupError, GroupCall, GroupListing, GROUP_TICK,
     OFFSETS_TOPIC,
 };
+use crate::metadata::configs::{self, BrokerLayers};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
 use crate::partition::{Acks, AppendOutcome, Partition, PartitionError, ReadOutcome};
 use crate::storage::LogConfig;
 
 type PartitionKey = (Arc<str>, i32);
+
+/// What a topic's resolved configs mean to this broker; cached per shard until the next image.
+pub struct TopicSettings {
+    /// Every topic config's value in force (`metadata::configs::resolve_topic`).
+    pub configs: BTreeMap<String, String>,
+    pub log: LogConfig,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps every batch.
+    pub log_append_time: bool,
+    /// `cleanup.policy` includes `compact`.
+    pub compacted: bool,
+}
+
+impl TopicSettings {
+    fn new(configs: BTreeMap<String, String>) -> TopicSettings {
+        let compacted = configs
+            .get("cleanup.policy")
+            .is_some_and(|policy| policy.split(',').any(|part| part.trim() == "compact"));
+        TopicSettings {
+            log: crate::storage::log_config(&configs),
+            max_message_bytes: configs
+                .get("max.message.bytes")
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(1_048_588),
+            log_append_time: configs
+                .get("message.timestamp.type")
+                .is_some_and(|kind| kind == "LogAppendTime"),
+            compacted,
+            configs,
+        }
+    }
+}
 
 pub struct Shard {
     pub id: ShardId,
@@ -39,6 +73,8 @@ pub struct Shard {
     producer_ids: RefCell<std::ops::Range<i64>>,
     /// Coordinator of the groups whose offsets partitions this shard owns.
     groups: Coordinator,
+    /// Resolved topic settings by topic id, emptied whenever a new image arrives.
+    settings: RefCell<HashMap<TopicId, Rc<TopicSettings>>>,
 }
 
 impl Shard {
@@ -58,6 +94,7 @@ impl Shard {
             metadata: RefCell::new(Arc::new(MetadataImage::default())),
             partitions: RefCell::new(HashMap::new()),
             producer_ids: RefCell::new(0..0),
+            settings: RefCell::new(HashMap::new()),
             groups: Coordinator::new(Duration::from_millis(
                 config.group_initial_rebalance_delay_ms,
             )),
@@ -93,6 +130,28 @@ impl Shard {
     /// The current metadata image (cheap: an `Arc` clone).
     pub fn metadata(&self) -> Arc<MetadataImage> {
         self.metadata.borrow().clone()
+    }
+
+    /// The topic's configs as this broker resolves them (topic overrides, then dynamic and
+    /// static broker keys, then defaults).
+    pub fn topic_settings(&self, topic: &TopicImage) -> Rc<TopicSettings> {
+        if let Some(settings) = self.settings.borrow().get(&topic.id) {
+            return settings.clone();
+        }
+        // Resolved from the current image: a handler may still hold an older one, whose
+        // configs must not be cached past the image that replaced it.
+        let image = self.metadata();
+        let overrides = image
+            .topic_by_id(topic.id)
+            .map_or(&topic.configs, |current| &current.configs);
+        let layers = BrokerLayers::new(&self.config, &image.broker_configs);
+        let settings = Rc::new(TopicSettings::new(configs::resolve_topic(
+            overrides, &layers,
+        )));
+        self.settings
+            .borrow_mut()
+            .insert(topic.id, settings.clone());
+        settings
     }
 
     pub fn owner_of(&self, topic: &TopicImage, partition: i32) -> ShardId {
@@ -194,6 +253,17 @@ impl Shard {
                 }
                 let _ = reply.send(answers);
             }
+            ShardRequest::LogSizes { reply } => {
+                let sizes = self
+                    .partitions
+                    .borrow()
+                    .iter()
+                    .map(|((topic, index), (_, partition))| {
+                        (topic.clone(), *index, partition.size_bytes())
+                    })
+                    .collect();
+                let _ = reply.send(sizes);
+            }
             ShardRequest::Metrics { reply } => {
                 let _ = reply.send(self.metrics());
             }
@@ -249,6 +319,23 @@ impl Shard {
                 .send(owner, ShardRequest::Group(Box::new(call)))
                 .await;
         }
+    }
+
+    /// Sends `build(reply)` to every shard (this one included, through its own queue) and
+    /// gathers the answers in shard order.
+    pub async fn ask_every_shard<T>(
+        &self,
+        build: impl Fn(flume::Sender<T>) -> ShardRequest,
+    ) -> Vec<T> {
+        let mut answers = Vec::with_capacity(self.mesh.shard_count());
+        for shard in 0..self.mesh.shard_count() {
+            let (reply, answer) = flume::bounded(1);
+            self.mesh.send(ShardId(shard), build(reply)).await;
+            if let Ok(answer) = answer.recv_async().await {
+                answers.push(answer);
+            }
+        }
+        answers
     }
 
     /// Asks every shard's coordinator to list its groups.
@@ -380,6 +467,7 @@ impl Shard {
                 .await?
                 .unwrap_or((-1, -1))),
             OffsetQuery::MaxTimestamp => Ok(partition.max_timestamp().await?.unwrap_or((-1, -1))),
+            OffsetQuery::LatestTiered => Ok((-1, -1)),
         }
     }
 
@@ -408,10 +496,25 @@ impl Shard {
                 }
             }
         }
+        let configs_changed = {
+            let previous = self.metadata.borrow();
+            previous.broker_configs != image.broker_configs
+                || image.topics.values().any(|topic| {
+                    previous
+                        .topic(&topic.name)
+                        .is_some_and(|before| before.configs != topic.configs)
+                })
+        };
+        *self.metadata.borrow_mut() = image.clone();
+        self.settings.borrow_mut().clear();
         for topic in image.topics.values() {
             self.open_owned_partitions(topic).await;
         }
-        *self.metadata.borrow_mut() = image;
+        if configs_changed {
+            for (partition, topic) in self.hosted_partitions() {
+                partition.set_log_config(self.topic_settings(&topic).log);
+            }
+        }
     }
 
     async fn open_owned_partitions(&self, topic: &TopicImage) {
@@ -457,7 +560,7 @@ impl Shard {
     }
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {
-        crate::storage::log_config(&self.config, &topic.configs)
+        self.topic_settings(topic).log
     }
 }
 

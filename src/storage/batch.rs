@@ -159,6 +159,30 @@ pub fn validate_batches(
     Ok(headers)
 }
 
+/// Stamps every batch with the broker's time (`message.timestamp.type=LogAppendTime`), as
+/// Kafka does: the timestamp-type attribute is set and the max timestamp becomes `now_ms`; both
+/// lie inside the CRC, which is computed again. Records keep their own timestamps; readers take
+/// the batch's. Returns the rewritten copy; `headers` are updated to match.
+pub fn stamp_log_append_time(
+    buffer: &[u8],
+    headers: &mut [BatchHeader],
+    now_ms: i64,
+) -> bytes::Bytes {
+    let mut out = buffer.to_vec();
+    for header in headers.iter_mut() {
+        header.attributes |= LOG_APPEND_TIME_ATTRIBUTE;
+        header.max_timestamp = now_ms;
+        let batch = &mut out[header.position..header.position + header.size];
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+            .copy_from_slice(&header.attributes.to_be_bytes());
+        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    bytes::Bytes::from(out)
+}
+
 /// Rewrites base offset and partition leader epoch in place; the CRC stays valid.
 pub fn assign_offset(buffer: &mut [u8], position: usize, base_offset: i64, leader_epoch: i32) {
     buffer[position..position + 8].copy_from_slice(&base_offset.to_be_bytes());
@@ -304,5 +328,25 @@ pub mod tests {
             validate_batches(&garbage, 1 << 20),
             Err(BatchError::InvalidLength { .. })
         ));
+    }
+
+    /// Proves a LogAppendTime stamp keeps the batch valid (CRC recomputed) and marks every
+    /// record's timestamp as the broker's.
+    #[test]
+    fn stamps_log_append_time() {
+        let encoded = encoded_batch(3, 10);
+        let mut headers = validate_batches(&encoded, usize::MAX).unwrap();
+        let stamped = stamp_log_append_time(&encoded, &mut headers, 1_700_000_000_123);
+        let reread = validate_batches(&stamped, usize::MAX).unwrap();
+        assert_eq!(reread, headers);
+        assert!(is_log_append_time(&reread[0]));
+        assert_eq!(reread[0].max_timestamp, 1_700_000_000_123);
+        let mut bytes = stamped.clone();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).unwrap();
+        assert_eq!(set.records.len(), 3);
+        assert!(set
+            .records
+            .iter()
+            .all(|record| record.timestamp_type == TimestampType::LogAppend));
     }
 }

@@ -87,7 +87,7 @@ impl<F: FnMut(&BatchHeader)> BatchObserver for F {
 
 pub struct Log {
     dir: PathBuf,
-    config: LogConfig,
+    config: Cell<LogConfig>,
     segments: RefCell<Vec<Rc<Segment>>>,
     start_offset: Cell<i64>,
     /// The last recovery point written to `log.checkpoint`.
@@ -179,7 +179,7 @@ impl Log {
             .clamp(segments[0].base_offset, end);
         let log = Log {
             dir: dir.to_path_buf(),
-            config,
+            config: Cell::new(config),
             clean_offset: Cell::new(segments[0].base_offset),
             segments: RefCell::new(segments),
             start_offset: Cell::new(start_offset),
@@ -193,6 +193,15 @@ impl Log {
     /// The log end offset: the offset the next record will get.
     pub fn next_offset(&self) -> i64 {
         self.active().next_offset()
+    }
+
+    /// Bytes of every segment, as they will be on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments
+            .borrow()
+            .iter()
+            .map(|segment| segment.size())
+            .sum()
     }
 
     /// The first offset still in the log.
@@ -216,8 +225,14 @@ impl Log {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config.get()
+    }
+
+    /// Takes new settings (a topic's configs changed). Segments already open keep their index
+    /// interval; everything else applies from the next append, roll or retention pass.
+    pub fn set_config(&self, config: LogConfig) {
+        self.config.set(config)
     }
 
     /// Assigns offsets from the log end to the validated `batches`, then appends them (rolling
@@ -249,10 +264,10 @@ impl Log {
         if active.size() == 0 {
             return false;
         }
-        let full = active.size() + incoming_bytes > self.config.segment_bytes_max;
+        let full = active.size() + incoming_bytes > self.config.get().segment_bytes_max;
         let old = active
             .first_timestamp()
-            .is_some_and(|first| now_ms.saturating_sub(first) > self.config.segment_ms);
+            .is_some_and(|first| now_ms.saturating_sub(first) > self.config.get().segment_ms);
         full || old
     }
 
@@ -387,8 +402,10 @@ impl Log {
     /// `retention.bytes` (oldest first, while the log stays over the limit), as Kafka does, and
     /// moves the log start past them. Returns how many segments were deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        let (retention_ms, retention_bytes) =
-            (self.config.retention_ms, self.config.retention_bytes);
+        let (retention_ms, retention_bytes) = (
+            self.config.get().retention_ms,
+            self.config.get().retention_bytes,
+        );
         let cut = {
             let segments = self.segments.borrow();
             let mut total: u64 = segments.iter().map(|segment| segment.size()).sum();
@@ -502,7 +519,7 @@ impl Log {
             &segments,
             &map,
             horizon_ms,
-            self.config.segment_bytes_max,
+            self.config.get().segment_bytes_max,
         )
         .await?;
         Ok(CompactionPlan {
@@ -543,7 +560,7 @@ impl Log {
         let cleaned = Segment::open(
             &self.dir,
             first.base_offset,
-            self.config.index_interval_bytes,
+            self.config.get().index_interval_bytes,
             Recovery::Scan(&mut |_| {}),
         )
         .await?;
@@ -590,7 +607,7 @@ impl Log {
         let segment = Segment::open(
             &self.dir,
             base_offset,
-            self.config.index_interval_bytes,
+            self.config.get().index_interval_bytes,
             Recovery::Scan(&mut |_| {}),
         )
         .await?;

@@ -60,42 +60,38 @@ pub fn segment_file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
 }
 
-/// The settings of one partition's log: the topic's own configs (`segment.bytes`, `segment.ms`,
-/// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`, `index.interval.bytes`)
-/// over the broker's `log.*` defaults. Retention applies only when `cleanup.policy` includes
+/// The settings of one partition's log from its topic's resolved configs
+/// (`metadata::configs::resolve_topic`: the topic's overrides over the broker's `log.*` keys):
+/// `segment.bytes`, `segment.ms`, `retention.ms`, `retention.bytes`, `flush.messages`,
+/// `flush.ms`, `index.interval.bytes`. Retention applies only when `cleanup.policy` includes
 /// `delete` (the default), as in Kafka.
-pub fn log_config(
-    broker: &crate::config::ServerConfig,
-    topic: &std::collections::BTreeMap<String, String>,
-) -> LogConfig {
+pub fn log_config(resolved: &std::collections::BTreeMap<String, String>) -> LogConfig {
+    let defaults = LogConfig::default();
     let number = |key: &str, default: i64| {
-        topic
+        resolved
             .get(key)
             .and_then(|value| value.trim().parse::<i64>().ok())
             .unwrap_or(default)
     };
-    let deletes = topic
+    let deletes = resolved
         .get("cleanup.policy")
         .is_none_or(|policy| policy.split(',').any(|policy| policy.trim() == "delete"));
-    let (retention_ms, retention_bytes) = if deletes {
-        (
-            number("retention.ms", broker.log_retention_ms),
-            number("retention.bytes", broker.log_retention_bytes),
-        )
-    } else {
-        (-1, -1)
+    let (retention_ms, retention_bytes) = match deletes {
+        true => (
+            number("retention.ms", defaults.retention_ms),
+            number("retention.bytes", defaults.retention_bytes),
+        ),
+        false => (-1, -1),
     };
     LogConfig {
-        segment_bytes_max: number("segment.bytes", broker.log_segment_bytes as i64).max(14) as u64,
-        index_interval_bytes: number(
-            "index.interval.bytes",
-            i64::from(broker.log_index_interval_bytes),
-        )
-        .max(0) as u64,
-        segment_ms: number("segment.ms", broker.log_roll_ms),
+        segment_bytes_max: number("segment.bytes", defaults.segment_bytes_max as i64).max(14)
+            as u64,
+        index_interval_bytes: number("index.interval.bytes", defaults.index_interval_bytes as i64)
+            .max(0) as u64,
+        segment_ms: number("segment.ms", defaults.segment_ms),
         retention_ms,
         retention_bytes,
-        flush_messages: number("flush.messages", broker.log_flush_interval_messages),
-        flush_ms: number("flush.ms", broker.log_flush_interval_ms),
+        flush_messages: number("flush.messages", defaults.flush_messages),
+        flush_ms: number("flush.ms", defaults.flush_ms),
     }
 }

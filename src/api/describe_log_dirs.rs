@@ -1,0 +1,81 @@
+//! DescribeLogDirs: the broker's log directory with its partitions' sizes, and (v4) the file
+//! system's total and usable bytes. Each shard reports the partitions it hosts.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+
+use super::{str_bytes, RequestContext};
+use crate::runtime::mesh::ShardRequest;
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let sizes = context
+        .shard
+        .ask_every_shard(|reply| ShardRequest::LogSizes { reply })
+        .await;
+    let wanted = |topic: &str, partition: i32| match &request.topics {
+        None => true,
+        Some(topics) => topics
+            .iter()
+            .any(|wanted| *wanted.topic == *topic && wanted.partitions.contains(&partition)),
+    };
+    let mut by_topic: BTreeMap<String, Vec<(i32, u64)>> = BTreeMap::new();
+    for (topic, partition, bytes) in sizes.into_iter().flatten() {
+        if wanted(&topic, partition) {
+            by_topic
+                .entry(topic.to_string())
+                .or_default()
+                .push((partition, bytes));
+        }
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(name, mut partitions)| {
+            partitions.sort_unstable();
+            DescribeLogDirsTopic::default()
+                .with_name(str_bytes(&name).into())
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, bytes)| {
+                            DescribeLogDirsPartition::default()
+                                .with_partition_index(index)
+                                .with_partition_size(bytes as i64)
+                                .with_offset_lag(0)
+                                .with_is_future_key(false)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let log_dir = &context.shard.config.log_dirs[0];
+    let (total_bytes, usable_bytes) = file_system_bytes(log_dir).unwrap_or((-1, -1));
+    let result = DescribeLogDirsResult::default()
+        .with_log_dir(str_bytes(&log_dir.display().to_string()))
+        .with_topics(topics)
+        .with_total_bytes(total_bytes)
+        .with_usable_bytes(usable_bytes);
+    DescribeLogDirsResponse::default().with_results(vec![result])
+}
+
+/// Total and available bytes of the file system holding `path` (statvfs).
+fn file_system_bytes(path: &std::path::Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stats` is a valid statvfs to fill.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    let block = stats.f_frsize as i64;
+    Some((
+        (stats.f_blocks as i64).saturating_mul(block),
+        (stats.f_bavail as i64).saturating_mul(block),
+    ))
+}
