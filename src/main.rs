@@ -1,6 +1,6 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
-//! `flink server` runs the broker; `topics`, `console-producer`, `console-consumer`,
+//! `flink server` runs the broker; `topics`, `configs`, `console-producer`, `console-consumer`,
 //! `consumer-groups`, `storage`, `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are
 //! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
@@ -21,6 +21,8 @@ enum Command {
     Server(server::Args),
     /// Create, list, describe and delete topics (flink-topics.sh).
     Topics(cli::topics::Args),
+    /// Describe and alter topic and broker configs (flink-configs.sh).
+    Configs(cli::configs::Args),
     /// Read lines from standard input and produce them (flink-console-producer.sh).
     ConsoleProducer(cli::console_producer::Args),
     /// Consume records and print them (flink-console-consumer.sh).
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     match command {
         Command::Server(args) => server::run(args),
         Command::Topics(args) => cli::topics::run(args),
+        Command::Configs(args) => cli::configs::run(args),
         Command::ConsoleProducer(args) => cli::console_producer::run(args),
         Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
         Command::Storage(args) => cli::storage::run(args),

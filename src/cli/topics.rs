@@ -1,7 +1,9 @@
-//! `flink topics`: Kafka's kafka-topics.sh — create, list, describe and delete topics with the
-//! same flags, the same output and the same error line (`Error while executing topic command :`).
-//! Runs on the calling thread with the blocking client.
+//! `flink topics`: Kafka's kafka-topics.sh — create, list, describe, delete topics and add
+//! partitions to them (`--alter --partitions`) with the same flags, the same output and the same
+//! error line (`Error while executing topic command :`). Runs on the calling thread with the
+//! blocking client.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +15,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::cluster::{Client, ClientSettings, TopicMetadata, REQUEST_TIMEOUT_DEFAULT};
+use crate::client::admin::{admin_settings, create_partitions};
+use crate::client::cluster::{Client, TopicMetadata};
 use crate::client::error::{ClientError, KafkaError};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::metadata::uuid::uuid_to_base64;
@@ -21,15 +24,15 @@ use crate::metadata::uuid::uuid_to_base64;
 #[path = "topics_pattern.rs"]
 mod pattern;
 
-/// Timeout sent with CreateTopics and DeleteTopics (Kafka's default.api.timeout.ms is larger;
-/// the admin client sends request.timeout.ms).
+/// Timeout sent with CreateTopics, DeleteTopics and CreatePartitions (Kafka's
+/// default.api.timeout.ms is larger; the admin client sends request.timeout.ms).
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
 /// DescribeConfigs resource type of a topic, and config source of a built-in default.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("action").required(true).args(["create", "list", "describe", "delete"])))]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["create", "list", "describe", "delete", "alter"])))]
 pub struct Args {
     /// The Kafka server to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "SERVER")]
@@ -49,10 +52,14 @@ pub struct Args {
     /// Delete a topic.
     #[arg(long)]
     pub delete: bool,
-    /// The topic to create, describe or delete (a regular expression for list, describe, delete).
+    /// Alter the number of partitions (to alter topic configurations, use flink-configs.sh).
+    #[arg(long)]
+    pub alter: bool,
+    /// The topic to create, alter, describe or delete (a regular expression except for create).
     #[arg(long)]
     pub topic: Option<String>,
-    /// The number of partitions of the topic being created (broker default when absent).
+    /// The number of partitions of the topic being created (broker default when absent) or
+    /// altered (only increases are allowed).
     #[arg(long)]
     pub partitions: Option<i32>,
     /// The replication factor of the topic being created (broker default when absent).
@@ -64,7 +71,7 @@ pub struct Args {
     /// With --create: do nothing if the topic exists.
     #[arg(long)]
     pub if_not_exists: bool,
-    /// With --describe or --delete: do nothing if the topic does not exist.
+    /// With --alter, --describe or --delete: do nothing if the topic does not exist.
     #[arg(long)]
     pub if_exists: bool,
     /// Leave internal topics out of --list and --describe.
@@ -81,6 +88,10 @@ pub enum TopicsError {
     Properties(#[from] PropertiesError),
     #[error("Missing required argument \"[topic]\"")]
     MissingTopic,
+    #[error("Missing required argument \"[partitions]\"")]
+    MissingPartitions,
+    #[error("Option combination \"[[bootstrap-server], [config]]\" can't be used with option \"[alter]\" (To alter topic configurations, the kafka-configs tool can be used.)")]
+    AlterWithConfig,
     #[error("Topic '{0}' does not exist as expected")]
     TopicDoesNotExist(String),
     #[error("Invalid regular expression '{0}' in --topic")]
@@ -98,6 +109,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args) -> Result<(), TopicsError> {
+    if args.alter {
+        check_alter(args)?;
+    }
     let mut client = connect(args)?;
     if args.create {
         create(&mut client, args)
@@ -105,6 +119,8 @@ fn execute(args: &Args) -> Result<(), TopicsError> {
         list(&mut client, args)
     } else if args.describe {
         describe(&mut client, args)
+    } else if args.alter {
+        alter(&mut client, args)
     } else {
         delete(&mut client, args)
     }
@@ -115,17 +131,7 @@ fn connect(args: &Args) -> Result<Client, TopicsError> {
         Some(path) => Properties::from_file(path)?,
         None => Properties::default(),
     };
-    let timeout_ms = properties.integer_or(
-        "request.timeout.ms",
-        REQUEST_TIMEOUT_DEFAULT.as_millis() as u64,
-    )?;
-    let settings = ClientSettings {
-        client_id: properties
-            .get("client.id")
-            .unwrap_or("adminclient-1")
-            .to_string(),
-        request_timeout: std::time::Duration::from_millis(timeout_ms),
-    };
+    let settings = admin_settings(&properties)?;
     Ok(Client::connect(&args.bootstrap_server, settings)?)
 }
 
@@ -227,6 +233,42 @@ fn delete(client: &mut Client, args: &Args) -> Result<(), TopicsError> {
         if let Some(error) = KafkaError::for_topic(result.error_code, &name, message) {
             return Err(ClientError::from(error).into());
         }
+    }
+    Ok(())
+}
+
+/// Grows every topic --topic selects to --partitions partitions with CreatePartitions. Kafka
+/// prints nothing on success; a count that is not an increase comes back from the broker as
+/// INVALID_PARTITIONS with its own message.
+fn alter(client: &mut Client, args: &Args) -> Result<(), TopicsError> {
+    let count = args.partitions.ok_or(TopicsError::MissingPartitions)?;
+    let topics = matching_topics(client, args)?;
+    ensure_found(args, &topics)?;
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let counts: BTreeMap<String, i32> = topics
+        .iter()
+        .map(|topic| (topic.name.clone(), count))
+        .collect();
+    let results = create_partitions(client, &counts, ADMIN_TIMEOUT_MS)?;
+    match results.into_values().find_map(Result::err) {
+        Some(error) => Err(ClientError::from(error).into()),
+        None => Ok(()),
+    }
+}
+
+/// kafka-topics.sh's argument checks for --alter: a topic and a count are required, and configs
+/// belong to kafka-configs.sh.
+fn check_alter(args: &Args) -> Result<(), TopicsError> {
+    if args.topic.is_none() {
+        return Err(TopicsError::MissingTopic);
+    }
+    if !args.configs.is_empty() {
+        return Err(TopicsError::AlterWithConfig);
+    }
+    if args.partitions.is_none() {
+        return Err(TopicsError::MissingPartitions);
     }
     Ok(())
 }
@@ -358,6 +400,39 @@ mod tests {
         assert!(
             crate::cli::parse_tool_args::<Args>(&["topics", "--bootstrap-server", "h:1"]).is_err()
         );
+    }
+
+    #[test]
+    fn alter_needs_a_topic_and_a_count_and_no_configs() {
+        // --alter parses as an action; kafka-topics.sh's checks then ask for what is missing.
+        let parse = |extra: &[&str]| {
+            let mut arguments = vec!["topics", "--bootstrap-server", "h:1", "--alter"];
+            arguments.extend_from_slice(extra);
+            crate::cli::parse_tool_args::<Args>(&arguments).expect("parses")
+        };
+        let missing_count = check_alter(&parse(&["--topic", "t"])).map_err(|e| e.to_string());
+        assert_eq!(
+            missing_count,
+            Err("Missing required argument \"[partitions]\"".to_string())
+        );
+        assert!(matches!(
+            check_alter(&parse(&["--partitions", "3"])),
+            Err(TopicsError::MissingTopic)
+        ));
+        assert!(matches!(
+            check_alter(&parse(&[
+                "--topic",
+                "t",
+                "--partitions",
+                "3",
+                "--config",
+                "a=b"
+            ])),
+            Err(TopicsError::AlterWithConfig)
+        ));
+        let args = parse(&["--topic", "t", "--partitions", "3"]);
+        assert!(args.alter && check_alter(&args).is_ok());
+        assert_eq!(args.partitions, Some(3));
     }
 
     #[test]

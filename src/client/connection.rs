@@ -57,6 +57,8 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::Fetch => 12,
         ApiKey::ListOffsets => 6,
         ApiKey::DescribeConfigs => 4,
+        ApiKey::IncrementalAlterConfigs => 1,
+        ApiKey::CreatePartitions => 3,
         ApiKey::ApiVersions => API_VERSIONS_VERSION_PREFERRED,
         ApiKey::FindCoordinator => 4,
         ApiKey::JoinGroup => 7,
