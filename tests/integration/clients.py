@@ -14,9 +14,10 @@ from kafka import TopicPartition as KafkaPythonTopicPartition
 DEADLINE_S = 90
 
 
-def confluent_produce(bootstrap: str, topic: str, messages: list[tuple[str, str]],
+def confluent_produce(bootstrap: str, topic: str, messages: list[tuple],
                       acks: str = "all", **config) -> list[tuple[int, int]]:
-    """Produce with confluent-kafka; returns (partition, offset) per message, in send order.
+    """Produce (key, value) or (key, value, headers) messages with confluent-kafka; returns
+    (partition, offset) per message, in send order. `config` adds or overrides producer settings.
 
     With acks=0 the broker sends no answer, so offsets are unknown (-1).
     """
@@ -34,10 +35,11 @@ def confluent_produce(bootstrap: str, topic: str, messages: list[tuple[str, str]
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                          "message.timeout.ms": 60_000, **config})
     deadline = time.monotonic() + DEADLINE_S
-    for index, (key, value) in enumerate(messages):
+    for index, (key, value, *headers) in enumerate(messages):
         while True:
             try:
-                producer.produce(topic, key=key, value=value, on_delivery=delivered(index))
+                producer.produce(topic, key=key, value=value, headers=headers[0] if headers else None,
+                                 on_delivery=delivered(index))
                 break
             except BufferError:
                 assert time.monotonic() < deadline, "producer queue stayed full"
