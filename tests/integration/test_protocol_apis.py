@@ -7,6 +7,7 @@ answer, not only its error code.
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 
@@ -22,7 +23,8 @@ from kafka.protocol.consumer import (FetchRequest, FetchResponse, ListOffsetsReq
                                      ListOffsetsResponse, OffsetForLeaderEpochRequest,
                                      OffsetForLeaderEpochResponse)
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
-from kafka.protocol.producer import ProduceRequest
+from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse, ProduceRequest
+from kafka.record import MemoryRecordsBuilder
 
 from kafka_wire import WireConnection, decode_records, record_batch
 from support import HOST, create_topic
@@ -31,6 +33,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_REPLICA_ASSIGNMENT = 39
 INVALID_REQUEST = 42
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 UNKNOWN_LEADER_EPOCH = 75
 UNKNOWN_TOPIC_ID = 100
 ADMIN_TIMEOUT_S = 15
@@ -342,3 +345,48 @@ def test_produce_v2_is_refused_though_v0_is_advertised(broker):
     with WireConnection(HOST, broker.port) as connection:
         answers = connection.produce({"old-produce": {0: record_batch([(b"k", b"v")])}})
     assert answers[("old-produce", 0)] == (0, 0)
+
+
+def idempotent_batch(producer_id: int, epoch: int, sequence: int, values: list[bytes]) -> bytes:
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20,
+                                   producer_id=producer_id, producer_epoch=epoch,
+                                   base_sequence=sequence)
+    for value in values:
+        builder.append(timestamp=None, key=None, value=value, headers=[])
+    builder.close()
+    return bytes(builder.buffer())
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["clean", "killed"])
+def test_idempotent_sequences_on_the_wire(broker, stop):
+    """Idempotent producer state: a retried batch is answered with the offset it got the first
+    time and not stored twice; a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER (45); after a
+    restart, clean (from the snapshot) or killed (replayed from the log), the same retry is
+    still recognised and the next sequence is still expected."""
+    create_topic(broker, "sequences")
+    with WireConnection(HOST, broker.port) as connection:
+        response = connection.call(InitProducerIdRequest(
+            transactional_id=None, transaction_timeout_ms=60_000, producer_id=-1,
+            producer_epoch=-1), InitProducerIdResponse, 4)
+        assert response.error_code == 0
+        producer_id, epoch = response.producer_id, response.producer_epoch
+        assert producer_id >= 0
+
+        def send(sequence: int, values: list[bytes]):
+            batch = idempotent_batch(producer_id, epoch, sequence, values)
+            return connection.produce({"sequences": {0: batch}})[("sequences", 0)]
+
+        assert send(0, [b"a", b"b"]) == (0, 0)
+        assert send(2, [b"c"]) == (0, 2)
+        assert send(0, [b"a", b"b"]) == (0, 0), "a retry gets its first offset"
+        assert send(5, [b"gap"])[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+
+    broker.restart(stop)
+    with WireConnection(HOST, broker.port) as connection:
+        batch = idempotent_batch(producer_id, epoch, 2, [b"c"])
+        assert connection.produce({"sequences": {0: batch}})[("sequences", 0)] == (0, 2)
+        batch = idempotent_batch(producer_id, epoch, 3, [b"d"])
+        assert connection.produce({"sequences": {0: batch}})[("sequences", 0)] == (0, 3)
+        _, high_watermark, records = connection.fetch("sequences", {0: 0})[0]
+    assert high_watermark == 4
+    assert [value for _, _, value in records] == [b"a", b"b", b"c", b"d"]
