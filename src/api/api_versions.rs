@@ -7,8 +7,30 @@ use kafka_protocol::ResponseError;
 
 use crate::protocol::{self, ProtocolError, SUPPORTED_APIS};
 
-pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(api_keys())
+/// Our list; from v3 the client's software name and version must be what Kafka accepts
+/// (letters, digits, '-' and '.', starting and ending with a letter or digit), else the answer
+/// carries INVALID_REQUEST, still with the list.
+pub fn handle(request: ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    let response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    let valid = version < 3
+        || (valid_software_field(&request.client_software_name)
+            && valid_software_field(&request.client_software_version));
+    match valid {
+        true => response,
+        false => response.with_error_code(ResponseError::InvalidRequest.code()),
+    }
+}
+
+/// Kafka's `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
+fn valid_software_field(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let edge = |byte: &u8| byte.is_ascii_alphanumeric();
+    !bytes.is_empty()
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-' || *byte == b'.')
 }
 
 /// A client asked with a newer ApiVersions than we serve: answer in v0 with
@@ -35,4 +57,31 @@ fn api_keys() -> Vec<ApiVersion> {
                 .with_max_version(max)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves Kafka's rule for client software names and versions.
+    #[test]
+    fn validates_client_software_fields() {
+        assert!(valid_software_field("confluent-kafka-python"));
+        assert!(valid_software_field("2.16.1-rdkafka-2.12.1"));
+        assert!(valid_software_field("a"));
+        assert!(!valid_software_field(""));
+        assert!(!valid_software_field("-lead"));
+        assert!(!valid_software_field("trail."));
+        assert!(!valid_software_field("has space"));
+        let bad = ApiVersionsRequest::default()
+            .with_client_software_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                "bad name",
+            ))
+            .with_client_software_version(kafka_protocol::protocol::StrBytes::from_static_str("1"));
+        assert_eq!(
+            handle(bad.clone(), 3).error_code,
+            ResponseError::InvalidRequest.code()
+        );
+        assert_eq!(handle(bad, 2).error_code, 0);
+    }
 }

@@ -137,7 +137,7 @@ pub async fn handle(
     let respond =
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
     match request.body {
-        RequestKind::ApiVersions(body) => respond(&api_versions::handle(body)),
+        RequestKind::ApiVersions(body) => respond(&api_versions::handle(body, version)),
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
         RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),
