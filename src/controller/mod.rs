@@ -7,6 +7,7 @@
 //! log with a replicated one and leaves this interface as it is.
 
 pub mod metadata_log;
+pub mod quorum;
 pub mod topics;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,182 @@
+//! The metadata quorum's Raft driver: one raft-rs `RawNode` over the on-disk log (`disk`),
+//! driven by its owner through `tick`, `step`, `propose` and `ready`. It does no I/O besides the
+//! log and owns no clock or network: whoever holds it decides when a tick passes and carries the
+//! messages `ready` returns. That is what lets `sim_tests` run whole clusters on a fake clock
+//! and a simulated network that drops, delays and partitions messages.
+//!
+//! `ready` follows raft-rs's contract: entries and hard state are made durable before the
+//! messages that depend on them are handed out, and committed entries are returned in log
+//! order, each exactly once per process (after a restart the whole committed log is returned
+//! again, from which the state machine is rebuilt).
+//!
+//! Not yet wired into `Controller`: the single node still writes `metadata.log` directly; the
+//! controller quorum issue moves it onto this driver.
+
+pub mod disk;
+#[cfg(test)]
+mod sim_tests;
+
+use std::path::Path;
+
+use raft::prelude::{EntryType, Message};
+use raft::{Config, RawNode, StateRole};
+
+pub use disk::{DiskLogError, DiskStorage};
+
+/// Ticks without a heartbeat before a follower stands for election (raft-rs randomises it
+/// between this and twice this).
+pub const ELECTION_TICKS: usize = 10;
+/// Ticks between a leader's heartbeats.
+pub const HEARTBEAT_TICKS: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error(transparent)]
+    Log(#[from] DiskLogError),
+    #[error("not the active controller (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+/// What one `ready` produced: messages to send, and the data of newly committed entries.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub messages: Vec<Message>,
+    pub committed: Vec<bytes::Bytes>,
+}
+
+pub struct QuorumNode {
+    node: RawNode<DiskStorage>,
+}
+
+impl QuorumNode {
+    /// Opens node `id`'s log in `dir` (created with `voters` the first time). A quorum of one
+    /// elects itself at once.
+    pub fn open(
+        dir: &Path,
+        id: u64,
+        voters: &[u64],
+        sync: bool,
+    ) -> Result<QuorumNode, QuorumError> {
+        let storage = DiskStorage::open(dir, voters, sync)?;
+        let config = Config {
+            id,
+            election_tick: ELECTION_TICKS,
+            heartbeat_tick: HEARTBEAT_TICKS,
+            // A partitioned node does not disturb the leader when it returns.
+            pre_vote: true,
+            check_quorum: true,
+            ..Default::default()
+        };
+        config.validate()?;
+        let logger = slog::Logger::root(TracingDrain, slog::o!("raft_id" => id));
+        let mut node = RawNode::new(&config, storage, &logger)?;
+        if voters == [id] {
+            node.campaign()?;
+        }
+        Ok(QuorumNode { node })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.node.raft.leader_id).filter(|leader| *leader != raft::INVALID_ID)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// One unit of the logical clock.
+    pub fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    /// A message from a peer. Messages from old terms or unknown peers are dropped by raft.
+    pub fn step(&mut self, message: Message) -> Result<(), QuorumError> {
+        match self.node.step(message) {
+            Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Appends `data` to the log if this node leads; it is committed once a majority has it.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), QuorumError> {
+        if !self.is_leader() {
+            return Err(QuorumError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        match self.node.propose(Vec::new(), data) {
+            Ok(()) => Ok(()),
+            Err(raft::Error::ProposalDropped) => Err(QuorumError::NotLeader {
+                leader: self.leader(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Persists what raft asks for and returns the messages to send and the entries committed.
+    pub fn ready(&mut self) -> Result<Output, QuorumError> {
+        let mut output = Output::default();
+        if !self.node.has_ready() {
+            return Ok(output);
+        }
+        let mut ready = self.node.ready();
+        // A leader's messages may go before its own entries are durable (raft's rule).
+        output.messages.extend(ready.take_messages());
+        collect_committed(&mut output, ready.take_committed_entries());
+        self.node.mut_store().append(ready.entries())?;
+        if let Some(state) = ready.hs() {
+            self.node.mut_store().set_hard_state(state)?;
+        }
+        output.messages.extend(ready.take_persisted_messages());
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.node.mut_store().set_commit(commit)?;
+        }
+        output.messages.extend(light.take_messages());
+        collect_committed(&mut output, light.take_committed_entries());
+        self.node.advance_apply();
+        Ok(output)
+    }
+}
+
+/// Keeps the data of normal entries; the empty entry a new leader appends carries none.
+fn collect_committed(output: &mut Output, entries: Vec<raft::prelude::Entry>) {
+    output.committed.extend(
+        entries
+            .into_iter()
+            .filter(|entry| {
+                entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty()
+            })
+            .map(|entry| entry.data),
+    );
+}
+
+/// Forwards raft-rs's slog records to `tracing`, at debug level except warnings and errors.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", record.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", record.msg()),
+            _ => tracing::debug!(target: "raft", "{}", record.msg()),
+        }
+        Ok(())
+    }
+}
