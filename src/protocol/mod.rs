@@ -179,3 +179,44 @@ pub fn encode_response<T: Encodable>(
         .map_err(|error| encode_error(&error))?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(bytes)
+    }
+
+    /// Proves a request whose array count claims far more elements than its bytes could hold
+    /// is a decode error, in both array encodings, and never a reservation of the claimed size
+    /// (which would abort the broker; `fuzz/`'s request_decoding target found it).
+    #[test]
+    fn huge_array_counts_are_decode_errors() {
+        // Metadata v0: header (key 3, version 0, correlation 1, null client id), then a topic
+        // array of 2^31-1 entries and no bytes for them.
+        let classic = [0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            decode_request(frame(&classic)),
+            Err(ProtocolError::Decode { .. })
+        ));
+        // Metadata v12 (flexible): no header tags, then a compact array count of 2^32-2.
+        let compact = [
+            0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        assert!(matches!(
+            decode_request(frame(&compact)),
+            Err(ProtocolError::Decode { .. })
+        ));
+    }
+
+    /// Proves a record batch claiming 2^31-1 records fails to decode instead of reserving them.
+    #[test]
+    fn huge_record_counts_are_decode_errors() {
+        let mut batch = crate::storage::batch::tests::encoded_batch(1, 8);
+        // recordCount sits at byte 57 of the batch header.
+        batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let mut bytes = Bytes::from(batch);
+        assert!(kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).is_err());
+    }
+}

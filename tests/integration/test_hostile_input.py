@@ -46,7 +46,21 @@ def http_request(sock):
     sock.sendall(b"GET / HTTP/1.1\r\nHost: flink\r\n\r\n")
 
 
-ATTACKS = [garbage, unknown_api_key, truncated_half_close, oversized, http_request]
+def huge_array_count(sock):
+    # Metadata v0 whose topic array claims 2^31-1 entries in an 18-byte frame: decoding must
+    # fail at the end of the bytes, not reserve memory for the claimed count (an abort).
+    body = struct.pack(">hhih", 3, 0, 1, -1) + struct.pack(">i", 0x7FFFFFFF)
+    sock.sendall(struct.pack(">i", len(body)) + body)
+
+
+def huge_compact_array_count(sock):
+    # The same in Metadata v12's compact array (an unsigned varint count of 2^32-2).
+    body = struct.pack(">hhih", 3, 12, 1, -1) + b"\x00" + b"\xff\xff\xff\xff\x0f"
+    sock.sendall(struct.pack(">i", len(body)) + body)
+
+
+ATTACKS = [garbage, unknown_api_key, truncated_half_close, oversized, http_request,
+           huge_array_count, huge_compact_array_count]
 
 
 def wait_closed_by_server(sock) -> None:
