@@ -1,12 +1,12 @@
-//! The controller's metadata log: every change to topics, one record per line, each line
-//! carrying its own CRC-32C so a torn last line is detected and dropped on replay. It lives in
-//! `log.dirs/__cluster_metadata-0/`. The Raft quorum will carry these same records.
+//! The controller's metadata log: every change to cluster metadata as records, one per line,
+//! each line carrying its own CRC-32C. The lines of one change form one entry of the metadata
+//! quorum's Raft log (`controller::quorum`, `raft.log` in `log.dirs/__cluster_metadata-0/`).
+//! Logs written before the quorum existed (`metadata.log`, the same lines) are imported once.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::quorum::{QuorumError, QuorumNode, QuorumOptions};
 use crate::metadata::TopicId;
 
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
@@ -62,56 +62,124 @@ pub enum MetadataLogError {
         line: usize,
         reason: String,
     },
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] QuorumError),
+    #[error("metadata log entry {index} cannot be read: {reason}")]
+    BadEntry { index: usize, reason: String },
+    #[error("the metadata quorum did not commit the change")]
+    NotCommitted,
 }
 
+/// Ready rounds a quorum of one needs to commit a proposal (persist, then commit).
+const COMMIT_ROUNDS_MAX: usize = 8;
+
+/// The metadata log: Raft entries (`controller::quorum`), each holding the records of one
+/// change as lines. Today the quorum is this node alone, so an append is committed as soon as it
+/// is durable.
 pub struct MetadataLog {
-    path: PathBuf,
-    file: File,
+    quorum: QuorumNode,
 }
 
 impl MetadataLog {
-    /// Opens the log under `log_dir`, replaying it. A damaged final line (a torn write) is cut
-    /// off with a warning; damage anywhere else is an error.
-    pub fn open(log_dir: &Path) -> Result<(MetadataLog, Vec<MetadataRecord>), MetadataLogError> {
+    /// Opens the quorum's log under `log_dir` and returns every committed record. A log written
+    /// by an earlier version as `metadata.log` lines is imported once into the quorum's log.
+    pub fn open(
+        log_dir: &Path,
+        node_id: i32,
+    ) -> Result<(MetadataLog, Vec<MetadataRecord>), MetadataLogError> {
         let dir = log_dir.join(METADATA_DIR);
-        let path = dir.join(METADATA_FILE);
-        let io = |source| MetadataLogError::Io {
-            path: path.clone(),
-            source,
+        let id = raft_id(node_id);
+        let mut log = MetadataLog {
+            quorum: QuorumNode::open(&dir, id, &[id], QuorumOptions::default())?,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(io(error)),
-        };
-        let (records, valid_bytes) = replay(&path, &text)?;
-        if valid_bytes < text.len() {
-            tracing::warn!(
-                "metadata log {}: dropping a torn last record of {} bytes",
-                path.display(),
-                text.len() - valid_bytes
-            );
+        let mut records = Vec::new();
+        for data in log.drain()? {
+            records.extend(decode_entry(&data, records.len())?);
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        file.set_len(valid_bytes as u64).map_err(io)?;
-        Ok((MetadataLog { path, file }, records))
+        let legacy = dir.join(METADATA_FILE);
+        if records.is_empty() && legacy.exists() {
+            let imported = read_legacy(&legacy)?;
+            if !imported.is_empty() {
+                log.append(&imported)?;
+                tracing::info!(
+                    "imported {} record(s) of {} into the metadata quorum's log",
+                    imported.len(),
+                    legacy.display()
+                );
+            }
+            records = imported;
+        }
+        Ok((log, records))
     }
 
-    /// Appends records and makes them durable before returning.
+    /// Appends records as one entry and returns once it is committed (durable on a majority).
     pub fn append(&mut self, records: &[MetadataRecord]) -> Result<(), MetadataLogError> {
-        let text: String = records.iter().map(encode_line).collect();
-        let io = |source| MetadataLogError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let data: String = records.iter().map(encode_line).collect();
+        self.quorum.propose(data.clone().into_bytes())?;
+        for _ in 0..COMMIT_ROUNDS_MAX {
+            if self
+                .quorum
+                .ready()?
+                .committed
+                .iter()
+                .any(|committed| committed[..] == *data.as_bytes())
+            {
+                return Ok(());
+            }
+        }
+        Err(MetadataLogError::NotCommitted)
     }
+
+    /// Every committed entry not yet returned, driving the quorum until it has nothing to do.
+    fn drain(&mut self) -> Result<Vec<bytes::Bytes>, MetadataLogError> {
+        let mut committed = Vec::new();
+        for _ in 0..COMMIT_ROUNDS_MAX {
+            let output = self.quorum.ready()?;
+            if output.committed.is_empty() && output.messages.is_empty() {
+                break;
+            }
+            committed.extend(output.committed);
+        }
+        Ok(committed)
+    }
+}
+
+/// Raft ids start at 1 (0 means none); Kafka node ids start at 0.
+fn raft_id(node_id: i32) -> u64 {
+    node_id as u64 + 1
+}
+
+fn decode_entry(
+    data: &[u8],
+    records_before: usize,
+) -> Result<Vec<MetadataRecord>, MetadataLogError> {
+    data.split_inclusive(|&byte| byte == b'\n')
+        .enumerate()
+        .map(|(line, bytes)| {
+            decode_line(bytes).map_err(|reason| MetadataLogError::BadEntry {
+                index: records_before + line,
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// The records of a `metadata.log` written before the quorum existed. A damaged final line (a
+/// torn write) is dropped with a warning; damage anywhere else is an error.
+fn read_legacy(path: &Path) -> Result<Vec<MetadataRecord>, MetadataLogError> {
+    let text = std::fs::read(path).map_err(|source| MetadataLogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (records, valid_bytes) = replay(path, &text)?;
+    if valid_bytes < text.len() {
+        tracing::warn!(
+            "metadata log {}: dropping a torn last record of {} bytes",
+            path.display(),
+            text.len() - valid_bytes
+        );
+    }
+    Ok(records)
 }
 
 fn replay(path: &Path, text: &[u8]) -> Result<(Vec<MetadataRecord>, usize), MetadataLogError> {
@@ -284,70 +352,88 @@ fn unescape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Proves records survive a round trip and a torn last line is dropped, not fatal.
-    #[test]
-    fn replays_and_drops_torn_tail() {
-        let dir = std::env::temp_dir().join(format!("flink-metadata-log-{}", std::process::id()));
+    fn sample_records() -> Vec<MetadataRecord> {
+        let id = TopicId([1; 16]);
+        vec![
+            MetadataRecord::CreateTopic {
+                name: "orders".into(),
+                id,
+                partitions: 6,
+                replication_factor: 1,
+                configs: BTreeMap::from([
+                    ("cleanup.policy".into(), "compact,delete".into()),
+                    ("x".into(), "a b=c%".into()),
+                ]),
+            },
+            MetadataRecord::TopicConfigs {
+                name: "orders".into(),
+                id,
+                configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+            },
+            MetadataRecord::BrokerConfigs {
+                broker: String::new(),
+                configs: BTreeMap::from([("log.retention.ms".into(), "5".into())]),
+            },
+            MetadataRecord::Partitions {
+                name: "orders".into(),
+                id,
+                partitions: 9,
+            },
+            MetadataRecord::DeleteTopic {
+                name: "orders".into(),
+                id,
+            },
+            MetadataRecord::ProducerIds {
+                next_producer_id: 2000,
+            },
+        ]
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flink-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let create = MetadataRecord::CreateTopic {
-            name: "orders".into(),
-            id: TopicId([1; 16]),
-            partitions: 6,
-            replication_factor: 1,
-            configs: BTreeMap::from([
-                ("cleanup.policy".into(), "compact,delete".into()),
-                ("x".into(), "a b=c%".into()),
-            ]),
-        };
-        let delete = MetadataRecord::DeleteTopic {
-            name: "orders".into(),
-            id: TopicId([1; 16]),
-        };
-        let producer_ids = MetadataRecord::ProducerIds {
-            next_producer_id: 2000,
-        };
-        let topic_configs = MetadataRecord::TopicConfigs {
-            name: "orders".into(),
-            id: TopicId([1; 16]),
-            configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
-        };
-        let default_configs = MetadataRecord::BrokerConfigs {
-            broker: String::new(),
-            configs: BTreeMap::from([("log.retention.ms".into(), "5".into())]),
-        };
-        let partitions = MetadataRecord::Partitions {
-            name: "orders".into(),
-            id: TopicId([1; 16]),
-            partitions: 9,
-        };
+        dir
+    }
+
+    /// Proves every kind of record survives the quorum's log across reopens, in order, for
+    /// node id 0 too (raft ids start at 1).
+    #[test]
+    fn records_survive_reopen() {
+        let dir = scratch("metadata-log");
+        let records = sample_records();
         {
-            let (mut log, records) = MetadataLog::open(&dir).unwrap();
-            assert!(records.is_empty());
-            log.append(&[
-                create.clone(),
-                topic_configs.clone(),
-                default_configs.clone(),
-                partitions.clone(),
-                delete.clone(),
-                producer_ids.clone(),
-            ])
-            .unwrap();
+            let (mut log, replayed) = MetadataLog::open(&dir, 0).unwrap();
+            assert!(replayed.is_empty());
+            log.append(&records[..2]).unwrap();
+            log.append(&records[2..]).unwrap();
         }
-        let path = dir.join(METADATA_DIR).join(METADATA_FILE);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"1234 create_topic half").unwrap();
-        let (_, records) = MetadataLog::open(&dir).unwrap();
-        assert_eq!(
-            records,
-            vec![
-                create,
-                topic_configs,
-                default_configs,
-                partitions,
-                delete,
-                producer_ids
-            ]
-        );
+        let (mut log, replayed) = MetadataLog::open(&dir, 0).unwrap();
+        assert_eq!(replayed, records);
+        log.append(&records[..1]).unwrap();
+        drop(log);
+        let (_, replayed) = MetadataLog::open(&dir, 0).unwrap();
+        assert_eq!(replayed.len(), records.len() + 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Proves a `metadata.log` of lines from before the quorum is imported once (its torn last
+    /// line dropped), and later changes follow it.
+    #[test]
+    fn imports_the_line_log_once() {
+        let dir = scratch("metadata-import");
+        let records = sample_records();
+        std::fs::create_dir_all(dir.join(METADATA_DIR)).unwrap();
+        let mut text: String = records.iter().map(encode_line).collect();
+        text.push_str("1234 create_topic half");
+        std::fs::write(dir.join(METADATA_DIR).join(METADATA_FILE), text).unwrap();
+        {
+            let (mut log, replayed) = MetadataLog::open(&dir, 1).unwrap();
+            assert_eq!(replayed, records);
+            log.append(&records[5..]).unwrap();
+        }
+        let (_, replayed) = MetadataLog::open(&dir, 1).unwrap();
+        assert_eq!(replayed.len(), records.len() + 1);
+        assert_eq!(replayed[..records.len()], records[..]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -112,7 +112,7 @@ impl Controller {
         cluster_id: String,
         mesh: Mesh,
     ) -> Result<Controller, MetadataLogError> {
-        let (log, records) = MetadataLog::open(&config.log_dirs[0])?;
+        let (log, records) = MetadataLog::open(&config.log_dirs[0], config.node_id)?;
         let brokers = vec![BrokerImage {
             node_id: config.node_id,
             endpoints: config.advertised_listeners.clone(),

@@ -86,12 +86,14 @@ impl DiskStorage {
         if valid == 0 {
             let conf_state = ConfState::from((voters.to_vec(), Vec::new()));
             storage.write(&[frame(KIND_CONF_STATE, &conf_state)])?;
+            storage.sync()?;
             storage.memory.wl().set_conf_state(conf_state);
         }
         Ok(storage)
     }
 
-    /// Makes `entries` durable, then adds them to the log (replacing any conflicting suffix).
+    /// Writes `entries` and adds them to the log (replacing any conflicting suffix); durable at
+    /// the next `sync`.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), DiskLogError> {
         if entries.is_empty() {
             return Ok(());
@@ -108,30 +110,40 @@ impl DiskStorage {
         Ok(())
     }
 
+    /// Writes the hard state (term, vote, commit); durable at the next `sync`.
     pub fn set_hard_state(&mut self, state: &HardState) -> Result<(), DiskLogError> {
         self.write(&[frame(KIND_HARD_STATE, state)])?;
         self.memory.wl().set_hardstate(state.clone());
         Ok(())
     }
 
-    /// Moves the commit index (raft's `LightReady`); durable with the next hard state.
+    /// Moves the commit index (raft's `LightReady`). Raft does not need it durable: a restarted
+    /// node learns it again from the log and its peers.
     pub fn set_commit(&mut self, commit: u64) -> Result<(), DiskLogError> {
         let mut state = self.memory.rl().hard_state().clone();
         state.commit = commit;
         self.set_hard_state(&state)
     }
 
-    fn write(&mut self, frames: &[Vec<u8>]) -> Result<(), DiskLogError> {
-        let io = |source| DiskLogError::Io {
+    /// Makes everything written so far durable (one fdatasync per `ready`).
+    pub fn sync(&mut self) -> Result<(), DiskLogError> {
+        if !self.sync {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|source| DiskLogError::Io {
             path: self.path.clone(),
             source,
-        };
+        })
+    }
+
+    fn write(&mut self, frames: &[Vec<u8>]) -> Result<(), DiskLogError> {
         let bytes: Vec<u8> = frames.concat();
-        self.file.write_all(&bytes).map_err(io)?;
-        if self.sync {
-            self.file.sync_data().map_err(io)?;
-        }
-        Ok(())
+        self.file
+            .write_all(&bytes)
+            .map_err(|source| DiskLogError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 

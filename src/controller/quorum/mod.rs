@@ -9,8 +9,8 @@
 //! order, each exactly once per process (after a restart the whole committed log is returned
 //! again, from which the state machine is rebuilt).
 //!
-//! Not yet wired into `Controller`: the single node still writes `metadata.log` directly; the
-//! controller quorum issue moves it onto this driver.
+//! The single node's metadata log runs on it as a quorum of one (`metadata_log::MetadataLog`);
+//! carrying messages between controller processes is the next step.
 
 pub mod disk;
 #[cfg(test)]
@@ -50,6 +50,26 @@ pub struct QuorumNode {
     node: RawNode<DiskStorage>,
 }
 
+/// How a node is run; the defaults are production's.
+#[derive(Clone, Copy, Debug)]
+pub struct QuorumOptions {
+    /// fdatasync the log (off only where crashes are simulated in-process).
+    pub sync: bool,
+    /// Pins the election timeout at this many ticks instead of raft's random pick between
+    /// `ELECTION_TICKS` and twice that: raft draws from an unseeded RNG, and a simulation must
+    /// replay exactly from its seed.
+    pub election_ticks: Option<usize>,
+}
+
+impl Default for QuorumOptions {
+    fn default() -> QuorumOptions {
+        QuorumOptions {
+            sync: true,
+            election_ticks: None,
+        }
+    }
+}
+
 impl QuorumNode {
     /// Opens node `id`'s log in `dir` (created with `voters` the first time). A quorum of one
     /// elects itself at once.
@@ -57,10 +77,16 @@ impl QuorumNode {
         dir: &Path,
         id: u64,
         voters: &[u64],
-        sync: bool,
+        options: QuorumOptions,
     ) -> Result<QuorumNode, QuorumError> {
-        let storage = DiskStorage::open(dir, voters, sync)?;
+        let storage = DiskStorage::open(dir, voters, options.sync)?;
+        let (min_election_tick, max_election_tick) = match options.election_ticks {
+            Some(ticks) => (ticks, ticks + 1),
+            None => (0, 0),
+        };
         let config = Config {
+            min_election_tick,
+            max_election_tick,
             id,
             election_tick: ELECTION_TICKS,
             heartbeat_tick: HEARTBEAT_TICKS,
@@ -134,9 +160,13 @@ impl QuorumNode {
         // A leader's messages may go before its own entries are durable (raft's rule).
         output.messages.extend(ready.take_messages());
         collect_committed(&mut output, ready.take_committed_entries());
-        self.node.mut_store().append(ready.entries())?;
+        let store = self.node.mut_store();
+        store.append(ready.entries())?;
         if let Some(state) = ready.hs() {
-            self.node.mut_store().set_hard_state(state)?;
+            store.set_hard_state(state)?;
+        }
+        if !ready.entries().is_empty() || ready.hs().is_some() {
+            store.sync()?;
         }
         output.messages.extend(ready.take_persisted_messages());
         let mut light = self.node.advance(ready);

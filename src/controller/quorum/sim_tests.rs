@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use protobuf::Message as _;
 use raft::prelude::Message;
 
-use super::QuorumNode;
+use super::{QuorumNode, QuorumOptions, ELECTION_TICKS};
 
 /// Small deterministic PRNG (xorshift64*), so a failing seed replays exactly.
 struct Rng(u64);
@@ -93,7 +93,12 @@ impl Cluster {
     }
 
     fn start(&mut self, id: u64) {
-        let node = QuorumNode::open(&self.dirs[&id], id, &self.voters, false).expect("opens");
+        // Distinct fixed election timeouts per node keep the run a function of the seed.
+        let options = QuorumOptions {
+            sync: false,
+            election_ticks: Some(ELECTION_TICKS + 3 * id as usize),
+        };
+        let node = QuorumNode::open(&self.dirs[&id], id, &self.voters, options).expect("opens");
         self.nodes.insert(id, Some(node));
         self.applied.insert(id, Vec::new());
     }
@@ -227,15 +232,8 @@ fn run_seed(seed: u64, size: u64, crash_per_mille: u64) {
             cluster.start(id);
         }
     }
-    for _ in 0..200 {
-        if cluster
-            .nodes
-            .values()
-            .flatten()
-            .any(|node| node.is_leader())
-        {
-            break;
-        }
+    // Long enough for a leader cut off during the storm to step down and one leader to settle.
+    for _ in 0..150 {
         cluster.step(0, 0);
     }
     let before_calm = cluster.proposed;
