@@ -71,15 +71,18 @@ bench: dist
 bench-storage:
 	CARGO=$(CARGO) bench/storage.sh
 
-# Fuzzes segment recovery on corrupted files (fuzz/README.md) for FUZZ_SECONDS, replaying the
-# seeds first. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); RUSTC_BOOTSTRAP=1 lets the
-# stable toolchain take the nightly-only flags cargo-fuzz passes. Fails on the first finding.
+# Fuzzes segment recovery on corrupted files, then request framing and decoding (fuzz/README.md),
+# each for FUZZ_SECONDS after replaying its seeds. Needs cargo-fuzz (`cargo install cargo-fuzz
+# --locked`); RUSTC_BOOTSTRAP=1 lets the stable toolchain take the nightly-only flags cargo-fuzz
+# passes. Fails on the first finding (a finding in segment_recovery skips request_decoding).
 FUZZ_SECONDS ?= 60
 
 fuzz:
-	mkdir -p fuzz/corpus/segment_recovery
+	mkdir -p fuzz/corpus/segment_recovery fuzz/corpus/request_decoding
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run segment_recovery fuzz/corpus/segment_recovery \
 		fuzz/seeds/segment_recovery -- -max_total_time=$(FUZZ_SECONDS) -timeout=30
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_decoding fuzz/corpus/request_decoding \
+		fuzz/seeds/request_decoding -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096
 
 lint:
 	$(CARGO) fmt --check
