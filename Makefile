@@ -82,7 +82,8 @@ fuzz:
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run segment_recovery fuzz/corpus/segment_recovery \
 		fuzz/seeds/segment_recovery -- -max_total_time=$(FUZZ_SECONDS) -timeout=30
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_decoding fuzz/corpus/request_decoding \
-		fuzz/seeds/request_decoding -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096
+		fuzz/seeds/request_decoding -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+		-malloc_limit_mb=256
 
 lint:
 	$(CARGO) fmt --check
