@@ -53,11 +53,13 @@ def confluent_produce(bootstrap: str, topic: str, messages: list[tuple],
 
 
 def confluent_consume(bootstrap: str, topic: str, partitions: int, expected: int,
-                      start=0) -> list[tuple[int, int, str, str]]:
-    """Consume `expected` messages from all partitions; returns (partition, offset, key, value).
+                      start=0, convert=None) -> list:
+    """Consume `expected` messages from all partitions; returns (partition, offset, key, value),
+    or what `convert` makes of each message.
 
     Stops once every partition reached its end and `expected` messages arrived, or at a deadline.
     """
+    convert = convert or _as_text_tuple
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": "flink-integration-unused",  # Required by the library; never joined.
@@ -81,13 +83,16 @@ def confluent_consume(bootstrap: str, topic: str, partitions: int, expected: int
                     at_end.add(message.partition())
                     continue
                 at_end.discard(message.partition())
-                key = message.key()
-                consumed.append((message.partition(), message.offset(),
-                                 key.decode() if key is not None else None,
-                                 message.value().decode()))
+                consumed.append(convert(message))
     finally:
         consumer.close()
     return consumed
+
+
+def _as_text_tuple(message) -> tuple[int, int, str | None, str]:
+    key = message.key()
+    return (message.partition(), message.offset(), key.decode() if key is not None else None,
+            message.value().decode())
 
 
 def kafka_python_produce(bootstrap: str, topic: str, messages: list[tuple[str, str]],

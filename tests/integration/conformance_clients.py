@@ -28,7 +28,7 @@ from aiokafka.admin import NewTopic as AiokafkaNewTopic
 from aiokafka.admin.config_resource import ConfigResource as AiokafkaConfigResource
 from aiokafka.admin.config_resource import ConfigResourceType as AiokafkaConfigResourceType
 from aiokafka.errors import KafkaError as AiokafkaError
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewPartitions, NewTopic, ResourceType)
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -207,34 +207,11 @@ def kcat_consume(bootstrap: str, topic: str, partitions: int, expected: int) -> 
 
 def confluent_consume(bootstrap: str, topic: str, partitions: int,
                       expected: int) -> list[Consumed]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": "flink-conformance-unused",  # Required by the library; never joined.
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "error",
-    })
-    consumed: list[Consumed] = []
-    at_end: set[int] = set()
-    try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        deadline = _deadline()
-        while len(consumed) < expected or len(at_end) < partitions:
-            assert time.monotonic() < deadline, (
-                f"consumed {len(consumed)} of {expected}; partitions at end: {sorted(at_end)}")
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    assert error.code() == KafkaError._PARTITION_EOF, f"consume error: {error}"
-                    at_end.add(message.partition())
-                    continue
-                at_end.discard(message.partition())
-                record = Record(message.key(), message.value(), headers_of(message.headers()))
-                consumed.append(Consumed(message.partition(), message.offset(), record))
-    finally:
-        consumer.close()
-    return consumed
+    return clients.confluent_consume(
+        bootstrap, topic, partitions, expected,
+        convert=lambda message: Consumed(
+            message.partition(), message.offset(),
+            Record(message.key(), message.value(), headers_of(message.headers()))))
 
 
 def kafka_python_consume(bootstrap: str, topic: str, partitions: int,
