@@ -368,7 +368,15 @@ impl Controller {
         for op in &alteration.ops {
             apply_config_op(&mut updated, op)?;
         }
-        for (key, value) in &updated {
+        // Only what this change writes is checked: an override recorded under older rules
+        // must not block every later change to its resource.
+        let written = alteration.ops.iter().filter_map(|op| match op {
+            ConfigOp::Set(key, _) | ConfigOp::Append(key, _) | ConfigOp::Subtract(key, _) => {
+                Some(key)
+            }
+            ConfigOp::Delete(_) => None,
+        });
+        for (key, value) in written.filter_map(|key| updated.get_key_value(key)) {
             validate(key, value).map_err(|reason| match &alteration.resource {
                 ConfigResource::Broker(_) if reason.starts_with("Cannot update") => {
                     TopicError::InvalidRequest(reason)
