@@ -37,6 +37,7 @@ pub async fn handle(
     let mut slots: Vec<Result<(), Refusal>> = Vec::new();
     for topic in &request.topic_data {
         let known = image.topic(topic.name.as_str());
+        let settings = known.map(|known| context.shard.topic_settings(known));
         let topic_name: Arc<str> = Arc::from(topic.name.as_str());
         for partition in &topic.partition_data {
             let checked = acks
@@ -54,7 +55,7 @@ pub async fn handle(
                         .ok_or_else(|| {
                             Refusal::Code(ResponseError::UnknownTopicOrPartition, String::new())
                         })?;
-                    let settings = context.shard.topic_settings(topic);
+                    let settings = settings.as_ref().expect("settings of a known topic");
                     let mut batches = partition.records.clone().unwrap_or_default();
                     let mut headers =
                         batch::validate_batches(&batches, settings.max_message_bytes)
@@ -76,7 +77,9 @@ pub async fn handle(
                     ))
                 });
             stamped.push(
-                known.is_some_and(|topic| context.shard.topic_settings(topic).log_append_time),
+                settings
+                    .as_ref()
+                    .is_some_and(|settings| settings.log_append_time),
             );
             match checked {
                 Ok((shard, batches, headers)) => {
