@@ -1,8 +1,9 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
 //! `flink server` runs the broker; `topics`, `configs`, `console-producer`, `console-consumer`,
-//! `consumer-groups`, `storage`, `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are
-//! the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
+//! `consumer-groups`, `metadata-quorum`, `storage`, `producer-perf-test`, `consumer-perf-test` and
+//! `e2e-latency` are the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's
+//! flags and output.
 
 use flink::{cli, server};
 
@@ -31,6 +32,8 @@ enum Command {
     Storage(cli::storage::Args),
     /// List, describe, delete consumer groups and reset their offsets (flink-consumer-groups.sh).
     ConsumerGroups(cli::consumer_groups::Args),
+    /// Describe the metadata quorum: leader, epoch, replication (flink-metadata-quorum.sh).
+    MetadataQuorum(cli::metadata_quorum::Args),
     /// Measure producer throughput and latency (flink-producer-perf-test.sh).
     ProducerPerfTest(cli::producer_perf::RawArgs),
     /// Measure consumer throughput (flink-consumer-perf-test.sh).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
         Command::Storage(args) => cli::storage::run(args),
         Command::ConsumerGroups(args) => cli::consumer_groups::run(args),
+        Command::MetadataQuorum(args) => cli::metadata_quorum::run(args),
         Command::ProducerPerfTest(args) => cli::producer_perf::run(args),
         Command::ConsumerPerfTest(args) => cli::consumer_perf::run(args),
         Command::E2eLatency(args) => cli::e2e_latency::run(args),

@@ -34,8 +34,7 @@ pub async fn handle(
     }
     let image = context.shard.metadata();
     let brokers = image
-        .brokers
-        .iter()
+        .live_brokers()
         .filter_map(|broker| {
             let endpoint = advertised_endpoint(context, broker)?;
             Some(

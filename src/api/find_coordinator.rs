@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic, TopicError};
-use crate::group::{OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
+use crate::group::{partition_for_group, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
 
 const GROUP_KEY_TYPE: i8 = 0;
 
@@ -62,11 +62,15 @@ fn coordinator(
     if let Err(message) = ready {
         return refused(ResponseError::CoordinatorNotAvailable, message.clone());
     }
+    // The coordinator is the leader of the group's `__consumer_offsets` partition.
     let image = context.shard.metadata();
-    let node_id = context.shard.config.node_id;
+    let leader = image.topic(OFFSETS_TOPIC).map_or(-1, |topic| {
+        let partition = partition_for_group(&key, topic.partitions.len() as i32);
+        topic.partitions[partition as usize].leader
+    });
+    let node_id = leader;
     let endpoint = image
-        .brokers
-        .iter()
+        .live_brokers()
         .find(|broker| broker.node_id == node_id)
         .and_then(|broker| {
             broker

@@ -22,6 +22,7 @@ pub fn error_code(error: ErrorCode) -> i16 {
         ErrorCode::None => return 0,
         ErrorCode::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         ErrorCode::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        ErrorCode::NotCoordinator => ResponseError::NotCoordinator,
         ErrorCode::IllegalGeneration => ResponseError::IllegalGeneration,
         ErrorCode::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
         ErrorCode::UnknownMemberId => ResponseError::UnknownMemberId,

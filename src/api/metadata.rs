@@ -132,7 +132,12 @@ fn topic_response(topic: &Arc<TopicImage>) -> MetadataResponseTopic {
         .partitions
         .iter()
         .map(|partition| {
+            let error = match partition.leader {
+                -1 => ResponseError::LeaderNotAvailable.code(),
+                _ => 0,
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(partition.index)
                 .with_leader_id(BrokerId(partition.leader))
                 .with_leader_epoch(partition.leader_epoch)
@@ -150,8 +155,7 @@ fn topic_response(topic: &Arc<TopicImage>) -> MetadataResponseTopic {
 /// Each broker at its address for the listener this client connected through.
 fn brokers(context: &RequestContext<'_>, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .brokers
-        .iter()
+        .live_brokers()
         .filter_map(|broker| {
             let endpoint = advertised_endpoint(context, broker)?;
             Some(

@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
@@ -57,30 +58,33 @@ pub struct RequestContext<'a> {
 
 /// Sends one part per requested (topic, partition), in request order, to the shard owning it,
 /// and returns the answers in that order. A partition of an unknown topic, or past the topic's
-/// partition count, is answered `NotHosted` without leaving this shard.
+/// partition count, is answered `NotHosted`, and one another broker leads `NotLeader`, without
+/// leaving this shard.
 pub async fn scatter_partitions<P, R>(
     context: &RequestContext<'_>,
     requested: Vec<(&str, i32, P)>,
     build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
 ) -> Vec<Result<R, PartitionError>> {
     let image = context.shard.metadata();
+    let node_id = context.shard.config.node_id;
     let mut parts = Vec::new();
-    let mut hosted = Vec::with_capacity(requested.len());
+    let mut led = Vec::with_capacity(requested.len());
     for (topic, partition, part) in requested {
         let known = image
             .topic(topic)
             .filter(|known| (0..known.partitions.len() as i32).contains(&partition));
-        hosted.push(known.is_some());
-        if let Some(known) = known {
+        let leader = known.map(|known| known.partitions[partition as usize].leader);
+        led.push(leader.map(|leader| leader == node_id));
+        if let (Some(known), Some(true)) = (known, leader.map(|leader| leader == node_id)) {
             parts.push((context.shard.owner_of(known, partition), part));
         }
     }
     let mut answers = context.shard.scatter(parts, build).await.into_iter();
-    hosted
-        .into_iter()
-        .map(|hosted| match hosted {
-            true => answers.next().expect("an answer per hosted part"),
-            false => Err(PartitionError::NotHosted(String::new())),
+    led.into_iter()
+        .map(|led| match led {
+            Some(true) => answers.next().expect("an answer per led part"),
+            Some(false) => Err(PartitionError::NotLeader),
+            None => Err(PartitionError::NotHosted(String::new())),
         })
         .collect()
 }
@@ -194,6 +198,9 @@ pub async fn handle(
         RequestKind::DescribeTopicPartitions(body) => {
             respond(&describe_topic_partitions::handle(&context, body).await)
         }
+        RequestKind::DescribeQuorum(body) => {
+            respond(&describe_quorum::handle(&context, body).await)
+        }
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
 }
@@ -231,6 +238,10 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
         TopicError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
+        TopicError::NotController(_) => ResponseError::NotController,
+        TopicError::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
+        TopicError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        TopicError::Timeout(_) => ResponseError::RequestTimedOut,
     };
     error.code()
 }

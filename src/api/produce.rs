@@ -197,6 +197,7 @@ fn refusal(error: BatchError) -> Refusal {
 pub fn partition_error_code(error: &PartitionError) -> i16 {
     let error = match error {
         PartitionError::NotHosted(_) => ResponseError::UnknownTopicOrPartition,
+        PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {

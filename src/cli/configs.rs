@@ -166,7 +166,7 @@ fn exception_line(error: &ConfigsError) -> String {
 
 /// The class of `org.apache.kafka.common.errors` that Kafka's clients raise for an error code:
 /// the code's name in CamelCase ending in `Exception`, with Kafka's few irregular names.
-fn exception_class(error: &KafkaError) -> String {
+pub(crate) fn exception_class(error: &KafkaError) -> String {
     let name = error_name(error.code);
     match name.as_str() {
         "INVALID_CONFIG" => return "InvalidConfigurationException".to_string(),

@@ -4,7 +4,8 @@
 //! tools: DescribeConfigs and IncrementalAlterConfigs, sent to the broker a resource belongs to
 //! (a broker's own configs are only known to that broker; topics and the cluster-wide broker
 //! defaults to any broker), and CreatePartitions, sent to the controller as Kafka's admin client
-//! does.
+//! does. For the metadata quorum tool: DescribeCluster (the cluster id) and DescribeQuorum, sent
+//! to any broker, which asks the active controller.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,13 +16,20 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
+use kafka_protocol::messages::describe_quorum_request::{
+    PartitionData as QuorumPartitionRequest, TopicData as QuorumTopicRequest,
+};
+use kafka_protocol::messages::describe_quorum_response::{
+    Node as QuorumNode, PartitionData as QuorumPartition, ReplicaState,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
+    ApiKey, BrokerId, CreatePartitionsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeQuorumRequest, DescribeQuorumResponse, IncrementalAlterConfigsRequest,
+    ListGroupsRequest, ListOffsetsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -465,6 +473,162 @@ pub fn create_partitions(
     Ok(results)
 }
 
+/// The metadata log's topic and partition, which DescribeQuorum names.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+const METADATA_PARTITION: i32 = 0;
+
+/// The cluster id, from DescribeCluster as Kafka's admin client asks it.
+pub fn describe_cluster_id(client: &mut Client) -> Result<String, ClientError> {
+    let request = DescribeClusterRequest::default();
+    let response = client.send_any(ApiKey::DescribeCluster, &request)?;
+    let message = response.error_message.as_ref().map(StrBytes::as_str);
+    match KafkaError::with_message(response.error_code, message) {
+        Some(error) => Err(error.into()),
+        None => Ok(response.cluster_id.to_string()),
+    }
+}
+
+/// One replica of the metadata quorum (Kafka's `QuorumInfo.ReplicaState`); timestamps are
+/// milliseconds since the epoch, `None` where the broker sent -1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    pub replica_id: i32,
+    /// All zeros when the replica has no directory id.
+    pub directory_id: [u8; 16],
+    pub log_end_offset: i64,
+    pub last_fetch_timestamp: Option<i64>,
+    pub last_caught_up_timestamp: Option<i64>,
+}
+
+/// One endpoint of a voter (Kafka's `RaftVoterEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for VoterEndpoint {
+    /// `LISTENER://host:port`, an IPv6 host in square brackets.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host.contains(':') {
+            true => write!(
+                formatter,
+                "{}://[{}]:{}",
+                self.listener, self.host, self.port
+            ),
+            false => write!(formatter, "{}://{}:{}", self.listener, self.host, self.port),
+        }
+    }
+}
+
+/// The metadata quorum as DescribeQuorum reports it (Kafka's `QuorumInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
+    /// The endpoints of each voter by node id (DescribeQuorum v2+; empty before).
+    pub nodes: BTreeMap<i32, Vec<VoterEndpoint>>,
+}
+
+/// The metadata quorum, asked of any broker. Errors as Kafka's admin client raises them: the
+/// top-level error, an answer that is not exactly the metadata partition (UNKNOWN_SERVER_ERROR),
+/// then the partition's error.
+pub fn describe_quorum(client: &mut Client) -> Result<QuorumInfo, ClientError> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![QuorumTopicRequest::default()
+        .with_topic_name(topic_name(METADATA_TOPIC))
+        .with_partitions(vec![
+            QuorumPartitionRequest::default().with_partition_index(METADATA_PARTITION)
+        ])]);
+    let response = client.send_any(ApiKey::DescribeQuorum, &request)?;
+    Ok(quorum_info(response)?)
+}
+
+fn quorum_info(response: DescribeQuorumResponse) -> Result<QuorumInfo, KafkaError> {
+    let message = response.error_message.as_ref().map(StrBytes::as_str);
+    if let Some(error) = KafkaError::with_message(response.error_code, message) {
+        return Err(error);
+    }
+    let [topic] = response.topics.as_slice() else {
+        return Err(unknown_server_error(&format!(
+            "DescribeMetadataQuorum received {} topics when 1 was expected",
+            response.topics.len()
+        )));
+    };
+    if topic.topic_name.as_str() != METADATA_TOPIC {
+        return Err(unknown_server_error(&format!(
+            "DescribeMetadataQuorum received a topic with name {} when {METADATA_TOPIC} was \
+             expected",
+            topic.topic_name.as_str()
+        )));
+    }
+    let [partition] = topic.partitions.as_slice() else {
+        return Err(unknown_server_error(&format!(
+            "DescribeMetadataQuorum received a topic {} with {} partitions when 1 was expected",
+            topic.topic_name.as_str(),
+            topic.partitions.len()
+        )));
+    };
+    if partition.partition_index != METADATA_PARTITION {
+        return Err(unknown_server_error(&format!(
+            "DescribeMetadataQuorum received a single partition with index {} when \
+             {METADATA_PARTITION} was expected",
+            partition.partition_index
+        )));
+    }
+    let message = partition.error_message.as_ref().map(StrBytes::as_str);
+    if let Some(error) = KafkaError::with_message(partition.error_code, message) {
+        return Err(error);
+    }
+    Ok(quorum_of(partition, &response.nodes))
+}
+
+fn quorum_of(partition: &QuorumPartition, nodes: &[QuorumNode]) -> QuorumInfo {
+    let replicas = |states: &[ReplicaState]| states.iter().map(quorum_replica).collect();
+    QuorumInfo {
+        leader_id: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        voters: replicas(&partition.current_voters),
+        observers: replicas(&partition.observers),
+        nodes: nodes
+            .iter()
+            .map(|node| {
+                let endpoints = node
+                    .listeners
+                    .iter()
+                    .map(|listener| VoterEndpoint {
+                        listener: listener.name.to_string(),
+                        host: listener.host.to_string(),
+                        port: listener.port,
+                    })
+                    .collect();
+                (node.node_id.0, endpoints)
+            })
+            .collect(),
+    }
+}
+
+fn quorum_replica(state: &ReplicaState) -> QuorumReplica {
+    let known = |timestamp: i64| (timestamp != -1).then_some(timestamp);
+    QuorumReplica {
+        replica_id: state.replica_id.0,
+        directory_id: *state.replica_directory_id.as_bytes(),
+        log_end_offset: state.log_end_offset,
+        last_fetch_timestamp: known(state.last_fetch_timestamp),
+        last_caught_up_timestamp: known(state.last_caught_up_timestamp),
+    }
+}
+
+fn unknown_server_error(message: &str) -> KafkaError {
+    const UNKNOWN_SERVER_ERROR: i16 = -1;
+    KafkaError::with_message(UNKNOWN_SERVER_ERROR, Some(message))
+        .unwrap_or_else(|| KafkaError::new(UNKNOWN_SERVER_ERROR))
+}
+
 /// Fetches broker addresses from Metadata when the client does not know one of `nodes` yet.
 fn learn_addresses(
     client: &mut Client,
@@ -531,10 +695,7 @@ fn missing_from_response(resource: &ConfigResource) -> KafkaError {
 }
 
 fn missing_from_response_named(name: &str) -> KafkaError {
-    const UNKNOWN_SERVER_ERROR: i16 = -1;
-    let message = format!("The broker's response did not mention '{name}'.");
-    KafkaError::with_message(UNKNOWN_SERVER_ERROR, Some(&message))
-        .unwrap_or_else(|| KafkaError::new(UNKNOWN_SERVER_ERROR))
+    unknown_server_error(&format!("The broker's response did not mention '{name}'."))
 }
 
 #[cfg(test)]
@@ -610,6 +771,60 @@ mod tests {
                 source: ConfigSource::StaticBrokerConfig,
             }]
         );
+    }
+
+    /// Proves DescribeQuorum answers become Kafka's `QuorumInfo`: -1 timestamps are unknown,
+    /// endpoints are keyed by node, and the errors come out in the admin client's order.
+    #[test]
+    fn quorum_answers_follow_kafka_admin() {
+        use kafka_protocol::messages::describe_quorum_response::{Listener, TopicData};
+        let voter = ReplicaState::default()
+            .with_replica_id(BrokerId(1))
+            .with_log_end_offset(9)
+            .with_last_fetch_timestamp(5)
+            .with_last_caught_up_timestamp(-1);
+        let partition = QuorumPartition::default()
+            .with_leader_id(BrokerId(1))
+            .with_leader_epoch(2)
+            .with_high_watermark(9)
+            .with_current_voters(vec![voter]);
+        let node = QuorumNode::default()
+            .with_node_id(BrokerId(1))
+            .with_listeners(vec![Listener::default()
+                .with_name(StrBytes::from_static_str("CONTROLLER"))
+                .with_host(StrBytes::from_static_str("::1"))
+                .with_port(9093)]);
+        let answer = |partition: QuorumPartition, name: &str| {
+            DescribeQuorumResponse::default()
+                .with_topics(vec![TopicData::default()
+                    .with_topic_name(topic_name(name))
+                    .with_partitions(vec![partition])])
+                .with_nodes(vec![node.clone()])
+        };
+        let info = quorum_info(answer(partition.clone(), METADATA_TOPIC)).expect("no error");
+        assert_eq!(
+            (info.leader_id, info.leader_epoch, info.high_watermark),
+            (1, 2, 9)
+        );
+        assert_eq!(info.voters[0].last_fetch_timestamp, Some(5));
+        assert_eq!(info.voters[0].last_caught_up_timestamp, None);
+        assert_eq!(info.voters[0].directory_id, [0; 16]);
+        assert_eq!(info.nodes[&1][0].to_string(), "CONTROLLER://[::1]:9093");
+
+        let refused = partition.clone().with_error_code(6);
+        let error = quorum_info(answer(refused, METADATA_TOPIC)).expect_err("partition error");
+        assert_eq!(error.code, 6);
+        let error = quorum_info(answer(partition.clone(), "orders")).expect_err("wrong topic");
+        assert_eq!(
+            (error.code, error.message()),
+            (
+                -1,
+                "DescribeMetadataQuorum received a topic with name orders when \
+                 __cluster_metadata was expected"
+            )
+        );
+        let top = answer(partition, METADATA_TOPIC).with_error_code(41);
+        assert_eq!(quorum_info(top).expect_err("top-level error").code, 41);
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::DescribeConfigs => 4,
         ApiKey::IncrementalAlterConfigs => 1,
         ApiKey::CreatePartitions => 3,
+        ApiKey::DescribeQuorum => 2,
         ApiKey::ApiVersions => API_VERSIONS_VERSION_PREFERRED,
         ApiKey::FindCoordinator => 4,
         ApiKey::JoinGroup => 7,

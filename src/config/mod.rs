@@ -93,6 +93,12 @@ pub struct ServerConfig {
     pub metrics_port: u16,
     /// Whether the controller gets a core of its own; `None` decides by core count.
     pub controller_dedicated_core: Option<bool>,
+    /// How often a broker heartbeats to the active controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// How long the active controller waits for a heartbeat before fencing a broker.
+    pub broker_session_timeout_ms: u64,
+    /// Raft's election timeout; a tick of the quorum's clock is a tenth of it.
+    pub controller_quorum_election_timeout_ms: u64,
     /// Every key given at start-up with its value, as DescribeConfigs reports them
     /// (STATIC_BROKER_CONFIG).
     pub static_properties: std::collections::BTreeMap<String, String>,
@@ -139,6 +145,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("shard.count", "0"),
     ("controller.dedicated.core", "auto"),
     ("metrics.port", "0"),
+    ("broker.heartbeat.interval.ms", "2000"),
+    ("broker.session.timeout.ms", "9000"),
+    ("controller.quorum.election.timeout.ms", "1000"),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -245,6 +254,10 @@ impl ServerConfig {
                 "auto" => None,
                 _ => Some(lookup.boolean("controller.dedicated.core")?),
             },
+            broker_heartbeat_interval_ms: lookup.number("broker.heartbeat.interval.ms")?,
+            broker_session_timeout_ms: lookup.number("broker.session.timeout.ms")?,
+            controller_quorum_election_timeout_ms: lookup
+                .number("controller.quorum.election.timeout.ms")?,
             static_properties: lookup
                 .given
                 .iter()
@@ -296,6 +309,37 @@ impl ServerConfig {
                 format!(
                     "a controller's node.id {} must be one of the voters",
                     self.node_id
+                ),
+            ));
+        }
+        if self.controller_quorum_election_timeout_ms < 10 {
+            return Err(invalid(
+                "controller.quorum.election.timeout.ms",
+                "must be at least 10".into(),
+            ));
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms
+        {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                format!(
+                    "must be more than 0 and less than broker.session.timeout.ms ({})",
+                    self.broker_session_timeout_ms
+                ),
+            ));
+        }
+        if self.is_controller()
+            && !self
+                .listeners
+                .iter()
+                .any(|listener| self.controller_listener_names.contains(&listener.name))
+        {
+            return Err(invalid(
+                "listeners",
+                format!(
+                    "a controller needs a listener named in controller.listener.names ({})",
+                    self.controller_listener_names.join(",")
                 ),
             ));
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::quorum::{QuorumError, QuorumNode, QuorumOptions};
+use super::quorum::{Committed, QuorumError, QuorumNode, QuorumOptions};
 use crate::metadata::TopicId;
 
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
@@ -20,6 +20,9 @@ pub enum MetadataRecord {
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
+        /// Replicas of each partition, the preferred leader first; empty in logs written before
+        /// brokers registered, where every replica is on the controller's own node.
+        assignments: Vec<Vec<i32>>,
     },
     DeleteTopic {
         name: String,
@@ -41,11 +44,29 @@ pub enum MetadataRecord {
         broker: String,
         configs: BTreeMap<String, String>,
     },
-    /// The topic now has `partitions` partitions (CreatePartitions).
+    /// The topic now has `partitions` partitions (CreatePartitions), the new ones placed as
+    /// `assignments` says (empty: on the controller's own node, as in older logs).
     Partitions {
         name: String,
         id: TopicId,
         partitions: i32,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// Broker `id` (re)started with these advertised endpoints; it is fenced until caught up.
+    RegisterBroker {
+        id: i32,
+        epoch: i64,
+        endpoints: Vec<crate::config::Listener>,
+    },
+    /// Broker `id`'s session (`epoch`) ended: it leads nothing until unfenced.
+    FenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// Broker `id` caught up with the metadata log and may lead again.
+    UnfenceBroker {
+        id: i32,
+        epoch: i64,
     },
 }
 
@@ -73,65 +94,64 @@ pub enum MetadataLogError {
 /// Ready rounds a quorum of one needs to commit a proposal (persist, then commit).
 const COMMIT_ROUNDS_MAX: usize = 8;
 
-/// The metadata log: Raft entries (`controller::quorum`), each holding the records of one
-/// change as lines. Today the quorum is this node alone, so an append is committed as soon as it
-/// is durable.
+/// The metadata log on disk: Raft entries (`controller::quorum`), each holding the records of
+/// one change as lines. `open` replays it; `driver::Driver` then runs the quorum.
 pub struct MetadataLog {
-    quorum: QuorumNode,
+    pub quorum: QuorumNode,
 }
 
 impl MetadataLog {
-    /// Opens the quorum's log under `log_dir` and returns every committed record. A log written
-    /// by an earlier version as `metadata.log` lines is imported once into the quorum's log.
+    /// Opens the quorum's log under `log_dir` (created with `voters`, as node ids, the first
+    /// time) and returns every entry known committed. A log written by an earlier version as
+    /// `metadata.log` lines is imported once, when this node is the only voter.
     pub fn open(
         log_dir: &Path,
         node_id: i32,
-    ) -> Result<(MetadataLog, Vec<MetadataRecord>), MetadataLogError> {
+        voters: &[i32],
+    ) -> Result<(MetadataLog, Vec<Committed>), MetadataLogError> {
         let dir = log_dir.join(METADATA_DIR);
         let id = raft_id(node_id);
+        let voters: Vec<u64> = voters.iter().copied().map(raft_id).collect();
         let mut log = MetadataLog {
-            quorum: QuorumNode::open(&dir, id, &[id], QuorumOptions::default())?,
+            quorum: QuorumNode::open(&dir, id, &voters, QuorumOptions::default())?,
         };
-        let mut records = Vec::new();
-        for data in log.drain()? {
-            records.extend(decode_entry(&data, records.len())?);
-        }
+        let mut entries = log.drain()?;
         let legacy = dir.join(METADATA_FILE);
-        if records.is_empty() && legacy.exists() {
+        if entries.is_empty() && voters == [id] && legacy.exists() {
             let imported = read_legacy(&legacy)?;
             if !imported.is_empty() {
-                log.append(&imported)?;
+                entries.push(log.append(&imported)?);
                 tracing::info!(
                     "imported {} record(s) of {} into the metadata quorum's log",
                     imported.len(),
                     legacy.display()
                 );
             }
-            records = imported;
         }
-        Ok((log, records))
+        Ok((log, entries))
     }
 
-    /// Appends records as one entry and returns once it is committed (durable on a majority).
-    pub fn append(&mut self, records: &[MetadataRecord]) -> Result<(), MetadataLogError> {
-        let data: String = records.iter().map(encode_line).collect();
-        self.quorum.propose(data.clone().into_bytes())?;
+    /// Appends records as one entry and returns it once committed. Only a quorum of one commits
+    /// without messages, so only it may call this (at start-up and in tests).
+    pub fn append(&mut self, records: &[MetadataRecord]) -> Result<Committed, MetadataLogError> {
+        let data = encode_entry(records);
+        self.quorum.propose(data.clone())?;
         for _ in 0..COMMIT_ROUNDS_MAX {
-            if self
+            if let Some(committed) = self
                 .quorum
                 .ready()?
                 .committed
-                .iter()
-                .any(|committed| committed[..] == *data.as_bytes())
+                .into_iter()
+                .find(|committed| committed.data[..] == data[..])
             {
-                return Ok(());
+                return Ok(committed);
             }
         }
         Err(MetadataLogError::NotCommitted)
     }
 
     /// Every committed entry not yet returned, driving the quorum until it has nothing to do.
-    fn drain(&mut self) -> Result<Vec<bytes::Bytes>, MetadataLogError> {
+    fn drain(&mut self) -> Result<Vec<Committed>, MetadataLogError> {
         let mut committed = Vec::new();
         for _ in 0..COMMIT_ROUNDS_MAX {
             let output = self.quorum.ready()?;
@@ -144,12 +164,36 @@ impl MetadataLog {
     }
 }
 
+/// The data of one entry holding `records`.
+pub fn encode_entry(records: &[MetadataRecord]) -> Vec<u8> {
+    records
+        .iter()
+        .map(encode_line)
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The records of committed entries, in order.
+pub fn records_of(entries: &[Committed]) -> Result<Vec<MetadataRecord>, MetadataLogError> {
+    let mut records = Vec::new();
+    for entry in entries {
+        let decoded = decode_entry(&entry.data, records.len())?;
+        records.extend(decoded);
+    }
+    Ok(records)
+}
+
 /// Raft ids start at 1 (0 means none); Kafka node ids start at 0.
-fn raft_id(node_id: i32) -> u64 {
+pub fn raft_id(node_id: i32) -> u64 {
     node_id as u64 + 1
 }
 
-fn decode_entry(
+/// The node id of a raft id.
+pub fn node_id(raft_id: u64) -> i32 {
+    raft_id as i32 - 1
+}
+
+pub fn decode_entry(
     data: &[u8],
     records_before: usize,
 ) -> Result<Vec<MetadataRecord>, MetadataLogError> {
@@ -213,11 +257,13 @@ fn encode_line(record: &MetadataRecord) -> String {
             partitions,
             replication_factor,
             configs,
+            assignments,
         } => {
             format!(
-                "create_topic {name} {} {partitions} {replication_factor} {}",
+                "create_topic {name} {} {partitions} {replication_factor} {}{}",
                 id.to_hex(),
-                encode_configs(configs)
+                encode_configs(configs),
+                encode_assignments(assignments)
             )
         }
         MetadataRecord::DeleteTopic { name, id } => format!("delete_topic {name} {}", id.to_hex()),
@@ -237,9 +283,30 @@ fn encode_line(record: &MetadataRecord) -> String {
             name,
             id,
             partitions,
+            assignments,
         } => {
-            format!("partitions {name} {} {partitions}", id.to_hex())
+            format!(
+                "partitions {name} {} {partitions}{}",
+                id.to_hex(),
+                encode_assignments(assignments)
+            )
         }
+        MetadataRecord::RegisterBroker {
+            id,
+            epoch,
+            endpoints,
+        } => {
+            let endpoints: Vec<String> = endpoints
+                .iter()
+                .map(|listener| format!("{}://{}:{}", listener.name, listener.host, listener.port))
+                .collect();
+            format!(
+                "register_broker {id} {epoch} {}",
+                escape(&endpoints.join(","))
+            )
+        }
+        MetadataRecord::FenceBroker { id, epoch } => format!("fence_broker {id} {epoch}"),
+        MetadataRecord::UnfenceBroker { id, epoch } => format!("unfence_broker {id} {epoch}"),
         MetadataRecord::ProducerIds { next_producer_id } => {
             format!("producer_ids {next_producer_id}")
         }
@@ -258,7 +325,9 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
     let fields: Vec<&str> = body.split(' ').collect();
     let id = |text: &str| TopicId::from_hex(text).ok_or_else(|| format!("bad topic id {text}"));
     match fields.as_slice() {
-        ["create_topic", name, topic_id, partitions, replication_factor, configs] => {
+        ["create_topic", name, topic_id, partitions, replication_factor, configs, rest @ ..]
+            if rest.len() <= 1 =>
+        {
             Ok(MetadataRecord::CreateTopic {
                 name: name.to_string(),
                 id: id(topic_id)?,
@@ -267,6 +336,7 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
                     .parse()
                     .map_err(|_| "bad replication factor")?,
                 configs: decode_configs(configs),
+                assignments: decode_assignments(rest.first().copied())?,
             })
         }
         ["topic_configs", name, topic_id, configs] => Ok(MetadataRecord::TopicConfigs {
@@ -281,10 +351,27 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
             },
             configs: decode_configs(configs),
         }),
-        ["partitions", name, topic_id, partitions] => Ok(MetadataRecord::Partitions {
-            name: name.to_string(),
-            id: id(topic_id)?,
-            partitions: partitions.parse().map_err(|_| "bad partition count")?,
+        ["partitions", name, topic_id, partitions, rest @ ..] if rest.len() <= 1 => {
+            Ok(MetadataRecord::Partitions {
+                name: name.to_string(),
+                id: id(topic_id)?,
+                partitions: partitions.parse().map_err(|_| "bad partition count")?,
+                assignments: decode_assignments(rest.first().copied())?,
+            })
+        }
+        ["register_broker", broker, epoch, endpoints] => Ok(MetadataRecord::RegisterBroker {
+            id: broker.parse().map_err(|_| "bad broker id")?,
+            epoch: epoch.parse().map_err(|_| "bad broker epoch")?,
+            endpoints: crate::config::listeners::parse_listeners("endpoints", &unescape(endpoints))
+                .map_err(|error| error.to_string())?,
+        }),
+        ["fence_broker", broker, epoch] => Ok(MetadataRecord::FenceBroker {
+            id: broker.parse().map_err(|_| "bad broker id")?,
+            epoch: epoch.parse().map_err(|_| "bad broker epoch")?,
+        }),
+        ["unfence_broker", broker, epoch] => Ok(MetadataRecord::UnfenceBroker {
+            id: broker.parse().map_err(|_| "bad broker id")?,
+            epoch: epoch.parse().map_err(|_| "bad broker epoch")?,
         }),
         ["delete_topic", name, topic_id] => Ok(MetadataRecord::DeleteTopic {
             name: name.to_string(),
@@ -295,6 +382,35 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         }),
         _ => Err(format!("unknown record '{body}'")),
     }
+}
+
+/// ` 4:5:6;5:6:4` (a leading space), or nothing for no assignments.
+fn encode_assignments(assignments: &[Vec<i32>]) -> String {
+    if assignments.is_empty() {
+        return String::new();
+    }
+    let partitions: Vec<String> = assignments
+        .iter()
+        .map(|replicas| {
+            let ids: Vec<String> = replicas.iter().map(i32::to_string).collect();
+            ids.join(":")
+        })
+        .collect();
+    format!(" {}", partitions.join(";"))
+}
+
+fn decode_assignments(text: Option<&str>) -> Result<Vec<Vec<i32>>, String> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(';')
+        .map(|replicas| {
+            replicas
+                .split(':')
+                .map(|id| id.parse().map_err(|_| format!("bad replica '{id}'")))
+                .collect()
+        })
+        .collect()
 }
 
 fn encode_configs(configs: &BTreeMap<String, String>) -> String {
@@ -364,6 +480,7 @@ mod tests {
                     ("cleanup.policy".into(), "compact,delete".into()),
                     ("x".into(), "a b=c%".into()),
                 ]),
+                assignments: vec![vec![4, 5], vec![5, 6]],
             },
             MetadataRecord::TopicConfigs {
                 name: "orders".into(),
@@ -378,7 +495,19 @@ mod tests {
                 name: "orders".into(),
                 id,
                 partitions: 9,
+                assignments: Vec::new(),
             },
+            MetadataRecord::RegisterBroker {
+                id: 4,
+                epoch: 7,
+                endpoints: crate::config::listeners::parse_listeners(
+                    "listeners",
+                    "PLAINTEXT://:19092,PLAINTEXT_HOST://localhost:29092",
+                )
+                .unwrap(),
+            },
+            MetadataRecord::FenceBroker { id: 4, epoch: 7 },
+            MetadataRecord::UnfenceBroker { id: 4, epoch: 7 },
             MetadataRecord::DeleteTopic {
                 name: "orders".into(),
                 id,
@@ -402,17 +531,17 @@ mod tests {
         let dir = scratch("metadata-log");
         let records = sample_records();
         {
-            let (mut log, replayed) = MetadataLog::open(&dir, 0).unwrap();
+            let (mut log, replayed) = MetadataLog::open(&dir, 0, &[0]).unwrap();
             assert!(replayed.is_empty());
             log.append(&records[..2]).unwrap();
             log.append(&records[2..]).unwrap();
         }
-        let (mut log, replayed) = MetadataLog::open(&dir, 0).unwrap();
-        assert_eq!(replayed, records);
+        let (mut log, replayed) = MetadataLog::open(&dir, 0, &[0]).unwrap();
+        assert_eq!(records_of(&replayed).unwrap(), records);
         log.append(&records[..1]).unwrap();
         drop(log);
-        let (_, replayed) = MetadataLog::open(&dir, 0).unwrap();
-        assert_eq!(replayed.len(), records.len() + 1);
+        let (_, replayed) = MetadataLog::open(&dir, 0, &[0]).unwrap();
+        assert_eq!(records_of(&replayed).unwrap().len(), records.len() + 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -427,11 +556,12 @@ mod tests {
         text.push_str("1234 create_topic half");
         std::fs::write(dir.join(METADATA_DIR).join(METADATA_FILE), text).unwrap();
         {
-            let (mut log, replayed) = MetadataLog::open(&dir, 1).unwrap();
-            assert_eq!(replayed, records);
-            log.append(&records[5..]).unwrap();
+            let (mut log, replayed) = MetadataLog::open(&dir, 1, &[1]).unwrap();
+            assert_eq!(records_of(&replayed).unwrap(), records);
+            log.append(&records[8..]).unwrap();
         }
-        let (_, replayed) = MetadataLog::open(&dir, 1).unwrap();
+        let (_, replayed) = MetadataLog::open(&dir, 1, &[1]).unwrap();
+        let replayed = records_of(&replayed).unwrap();
         assert_eq!(replayed.len(), records.len() + 1);
         assert_eq!(replayed[..records.len()], records[..]);
         std::fs::remove_dir_all(&dir).unwrap();

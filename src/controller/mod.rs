@@ -1,24 +1,35 @@
-//! The controller: the single writer of cluster metadata. It runs on its own executor, takes
-//! topic changes as messages, validates them, makes them durable in the metadata log, and then
-//! hands every shard the new immutable `MetadataImage`, answering only once all shards have it
-//! (so a client may produce to a topic as soon as CreateTopics returns).
+//! The controller: the single writer of cluster metadata. On controller nodes it serves calls
+//! (`rpc::Call`) from this node's shards and brokers, and from other nodes over the CONTROLLER
+//! listener; only the active controller (the quorum's Raft leader) changes metadata. A change is
+//! validated against the current image, committed to the metadata quorum (`driver`), and
+//! applied by every node from the log (`image::apply`).
 //!
-//! Today the quorum is this node alone; the Raft quorum (raft-rs) replaces the local metadata
-//! log with a replicated one and leaves this interface as it is.
+//! The active controller also keeps broker sessions: registration gives a broker a new epoch
+//! (fenced until it has caught up with the log), heartbeats keep it alive, and a broker silent
+//! for `broker.session.timeout.ms` is fenced, which takes its partitions' leadership away.
+//! `broker::BrokerSide` is the other end: how a broker registers, heartbeats, follows the log
+//! and forwards its shards' requests.
 
+pub mod broker;
+pub mod driver;
+pub mod image;
 pub mod metadata_log;
 pub mod quorum;
+pub mod rpc;
 pub mod topics;
+pub mod transport;
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::metadata::configs;
-use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicId, TopicImage};
-use crate::runtime::mesh::{Mesh, ShardRequest};
-use crate::runtime::placement::ShardId;
-use metadata_log::{MetadataLog, MetadataLogError, MetadataRecord};
+use crate::metadata::{MetadataImage, TopicId, TopicImage};
+use driver::Driver;
+use metadata_log::MetadataRecord;
+use rpc::{Call, Reply};
 pub use topics::TopicError;
 
 /// Requests queued for the controller before senders wait.
@@ -27,7 +38,7 @@ pub const CONTROLLER_QUEUE_CAPACITY: usize = 256;
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// A topic to create; -1 counts mean the broker defaults.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewTopic {
     pub name: String,
     pub partitions: i32,
@@ -55,7 +66,7 @@ pub enum ConfigOp {
     Subtract(String, String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConfigAlteration {
     pub resource: ConfigResource,
     /// Whether every existing override goes first (AlterConfigs replaces the whole set).
@@ -64,7 +75,7 @@ pub struct ConfigAlteration {
 }
 
 /// CreatePartitions for one topic: the new total, and optionally the new partitions' replicas.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PartitionIncrease {
     pub name: String,
     pub count: i32,
@@ -95,99 +106,284 @@ pub enum ControllerRequest {
     AllocateProducerIds {
         reply: flume::Sender<Result<std::ops::Range<i64>, TopicError>>,
     },
+    /// The metadata quorum as the active controller sees it (DescribeQuorum).
+    DescribeQuorum {
+        reply: flume::Sender<Result<QuorumStatus, TopicError>>,
+    },
+}
+
+/// The metadata quorum (`__cluster_metadata-0`) as DescribeQuorum reports it. Offsets are Raft
+/// log indexes; the leader epoch is the Raft term.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// Node id of the active controller, -1 when there is none.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    /// The highest committed index.
+    pub high_watermark: i64,
+    /// The controllers, by node id.
+    pub voters: Vec<ReplicaStatus>,
+    /// The brokers that follow the log without voting.
+    pub observers: Vec<ReplicaStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub replica_id: i32,
+    /// The index this replica is known to have, -1 when unknown.
+    pub log_end_offset: i64,
+    /// Milliseconds since the Unix epoch of the last fetch from this replica, -1 when unknown.
+    pub last_fetch_timestamp: i64,
+    /// Milliseconds since the Unix epoch when this replica last had the leader's whole log, -1
+    /// when unknown.
+    pub last_caught_up_timestamp: i64,
+}
+
+/// A broker's session as the active controller keeps it (not in the log: a new active
+/// controller starts every session afresh).
+struct Session {
+    last_heartbeat: Instant,
+    /// The committed index when it registered: it is caught up once it has applied that.
+    registered_at: u64,
+    metadata_index: u64,
+    last_heartbeat_ms: i64,
+}
+
+/// Jobs for the controller's one task: calls, and the periodic session check.
+pub enum Job {
+    Call(Call, flume::Sender<Reply>),
+    CheckSessions,
 }
 
 pub struct Controller {
     config: Arc<ServerConfig>,
+    cluster_id: String,
+    /// The image as of the last commit; refreshed from the driver before each job.
     image: MetadataImage,
-    log: MetadataLog,
-    mesh: Mesh,
-    next_producer_id: i64,
+    driver: Rc<Driver>,
+    sessions: BTreeMap<i32, Session>,
+    /// The term the sessions were kept in: a new term (a new leader) starts them afresh.
+    sessions_term: u64,
 }
 
 impl Controller {
-    /// Replays the metadata log in the first log dir and builds the first image.
-    pub fn open(
-        config: Arc<ServerConfig>,
-        cluster_id: String,
-        mesh: Mesh,
-    ) -> Result<Controller, MetadataLogError> {
-        let (log, records) = MetadataLog::open(&config.log_dirs[0], config.node_id)?;
-        let brokers = vec![BrokerImage {
-            node_id: config.node_id,
-            endpoints: config.advertised_listeners.clone(),
-        }];
-        let mut image = MetadataImage {
-            epoch: 0,
+    pub fn new(config: Arc<ServerConfig>, cluster_id: String, driver: Rc<Driver>) -> Controller {
+        Controller {
+            image: driver.image(),
+            config,
             cluster_id,
-            controller_id: config.node_id,
-            brokers,
-            topics: BTreeMap::new(),
-            topic_names: BTreeMap::new(),
-            broker_configs: BTreeMap::new(),
-        };
-        let mut next_producer_id = 0;
-        for record in &records {
-            apply(&mut image, record, config.node_id);
-            if let MetadataRecord::ProducerIds {
-                next_producer_id: next,
-            } = record
-            {
-                next_producer_id = *next;
+            driver,
+            sessions: BTreeMap::new(),
+            sessions_term: 0,
+        }
+    }
+
+    /// Serves jobs one at a time until every sender is gone.
+    pub async fn run(mut self, jobs: flume::Receiver<Job>) {
+        while let Ok(job) = jobs.recv_async().await {
+            self.image = self.driver.image();
+            match job {
+                Job::Call(call, reply) => {
+                    let answer = self.serve(call).await;
+                    let _ = reply.send(answer);
+                }
+                Job::CheckSessions => self.check_sessions().await,
             }
         }
-        Ok(Controller {
-            config,
-            image,
-            log,
-            mesh,
-            next_producer_id,
-        })
     }
 
-    pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::new(self.image.clone())
+    /// Asks for a session check every `interval` (the fencing clock).
+    pub async fn session_clock(jobs: flume::Sender<Job>, interval: std::time::Duration) {
+        loop {
+            glommio::timer::sleep(interval).await;
+            if jobs.send_async(Job::CheckSessions).await.is_err() {
+                return;
+            }
+        }
     }
 
-    /// Serves requests one at a time until every sender is gone.
-    pub async fn run(mut self, requests: flume::Receiver<ControllerRequest>) {
-        while let Ok(request) = requests.recv_async().await {
-            match request {
-                ControllerRequest::CreateTopics {
-                    topics,
-                    validate_only,
-                    reply,
-                } => {
-                    let results = self.create_topics(topics, validate_only).await;
-                    let _ = reply.send(results);
-                }
-                ControllerRequest::DeleteTopics { names, reply } => {
-                    let results = self.delete_topics(names).await;
-                    let _ = reply.send(results);
-                }
-                ControllerRequest::AlterConfigs {
-                    alterations,
-                    validate_only,
-                    reply,
-                } => {
-                    let results = self
-                        .record_each(&alterations, validate_only, Controller::config_record)
-                        .await;
-                    let _ = reply.send(results);
-                }
-                ControllerRequest::CreatePartitions {
-                    increases,
-                    validate_only,
-                    reply,
-                } => {
-                    let results = self
-                        .record_each(&increases, validate_only, Controller::partitions_record)
-                        .await;
-                    let _ = reply.send(results);
-                }
-                ControllerRequest::AllocateProducerIds { reply } => {
-                    let _ = reply.send(self.allocate_producer_ids());
-                }
+    async fn serve(&mut self, call: Call) -> Reply {
+        if let Call::FetchMetadata { from_index, .. } = call {
+            // Without waiting: a long poll is answered by the listener, not in this queue.
+            return Reply::Metadata {
+                entries: self.driver.entries_after(from_index),
+                leader: self.driver.leader(),
+            };
+        }
+        if !self.driver.is_leader() {
+            return Reply::Refused(TopicError::NotController(self.driver.leader()));
+        }
+        self.start_sessions_if_new_term();
+        match call {
+            Call::CreateTopics {
+                topics,
+                validate_only,
+            } => Reply::Topics(self.create_topics(topics, validate_only).await),
+            Call::DeleteTopics { names } => Reply::Deleted(self.delete_topics(names).await),
+            Call::AlterConfigs {
+                alterations,
+                validate_only,
+            } => Reply::Done(
+                self.record_each(&alterations, validate_only, Controller::config_record)
+                    .await,
+            ),
+            Call::CreatePartitions {
+                increases,
+                validate_only,
+            } => Reply::Done(
+                self.record_each(&increases, validate_only, Controller::partitions_record)
+                    .await,
+            ),
+            Call::AllocateProducerIds => match self.allocate_producer_ids().await {
+                Ok(range) => Reply::ProducerIds(range),
+                Err(error) => Reply::Refused(error),
+            },
+            Call::DescribeQuorum => Reply::Quorum(self.quorum_status()),
+            Call::RegisterBroker {
+                broker_id,
+                cluster_id,
+                endpoints,
+            } => self.register_broker(broker_id, cluster_id, endpoints).await,
+            Call::BrokerHeartbeat {
+                broker_id,
+                epoch,
+                metadata_index,
+            } => self.heartbeat(broker_id, epoch, metadata_index).await,
+            Call::FetchMetadata { .. } => unreachable!("answered above"),
+        }
+    }
+
+    fn start_sessions_if_new_term(&mut self) {
+        let term = self.driver.term();
+        if term != self.sessions_term {
+            // Every broker gets a whole session timeout to find the new active controller.
+            let now = Instant::now();
+            for session in self.sessions.values_mut() {
+                session.last_heartbeat = now;
+            }
+            self.sessions_term = term;
+        }
+    }
+
+    async fn register_broker(
+        &mut self,
+        broker_id: i32,
+        cluster_id: String,
+        endpoints: Vec<crate::config::Listener>,
+    ) -> Reply {
+        if cluster_id != self.cluster_id {
+            return Reply::Refused(TopicError::InconsistentClusterId(format!(
+                "Broker {broker_id} has cluster id {cluster_id}, but this cluster's id is {}",
+                self.cluster_id
+            )));
+        }
+        let epoch = self
+            .image
+            .brokers
+            .iter()
+            .map(|broker| broker.epoch)
+            .max()
+            .unwrap_or(0)
+            .max(self.image.metadata_index as i64)
+            + 1;
+        let record = MetadataRecord::RegisterBroker {
+            id: broker_id,
+            epoch,
+            endpoints,
+        };
+        if let Err(error) = self.commit(&[record]).await {
+            return Reply::Refused(error);
+        }
+        self.sessions.insert(
+            broker_id,
+            Session {
+                last_heartbeat: Instant::now(),
+                registered_at: self.driver.applied_index(),
+                metadata_index: 0,
+                last_heartbeat_ms: now_ms(),
+            },
+        );
+        Reply::Registered { epoch }
+    }
+
+    async fn heartbeat(&mut self, broker_id: i32, epoch: i64, metadata_index: u64) -> Reply {
+        let Some(broker) = self.image.broker(broker_id).cloned() else {
+            return Reply::Refused(TopicError::StaleBrokerEpoch(format!(
+                "Broker {broker_id} is not registered"
+            )));
+        };
+        if broker.epoch != epoch {
+            return Reply::Refused(TopicError::StaleBrokerEpoch(format!(
+                "Broker {broker_id} heartbeat with epoch {epoch}, but its current epoch is {}",
+                broker.epoch
+            )));
+        }
+        let session = self.sessions.entry(broker_id).or_insert(Session {
+            last_heartbeat: Instant::now(),
+            registered_at: 0,
+            metadata_index: 0,
+            last_heartbeat_ms: 0,
+        });
+        session.last_heartbeat = Instant::now();
+        session.last_heartbeat_ms = now_ms();
+        session.metadata_index = session.metadata_index.max(metadata_index);
+        let caught_up = metadata_index >= session.registered_at;
+        if broker.fenced && caught_up {
+            let record = MetadataRecord::UnfenceBroker {
+                id: broker_id,
+                epoch,
+            };
+            if let Err(error) = self.commit(&[record]).await {
+                return Reply::Refused(error);
+            }
+            return Reply::Heartbeat { fenced: false };
+        }
+        Reply::Heartbeat {
+            fenced: broker.fenced,
+        }
+    }
+
+    /// Fences every live broker whose heartbeats stopped for `broker.session.timeout.ms`.
+    async fn check_sessions(&mut self) {
+        if !self.driver.is_leader() {
+            return;
+        }
+        self.start_sessions_if_new_term();
+        let timeout = std::time::Duration::from_millis(self.config.broker_session_timeout_ms);
+        let now = Instant::now();
+        let expired: Vec<MetadataRecord> = self
+            .image
+            .live_brokers()
+            .filter(|broker| {
+                self.sessions
+                    .get(&broker.node_id)
+                    .is_none_or(|session| now.duration_since(session.last_heartbeat) > timeout)
+            })
+            .map(|broker| MetadataRecord::FenceBroker {
+                id: broker.node_id,
+                epoch: broker.epoch,
+            })
+            .collect();
+        for record in &expired {
+            let MetadataRecord::FenceBroker { id, .. } = record else {
+                continue;
+            };
+            if !self.sessions.contains_key(id) {
+                // Unknown to this leader: give it a whole session from now.
+                self.sessions.insert(
+                    *id,
+                    Session {
+                        last_heartbeat: now,
+                        registered_at: 0,
+                        metadata_index: 0,
+                        last_heartbeat_ms: 0,
+                    },
+                );
+                continue;
+            }
+            tracing::warn!("broker {id} missed its heartbeats for {timeout:?}: fencing it");
+            if let Err(error) = self.commit(std::slice::from_ref(record)).await {
+                tracing::warn!("could not fence broker {id}: {error}");
             }
         }
     }
@@ -196,21 +392,20 @@ impl Controller {
         &mut self,
         topics: Vec<NewTopic>,
         validate_only: bool,
-    ) -> Vec<Result<Arc<TopicImage>, TopicError>> {
+    ) -> Vec<Result<TopicImage, TopicError>> {
         let mut records = Vec::new();
         let mut outcomes = Vec::with_capacity(topics.len());
         for topic in topics {
-            let outcome =
-                self.check_new_topic(&topic, &records)
-                    .map(
-                        |(partitions, replication_factor)| MetadataRecord::CreateTopic {
-                            name: topic.name.clone(),
-                            id: TopicId(random_uuid()),
-                            partitions,
-                            replication_factor,
-                            configs: topic.configs.clone(),
-                        },
-                    );
+            let outcome = self.check_new_topic(&topic, &records).map(
+                |(partitions, replication_factor, assignments)| MetadataRecord::CreateTopic {
+                    name: topic.name.clone(),
+                    id: TopicId(random_uuid()),
+                    partitions,
+                    replication_factor,
+                    configs: topic.configs.clone(),
+                    assignments,
+                },
+            );
             if let Ok(record) = &outcome {
                 records.push(record.clone());
             }
@@ -225,20 +420,48 @@ impl Controller {
             .into_iter()
             .map(|(name, outcome)| {
                 outcome.map(|record| match validate_only {
-                    true => Arc::new(
-                        topic_image(&record, self.config.node_id).expect("a create record"),
-                    ),
-                    false => self.image.topics[&name].clone(),
+                    true => image::topic_image(&self.image, &record, self.config.node_id)
+                        .expect("a create record"),
+                    false => (*self.image.topics[&name]).clone(),
                 })
             })
             .collect()
+    }
+
+    /// Replicas for `partitions` new partitions from `first_partition` on, placed over the
+    /// live brokers as Kafka places them.
+    fn place(
+        &self,
+        first_partition: i32,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Vec<Vec<i32>> {
+        let brokers: Vec<i32> = self
+            .image
+            .live_brokers()
+            .map(|broker| broker.node_id)
+            .collect();
+        if brokers.is_empty() {
+            return Vec::new();
+        }
+        let random = random_uuid();
+        let start = u32::from_be_bytes([random[0], random[1], random[2], random[3]]) as usize;
+        let shift = u32::from_be_bytes([random[4], random[5], random[6], random[7]]) as usize;
+        image::place_replicas(
+            &brokers,
+            first_partition,
+            partitions,
+            replication_factor as usize,
+            start % brokers.len(),
+            shift,
+        )
     }
 
     fn check_new_topic(
         &self,
         topic: &NewTopic,
         pending: &[MetadataRecord],
-    ) -> Result<(i32, i16), TopicError> {
+    ) -> Result<(i32, i16, Vec<Vec<i32>>), TopicError> {
         topics::validate_name(&topic.name)?;
         let pending_same_name = pending
             .iter()
@@ -257,10 +480,18 @@ impl Controller {
         // Chosen replicas are checked first: they fix the counts checked next.
         if let Some(assignments) = &topic.assignments {
             self.check_assignments(assignments, 0)?;
+            topics::validate_configs(&topic.configs)?;
+            let width = assignments.first().map_or(0, Vec::len) as i16;
+            return Ok((assignments.len() as i32, width, assignments.clone()));
         }
-        topics::validate_counts(partitions, replication_factor, self.image.brokers.len())?;
+        topics::validate_counts(
+            partitions,
+            replication_factor,
+            self.image.live_brokers().count(),
+        )?;
         topics::validate_configs(&topic.configs)?;
-        Ok((partitions, replication_factor))
+        let assignments = self.place(0, partitions, replication_factor);
+        Ok((partitions, replication_factor, assignments))
     }
 
     /// Checks replicas a client chose: every broker registered, none twice in a partition, and
@@ -419,6 +650,14 @@ impl Controller {
                 "Topic already has {current} partition(s)."
             )));
         }
+        let assignments = match &increase.assignments {
+            Some(assignments) => assignments.clone(),
+            None => self.place(
+                current,
+                increase.count - current,
+                topic.replication_factor() as i16,
+            ),
+        };
         if let Some(assignments) = &increase.assignments {
             if assignments.len() as i32 != increase.count - current {
                 return Err(TopicError::InvalidReplicaAssignment(format!(
@@ -433,6 +672,7 @@ impl Controller {
             name: increase.name.clone(),
             id: topic.id,
             partitions: increase.count,
+            assignments,
         })
     }
 
@@ -462,55 +702,59 @@ impl Controller {
         outcomes
     }
 
-    fn allocate_producer_ids(&mut self) -> Result<std::ops::Range<i64>, TopicError> {
-        let start = self.next_producer_id;
+    fn quorum_status(&self) -> QuorumStatus {
+        let voter_ids: Vec<i32> = self
+            .config
+            .controller_quorum_voters
+            .iter()
+            .map(|voter| voter.node_id)
+            .collect();
+        let committed = self.driver.committed_index() as i64;
+        let observers = self
+            .image
+            .brokers
+            .iter()
+            .filter(|broker| !voter_ids.contains(&broker.node_id))
+            .map(|broker| {
+                let session = self.sessions.get(&broker.node_id);
+                let end = session.map_or(-1, |session| session.metadata_index as i64);
+                let fetched = session.map_or(-1, |session| session.last_heartbeat_ms);
+                ReplicaStatus {
+                    replica_id: broker.node_id,
+                    log_end_offset: end,
+                    last_fetch_timestamp: fetched,
+                    last_caught_up_timestamp: if end >= committed { fetched } else { -1 },
+                }
+            })
+            .collect();
+        QuorumStatus {
+            leader_id: self.driver.leader(),
+            leader_epoch: self.driver.term() as i32,
+            high_watermark: committed,
+            voters: self.driver.voters(&voter_ids),
+            observers,
+        }
+    }
+
+    async fn allocate_producer_ids(&mut self) -> Result<std::ops::Range<i64>, TopicError> {
+        let start = self.image.next_producer_id;
         let end = start + PRODUCER_ID_BLOCK_SIZE;
-        self.log
-            .append(&[MetadataRecord::ProducerIds {
-                next_producer_id: end,
-            }])
-            .map_err(|error| TopicError::Storage(error.to_string()))?;
-        self.next_producer_id = end;
+        self.commit(&[MetadataRecord::ProducerIds {
+            next_producer_id: end,
+        }])
+        .await?;
         Ok(start..end)
     }
 
-    /// Makes `records` durable, applies them, and waits until every shard has the new image.
+    /// Commits `records` through the quorum; on return every node may apply them and this
+    /// controller's image has them.
     async fn commit(&mut self, records: &[MetadataRecord]) -> Result<(), TopicError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.log.append(records).map_err(|error| {
-            tracing::error!("{error}");
-            TopicError::Storage(error.to_string())
-        })?;
-        for record in records {
-            apply(&mut self.image, record, self.config.node_id);
-            log_record(record);
-        }
-        self.image.epoch += 1;
-        self.publish().await;
-        Ok(())
-    }
-
-    async fn publish(&self) {
-        let image = self.image();
-        let mut acknowledgements = Vec::with_capacity(self.mesh.shard_count());
-        for shard in 0..self.mesh.shard_count() {
-            let (reply, acknowledged) = flume::bounded(1);
-            self.mesh
-                .send(
-                    ShardId(shard),
-                    ShardRequest::ApplyMetadata {
-                        image: image.clone(),
-                        reply,
-                    },
-                )
-                .await;
-            acknowledgements.push(acknowledged);
-        }
-        for acknowledged in acknowledgements {
-            let _ = acknowledged.recv_async().await;
-        }
+        let committed = self.driver.commit(records).await;
+        self.image = self.driver.image();
+        committed
     }
 }
 
@@ -567,98 +811,11 @@ fn split_items(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Applies one record to an image; the only place metadata changes.
-fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
-    match record {
-        MetadataRecord::CreateTopic { name, .. } => {
-            let topic = topic_image(record, node_id).expect("a create record");
-            image.topic_names.insert(topic.id, name.clone());
-            image.topics.insert(name.clone(), Arc::new(topic));
-        }
-        MetadataRecord::DeleteTopic { name, id } => {
-            if image.topics.get(name).is_some_and(|topic| topic.id == *id) {
-                image.topics.remove(name);
-                image.topic_names.remove(id);
-            }
-        }
-        MetadataRecord::ProducerIds { .. } => {}
-        MetadataRecord::TopicConfigs { name, id, configs } => {
-            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
-                Arc::make_mut(topic).configs = configs.clone();
-            }
-        }
-        MetadataRecord::BrokerConfigs { broker, configs } => {
-            match configs.is_empty() {
-                true => image.broker_configs.remove(broker),
-                false => image.broker_configs.insert(broker.clone(), configs.clone()),
-            };
-        }
-        MetadataRecord::Partitions {
-            name,
-            id,
-            partitions,
-        } => {
-            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
-                let topic = Arc::make_mut(topic);
-                for index in topic.partitions.len() as i32..*partitions {
-                    topic.partitions.push(new_partition(index, node_id));
-                }
-            }
-        }
-    }
-}
-
-fn new_partition(index: i32, node_id: i32) -> PartitionImage {
-    PartitionImage {
-        index,
-        leader: node_id,
-        leader_epoch: 0,
-        replicas: vec![node_id],
-        isr: vec![node_id],
-    }
-}
-
-/// The image of a topic created by `record`: every replica on this node until brokers join.
-fn topic_image(record: &MetadataRecord, node_id: i32) -> Option<TopicImage> {
-    let MetadataRecord::CreateTopic {
-        name,
-        id,
-        partitions,
-        configs,
-        ..
-    } = record
-    else {
-        return None;
-    };
-    let partitions = (0..*partitions)
-        .map(|index| new_partition(index, node_id))
-        .collect();
-    Some(TopicImage {
-        name: name.clone(),
-        id: *id,
-        partitions,
-        configs: configs.clone(),
-    })
-}
-
-fn log_record(record: &MetadataRecord) {
-    match record {
-        MetadataRecord::CreateTopic { name, partitions, replication_factor, .. } => tracing::info!(
-            "created topic {name} with {partitions} partition(s), replication factor {replication_factor}"
-        ),
-        MetadataRecord::DeleteTopic { name, .. } => tracing::info!("deleted topic {name}"),
-        MetadataRecord::ProducerIds { .. } => {}
-        MetadataRecord::TopicConfigs { name, configs, .. } => {
-            tracing::info!("configs of topic {name} are now {configs:?}")
-        }
-        MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
-            true => tracing::info!("default broker configs are now {configs:?}"),
-            false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),
-        },
-        MetadataRecord::Partitions {
-            name, partitions, ..
-        } => tracing::info!("topic {name} now has {partitions} partition(s)"),
-    }
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 /// 16 random bytes from the kernel, as a version-4 UUID. Like Kafka's `Uuid.randomUuid`, never

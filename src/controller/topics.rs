@@ -26,6 +26,15 @@ pub enum TopicError {
     UnknownTopic,
     #[error("{0}")]
     Storage(String),
+    /// Not the active controller; the one this node knows of (-1 if none).
+    #[error("This is not the active controller (the active controller is {0})")]
+    NotController(i32),
+    #[error("{0}")]
+    InconsistentClusterId(String),
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
+    #[error("{0}")]
+    Timeout(String),
 }
 
 pub fn validate_name(name: &str) -> Result<(), TopicError> {

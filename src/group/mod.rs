@@ -39,6 +39,8 @@ pub enum ErrorCode {
     None,
     CoordinatorLoadInProgress,
     CoordinatorNotAvailable,
+    /// Another broker leads the group's offsets partition.
+    NotCoordinator,
     IllegalGeneration,
     InconsistentGroupProtocol,
     UnknownMemberId,

@@ -38,14 +38,18 @@ impl TopicId {
     }
 }
 
-/// A broker as clients see it: its id and its advertised endpoints.
+/// A registered broker: its id, advertised endpoints, and session.
 #[derive(Clone, Debug)]
 pub struct BrokerImage {
     pub node_id: i32,
     pub endpoints: Vec<Listener>,
+    /// Given by the controller at each registration; heartbeats must carry it.
+    pub epoch: i64,
+    /// A fenced broker leads nothing and is not shown to clients.
+    pub fenced: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
     pub index: i32,
     pub leader: i32,
@@ -54,7 +58,7 @@ pub struct PartitionImage {
     pub isr: Vec<i32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicImage {
     pub name: String,
     pub id: TopicId,
@@ -89,6 +93,10 @@ pub struct MetadataImage {
     /// Broker configs set while running (IncrementalAlterConfigs), by broker id as text; ""
     /// holds the cluster-wide defaults.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Producer ids below this have been handed out.
+    pub next_producer_id: i64,
+    /// The metadata log index this image includes (the Raft index of its last entry).
+    pub metadata_index: u64,
 }
 
 impl MetadataImage {
@@ -98,6 +106,19 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicImage>> {
         self.topics.get(self.topic_names.get(&id)?)
+    }
+
+    /// Registered brokers that are not fenced: those clients are shown.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.iter().filter(|broker| !broker.fenced)
+    }
+
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerImage> {
+        self.brokers.iter().find(|broker| broker.node_id == node_id)
+    }
+
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.broker(node_id).is_some_and(|broker| !broker.fenced)
     }
 }
 

@@ -36,6 +36,9 @@ pub enum Acks {
 pub enum PartitionError {
     #[error("partition {0} is not hosted here")]
     NotHosted(String),
+    /// Hosted or not, this broker does not lead the partition now.
+    #[error("this broker is not the leader of the partition")]
+    NotLeader,
     #[error("out of order sequence number: expected {expected}, received {received}")]
     OutOfOrderSequence { expected: i32, received: i32 },
     #[error("producer epoch {received} is older than the current epoch {current}")]

@@ -3,6 +3,7 @@
 //! inside the process's CPU set, after the io_uring preflight has passed.
 
 pub mod cleaner;
+mod controller_node;
 pub mod cpu;
 pub mod mesh;
 pub mod placement;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::ServerConfig;
-use crate::controller::{Controller, CONTROLLER_QUEUE_CAPACITY};
+use crate::controller::metadata_log::MetadataLog;
+use crate::controller::CONTROLLER_QUEUE_CAPACITY;
 use mesh::Mesh;
 use placement::ShardId;
 use shard::Shard;
@@ -37,6 +39,8 @@ pub enum RuntimeError {
     CpuSet(std::io::Error),
     #[error(transparent)]
     MetadataLog(#[from] crate::controller::metadata_log::MetadataLogError),
+    #[error("{0}")]
+    Join(String),
     #[error("cannot start executor {name}: {reason}")]
     Executor { name: String, reason: String },
     #[error("shard {shard} failed to start: {reason}")]
@@ -53,6 +57,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let cpus = cpu::allowed_cpus().map_err(RuntimeError::CpuSet)?;
     let plan = placement::plan_cpus(&cpus, config.shard_count, config.controller_dedicated_core);
     preflight::check(plan.shard_cpus.len() + 1)?;
+    let cluster_id: String = cluster_id;
     std::fs::create_dir_all(&config.log_dirs[0]).map_err(|source| RuntimeError::LogDir {
         path: config.log_dirs[0].display().to_string(),
         source,
@@ -61,14 +66,30 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     if !clean_start {
         tracing::info!("no clean-shutdown marker: logs are recovered from their recovery points");
     }
-    let (mesh, queues) = Mesh::new(plan.shard_cpus.len());
+    let shard_count = match config.is_broker() {
+        true => plan.shard_cpus.len(),
+        false => 0,
+    };
+    let (mesh, queues) = Mesh::new(shard_count);
     let (controller_sender, controller_queue) = flume::bounded(CONTROLLER_QUEUE_CAPACITY);
-    let controller = Controller::open(config.clone(), cluster_id, mesh.clone())?;
-    let image = controller.image();
+    let quorum = match config.is_controller() {
+        true => {
+            let voters: Vec<i32> = config
+                .controller_quorum_voters
+                .iter()
+                .map(|voter| voter.node_id)
+                .collect();
+            Some(MetadataLog::open(
+                &config.log_dirs[0],
+                config.node_id,
+                &voters,
+            )?)
+        }
+        false => None,
+    };
     tracing::info!(
-        "starting {} shard(s) on CPUs {:?}; controller on CPU {}{} (process CPU set {:?})",
-        plan.shard_cpus.len(),
-        plan.shard_cpus,
+        "starting {shard_count} shard(s) on CPUs {:?}; controller on CPU {}{} (process CPU set {:?})",
+        &plan.shard_cpus[..shard_count],
         plan.controller_cpu,
         if plan.controller_dedicated {
             ", dedicated"
@@ -79,18 +100,55 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     );
     let probe = config.log_dirs[0].clone();
     let controller_probe = probe.clone();
+    let (joined, join_result) = std::sync::mpsc::channel();
+    let controller_config = config.clone();
+    let controller_mesh = mesh.clone();
+    let controller_cluster_id = cluster_id.clone();
     let controller_handle = executor("controller", plan.controller_cpu)
         .spawn(move || async move {
             crate::storage::prime_direct_io(&controller_probe).await;
-            controller.run(controller_queue).await
+            controller_node::run(
+                controller_config,
+                controller_cluster_id,
+                controller_mesh,
+                quorum,
+                controller_queue,
+                joined,
+            )
+            .await
         })
         .map_err(|error| RuntimeError::Executor {
             name: "controller".into(),
             reason: error.to_string(),
         })?;
+    let image = match join_result.recv() {
+        Ok(Ok(image)) => image,
+        Ok(Err(reason)) => return Err(RuntimeError::Join(reason)),
+        Err(_) => return Err(RuntimeError::Join("the controller executor stopped".into())),
+    };
+    if !config.is_broker() {
+        tracing::info!(
+            "Flink controller started (node.id={}, cluster {cluster_id}, quorum {})",
+            config.node_id,
+            config
+                .controller_quorum_voters
+                .iter()
+                .map(|voter| format!("{}@{}:{}", voter.node_id, voter.host, voter.port))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        wait_for_stop_signal();
+        tracing::info!("Flink controller stopped");
+        drop(controller_handle);
+        return Ok(());
+    }
     let (started, start_results) = std::sync::mpsc::channel();
     let mut handles = Vec::new();
-    for (index, (cpu, queue)) in plan.shard_cpus.iter().zip(queues).enumerate() {
+    for (index, (cpu, queue)) in plan.shard_cpus[..shard_count]
+        .iter()
+        .zip(queues)
+        .enumerate()
+    {
         let (config, mesh, controller_sender) =
             (config.clone(), mesh.clone(), controller_sender.clone());
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
@@ -148,7 +206,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         handles.push(handle);
     }
     drop(started);
-    for result in start_results.iter().take(plan.shard_cpus.len()) {
+    for result in start_results.iter().take(shard_count) {
         result?;
     }
     let listeners: Vec<String> = config

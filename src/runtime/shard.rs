@@ -366,6 +366,9 @@ impl Shard {
             return call.fail(GroupError::CoordinatorNotAvailable);
         };
         let partition = partition_for_group(&group_id, offsets_topic.partitions.len() as i32);
+        if offsets_topic.partitions[partition as usize].leader != self.config.node_id {
+            return call.fail(GroupError::NotCoordinator);
+        }
         if !self.groups.is_loaded(partition) {
             return call.fail(GroupError::CoordinatorLoadInProgress);
         }
@@ -402,6 +405,10 @@ impl Shard {
         let image = self.metadata();
         let offsets_topic = image.topic(OFFSETS_TOPIC)?;
         let partition = partition_for_group(group_id, offsets_topic.partitions.len() as i32);
+        // Only the partition's leader coordinates the group; a follower replica is no coordinator.
+        if offsets_topic.partitions[partition as usize].leader != self.config.node_id {
+            return None;
+        }
         self.partition(&Arc::from(OFFSETS_TOPIC), partition)
     }
 
@@ -522,6 +529,7 @@ impl Shard {
         for partition in &topic.partitions {
             let key = (name.clone(), partition.index);
             if self.owner_of(topic, partition.index) != self.id
+                || !partition.replicas.contains(&self.config.node_id)
                 || self.partitions.borrow().contains_key(&key)
             {
                 continue;

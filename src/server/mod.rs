@@ -43,13 +43,6 @@ fn start(args: Args) -> Result<(), String> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    if !(config.is_broker() && config.is_controller()) {
-        return Err(format!(
-            "process.roles={} needs the controller quorum, which is not available yet; run a combined node \
-             (process.roles=broker,controller)",
-            properties.get("process.roles").map(String::as_str).unwrap_or_default()
-        ));
-    }
     let config = Arc::new(config);
     let cluster_id = format::ensure_formatted(&config).map_err(|error| error.to_string())?;
     crate::runtime::block_stop_signals();

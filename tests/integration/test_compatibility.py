@@ -486,6 +486,13 @@ def kafka_python_topic_admin(admin: KafkaPythonAdmin, turn: Turn, ends: dict[int
     cluster, sent = apis_sent(port, admin.describe_cluster)
     assert cluster.brokers == [(1, HOST, turn.broker.port)], cluster
     assert sent == {"DescribeCluster"}, f"describe_cluster sent {sent}"
+    quorum, sent = apis_sent(port, client.describe_metadata_quorum)
+    assert sent == {"DescribeQuorum"}, f"describe_metadata_quorum sent {sent}"
+    [metadata_log] = quorum["topics"]
+    [partition] = metadata_log["partitions"]
+    assert (metadata_log["topic_name"], partition["error"], partition["leader_id"]) == (
+        "__cluster_metadata", None, 1), quorum
+    assert [voter["replica_id"] for voter in partition["current_voters"]] == [1], quorum
     assert admin.topic_configs(topic)["retention.ms"] == ConfigValue("3600000",
                                                                      DYNAMIC_TOPIC_CONFIG)
     assert admin.broker_configs(BROKER_ID)["log.retention.hours"].value == "168"

@@ -9,8 +9,8 @@
 //! order, each exactly once per process (after a restart the whole committed log is returned
 //! again, from which the state machine is rebuilt).
 //!
-//! The single node's metadata log runs on it as a quorum of one (`metadata_log::MetadataLog`);
-//! carrying messages between controller processes is the next step.
+//! `driver::Driver` runs it on the controller's executor: a clock, messages carried between
+//! controller processes by `transport`, and committed entries applied to the metadata image.
 
 pub mod disk;
 #[cfg(test)]
@@ -39,11 +39,19 @@ pub enum QuorumError {
     Raft(#[from] raft::Error),
 }
 
-/// What one `ready` produced: messages to send, and the data of newly committed entries.
+/// What one `ready` produced: messages to send, and newly committed entries.
 #[derive(Debug, Default)]
 pub struct Output {
     pub messages: Vec<Message>,
-    pub committed: Vec<bytes::Bytes>,
+    pub committed: Vec<Committed>,
+}
+
+/// A committed entry that carries data (a change to the metadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub index: u64,
+    pub term: u64,
+    pub data: bytes::Bytes,
 }
 
 pub struct QuorumNode {
@@ -121,6 +129,11 @@ impl QuorumNode {
         self.node.raft.term
     }
 
+    /// The highest index known to be committed.
+    pub fn committed_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
     /// One unit of the logical clock.
     pub fn tick(&mut self) {
         self.node.tick();
@@ -131,6 +144,26 @@ impl QuorumNode {
         match self.node.step(message) {
             Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The index of the last entry in this node's log.
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
+    /// Each voter's raft id with the highest index known to be on it (the leader's view; empty
+    /// on followers).
+    pub fn progress(&self) -> Vec<(u64, u64)> {
+        match self.is_leader() {
+            true => self
+                .node
+                .raft
+                .prs()
+                .iter()
+                .map(|(id, progress)| (*id, progress.matched))
+                .collect(),
+            false => Vec::new(),
         }
     }
 
@@ -188,7 +221,11 @@ fn collect_committed(output: &mut Output, entries: Vec<raft::prelude::Entry>) {
             .filter(|entry| {
                 entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty()
             })
-            .map(|entry| entry.data),
+            .map(|entry| Committed {
+                index: entry.index,
+                term: entry.term,
+                data: entry.data,
+            }),
     );
 }
 

@@ -138,8 +138,8 @@ impl Cluster {
                 let leader = *self.leaders_by_term.entry(term).or_insert(id);
                 assert_eq!(leader, id, "two leaders in term {term}");
             }
-            for data in output.committed {
-                let data = data.to_vec();
+            for committed in output.committed {
+                let data = committed.data.to_vec();
                 let applied = self.applied.get_mut(&id).expect("a list per node");
                 assert!(!applied.contains(&data), "node {id} applied {data:?} twice");
                 applied.push(data.clone());

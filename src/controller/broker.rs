@@ -1,0 +1,439 @@
+//! The broker's side of the controller: it registers this broker with the active controller,
+//! keeps its session alive with heartbeats, follows the metadata log (from the local quorum
+//! member on a controller node, else by fetching it from the controllers), hands every shard
+//! each new image, and carries the shards' requests (`ControllerRequest`) to the active
+//! controller, here or over the CONTROLLER listener.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::driver::{apply_fetched, Driver};
+use super::rpc::{Call, Reply};
+use super::transport::{ControllerClient, CALL_DEADLINE};
+use super::{ControllerRequest, Job, TopicError};
+use crate::config::ServerConfig;
+use crate::metadata::MetadataImage;
+use crate::runtime::mesh::{Mesh, ShardRequest};
+use crate::runtime::placement::ShardId;
+
+/// Pause between metadata fetches that failed or found nothing (a fetch waits on the
+/// controller for new entries, so a follower otherwise sees changes at once).
+const FETCH_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a metadata fetch waits on the controller for a new entry.
+const FETCH_WAIT_MS: u32 = 500;
+/// Long polls a broker waits for a change it made to reach it.
+const CATCH_UP_POLLS: usize = 20;
+
+/// The way to the active controller: the local one when this node leads the quorum, else over
+/// the network. Each task that calls keeps its own (one connection, one call at a time).
+pub struct Link {
+    local: Option<(Rc<Driver>, flume::Sender<Job>)>,
+    remote: ControllerClient,
+}
+
+impl Link {
+    pub async fn call(&mut self, call: Call) -> Reply {
+        if let Some((driver, jobs)) = &self.local {
+            if driver.is_leader() {
+                let (reply, answer) = flume::bounded(1);
+                if jobs
+                    .send_async(Job::Call(call.clone(), reply))
+                    .await
+                    .is_ok()
+                {
+                    match answer.recv_async().await {
+                        Ok(Reply::Refused(TopicError::NotController(_))) => {}
+                        Ok(reply) => return reply,
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        self.remote.call(&call, CALL_DEADLINE).await
+    }
+
+    /// The metadata index the answering controller had applied when it answered last.
+    pub fn last_index(&self) -> u64 {
+        match &self.local {
+            Some((driver, _)) if driver.is_leader() => driver.applied_index(),
+            _ => self.remote.last_index,
+        }
+    }
+}
+
+pub struct BrokerSide {
+    config: Arc<ServerConfig>,
+    cluster_id: Rc<str>,
+    mesh: Mesh,
+    local: Option<(Rc<Driver>, flume::Sender<Job>)>,
+    /// The image the shards have.
+    image: RefCell<Arc<MetadataImage>>,
+    /// Held while refreshing, so refreshes do not interleave.
+    refreshing: glommio::sync::Semaphore,
+    /// The link metadata fetches use; taken while a refresh (holding `refreshing`) uses it.
+    fetch_link: RefCell<Option<Link>>,
+    epoch: Cell<i64>,
+    /// Whether the shards run: until they do, a new image is only kept (the shards start from
+    /// the image `join` returns).
+    publishing: Cell<bool>,
+}
+
+/// Why a broker stopped trying to join the cluster.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JoinError(pub String);
+
+impl BrokerSide {
+    pub fn new(
+        config: Arc<ServerConfig>,
+        cluster_id: Rc<str>,
+        mesh: Mesh,
+        local: Option<(Rc<Driver>, flume::Sender<Job>)>,
+    ) -> Rc<BrokerSide> {
+        let side = BrokerSide {
+            fetch_link: RefCell::new(Some(Link {
+                local: local.clone(),
+                remote: ControllerClient::new(
+                    config.controller_quorum_voters.clone(),
+                    cluster_id.clone(),
+                ),
+            })),
+            image: RefCell::new(Arc::new(MetadataImage {
+                cluster_id: cluster_id.to_string(),
+                ..MetadataImage::default()
+            })),
+            refreshing: glommio::sync::Semaphore::new(1),
+            epoch: Cell::new(-1),
+            publishing: Cell::new(false),
+            config,
+            cluster_id,
+            mesh,
+            local,
+        };
+        Rc::new(side)
+    }
+
+    pub fn link(&self) -> Link {
+        Link {
+            local: self.local.clone(),
+            remote: ControllerClient::new(
+                self.config.controller_quorum_voters.clone(),
+                self.cluster_id.clone(),
+            ),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// Registers, catches up with the log and heartbeats until unfenced; returns the image the
+    /// shards start from. A refusal no retry can fix (another cluster's id) is an error.
+    pub async fn join(self: &Rc<Self>, link: &mut Link) -> Result<Arc<MetadataImage>, JoinError> {
+        loop {
+            let epoch = self.register(link).await?;
+            self.catch_up(link.last_index()).await;
+            loop {
+                match self.heartbeat(link, epoch).await {
+                    Reply::Heartbeat { fenced: false } => {
+                        self.catch_up(link.last_index()).await;
+                        self.publishing.set(true);
+                        return Ok(self.image());
+                    }
+                    Reply::Heartbeat { fenced: true } => {}
+                    Reply::Refused(TopicError::StaleBrokerEpoch(_)) => break,
+                    other => tracing::debug!("heartbeat while joining: {other:?}"),
+                }
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                self.refresh(0).await;
+            }
+        }
+    }
+
+    async fn register(&self, link: &mut Link) -> Result<i64, JoinError> {
+        let endpoints = self.config.advertised_listeners.clone();
+        loop {
+            let call = Call::RegisterBroker {
+                broker_id: self.config.node_id,
+                cluster_id: self.cluster_id.to_string(),
+                endpoints: endpoints.clone(),
+            };
+            match link.call(call).await {
+                Reply::Registered { epoch } => {
+                    tracing::info!(
+                        "broker {} registered with the controller quorum (broker epoch {epoch})",
+                        self.config.node_id
+                    );
+                    self.epoch.set(epoch);
+                    return Ok(epoch);
+                }
+                Reply::Refused(TopicError::InconsistentClusterId(reason)) => {
+                    return Err(JoinError(format!(
+                        "the controller quorum refused this broker: {reason}. The log directory \
+                         {} was formatted for another cluster (meta.properties cluster.id {}).",
+                        self.config.log_dirs[0].display(),
+                        self.cluster_id
+                    )));
+                }
+                other => {
+                    tracing::info!(
+                        "waiting for the controller quorum to register broker {}: {other:?}",
+                        self.config.node_id
+                    );
+                    glommio::timer::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&self, link: &mut Link, epoch: i64) -> Reply {
+        let call = Call::BrokerHeartbeat {
+            broker_id: self.config.node_id,
+            epoch,
+            metadata_index: self.image.borrow().metadata_index,
+        };
+        link.call(call).await
+    }
+
+    /// Heartbeats forever, registering again when the controller no longer knows the session.
+    pub async fn keep_alive(self: Rc<Self>, mut link: Link) {
+        let interval = Duration::from_millis(self.config.broker_heartbeat_interval_ms);
+        loop {
+            glommio::timer::sleep(interval).await;
+            match self.heartbeat(&mut link, self.epoch.get()).await {
+                Reply::Refused(TopicError::StaleBrokerEpoch(reason)) => {
+                    tracing::warn!("broker session ended ({reason}): registering again");
+                    if let Err(error) = self.join(&mut link).await {
+                        tracing::error!("{error}");
+                        std::process::exit(1);
+                    }
+                }
+                Reply::Heartbeat { .. } => {}
+                other => tracing::debug!("heartbeat: {other:?}"),
+            }
+        }
+    }
+
+    /// Follows the log: on a controller node whenever the local quorum member applied entries,
+    /// else by long-polling the controllers.
+    pub async fn follow(self: Rc<Self>) {
+        match &self.local {
+            Some((driver, _)) => {
+                let applied = driver.watch();
+                while applied.recv_async().await.is_ok() {
+                    self.refresh(0).await;
+                }
+            }
+            None => loop {
+                self.refresh(FETCH_WAIT_MS).await;
+                glommio::timer::sleep(FETCH_INTERVAL).await;
+            },
+        }
+    }
+
+    /// Refreshes until the shards have the metadata log up to `index` (a change this broker
+    /// just made), or a few long polls have passed.
+    async fn catch_up(&self, index: u64) {
+        for _ in 0..CATCH_UP_POLLS {
+            if self.image.borrow().metadata_index >= index {
+                return;
+            }
+            self.refresh(FETCH_WAIT_MS).await;
+        }
+    }
+
+    /// Brings the shards up to the newest metadata this node can get; a fetch that finds
+    /// nothing new waits up to `wait_ms` on the controller for it.
+    pub async fn refresh(&self, wait_ms: u32) {
+        let Ok(_permit) = self.refreshing.acquire_permit(1).await else {
+            return;
+        };
+        let current = self.image();
+        let next = match &self.local {
+            Some((driver, _)) => {
+                let mut image = driver.image();
+                image.controller_id = self.config.node_id;
+                image
+            }
+            None => {
+                let mut next = (*current).clone();
+                let mut wait_ms = wait_ms;
+                loop {
+                    let call = Call::FetchMetadata {
+                        broker_id: self.config.node_id,
+                        from_index: next.metadata_index,
+                        wait_ms,
+                    };
+                    wait_ms = 0;
+                    let mut link = self.fetch_link.take().expect("held by this refresh only");
+                    let reply = link.call(call).await;
+                    self.fetch_link.replace(Some(link));
+                    let Reply::Metadata { entries, .. } = reply else {
+                        tracing::debug!("metadata fetch: {reply:?}");
+                        break;
+                    };
+                    if entries.is_empty() {
+                        break;
+                    }
+                    match apply_fetched(&Arc::new(next.clone()), &entries, self.config.node_id) {
+                        Ok(applied) => next = applied,
+                        Err(error) => {
+                            tracing::error!("cannot apply fetched metadata: {error}");
+                            break;
+                        }
+                    }
+                }
+                next.cluster_id = self.cluster_id.to_string();
+                next.controller_id = self.config.node_id;
+                next
+            }
+        };
+        if next.metadata_index == current.metadata_index && current.epoch != 0 {
+            return;
+        }
+        let next = Arc::new(next);
+        *self.image.borrow_mut() = next.clone();
+        if self.publishing.get() {
+            publish(&self.mesh, next).await;
+        }
+    }
+
+    /// Carries the shards' requests to the active controller, one at a time; after a change,
+    /// answers only once the shards have it (so a topic can be used as soon as it is created).
+    pub async fn serve_shards(self: Rc<Self>, requests: flume::Receiver<ControllerRequest>) {
+        let mut link = self.link();
+        while let Ok(request) = requests.recv_async().await {
+            let (call, answer) = split(request);
+            let write = call.is_write();
+            let reply = link.call(call).await;
+            if write {
+                self.catch_up(link.last_index()).await;
+                self.refresh(0).await;
+            }
+            answer(reply);
+        }
+    }
+}
+
+/// Hands `image` to every shard and waits until all have it.
+pub async fn publish(mesh: &Mesh, image: Arc<MetadataImage>) {
+    let mut acknowledgements = Vec::with_capacity(mesh.shard_count());
+    for shard in 0..mesh.shard_count() {
+        let (reply, acknowledged) = flume::bounded(1);
+        mesh.send(
+            ShardId(shard),
+            ShardRequest::ApplyMetadata {
+                image: image.clone(),
+                reply,
+            },
+        )
+        .await;
+        acknowledgements.push(acknowledged);
+    }
+    for acknowledged in acknowledgements {
+        let _ = acknowledged.recv_async().await;
+    }
+}
+
+type Answer = Box<dyn FnOnce(Reply)>;
+
+/// A shard's request as a call, and how to answer the shard from the reply.
+fn split(request: ControllerRequest) -> (Call, Answer) {
+    fn refused<T>(reply: Reply, count: usize) -> Vec<Result<T, TopicError>> {
+        let error = match reply {
+            Reply::Refused(error) => error,
+            other => TopicError::Storage(format!("unexpected controller reply {other:?}")),
+        };
+        (0..count).map(|_| Err(error.clone())).collect()
+    }
+    match request {
+        ControllerRequest::CreateTopics {
+            topics,
+            validate_only,
+            reply,
+        } => {
+            let count = topics.len();
+            let call = Call::CreateTopics {
+                topics,
+                validate_only,
+            };
+            let answer = move |answer: Reply| {
+                let results = match answer {
+                    Reply::Topics(results) => results
+                        .into_iter()
+                        .map(|result| result.map(Arc::new))
+                        .collect(),
+                    other => refused(other, count),
+                };
+                let _ = reply.send(results);
+            };
+            (call, Box::new(answer))
+        }
+        ControllerRequest::DeleteTopics { names, reply } => {
+            let count = names.len();
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::Deleted(results) => results,
+                    other => refused(other, count),
+                });
+            };
+            (Call::DeleteTopics { names }, Box::new(answer))
+        }
+        ControllerRequest::AlterConfigs {
+            alterations,
+            validate_only,
+            reply,
+        } => {
+            let count = alterations.len();
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::Done(results) => results,
+                    other => refused(other, count),
+                });
+            };
+            let call = Call::AlterConfigs {
+                alterations,
+                validate_only,
+            };
+            (call, Box::new(answer))
+        }
+        ControllerRequest::CreatePartitions {
+            increases,
+            validate_only,
+            reply,
+        } => {
+            let count = increases.len();
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::Done(results) => results,
+                    other => refused(other, count),
+                });
+            };
+            let call = Call::CreatePartitions {
+                increases,
+                validate_only,
+            };
+            (call, Box::new(answer))
+        }
+        ControllerRequest::AllocateProducerIds { reply } => {
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::ProducerIds(range) => Ok(range),
+                    other => Err(refused::<()>(other, 1).remove(0).unwrap_err()),
+                });
+            };
+            (Call::AllocateProducerIds, Box::new(answer))
+        }
+        ControllerRequest::DescribeQuorum { reply } => {
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::Quorum(status) => Ok(status),
+                    other => Err(refused::<()>(other, 1).remove(0).unwrap_err()),
+                });
+            };
+            (Call::DescribeQuorum, Box::new(answer))
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Runs the metadata quorum on the controller's executor: ticks raft's clock, steps messages
+//! from the other controllers, persists and sends what `ready` hands out, and applies every
+//! committed entry to this node's metadata image (on followers too, so a new leader starts
+//! from the whole log). `commit` proposes a change and returns once it is committed and applied.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use raft::prelude::Message;
+
+use super::image::{apply, log_record};
+use super::metadata_log::{decode_entry, encode_entry, node_id, MetadataLog, MetadataRecord};
+use super::quorum::{Committed, QuorumError, QuorumNode};
+use super::{now_ms, ReplicaStatus, TopicError};
+use crate::metadata::MetadataImage;
+
+/// Most entries one FetchMetadata reply carries.
+const FETCH_ENTRIES_MAX: usize = 512;
+/// How long a proposal may take to commit before the caller is told to retry.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub enum Event {
+    Tick,
+    Message(Box<Message>),
+    /// A proposal was made: run `ready`.
+    Wake,
+}
+
+pub struct Driver {
+    node_id: i32,
+    quorum: RefCell<QuorumNode>,
+    state: RefCell<State>,
+    events: flume::Sender<Event>,
+    /// Outgoing message queues by raft id (`transport::spawn_peers`).
+    peers: BTreeMap<u64, flume::Sender<Message>>,
+    /// Told after every batch of applied entries.
+    watchers: RefCell<Vec<flume::Sender<()>>>,
+    /// When each controller was last heard from, by node id (ms since the epoch).
+    heard_from: RefCell<BTreeMap<i32, i64>>,
+    /// The leader last logged, to log each change once.
+    known_leader: std::cell::Cell<i32>,
+}
+
+struct State {
+    image: MetadataImage,
+    /// Every committed entry, for brokers that fetch the log.
+    entries: Vec<(u64, Bytes)>,
+    /// Proposals waiting to commit, by index: the term they were proposed in, and whom to tell.
+    waiters: BTreeMap<u64, (u64, flume::Sender<bool>)>,
+}
+
+impl Driver {
+    /// Builds the driver from an opened log and the entries it replayed.
+    pub fn new(
+        log: MetadataLog,
+        replayed: Vec<Committed>,
+        mut image: MetadataImage,
+        node_id: i32,
+        events: flume::Sender<Event>,
+        peers: BTreeMap<u64, flume::Sender<Message>>,
+    ) -> Result<Driver, TopicError> {
+        let mut entries = Vec::with_capacity(replayed.len());
+        for entry in replayed {
+            apply_entry(&mut image, &entry, node_id, false)?;
+            entries.push((entry.index, entry.data));
+        }
+        Ok(Driver {
+            node_id,
+            quorum: RefCell::new(log.quorum),
+            state: RefCell::new(State {
+                image,
+                entries,
+                waiters: BTreeMap::new(),
+            }),
+            events,
+            peers,
+            watchers: RefCell::new(Vec::new()),
+            heard_from: RefCell::new(BTreeMap::new()),
+            known_leader: std::cell::Cell::new(-1),
+        })
+    }
+
+    pub fn image(&self) -> MetadataImage {
+        self.state.borrow().image.clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.quorum.borrow().is_leader()
+    }
+
+    /// The active controller's node id, -1 when none is known.
+    pub fn leader(&self) -> i32 {
+        self.quorum.borrow().leader().map_or(-1, node_id)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.quorum.borrow().term()
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.state.borrow().image.metadata_index
+    }
+
+    /// A channel told whenever entries were applied.
+    pub fn watch(&self) -> flume::Receiver<()> {
+        let (sender, receiver) = flume::bounded(1);
+        self.watchers.borrow_mut().push(sender);
+        receiver
+    }
+
+    /// Committed entries after `from_index`, waiting up to `wait` for one when there is none
+    /// yet (a broker's long poll).
+    pub async fn fetch(&self, from_index: u64, wait: Duration) -> Vec<(u64, Bytes)> {
+        let entries = self.entries_after(from_index);
+        if !entries.is_empty() {
+            return entries;
+        }
+        let applied = self.watch();
+        let timeout = async {
+            glommio::timer::sleep(wait).await;
+            Err(flume::RecvError::Disconnected)
+        };
+        let _ = futures_lite::future::or(applied.recv_async(), timeout).await;
+        self.entries_after(from_index)
+    }
+
+    /// Committed entries after `from_index`, a bounded number at a time.
+    pub fn entries_after(&self, from_index: u64) -> Vec<(u64, Bytes)> {
+        let state = self.state.borrow();
+        let start = state
+            .entries
+            .partition_point(|(index, _)| *index <= from_index);
+        state.entries[start..]
+            .iter()
+            .take(FETCH_ENTRIES_MAX)
+            .cloned()
+            .collect()
+    }
+
+    /// The voters as this node sees them: on the leader, each one's replicated index.
+    pub fn voters(&self, voter_ids: &[i32]) -> Vec<ReplicaStatus> {
+        let quorum = self.quorum.borrow();
+        let progress = quorum.progress();
+        let committed = quorum.committed_index() as i64;
+        let heard_from = self.heard_from.borrow();
+        let now = now_ms();
+        voter_ids
+            .iter()
+            .map(|id| {
+                let matched = progress
+                    .iter()
+                    .find(|(raft, _)| node_id(*raft) == *id)
+                    .map_or(-1, |(_, matched)| *matched as i64);
+                let (end, fetched) = match *id == self.node_id {
+                    true => (quorum.last_index() as i64, now),
+                    false => (matched, heard_from.get(id).copied().unwrap_or(-1)),
+                };
+                ReplicaStatus {
+                    replica_id: *id,
+                    log_end_offset: end,
+                    last_fetch_timestamp: fetched,
+                    last_caught_up_timestamp: if end >= committed { fetched } else { -1 },
+                }
+            })
+            .collect()
+    }
+
+    pub fn committed_index(&self) -> u64 {
+        self.quorum.borrow().committed_index()
+    }
+
+    /// Proposes `records` as one entry; returns once it is committed and applied here.
+    pub async fn commit(&self, records: &[MetadataRecord]) -> Result<(), TopicError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (index, term) = {
+            let mut quorum = self.quorum.borrow_mut();
+            quorum
+                .propose(encode_entry(records))
+                .map_err(|error| match error {
+                    QuorumError::NotLeader { leader } => {
+                        TopicError::NotController(leader.map_or(-1, node_id))
+                    }
+                    error => TopicError::Storage(error.to_string()),
+                })?;
+            (quorum.last_index(), quorum.term())
+        };
+        let (told, outcome) = flume::bounded(1);
+        self.state.borrow_mut().waiters.insert(index, (term, told));
+        let _ = self.events.try_send(Event::Wake);
+        let timeout = async {
+            glommio::timer::sleep(COMMIT_TIMEOUT).await;
+            Err(flume::RecvError::Disconnected)
+        };
+        match futures_lite::future::or(outcome.recv_async(), timeout).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TopicError::NotController(self.leader())),
+            Err(_) => {
+                self.state.borrow_mut().waiters.remove(&index);
+                Err(TopicError::Timeout(format!(
+                    "the metadata quorum did not commit the change within {COMMIT_TIMEOUT:?}"
+                )))
+            }
+        }
+    }
+
+    /// Ticks every `tick` until the process ends.
+    pub async fn tick(self: Rc<Self>, tick: Duration) {
+        loop {
+            glommio::timer::sleep(tick).await;
+            if self.events.send_async(Event::Tick).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Drives the quorum until the process ends.
+    pub async fn run(self: Rc<Self>, events: flume::Receiver<Event>) {
+        while let Ok(event) = events.recv_async().await {
+            self.handle(event);
+            while let Ok(event) = events.try_recv() {
+                self.handle(event);
+            }
+            let output = match self.quorum.borrow_mut().ready() {
+                Ok(output) => output,
+                Err(error) => {
+                    // The log cannot be written: this controller must not go on voting.
+                    tracing::error!("metadata quorum stopped: {error}");
+                    std::process::exit(1);
+                }
+            };
+            let leader = self.leader();
+            if leader != self.known_leader.replace(leader) {
+                match leader {
+                    -1 => tracing::info!("the metadata quorum has no active controller"),
+                    leader => tracing::info!(
+                        "controller {leader} is the active controller (leader epoch {})",
+                        self.term()
+                    ),
+                }
+            }
+            for message in output.messages {
+                if let Some(peer) = self.peers.get(&message.to) {
+                    let _ = peer.try_send(message);
+                }
+            }
+            if !output.committed.is_empty() {
+                self.apply_committed(output.committed);
+            }
+        }
+    }
+
+    fn handle(&self, event: Event) {
+        let mut quorum = self.quorum.borrow_mut();
+        match event {
+            Event::Tick => quorum.tick(),
+            Event::Wake => {}
+            Event::Message(message) => {
+                self.heard_from
+                    .borrow_mut()
+                    .insert(node_id(message.from), now_ms());
+                if let Err(error) = quorum.step(*message) {
+                    tracing::warn!("metadata quorum refused a message: {error}");
+                }
+            }
+        }
+    }
+
+    fn apply_committed(&self, committed: Vec<Committed>) {
+        let leader = self.leader();
+        let mut state = self.state.borrow_mut();
+        for entry in committed {
+            if let Err(error) = apply_entry(&mut state.image, &entry, self.node_id, true) {
+                tracing::error!("metadata log entry {} skipped: {error}", entry.index);
+            }
+            let stale: Vec<u64> = state
+                .waiters
+                .range(..=entry.index)
+                .map(|(i, _)| *i)
+                .collect();
+            for index in stale {
+                let (term, told) = state.waiters.remove(&index).expect("listed");
+                let _ = told.send(index == entry.index && term == entry.term);
+            }
+            state.entries.push((entry.index, entry.data));
+        }
+        state.image.controller_id = leader;
+        drop(state);
+        self.watchers
+            .borrow_mut()
+            .retain(|watcher| !watcher.is_disconnected());
+        for watcher in self.watchers.borrow().iter() {
+            let _ = watcher.try_send(());
+        }
+    }
+}
+
+/// Applies one committed entry's records to `image`.
+pub fn apply_entry(
+    image: &mut MetadataImage,
+    entry: &Committed,
+    node_id: i32,
+    log: bool,
+) -> Result<(), TopicError> {
+    let records =
+        decode_entry(&entry.data, 0).map_err(|error| TopicError::Storage(error.to_string()))?;
+    for record in &records {
+        apply(image, record, node_id);
+        if log {
+            log_record(record);
+        }
+    }
+    image.metadata_index = entry.index;
+    image.epoch += 1;
+    Ok(())
+}
+
+/// Applies fetched entries to a copy of `image` (a broker following the log).
+pub fn apply_fetched(
+    image: &Arc<MetadataImage>,
+    entries: &[(u64, Bytes)],
+    node_id: i32,
+) -> Result<MetadataImage, TopicError> {
+    let mut next = (**image).clone();
+    for (index, data) in entries {
+        if *index <= next.metadata_index {
+            continue;
+        }
+        let entry = Committed {
+            index: *index,
+            term: 0,
+            data: data.clone(),
+        };
+        apply_entry(&mut next, &entry, node_id, false)?;
+    }
+    Ok(next)
+}

@@ -1,0 +1,348 @@
+//! How metadata records change the image, and where new replicas go. Every node applies the
+//! same committed records in the same order with these functions, so every node's image agrees:
+//! leader changes that follow from a broker being fenced or unfenced are worked out here from
+//! the record, not written as records of their own.
+
+use std::sync::Arc;
+
+use super::metadata_log::MetadataRecord;
+use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+
+/// Applies one record to an image; the only place metadata changes. `node_id` places the
+/// replicas of records written before brokers registered (a single combined node's own id).
+pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
+    match record {
+        MetadataRecord::CreateTopic { name, .. } => {
+            let topic = topic_image(image, record, node_id).expect("a create record");
+            image.topic_names.insert(topic.id, name.clone());
+            image.topics.insert(name.clone(), Arc::new(topic));
+        }
+        MetadataRecord::DeleteTopic { name, id } => {
+            if image.topics.get(name).is_some_and(|topic| topic.id == *id) {
+                image.topics.remove(name);
+                image.topic_names.remove(id);
+            }
+        }
+        MetadataRecord::ProducerIds { next_producer_id } => {
+            image.next_producer_id = *next_producer_id;
+        }
+        MetadataRecord::TopicConfigs { name, id, configs } => {
+            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                Arc::make_mut(topic).configs = configs.clone();
+            }
+        }
+        MetadataRecord::BrokerConfigs { broker, configs } => {
+            match configs.is_empty() {
+                true => image.broker_configs.remove(broker),
+                false => image.broker_configs.insert(broker.clone(), configs.clone()),
+            };
+        }
+        MetadataRecord::Partitions {
+            name,
+            id,
+            partitions,
+            assignments,
+        } => {
+            let live: Vec<i32> = image.live_brokers().map(|broker| broker.node_id).collect();
+            if let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                let topic = Arc::make_mut(topic);
+                let first = topic.partitions.len() as i32;
+                for index in first..*partitions {
+                    let replicas = assignments
+                        .get((index - first) as usize)
+                        .cloned()
+                        .unwrap_or_else(|| vec![node_id]);
+                    topic.partitions.push(new_partition(index, replicas, &live));
+                }
+            }
+        }
+        MetadataRecord::RegisterBroker {
+            id,
+            epoch,
+            endpoints,
+        } => {
+            let broker = BrokerImage {
+                node_id: *id,
+                endpoints: endpoints.clone(),
+                epoch: *epoch,
+                fenced: true,
+            };
+            match image.brokers.iter_mut().find(|known| known.node_id == *id) {
+                Some(known) => *known = broker,
+                None => {
+                    image.brokers.push(broker);
+                    image.brokers.sort_by_key(|broker| broker.node_id);
+                }
+            }
+            move_leadership_from(image, *id);
+        }
+        MetadataRecord::FenceBroker { id, epoch } => {
+            if let Some(broker) = session(image, *id, *epoch) {
+                broker.fenced = true;
+                move_leadership_from(image, *id);
+            }
+        }
+        MetadataRecord::UnfenceBroker { id, epoch } => {
+            if let Some(broker) = session(image, *id, *epoch) {
+                broker.fenced = false;
+                restore_leadership_to(image, *id);
+            }
+        }
+    }
+}
+
+/// The broker `id` if `epoch` is its current session.
+fn session(image: &mut MetadataImage, id: i32, epoch: i64) -> Option<&mut BrokerImage> {
+    image
+        .brokers
+        .iter_mut()
+        .find(|broker| broker.node_id == id && broker.epoch == epoch)
+}
+
+/// Every partition `id` leads gets the next live member of its ISR as leader, or none (-1)
+/// when no other in-sync replica is live: unclean election is off.
+fn move_leadership_from(image: &mut MetadataImage, id: i32) {
+    let live: Vec<i32> = image.live_brokers().map(|broker| broker.node_id).collect();
+    change_partitions(image, |partition| {
+        if partition.leader != id {
+            return false;
+        }
+        partition.leader = partition
+            .isr
+            .iter()
+            .copied()
+            .find(|replica| *replica != id && live.contains(replica))
+            .unwrap_or(-1);
+        true
+    });
+}
+
+/// Every leaderless partition with `id` in its ISR is led by `id` again.
+fn restore_leadership_to(image: &mut MetadataImage, id: i32) {
+    change_partitions(image, |partition| {
+        if partition.leader != -1 || !partition.isr.contains(&id) {
+            return false;
+        }
+        partition.leader = id;
+        true
+    });
+}
+
+/// Applies `change` to every partition; each it changed gets a new leader epoch.
+fn change_partitions(
+    image: &mut MetadataImage,
+    mut change: impl FnMut(&mut PartitionImage) -> bool,
+) {
+    for topic in image.topics.values_mut() {
+        let touched = topic
+            .partitions
+            .iter()
+            .any(|partition| change(&mut partition.clone()));
+        if !touched {
+            continue;
+        }
+        for partition in &mut Arc::make_mut(topic).partitions {
+            if change(partition) {
+                partition.leader_epoch += 1;
+            }
+        }
+    }
+}
+
+/// A new partition: led by its first replica when that broker is live. Until replication
+/// exists only the leader holds the data, so the ISR is the first replica alone.
+fn new_partition(index: i32, replicas: Vec<i32>, live: &[i32]) -> PartitionImage {
+    let first = replicas[0];
+    PartitionImage {
+        index,
+        leader: if live.contains(&first) { first } else { -1 },
+        leader_epoch: 0,
+        isr: vec![first],
+        replicas,
+    }
+}
+
+/// The image of a topic created by `record`.
+pub fn topic_image(
+    image: &MetadataImage,
+    record: &MetadataRecord,
+    node_id: i32,
+) -> Option<TopicImage> {
+    let MetadataRecord::CreateTopic {
+        name,
+        id,
+        partitions,
+        configs,
+        assignments,
+        ..
+    } = record
+    else {
+        return None;
+    };
+    let live: Vec<i32> = image.live_brokers().map(|broker| broker.node_id).collect();
+    let partitions = (0..*partitions)
+        .map(|index| {
+            let replicas = assignments
+                .get(index as usize)
+                .cloned()
+                .unwrap_or_else(|| vec![node_id]);
+            new_partition(index, replicas, &live)
+        })
+        .collect();
+    Some(TopicImage {
+        name: name.clone(),
+        id: *id,
+        partitions,
+        configs: configs.clone(),
+    })
+}
+
+/// Kafka's rack-unaware placement: partition `p`'s first replica is broker `(p + start) % n`,
+/// the others follow at a shift that grows every `n` partitions, so replicas of one partition
+/// are on distinct brokers and leaders spread evenly. `start` and `shift` are random per call.
+pub fn place_replicas(
+    brokers: &[i32],
+    first_partition: i32,
+    partitions: i32,
+    replication_factor: usize,
+    start: usize,
+    shift: usize,
+) -> Vec<Vec<i32>> {
+    let count = brokers.len();
+    let mut shift = shift % count;
+    (first_partition..first_partition + partitions)
+        .map(|partition| {
+            let partition = partition as usize;
+            if partition > 0 && partition.is_multiple_of(count) {
+                shift += 1;
+            }
+            let first = (partition + start) % count;
+            let mut replicas = vec![brokers[first]];
+            for j in 0..replication_factor.saturating_sub(1) {
+                let offset = 1 + (shift + j) % (count - 1);
+                replicas.push(brokers[(first + offset) % count]);
+            }
+            replicas
+        })
+        .collect()
+}
+
+pub fn log_record(record: &MetadataRecord) {
+    match record {
+        MetadataRecord::CreateTopic { name, partitions, replication_factor, .. } => tracing::info!(
+            "created topic {name} with {partitions} partition(s), replication factor {replication_factor}"
+        ),
+        MetadataRecord::DeleteTopic { name, .. } => tracing::info!("deleted topic {name}"),
+        MetadataRecord::ProducerIds { .. } => {}
+        MetadataRecord::TopicConfigs { name, configs, .. } => {
+            tracing::info!("configs of topic {name} are now {configs:?}")
+        }
+        MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
+            true => tracing::info!("default broker configs are now {configs:?}"),
+            false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),
+        },
+        MetadataRecord::Partitions {
+            name, partitions, ..
+        } => tracing::info!("topic {name} now has {partitions} partition(s)"),
+        MetadataRecord::RegisterBroker { id, epoch, .. } => {
+            tracing::info!("broker {id} registered with epoch {epoch} (fenced until caught up)")
+        }
+        MetadataRecord::FenceBroker { id, epoch } => {
+            tracing::info!("broker {id} (epoch {epoch}) is fenced")
+        }
+        MetadataRecord::UnfenceBroker { id, epoch } => {
+            tracing::info!("broker {id} (epoch {epoch}) is unfenced")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::TopicId;
+
+    /// Proves Kafka's placement: replicas of a partition on distinct brokers, and first
+    /// replicas (leaders) spread evenly over the brokers.
+    #[test]
+    fn places_replicas_on_distinct_brokers() {
+        let brokers = [4, 5, 6];
+        for start in 0..3 {
+            for shift in 0..3 {
+                let placed = place_replicas(&brokers, 0, 6, 3, start, shift);
+                for replicas in &placed {
+                    let mut distinct = replicas.clone();
+                    distinct.sort();
+                    distinct.dedup();
+                    assert_eq!(distinct.len(), 3, "{placed:?}");
+                }
+                for broker in brokers {
+                    let led = placed
+                        .iter()
+                        .filter(|replicas| replicas[0] == broker)
+                        .count();
+                    assert_eq!(led, 2, "{placed:?}");
+                }
+            }
+        }
+        assert_eq!(place_replicas(&[1], 0, 2, 1, 0, 0), vec![vec![1], vec![1]]);
+    }
+
+    /// Proves fencing takes leadership away (offline with one in-sync replica) and unfencing
+    /// gives it back, each with a new leader epoch; a stale session's records change nothing.
+    #[test]
+    fn fencing_moves_leaders() {
+        let mut image = MetadataImage::default();
+        for id in [4, 5] {
+            let register = MetadataRecord::RegisterBroker {
+                id,
+                epoch: id as i64,
+                endpoints: Vec::new(),
+            };
+            apply(&mut image, &register, 0);
+            apply(
+                &mut image,
+                &MetadataRecord::UnfenceBroker {
+                    id,
+                    epoch: id as i64,
+                },
+                0,
+            );
+        }
+        let create = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: TopicId([1; 16]),
+            partitions: 2,
+            replication_factor: 2,
+            configs: Default::default(),
+            assignments: vec![vec![4, 5], vec![5, 4]],
+        };
+        apply(&mut image, &create, 0);
+        let leaders = |image: &MetadataImage| -> Vec<(i32, i32)> {
+            image.topics["t"]
+                .partitions
+                .iter()
+                .map(|partition| (partition.leader, partition.leader_epoch))
+                .collect()
+        };
+        assert_eq!(leaders(&image), vec![(4, 0), (5, 0)]);
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 4, epoch: 3 },
+            0,
+        );
+        assert_eq!(leaders(&image), vec![(4, 0), (5, 0)], "stale epoch ignored");
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        assert_eq!(leaders(&image), vec![(-1, 1), (5, 0)]);
+        assert_eq!(image.live_brokers().count(), 1);
+        apply(
+            &mut image,
+            &MetadataRecord::UnfenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        assert_eq!(leaders(&image), vec![(4, 2), (5, 0)]);
+    }
+}

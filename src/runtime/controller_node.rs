@@ -1,0 +1,134 @@
+//! What runs on the controller's executor: on a controller node the metadata quorum (raft
+//! driver, clock, CONTROLLER listener, peer connections) and the controller; on a broker node
+//! the broker's side of the controller (`controller::broker`). A combined node runs both.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::controller::broker::BrokerSide;
+use crate::controller::driver::Driver;
+use crate::controller::metadata_log::MetadataLog;
+use crate::controller::quorum::Committed;
+use crate::controller::transport::{self, Inbound};
+use crate::controller::{Controller, ControllerRequest, Job, CONTROLLER_QUEUE_CAPACITY};
+use crate::metadata::MetadataImage;
+use crate::runtime::mesh::Mesh;
+
+/// Raft messages from other controllers queued before new ones are dropped.
+const EVENT_QUEUE: usize = 4096;
+
+pub type Joined = std::sync::mpsc::Sender<Result<Arc<MetadataImage>, String>>;
+
+/// Starts this node's roles, tells `joined` the image the shards start from (once a broker has
+/// joined the cluster) or why it cannot, then serves until the process ends.
+pub async fn run(
+    config: Arc<ServerConfig>,
+    cluster_id: String,
+    mesh: Mesh,
+    quorum: Option<(MetadataLog, Vec<Committed>)>,
+    requests: flume::Receiver<ControllerRequest>,
+    joined: Joined,
+) {
+    let cluster: Rc<str> = Rc::from(cluster_id.as_str());
+    let local = match quorum {
+        Some((log, replayed)) => match start_quorum(&config, &cluster, log, replayed) {
+            Ok(local) => Some(local),
+            Err(reason) => {
+                let _ = joined.send(Err(reason));
+                return;
+            }
+        },
+        None => None,
+    };
+    if !config.is_broker() {
+        let image = local
+            .as_ref()
+            .map(|(driver, _)| driver.image())
+            .unwrap_or_default();
+        let _ = joined.send(Ok(Arc::new(image)));
+        futures_lite::future::pending::<()>().await;
+        return;
+    }
+    let side = BrokerSide::new(config.clone(), cluster.clone(), mesh, local);
+    let mut link = side.link();
+    tracing::info!(
+        "broker {} is joining the cluster through the controller quorum",
+        config.node_id
+    );
+    match side.join(&mut link).await {
+        Ok(image) => {
+            let _ = joined.send(Ok(image));
+        }
+        Err(error) => {
+            let _ = joined.send(Err(error.to_string()));
+            return;
+        }
+    }
+    glommio::spawn_local(side.clone().keep_alive(link)).detach();
+    glommio::spawn_local(side.clone().follow()).detach();
+    side.serve_shards(requests).await;
+}
+
+/// Binds the CONTROLLER listener and starts the raft driver, its clock, the controller and its
+/// session clock.
+fn start_quorum(
+    config: &Arc<ServerConfig>,
+    cluster: &Rc<str>,
+    log: MetadataLog,
+    replayed: Vec<Committed>,
+) -> Result<(Rc<Driver>, flume::Sender<Job>), String> {
+    let listener = config
+        .listeners
+        .iter()
+        .find(|listener| config.controller_listener_names.contains(&listener.name))
+        .ok_or("no controller listener")?;
+    let host = match listener.host.as_str() {
+        "" => "0.0.0.0",
+        host => host,
+    };
+    let socket = TcpListener::bind((host, listener.port)).map_err(|error| {
+        format!(
+            "cannot listen on {}://{host}:{}: {error}",
+            listener.name, listener.port
+        )
+    })?;
+    let (events, event_queue) = flume::bounded(EVENT_QUEUE);
+    let peers = transport::spawn_peers(&config.controller_quorum_voters, config.node_id, cluster);
+    let image = MetadataImage {
+        cluster_id: cluster.to_string(),
+        controller_id: -1,
+        ..MetadataImage::default()
+    };
+    let driver = Driver::new(log, replayed, image, config.node_id, events.clone(), peers)
+        .map_err(|error| format!("cannot replay the metadata log: {error}"))?;
+    let driver = Rc::new(driver);
+    let (jobs, job_queue) = flume::bounded(CONTROLLER_QUEUE_CAPACITY);
+    let tick = Duration::from_millis(config.controller_quorum_election_timeout_ms / 10);
+    let session_check = Duration::from_millis((config.broker_heartbeat_interval_ms / 2).max(50));
+    glommio::spawn_local(driver.clone().run(event_queue)).detach();
+    glommio::spawn_local(driver.clone().tick(tick)).detach();
+    glommio::spawn_local(
+        Controller::new(config.clone(), cluster.to_string(), driver.clone()).run(job_queue),
+    )
+    .detach();
+    glommio::spawn_local(Controller::session_clock(jobs.clone(), session_check)).detach();
+    let inbound = Inbound {
+        cluster_id: cluster.clone(),
+        driver: driver.clone(),
+        events,
+        calls: jobs.clone(),
+    };
+    glommio::spawn_local(transport::accept_loop(socket, inbound)).detach();
+    tracing::info!(
+        "controller {} listening on {}://{host}:{} (metadata log at index {})",
+        config.node_id,
+        listener.name,
+        listener.port,
+        driver.applied_index()
+    );
+    Ok((driver, jobs))
+}
