@@ -1,0 +1,376 @@
+"""Three controllers and three brokers as separate processes: metadata, topic creation through any
+broker, clients across leaders, controller failover, broker fencing, a full restart, and a node of
+another cluster refused.
+
+One cluster serves the whole module (six processes take a while to start on two cores); a test that
+stops nodes restarts them itself, and `_healthy_cluster` restarts anything a failed test left down.
+Topic names are per test. Replication is not implemented yet: every topic has replication factor
+1, so a partition is served by its one broker only.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource, NewTopic, ResourceType)
+
+import support
+from clients import OFFSET_BEGINNING, check_reports, confluent_consume, confluent_produce
+from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CONTROLLER_IDS, Cluster, NodeExited,
+                     eventually, format_node, random_cluster_id)
+from support import check_history, describe_run, keyed_messages, run_script
+from test_kcat import kcat
+
+PARTITIONS = 6
+ADMIN_TIMEOUT_S = 30
+PROPAGATION_TIMEOUT_S = 10  # A change on the active controller reaching every broker.
+FAILOVER_TIMEOUT_S = 15
+# A broker whose heartbeats stop is fenced after the session timeout; "a few seconds" on top.
+FENCING_TIMEOUT_S = BROKER_SESSION_TIMEOUT_MS / 1000 + 7.5
+REJOIN_TIMEOUT_S = 30
+REFUSAL_TIMEOUT_S = 30
+LEADER_NOT_AVAILABLE = 5
+NO_LEADER = -1
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Cluster:
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.format()
+        cluster.start_all()
+        yield cluster
+    finally:
+        cluster.stop_all(signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def _healthy_cluster(_forget_brokers, cluster):
+    """Every node's log in a failing test's report, and every node up before each test."""
+    cluster.track_logs()
+    cluster.ensure_running()
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:
+    """CreateTopics through confluent-kafka's AdminClient, replication factor 1."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new_topic = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+    futures = admin.create_topics([new_topic], request_timeout=ADMIN_TIMEOUT_S)
+    assert futures[topic].result(timeout=ADMIN_TIMEOUT_S) is None
+
+
+def wait_for_topic(cluster: Cluster, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
+    """Until every broker, on both listeners, shows `topic` with `partitions` partitions, each
+    led by its only replica and all brokers agreeing; returns the leaders by partition."""
+    def agreed():
+        seen = {}
+        for broker_id in BROKER_IDS:
+            for listener in ("host", "internal"):
+                metadata = cluster.metadata(broker_id, listener)
+                found = metadata.partitions(topic)
+                assert sorted(found) == list(range(partitions)), (
+                    f"broker {broker_id} ({listener}): {topic} has partitions {sorted(found)}")
+                for index, partition in found.items():
+                    assert partition.error_code == 0 and partition.leader in BROKER_IDS, (
+                        f"broker {broker_id}: {topic}-{index} is {partition}")
+                    assert partition.replicas == [partition.leader], (
+                        f"{topic}-{index}: replication factor 1, yet {partition}")
+                    assert partition.isr == [partition.leader], f"{topic}-{index}: {partition}"
+                seen[(broker_id, listener)] = metadata.leaders(topic)
+        first = next(iter(seen.values()))
+        assert all(found == first for found in seen.values()), (
+            f"brokers disagree on the leaders of {topic}: {seen}")
+        return first
+    return eventually(agreed, PROPAGATION_TIMEOUT_S, f"every broker shows {topic}")
+
+
+def test_every_broker_lists_the_same_three_brokers_per_listener(cluster):
+    """Each broker, asked on either listener, lists brokers 4, 5 and 6 at that listener's ports,
+    with the formatted cluster id and, as Kafka's KRaft brokers (KIP-590), a live broker as
+    controller id; the quorum's leader is one of the voters 1..3."""
+    for listener in ("host", "internal"):
+        expected = cluster.advertised(BROKER_IDS, listener)
+        for broker_id in BROKER_IDS:
+            metadata = cluster.metadata(broker_id, listener)
+            assert metadata.brokers == expected, (
+                f"broker {broker_id} on its {listener} listener lists {metadata.brokers}")
+            assert metadata.cluster_id == cluster.cluster_id, metadata
+            assert metadata.controller_id in BROKER_IDS, (
+                f"broker {broker_id} names {metadata.controller_id} as controller: clients send "
+                "CreateTopics there, so it must be a broker they can reach")
+    quorum = cluster.describe_quorum()
+    assert quorum.leader_id in CONTROLLER_IDS, quorum
+    assert sorted(quorum.voters) == list(CONTROLLER_IDS), quorum
+    assert cluster.active_controller() == quorum.leader_id
+
+
+def test_metadata_quorum_tool_describes_the_quorum(cluster):
+    """`flink-metadata-quorum.sh describe --status` through one broker prints Kafka's fields: the
+    cluster id, the active controller as LeaderId, voters 1..3 and the brokers as observers."""
+    if not (support.BIN_DIR / "flink-metadata-quorum.sh").exists():
+        pytest.skip("flink-metadata-quorum.sh is not in the dist yet")
+    result = run_script("flink-metadata-quorum.sh", "--bootstrap-server", cluster.address(4),
+                        "describe", "--status")
+    fields = dict(re.findall(r"^(\w+):\s+(.*?)\s*$", result.stdout, re.MULTILINE))
+    for name in ("ClusterId", "LeaderId", "LeaderEpoch", "HighWatermark", "CurrentVoters",
+                 "CurrentObservers"):
+        assert name in fields, f"no {name}:\n{describe_run(result)}"
+    quorum = cluster.describe_quorum()
+    assert fields["ClusterId"] == cluster.cluster_id, describe_run(result)
+    assert int(fields["LeaderId"]) == quorum.leader_id, describe_run(result)
+    assert int(fields["LeaderEpoch"]) == quorum.leader_epoch, describe_run(result)
+    assert int(fields["HighWatermark"]) > 0, describe_run(result)
+    assert node_ids(fields["CurrentVoters"]) == set(CONTROLLER_IDS), describe_run(result)
+    assert node_ids(fields["CurrentObservers"]) == set(BROKER_IDS), describe_run(result)
+
+
+def node_ids(listed: str) -> set[int]:
+    """Ids from `[1,2,3]` (Kafka 3.x) or `[{"id": 1, ...}, ...]` (Kafka 3.9+)."""
+    if "{" in listed:
+        return set(map(int, re.findall(r'"id":\s*(\d+)', listed)))
+    return set(map(int, re.findall(r"\d+", listed)))
+
+
+def test_topics_created_through_any_broker_are_visible_everywhere(cluster):
+    """CreateTopics sent to broker 4 (confluent-kafka), 5 (flink-topics.sh) and 6 (confluent-kafka
+    on the internal listener) is forwarded to the active controller: every broker then shows all
+    three topics, and each 6-partition topic has its leaders on all three brokers."""
+    create_topic(cluster.address(4), "via-broker-4")
+    result = run_script("flink-topics.sh", "--bootstrap-server", cluster.address(5), "--create",
+                        "--topic", "via-broker-5", "--partitions", str(PARTITIONS),
+                        "--replication-factor", "1")
+    assert "Created topic via-broker-5." in result.stdout, describe_run(result)
+    create_topic(cluster.address(6, "internal"), "via-broker-6")
+
+    for topic in ("via-broker-4", "via-broker-5", "via-broker-6"):
+        leaders = wait_for_topic(cluster, topic)
+        assert set(leaders.values()) == set(BROKER_IDS), f"{topic} leaders: {leaders}"
+    listed = run_script("flink-topics.sh", "--bootstrap-server", cluster.address(6), "--list")
+    assert {"via-broker-4", "via-broker-5", "via-broker-6"} <= set(listed.stdout.split()), (
+        describe_run(listed))
+
+
+def test_clients_produce_and_consume_across_all_leaders(cluster):
+    """kcat (bootstrapped from broker 4 only) and confluent-kafka (from broker 5 only) produce
+    keyed records into partitions led by all three brokers; kcat from broker 6 and confluent-kafka
+    from broker 4 each read every record back exactly once, in per-key order."""
+    topic = "across-leaders"
+    create_topic(cluster.address(4), topic)
+    leaders = wait_for_topic(cluster, topic)
+
+    by_kcat = keyed_messages(3000, keys=100)
+    by_confluent = [(f"c{key}", f"c{value}") for key, value in keyed_messages(3000, keys=100)]
+    kcat("-b", cluster.address(4), "-P", "-t", topic, "-K:", "-X", "acks=all",
+         input="".join(f"{key}:{value}\n" for key, value in by_kcat))
+    reports = confluent_produce(cluster.address(5), topic, by_confluent)
+    sent = by_kcat + by_confluent
+
+    output = kcat("-b", cluster.address(6), "-C", "-t", topic, "-o", "beginning", "-e",
+                  "-f", "%p %o %k %s\n")
+    read_by_kcat = []
+    for line in output.splitlines():
+        partition, offset, key, value = line.split(" ")
+        read_by_kcat.append((int(partition), int(offset), key, value))
+    offsets = check_history(sent, read_by_kcat, PARTITIONS)
+    assert {leaders[partition] for partition in offsets} == set(BROKER_IDS), (
+        f"records went to partitions {sorted(offsets)} only; leaders {leaders}")
+
+    read_by_confluent = confluent_consume(cluster.address(4), topic, PARTITIONS, len(sent),
+                                          start=OFFSET_BEGINNING)
+    check_history(sent, read_by_confluent, PARTITIONS)
+    check_reports(reports, read_by_confluent, by_confluent)
+    assert sorted(read_by_confluent) == sorted(read_by_kcat)
+
+
+def test_killing_the_active_controller_elects_another(cluster):
+    """SIGKILL of the active controller: within 15 s another voter leads with a higher epoch,
+    topics can still be created, and the killed controller, restarted, catches up on the
+    metadata log as a voter again."""
+    before = cluster.describe_quorum()
+    killed = before.leader_id
+    assert killed in CONTROLLER_IDS, before
+    cluster.kill(killed)
+
+    def new_leader():
+        quorum = cluster.describe_quorum()
+        assert quorum.leader_id in CONTROLLER_IDS and quorum.leader_id != killed, quorum
+        assert quorum.leader_epoch > before.leader_epoch, quorum
+        return quorum
+    after = eventually(new_leader, FAILOVER_TIMEOUT_S, f"a controller other than {killed} leads")
+    assert cluster.active_controller() == after.leader_id
+
+    create_topic(cluster.bootstrap(), "after-failover")
+    wait_for_topic(cluster, "after-failover")
+    written = cluster.describe_quorum().high_watermark
+    assert written > before.high_watermark, "the topic was not written to the metadata log"
+
+    cluster.start(killed)
+
+    def caught_up():
+        quorum = cluster.describe_quorum()
+        assert sorted(quorum.voters) == list(CONTROLLER_IDS), quorum
+        assert quorum.voters[killed] >= written, (
+            f"controller {killed} has log end offset {quorum.voters[killed]}, "
+            f"the log had {written} before it restarted: {quorum}")
+        return quorum
+    eventually(caught_up, REJOIN_TIMEOUT_S, f"controller {killed} catches up after its restart")
+
+
+def test_killed_broker_is_fenced_and_rejoins(cluster):
+    """SIGKILL of a broker: within the session timeout plus a few seconds the others stop listing
+    it and report its partitions without leader (LEADER_NOT_AVAILABLE, leader -1), the others'
+    partitions keep theirs; restarted, it is listed again, leads its partitions again and every
+    record written before the kill is read back."""
+    topic = "fencing"
+    create_topic(cluster.bootstrap(), topic)
+    leaders = wait_for_topic(cluster, topic)
+    sent = keyed_messages(3000, keys=100)
+    reports = confluent_produce(cluster.bootstrap(), topic, sent)
+
+    victim = 5
+    survivors = [broker_id for broker_id in BROKER_IDS if broker_id != victim]
+    orphaned = sorted(index for index, leader in leaders.items() if leader == victim)
+    assert orphaned, f"broker {victim} leads no partition of {topic}: {leaders}"
+    cluster.kill(victim)
+
+    def fenced():
+        for broker_id in survivors:
+            metadata = cluster.metadata(broker_id)
+            assert sorted(metadata.brokers) == survivors, (
+                f"broker {broker_id} lists {sorted(metadata.brokers)}")
+            for index, partition in metadata.partitions(topic).items():
+                if index in orphaned:
+                    assert (partition.error_code, partition.leader) == (
+                        LEADER_NOT_AVAILABLE, NO_LEADER), (
+                        f"broker {broker_id}: {topic}-{index} (on {victim}): {partition}")
+                else:
+                    assert (partition.error_code, partition.leader) == (0, leaders[index]), (
+                        f"broker {broker_id}: {topic}-{index} (not on {victim}): {partition}")
+    eventually(fenced, FENCING_TIMEOUT_S, f"broker {victim} is fenced")
+
+    cluster.start(victim)
+    cluster.wait_until_ready(REJOIN_TIMEOUT_S)
+    assert wait_for_topic(cluster, topic) == leaders, "partitions moved although RF is 1"
+
+    consumed = confluent_consume(cluster.bootstrap(), topic, PARTITIONS, len(sent),
+                                 start=OFFSET_BEGINNING)
+    check_history(sent, consumed, PARTITIONS)
+    check_reports(reports, consumed, sent)
+
+
+def test_full_restart_keeps_topics_configs_and_records(cluster):
+    """SIGTERM to every node (each exits cleanly), then start all again: the topics, their
+    partition counts, a config set with IncrementalAlterConfigs and every record are still there."""
+    create_topic(cluster.address(4), "durable", partitions=PARTITIONS)
+    create_topic(cluster.address(5), "durable-small", partitions=2)
+    wait_for_topic(cluster, "durable")
+    wait_for_topic(cluster, "durable-small", partitions=2)
+    admin = AdminClient({"bootstrap.servers": cluster.address(6)})
+    change = ConfigResource(ResourceType.TOPIC, "durable", incremental_configs=[
+        ConfigEntry("retention.ms", "4321000", incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([change]).values():
+        future.result(timeout=ADMIN_TIMEOUT_S)
+    eventually(lambda: check_retention(cluster, 4), PROPAGATION_TIMEOUT_S,
+               "broker 4 sees the new retention.ms")
+    sent = keyed_messages(3000, keys=100)
+    reports = confluent_produce(cluster.bootstrap(), "durable", sent)
+
+    codes = cluster.stop_all(signal.SIGTERM)
+    unclean = {node_id: code for node_id, code in codes.items()
+               if code not in (0, 128 + signal.SIGTERM)}
+    assert not unclean, f"exit codes after SIGTERM (None = had to SIGKILL): {unclean}"
+    cluster.start_all()
+
+    wait_for_topic(cluster, "durable", partitions=PARTITIONS)
+    wait_for_topic(cluster, "durable-small", partitions=2)
+    for broker_id in BROKER_IDS:
+        eventually(lambda: check_retention(cluster, broker_id), PROPAGATION_TIMEOUT_S,
+                   f"broker {broker_id} sees retention.ms after the restart")
+    consumed = confluent_consume(cluster.bootstrap(), "durable", PARTITIONS, len(sent),
+                                 start=OFFSET_BEGINNING)
+    check_history(sent, consumed, PARTITIONS)
+    check_reports(reports, consumed, sent)
+
+
+def check_retention(cluster: Cluster, broker_id: int) -> None:
+    """Broker `broker_id` describes topic `durable` with retention.ms=4321000, set dynamically."""
+    admin = AdminClient({"bootstrap.servers": cluster.address(broker_id)})
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, "durable")],
+                                     request_timeout=ADMIN_TIMEOUT_S)
+    (future,) = futures.values()
+    entry = future.result(timeout=ADMIN_TIMEOUT_S)["retention.ms"]
+    assert (entry.value, ConfigSource(entry.source)) == (
+        "4321000", ConfigSource.DYNAMIC_TOPIC_CONFIG), f"broker {broker_id}: {entry}"
+
+
+def test_broker_of_another_cluster_is_refused(cluster):
+    """A broker formatted with another cluster id, pointed at this quorum, exits non-zero naming
+    both cluster ids, and never appears in the cluster's metadata."""
+    stranger = cluster.make_broker(7)
+    other_id = random_cluster_id()
+    assert other_id != cluster.cluster_id
+    format_node(stranger, other_id)
+    try:
+        try:
+            stranger.start()
+        except NodeExited:
+            pass  # Refused at once: the exit code and log are checked below.
+        try:
+            code = stranger.process.wait(timeout=REFUSAL_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"a broker of cluster {other_id} still runs after {REFUSAL_TIMEOUT_S}s "
+                        f"against cluster {cluster.cluster_id}:\n{stranger.log_tail(40)}")
+        log = stranger.log_text(since_last_start=True)
+        assert code not in (0, None), f"exit code {code}:\n{log}"
+        assert other_id in log and cluster.cluster_id in log, (
+            f"the refusal names not both cluster ids ({other_id}, its own, and "
+            f"{cluster.cluster_id}, the quorum's):\n{log}")
+        for broker_id in BROKER_IDS:
+            assert sorted(cluster.metadata(broker_id).brokers) == list(BROKER_IDS)
+    finally:
+        stranger.kill()
+
+
+def group_consume(bootstrap: str, topic: str, group: str, count: int) -> list[tuple[int, int]]:
+    """Subscribes as a member of `group`, reads `count` records and commits their offsets
+    synchronously; returns (partition, offset) of each."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    read: list[tuple[int, int]] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while len(read) < count:
+            assert time.monotonic() < deadline, f"read {len(read)} of {count}"
+            for message in consumer.consume(num_messages=count - len(read), timeout=0.5):
+                assert message.error() is None, message.error()
+                read.append((message.partition(), message.offset()))
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return read
+
+
+def test_consumer_group_coordinated_by_the_offsets_partition_leader(cluster):
+    """A confluent-kafka group member finds its coordinator (the broker leading the group's
+    `__consumer_offsets` partition, whichever broker it bootstrapped from), reads records from
+    partitions led by all three brokers and commits; a second member of the group, bootstrapped
+    from another broker, starts from the committed offsets and reads only what came after."""
+    topic = "group-across-leaders"
+    create_topic(cluster.address(4), topic)
+    wait_for_topic(cluster, topic)
+    first = keyed_messages(60, keys=30)
+    confluent_produce(cluster.address(5), topic, first)
+    read = group_consume(cluster.address(6), topic, "cluster-group", len(first))
+    assert len(set(read)) == len(first), read
+    second = [(f"later{key}", value) for key, value in keyed_messages(30, keys=30)]
+    confluent_produce(cluster.address(4), topic, second)
+    resumed = group_consume(cluster.address(5), topic, "cluster-group", len(second))
+    assert not set(resumed) & set(read), "the second member re-read committed records"
+    assert len(set(resumed)) == len(second)
