@@ -99,6 +99,8 @@ pub struct ServerConfig {
     pub broker_session_timeout_ms: u64,
     /// Raft's election timeout; a tick of the quorum's clock is a tenth of it.
     pub controller_quorum_election_timeout_ms: u64,
+    /// Metadata log bytes between snapshots of the metadata image.
+    pub metadata_log_max_record_bytes_between_snapshots: u64,
     /// Every key given at start-up with its value, as DescribeConfigs reports them
     /// (STATIC_BROKER_CONFIG).
     pub static_properties: std::collections::BTreeMap<String, String>,
@@ -148,6 +150,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("broker.heartbeat.interval.ms", "2000"),
     ("broker.session.timeout.ms", "9000"),
     ("controller.quorum.election.timeout.ms", "1000"),
+    (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+    ),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -258,6 +264,8 @@ impl ServerConfig {
             broker_session_timeout_ms: lookup.number("broker.session.timeout.ms")?,
             controller_quorum_election_timeout_ms: lookup
                 .number("controller.quorum.election.timeout.ms")?,
+            metadata_log_max_record_bytes_between_snapshots: lookup
+                .number("metadata.log.max.record.bytes.between.snapshots")?,
             static_properties: lookup
                 .given
                 .iter()

@@ -270,14 +270,19 @@ impl BrokerSide {
                     let mut link = self.fetch_link.take().expect("held by this refresh only");
                     let reply = link.call(call).await;
                     self.fetch_link.replace(Some(link));
-                    let Reply::Metadata { entries, .. } = reply else {
+                    let Reply::Metadata {
+                        snapshot, entries, ..
+                    } = reply
+                    else {
                         tracing::debug!("metadata fetch: {reply:?}");
                         break;
                     };
-                    if entries.is_empty() {
+                    if snapshot.is_none() && entries.is_empty() {
                         break;
                     }
-                    match apply_fetched(&Arc::new(next.clone()), &entries, self.config.node_id) {
+                    let current = Arc::new(next.clone());
+                    match apply_fetched(&current, snapshot.as_ref(), &entries, self.config.node_id)
+                    {
                         Ok(applied) => next = applied,
                         Err(error) => {
                             tracing::error!("cannot apply fetched metadata: {error}");

@@ -14,7 +14,7 @@ use raft::prelude::Message;
 
 use super::image::{apply, log_record};
 use super::metadata_log::{decode_entry, encode_entry, node_id, MetadataLog, MetadataRecord};
-use super::quorum::{Committed, QuorumError, QuorumNode};
+use super::quorum::{Committed, Output, QuorumError, QuorumNode};
 use super::{now_ms, ReplicaStatus, TopicError};
 use crate::metadata::MetadataImage;
 
@@ -43,12 +43,18 @@ pub struct Driver {
     heard_from: RefCell<BTreeMap<i32, i64>>,
     /// The leader last logged, to log each change once.
     known_leader: std::cell::Cell<i32>,
+    /// Entry bytes applied between snapshots (`metadata.log.max.record.bytes.between.snapshots`).
+    snapshot_bytes: u64,
 }
 
 struct State {
     image: MetadataImage,
-    /// Every committed entry, for brokers that fetch the log.
+    /// The latest snapshot (index, data): brokers further behind than it start from it.
+    snapshot: Option<(u64, Bytes)>,
+    /// Every committed entry since the snapshot, for brokers that fetch the log.
     entries: Vec<(u64, Bytes)>,
+    /// Bytes of entries applied since the snapshot.
+    bytes_since_snapshot: u64,
     /// Proposals waiting to commit, by index: the term they were proposed in, and whom to tell.
     waiters: BTreeMap<u64, (u64, flume::Sender<bool>)>,
 }
@@ -62,7 +68,12 @@ impl Driver {
         node_id: i32,
         events: flume::Sender<Event>,
         peers: BTreeMap<u64, flume::Sender<Message>>,
+        snapshot_bytes: u64,
     ) -> Result<Driver, TopicError> {
+        let snapshot = log.quorum.checkpoint();
+        if let Some((_, data)) = &snapshot {
+            image = image_from_snapshot(data, &image)?;
+        }
         let mut entries = Vec::with_capacity(replayed.len());
         for entry in replayed {
             apply_entry(&mut image, &entry, node_id, false)?;
@@ -73,9 +84,12 @@ impl Driver {
             quorum: RefCell::new(log.quorum),
             state: RefCell::new(State {
                 image,
+                snapshot,
                 entries,
+                bytes_since_snapshot: 0,
                 waiters: BTreeMap::new(),
             }),
+            snapshot_bytes,
             events,
             peers,
             watchers: RefCell::new(Vec::new()),
@@ -114,10 +128,10 @@ impl Driver {
 
     /// Committed entries after `from_index`, waiting up to `wait` for one when there is none
     /// yet (a broker's long poll).
-    pub async fn fetch(&self, from_index: u64, wait: Duration) -> Vec<(u64, Bytes)> {
-        let entries = self.entries_after(from_index);
-        if !entries.is_empty() {
-            return entries;
+    pub async fn fetch(&self, from_index: u64, wait: Duration) -> Fetched {
+        let fetched = self.entries_after(from_index);
+        if fetched.snapshot.is_some() || !fetched.entries.is_empty() {
+            return fetched;
         }
         let applied = self.watch();
         let timeout = async {
@@ -128,17 +142,24 @@ impl Driver {
         self.entries_after(from_index)
     }
 
-    /// Committed entries after `from_index`, a bounded number at a time.
-    pub fn entries_after(&self, from_index: u64) -> Vec<(u64, Bytes)> {
+    /// Committed entries after `from_index`, a bounded number at a time, after the snapshot
+    /// when `from_index` is older than it.
+    pub fn entries_after(&self, from_index: u64) -> Fetched {
         let state = self.state.borrow();
+        let snapshot = state
+            .snapshot
+            .clone()
+            .filter(|(index, _)| from_index < *index);
+        let from_index = snapshot.as_ref().map_or(from_index, |(index, _)| *index);
         let start = state
             .entries
             .partition_point(|(index, _)| *index <= from_index);
-        state.entries[start..]
+        let entries = state.entries[start..]
             .iter()
             .take(FETCH_ENTRIES_MAX)
             .cloned()
-            .collect()
+            .collect();
+        Fetched { snapshot, entries }
     }
 
     /// The voters as this node sees them: on the leader, each one's replicated index.
@@ -226,7 +247,7 @@ impl Driver {
             while let Ok(event) = events.try_recv() {
                 self.handle(event);
             }
-            let output = match self.quorum.borrow_mut().ready() {
+            let mut output = match self.quorum.borrow_mut().ready() {
                 Ok(output) => output,
                 Err(error) => {
                     // The log cannot be written: this controller must not go on voting.
@@ -244,15 +265,41 @@ impl Driver {
                     ),
                 }
             }
-            for message in output.messages {
+            for message in std::mem::take(&mut output.messages) {
                 if let Some(peer) = self.peers.get(&message.to) {
                     let _ = peer.try_send(message);
                 }
             }
-            if !output.committed.is_empty() {
-                self.apply_committed(output.committed);
+            if !output.committed.is_empty() || output.snapshot.is_some() {
+                self.apply_committed(output);
+                self.maybe_snapshot();
             }
         }
+    }
+
+    /// Snapshots the image once enough entry bytes were applied since the last snapshot.
+    fn maybe_snapshot(&self) {
+        let (index, data) = {
+            let state = self.state.borrow();
+            if state.bytes_since_snapshot < self.snapshot_bytes {
+                return;
+            }
+            let index = state.image.metadata_index;
+            (index, Bytes::from(super::rpc::encode(&state.image)))
+        };
+        if let Err(error) = self
+            .quorum
+            .borrow_mut()
+            .create_snapshot(index, data.clone())
+        {
+            tracing::error!("cannot snapshot the metadata log at index {index}: {error}");
+            return;
+        }
+        let mut state = self.state.borrow_mut();
+        state.entries.retain(|(entry, _)| *entry > index);
+        state.bytes_since_snapshot = 0;
+        state.snapshot = Some((index, data));
+        tracing::info!("snapshot of the metadata log at index {index}");
     }
 
     fn handle(&self, event: Event) {
@@ -271,10 +318,26 @@ impl Driver {
         }
     }
 
-    fn apply_committed(&self, committed: Vec<Committed>) {
+    fn apply_committed(&self, output: Output) {
         let leader = self.leader();
         let mut state = self.state.borrow_mut();
-        for entry in committed {
+        if let Some((index, data)) = output.snapshot {
+            match image_from_snapshot(&data, &state.image) {
+                Ok(image) => {
+                    tracing::info!(
+                        "adopted the active controller's metadata snapshot at index {index}"
+                    );
+                    state.image = image;
+                    state.entries.clear();
+                    state.snapshot = Some((index, data));
+                }
+                Err(error) => {
+                    tracing::error!("metadata snapshot at index {index} unreadable: {error}")
+                }
+            }
+        }
+        for entry in output.committed {
+            state.bytes_since_snapshot += entry.data.len() as u64;
             if let Err(error) = apply_entry(&mut state.image, &entry, self.node_id, true) {
                 tracing::error!("metadata log entry {} skipped: {error}", entry.index);
             }
@@ -300,6 +363,24 @@ impl Driver {
     }
 }
 
+/// What a metadata fetch returns.
+pub struct Fetched {
+    pub snapshot: Option<(u64, Bytes)>,
+    pub entries: Vec<(u64, Bytes)>,
+}
+
+/// The image a snapshot holds, with the fields a node sets itself taken from `current`.
+pub fn image_from_snapshot(
+    data: &[u8],
+    current: &MetadataImage,
+) -> Result<MetadataImage, TopicError> {
+    let mut image: MetadataImage = super::rpc::decode(data)
+        .map_err(|error| TopicError::Storage(format!("bad metadata snapshot: {error}")))?;
+    image.cluster_id = current.cluster_id.clone();
+    image.controller_id = current.controller_id;
+    Ok(image)
+}
+
 /// Applies one committed entry's records to `image`.
 pub fn apply_entry(
     image: &mut MetadataImage,
@@ -323,10 +404,14 @@ pub fn apply_entry(
 /// Applies fetched entries to a copy of `image` (a broker following the log).
 pub fn apply_fetched(
     image: &Arc<MetadataImage>,
+    snapshot: Option<&(u64, Bytes)>,
     entries: &[(u64, Bytes)],
     node_id: i32,
 ) -> Result<MetadataImage, TopicError> {
-    let mut next = (**image).clone();
+    let mut next = match snapshot {
+        Some((index, data)) if *index > image.metadata_index => image_from_snapshot(data, image)?,
+        _ => (**image).clone(),
+    };
     for (index, data) in entries {
         if *index <= next.metadata_index {
             continue;

@@ -205,8 +205,10 @@ impl Controller {
     async fn serve(&mut self, call: Call) -> Reply {
         if let Call::FetchMetadata { from_index, .. } = call {
             // Without waiting: a long poll is answered by the listener, not in this queue.
+            let fetched = self.driver.entries_after(from_index);
             return Reply::Metadata {
-                entries: self.driver.entries_after(from_index),
+                snapshot: fetched.snapshot,
+                entries: fetched.entries,
                 leader: self.driver.leader(),
             };
         }

@@ -14,7 +14,7 @@ use super::{
     ReplicaStatus, TopicError,
 };
 use crate::config::Listener;
-use crate::metadata::{PartitionImage, TopicId, TopicImage};
+use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicId, TopicImage};
 
 /// One raft-rs `Message` (protobuf); no response.
 pub const RAFT_MESSAGE: i16 = 10_000;
@@ -74,7 +74,10 @@ pub enum Reply {
     Heartbeat {
         fenced: bool,
     },
+    /// Entries after the asked index, preceded by the latest snapshot when the log no longer
+    /// holds the entries right after that index.
     Metadata {
+        snapshot: Option<(u64, Bytes)>,
         entries: Vec<(u64, Bytes)>,
         leader: i32,
     },
@@ -495,6 +498,65 @@ impl Wire for TopicImage {
     }
 }
 
+impl Wire for BrokerImage {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.node_id.put(out);
+        self.endpoints.put(out);
+        self.epoch.put(out);
+        self.fenced.put(out);
+    }
+    fn get(reader: &mut Reader) -> Result<Self, String> {
+        Ok(BrokerImage {
+            node_id: i32::get(reader)?,
+            endpoints: Vec::get(reader)?,
+            epoch: i64::get(reader)?,
+            fenced: bool::get(reader)?,
+        })
+    }
+}
+
+/// A snapshot's data: the whole image but the fields each node sets itself (cluster id,
+/// controller id).
+impl Wire for MetadataImage {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.epoch.put(out);
+        self.metadata_index.put(out);
+        self.next_producer_id.put(out);
+        self.brokers.put(out);
+        let topics: Vec<TopicImage> = self
+            .topics
+            .values()
+            .map(|topic| (**topic).clone())
+            .collect();
+        topics.put(out);
+        let broker_configs: Vec<(String, BTreeMap<String, String>)> = self
+            .broker_configs
+            .iter()
+            .map(|(broker, configs)| (broker.clone(), configs.clone()))
+            .collect();
+        broker_configs.put(out);
+    }
+    fn get(reader: &mut Reader) -> Result<Self, String> {
+        let mut image = MetadataImage {
+            epoch: u64::get(reader)?,
+            metadata_index: u64::get(reader)?,
+            next_producer_id: i64::get(reader)?,
+            brokers: Vec::get(reader)?,
+            ..MetadataImage::default()
+        };
+        for topic in Vec::<TopicImage>::get(reader)? {
+            image.topic_names.insert(topic.id, topic.name.clone());
+            image
+                .topics
+                .insert(topic.name.clone(), std::sync::Arc::new(topic));
+        }
+        image.broker_configs = Vec::<(String, BTreeMap<String, String>)>::get(reader)?
+            .into_iter()
+            .collect();
+        Ok(image)
+    }
+}
+
 impl Wire for ReplicaStatus {
     fn put(&self, out: &mut Vec<u8>) {
         self.replica_id.put(out);
@@ -666,8 +728,13 @@ impl Wire for Reply {
                 6u8.put(out);
                 fenced.put(out);
             }
-            Reply::Metadata { entries, leader } => {
+            Reply::Metadata {
+                snapshot,
+                entries,
+                leader,
+            } => {
                 7u8.put(out);
+                snapshot.put(out);
                 entries.put(out);
                 leader.put(out);
             }
@@ -694,6 +761,7 @@ impl Wire for Reply {
                 fenced: bool::get(reader)?,
             },
             7 => Reply::Metadata {
+                snapshot: Option::get(reader)?,
                 entries: Vec::get(reader)?,
                 leader: i32::get(reader)?,
             },

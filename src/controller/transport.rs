@@ -181,8 +181,10 @@ async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
                         ..
                     }) => {
                         let wait = Duration::from_millis(u64::from(wait_ms)).min(FETCH_WAIT_MAX);
+                        let fetched = inbound.driver.fetch(from_index, wait).await;
                         Reply::Metadata {
-                            entries: inbound.driver.fetch(from_index, wait).await,
+                            snapshot: fetched.snapshot,
+                            entries: fetched.entries,
                             leader: inbound.driver.leader(),
                         }
                     }

@@ -103,8 +103,16 @@ fn start_quorum(
         controller_id: -1,
         ..MetadataImage::default()
     };
-    let driver = Driver::new(log, replayed, image, config.node_id, events.clone(), peers)
-        .map_err(|error| format!("cannot replay the metadata log: {error}"))?;
+    let driver = Driver::new(
+        log,
+        replayed,
+        image,
+        config.node_id,
+        events.clone(),
+        peers,
+        config.metadata_log_max_record_bytes_between_snapshots,
+    )
+    .map_err(|error| format!("cannot replay the metadata log: {error}"))?;
     let driver = Rc::new(driver);
     let (jobs, job_queue) = flume::bounded(CONTROLLER_QUEUE_CAPACITY);
     let tick = Duration::from_millis(config.controller_quorum_election_timeout_ms / 10);

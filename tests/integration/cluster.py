@@ -35,6 +35,7 @@ METADATA_TOPIC = "__cluster_metadata"
 BROKER_HEARTBEAT_INTERVAL_MS = 300
 BROKER_SESSION_TIMEOUT_MS = 2500
 ELECTION_TIMEOUT_MS = 1000
+SNAPSHOT_BYTES = 1024
 
 READY_TIMEOUT_S = 60  # Six processes and an election on two cores.
 REQUEST_TIMEOUT_S = 5
@@ -48,6 +49,9 @@ COMMON_PROPERTIES = {
     "controller.listener.names": "CONTROLLER",
     "listener.security.protocol.map":
         "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+    # Snapshots every few kilobytes of metadata (Kafka's default is 20 MiB), so that the tests
+    # run on compacted logs and lagging nodes catch up from snapshots.
+    "metadata.log.max.record.bytes.between.snapshots": str(SNAPSHOT_BYTES),
     "shard.count": "1",  # Two cores for six nodes.
     "metrics.port": "0",
 }

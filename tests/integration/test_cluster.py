@@ -374,3 +374,45 @@ def test_consumer_group_coordinated_by_the_offsets_partition_leader(cluster):
     resumed = group_consume(cluster.address(5), topic, "cluster-group", len(second))
     assert not set(resumed) & set(read), "the second member re-read committed records"
     assert len(set(resumed)) == len(second)
+
+
+def test_lagging_nodes_catch_up_from_snapshots(cluster):
+    """With a snapshot every few kilobytes of metadata: a follower controller stopped while
+    dozens of topics are created comes back behind the leader's snapshot, installs it (its log
+    says so) and catches up; a restarted broker (brokers keep no metadata on disk) fetches the
+    snapshot and lists every topic; every controller keeps one checkpoint and a compacted raft.log."""
+    leader = cluster.active_controller()
+    follower = next(node for node in CONTROLLER_IDS if node != leader)
+    cluster.kill(follower)
+    cluster.kill(6)
+    names = [f"snap-{index}" for index in range(40)]
+    admin = AdminClient({"bootstrap.servers": cluster.address(4)})
+    for batch in range(0, len(names), 5):  # One metadata log entry per request.
+        new_topics = [NewTopic(name, num_partitions=1, replication_factor=1)
+                      for name in names[batch:batch + 5]]
+        for future in admin.create_topics(new_topics, request_timeout=ADMIN_TIMEOUT_S).values():
+            future.result(timeout=ADMIN_TIMEOUT_S)
+    written = cluster.describe_quorum().high_watermark
+
+    cluster.start(follower)
+    cluster.start(6)
+
+    def caught_up():
+        quorum = cluster.describe_quorum()
+        assert quorum.voters.get(follower, -1) >= written, quorum
+    eventually(caught_up, REJOIN_TIMEOUT_S, f"controller {follower} catches up")
+    follower_log = cluster.nodes[follower].log_path.read_text()
+    assert "adopted the active controller's metadata snapshot" in follower_log
+
+    def listed_by_restarted_broker():
+        listed = cluster.metadata(6).topics
+        missing = [name for name in names if name not in listed]
+        assert not missing, f"broker 6 does not list {missing[:5]}..."
+    eventually(listed_by_restarted_broker, REJOIN_TIMEOUT_S, "broker 6 lists every topic")
+
+    for node in CONTROLLER_IDS:
+        metadata_dir = cluster.nodes[node].data_dir / "__cluster_metadata-0"
+        checkpoints = sorted(metadata_dir.glob("*.checkpoint"))
+        assert len(checkpoints) == 1, (node, checkpoints)
+        index = int(checkpoints[0].name.split("-")[0])
+        assert index > 0

@@ -1,6 +1,10 @@
 //! The Raft log of the metadata quorum on disk: `raft.log` under `__cluster_metadata-0`, an
 //! append-only file of records (an entry, the hard state, or the voter set), each framed as
-//! `[length u32][crc32c u32][kind u8][protobuf body]`. Opening replays it into raft-rs's
+//! `[length u32][crc32c u32][kind u8][protobuf body]`, and the latest snapshot beside it as
+//! `<index, 20 digits>-<term, 10 digits>.checkpoint` (one such record holding a raft
+//! `Snapshot` whose data is the metadata image at that index). Taking or receiving a snapshot
+//! writes the checkpoint durably first, then rewrites `raft.log` without the entries it covers;
+//! a crash between the two leaves entries that replay skips. Opening replays it into raft-rs's
 //! `MemStorage`, which then serves the node's reads; a torn or damaged last record (a crash in
 //! the middle of a write) is cut off. Entries are written in the order raft hands them over, so
 //! replaying them through `MemStorage::append` rebuilds the same log, conflicting suffixes
@@ -20,6 +24,8 @@ pub const RAFT_LOG_FILE: &str = "raft.log";
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_CONF_STATE: u8 = 3;
+const KIND_SNAPSHOT: u8 = 4;
+const CHECKPOINT_SUFFIX: &str = ".checkpoint";
 /// Length + CRC.
 const FRAME_HEADER_BYTES: usize = 8;
 
@@ -41,8 +47,11 @@ pub enum DiskLogError {
 /// raft-rs storage whose writes are first made durable in `raft.log`.
 pub struct DiskStorage {
     memory: MemStorage,
+    dir: PathBuf,
     path: PathBuf,
     file: File,
+    /// The latest snapshot, data included (what a lagging follower is sent).
+    checkpoint: Option<Snapshot>,
     /// fdatasync after each batch of writes; off only where a crash is simulated in-process.
     sync: bool,
 }
@@ -63,7 +72,22 @@ impl DiskStorage {
             Err(error) => return Err(io(error)),
         };
         let memory = MemStorage::new();
+        let checkpoint = read_latest_checkpoint(dir)?;
+        if let Some(snapshot) = &checkpoint {
+            memory
+                .wl()
+                .apply_snapshot(snapshot.clone())
+                .expect("an empty log takes any snapshot");
+        }
         let valid = replay(&path, &bytes, &memory)?;
+        if let Some(snapshot) = &checkpoint {
+            // Hard states written before the snapshot may name an older commit.
+            let mut core = memory.wl();
+            let index = snapshot.get_metadata().index;
+            if core.hard_state().commit < index {
+                core.mut_hard_state().commit = index;
+            }
+        }
         if valid < bytes.len() {
             tracing::warn!(
                 "raft log {}: dropping a torn last record of {} bytes",
@@ -79,11 +103,13 @@ impl DiskStorage {
         file.set_len(valid as u64).map_err(io)?;
         let mut storage = DiskStorage {
             memory,
+            dir: dir.to_path_buf(),
             path,
             file,
+            checkpoint,
             sync,
         };
-        if valid == 0 {
+        if valid == 0 && storage.checkpoint.is_none() {
             let conf_state = ConfState::from((voters.to_vec(), Vec::new()));
             storage.write(&[frame(KIND_CONF_STATE, &conf_state)])?;
             storage.sync()?;
@@ -134,6 +160,118 @@ impl DiskStorage {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// The latest snapshot's index and data, if there is one.
+    pub fn checkpoint(&self) -> Option<(u64, bytes::Bytes)> {
+        self.checkpoint
+            .as_ref()
+            .map(|snapshot| (snapshot.get_metadata().index, snapshot.data.clone()))
+    }
+
+    /// Snapshots the log at `index` (applied, so committed) with `data`, the state there, and
+    /// drops the entries before it (the entry at `index` stays, so its term is known).
+    pub fn create_snapshot(&mut self, index: u64, data: bytes::Bytes) -> Result<(), DiskLogError> {
+        let term = self
+            .memory
+            .term(index)
+            .map_err(|error| DiskLogError::Corrupt {
+                path: self.path.clone(),
+                position: 0,
+                reason: format!("no term for snapshot index {index}: {error}"),
+            })?;
+        let mut snapshot = Snapshot {
+            data,
+            ..Default::default()
+        };
+        let metadata = snapshot.mut_metadata();
+        metadata.index = index;
+        metadata.term = term;
+        let state = self.memory.initial_state().expect("memory storage");
+        metadata.set_conf_state(state.conf_state);
+        self.write_checkpoint(&snapshot)?;
+        self.memory
+            .wl()
+            .compact(index)
+            .expect("an applied index is in the log");
+        self.checkpoint = Some(snapshot);
+        self.rewrite()
+    }
+
+    /// Takes a leader's snapshot in place of the whole log (a follower too far behind).
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<(), DiskLogError> {
+        self.write_checkpoint(&snapshot)?;
+        if let Err(error) = self.memory.wl().apply_snapshot(snapshot.clone()) {
+            tracing::warn!("metadata snapshot not applied: {error}");
+            return Ok(());
+        }
+        self.checkpoint = Some(snapshot);
+        self.rewrite()
+    }
+
+    /// Writes `<index>-<term>.checkpoint` durably and removes older checkpoints.
+    fn write_checkpoint(&self, snapshot: &Snapshot) -> Result<(), DiskLogError> {
+        let metadata = snapshot.get_metadata();
+        let name = format!(
+            "{:020}-{:010}{CHECKPOINT_SUFFIX}",
+            metadata.index, metadata.term
+        );
+        let path = self.dir.join(&name);
+        let io = |source| DiskLogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let temporary = self.dir.join(format!("{name}.tmp"));
+        std::fs::write(&temporary, frame(KIND_SNAPSHOT, snapshot)).map_err(io)?;
+        File::open(&temporary)
+            .and_then(|file| file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&temporary, &path).map_err(io)?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+        for older in checkpoint_names(&self.dir).map_err(io)? {
+            if older < name {
+                let _ = std::fs::remove_file(self.dir.join(older));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `raft.log` by the voters, the hard state and the entries still held.
+    fn rewrite(&mut self) -> Result<(), DiskLogError> {
+        let io = |source| DiskLogError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let state = self.memory.initial_state().expect("memory storage");
+        let mut frames = vec![
+            frame(KIND_CONF_STATE, &state.conf_state),
+            frame(KIND_HARD_STATE, &state.hard_state),
+        ];
+        let first = self.memory.first_index().expect("memory storage");
+        let last = self.memory.last_index().expect("memory storage");
+        if first <= last {
+            let entries = self
+                .memory
+                .entries(first, last + 1, None, GetEntriesContext::empty(false))
+                .expect("held entries");
+            frames.extend(entries.iter().map(|entry| frame(KIND_ENTRY, entry)));
+        }
+        let temporary = self.path.with_extension("log.tmp");
+        std::fs::write(&temporary, frames.concat()).map_err(io)?;
+        File::open(&temporary)
+            .and_then(|file| file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&temporary, &self.path).map_err(io)?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        Ok(())
     }
 
     fn write(&mut self, frames: &[Vec<u8>]) -> Result<(), DiskLogError> {
@@ -192,6 +330,10 @@ fn replay(path: &Path, bytes: &[u8], memory: &MemStorage) -> Result<usize, DiskL
             KIND_ENTRY => Entry::parse_from_bytes(body)
                 .map_err(|error| error.to_string())
                 .and_then(|entry| {
+                    // Entries a snapshot already covers (kept by a crash before the rewrite).
+                    if entry.index < memory.first_index().expect("memory storage") {
+                        return Ok(());
+                    }
                     memory
                         .wl()
                         .append(&[entry])
@@ -238,9 +380,58 @@ impl Storage for DiskStorage {
         self.memory.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        self.memory.snapshot(request_index, to)
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        match &self.checkpoint {
+            Some(snapshot) if snapshot.get_metadata().index >= request_index => {
+                Ok(snapshot.clone())
+            }
+            _ => Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
     }
+}
+
+/// Checkpoint file names in `dir`, oldest first (the names sort by index).
+fn checkpoint_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(CHECKPOINT_SUFFIX))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The newest checkpoint in `dir` whose record is whole and valid.
+fn read_latest_checkpoint(dir: &Path) -> Result<Option<Snapshot>, DiskLogError> {
+    let names = checkpoint_names(dir).map_err(|source| DiskLogError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for name in names.iter().rev() {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|source| DiskLogError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let parsed = (bytes.len() > FRAME_HEADER_BYTES + 1)
+            .then(|| {
+                let crc = u32::from_be_bytes(bytes[4..8].try_into().expect("four bytes"));
+                let checked = &bytes[FRAME_HEADER_BYTES..];
+                (crc32c::crc32c(checked) == crc && checked[0] == KIND_SNAPSHOT)
+                    .then(|| Snapshot::parse_from_bytes(&checked[1..]).ok())
+                    .flatten()
+            })
+            .flatten();
+        match parsed {
+            Some(snapshot) => return Ok(Some(snapshot)),
+            None => tracing::warn!(
+                "metadata checkpoint {} is damaged; ignoring it",
+                path.display()
+            ),
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -298,6 +489,68 @@ mod tests {
             .unwrap();
         let data: Vec<(u64, &[u8])> = entries.iter().map(|e| (e.term, &e.data[..])).collect();
         assert_eq!(data, [(1, &b"a"[..]), (1, b"b"), (2, b"C")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Proves a snapshot is kept as the newest checkpoint, compacts `raft.log` (the entry at its
+    /// index stays), survives a reopen with the entries after it, and is what a follower gets;
+    /// a follower's log is replaced by a received snapshot.
+    #[test]
+    fn snapshots_compact_the_log_and_survive_reopen() {
+        let dir = std::env::temp_dir().join(format!("flink-raft-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let entries: Vec<Entry> = (1..=6).map(|i| entry(i, 1, &[i as u8; 64])).collect();
+        {
+            let mut storage = DiskStorage::open(&dir, &[1, 2, 3], false).unwrap();
+            storage.append(&entries).unwrap();
+            storage.set_commit(5).unwrap();
+            let before = std::fs::metadata(dir.join(RAFT_LOG_FILE)).unwrap().len();
+            storage
+                .create_snapshot(2, bytes::Bytes::from_static(b"image@2"))
+                .unwrap();
+            storage
+                .create_snapshot(4, bytes::Bytes::from_static(b"image@4"))
+                .unwrap();
+            let after = std::fs::metadata(dir.join(RAFT_LOG_FILE)).unwrap().len();
+            assert!(after < before, "raft.log {before} -> {after} bytes");
+            assert_eq!(storage.first_index().unwrap(), 4);
+            let sent = storage.snapshot(0, 2).unwrap();
+            assert_eq!(
+                (sent.get_metadata().index, &sent.data[..]),
+                (4, &b"image@4"[..])
+            );
+        }
+        assert_eq!(
+            checkpoint_names(&dir).unwrap(),
+            vec![format!("{:020}-{:010}.checkpoint", 4, 1)]
+        );
+        let storage = DiskStorage::open(&dir, &[9], false).unwrap();
+        assert_eq!(storage.checkpoint().unwrap().0, 4);
+        let state = storage.initial_state().unwrap();
+        assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+        assert_eq!(state.hard_state.commit, 5);
+        assert_eq!(
+            (
+                storage.first_index().unwrap(),
+                storage.last_index().unwrap()
+            ),
+            (5, 6)
+        );
+        assert_eq!(storage.term(4).unwrap(), 1);
+
+        let follower_dir = dir.join("follower");
+        let mut follower = DiskStorage::open(&follower_dir, &[1, 2, 3], false).unwrap();
+        follower.append(&entries[..1]).unwrap();
+        follower
+            .apply_snapshot(storage.snapshot(0, 2).unwrap())
+            .unwrap();
+        drop(follower);
+        let follower = DiskStorage::open(&follower_dir, &[1, 2, 3], false).unwrap();
+        assert_eq!(
+            follower.checkpoint().unwrap().1,
+            bytes::Bytes::from_static(b"image@4")
+        );
+        assert_eq!(follower.last_index().unwrap(), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -44,6 +44,9 @@ pub enum QuorumError {
 pub struct Output {
     pub messages: Vec<Message>,
     pub committed: Vec<Committed>,
+    /// A snapshot from the leader that replaced this node's log: its index and data (the
+    /// state to adopt before applying `committed`).
+    pub snapshot: Option<(u64, bytes::Bytes)>,
 }
 
 /// A committed entry that carries data (a change to the metadata).
@@ -134,6 +137,17 @@ impl QuorumNode {
         self.node.raft.raft_log.committed
     }
 
+    /// The latest snapshot's index and data, if there is one.
+    pub fn checkpoint(&self) -> Option<(u64, bytes::Bytes)> {
+        self.node.store().checkpoint()
+    }
+
+    /// Snapshots the log at `index` (applied here) with `data`, the state at that index.
+    pub fn create_snapshot(&mut self, index: u64, data: bytes::Bytes) -> Result<(), QuorumError> {
+        self.node.mut_store().create_snapshot(index, data)?;
+        Ok(())
+    }
+
     /// One unit of the logical clock.
     pub fn tick(&mut self) {
         self.node.tick();
@@ -192,6 +206,11 @@ impl QuorumNode {
         let mut ready = self.node.ready();
         // A leader's messages may go before its own entries are durable (raft's rule).
         output.messages.extend(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            output.snapshot = Some((snapshot.get_metadata().index, snapshot.data.clone()));
+            self.node.mut_store().apply_snapshot(snapshot)?;
+        }
         collect_committed(&mut output, ready.take_committed_entries());
         let store = self.node.mut_store();
         store.append(ready.entries())?;
