@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down bench bench-storage fuzz
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-storage fuzz
 
 all: build
 
@@ -45,14 +45,20 @@ image: dist
 	docker build --build-arg FLINK_VERSION=$(VERSION) -t $(IMAGE):latest -t flink:$(VERSION) $(IMAGE_DIR)
 
 # The single-node compose file (deploy/docker-compose.yml). Compose reads the seccomp profile
-# relative to the working directory, hence the cd. The 3 controllers + 3 brokers compose file and
-# its cluster-up/cluster-down targets come with the controller quorum issue: the broker serves a
-# combined node only until then.
+# relative to the working directory, hence the cd.
 compose-up: image
 	cd deploy && $(COMPOSE) up -d
 
 compose-down:
 	cd deploy && $(COMPOSE) down
+
+# The reference README's three controllers and three brokers (deploy/docker-compose.cluster.yml):
+# brokers at localhost:29092, localhost:39092 and localhost:49092 from the host.
+cluster-up: image
+	cd deploy && $(COMPOSE) -f docker-compose.cluster.yml up -d
+
+cluster-down:
+	cd deploy && $(COMPOSE) -f docker-compose.cluster.yml down
 
 # Everything: unit and property tests, then the integration suite against the dist copy.
 test: dist

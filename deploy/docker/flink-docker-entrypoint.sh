@@ -14,6 +14,7 @@
 set -eu
 
 DATA_DIR_DEFAULT=/tmp/flink-combined-logs
+CLUSTER_ID_DEFAULT=5L6g3nShT-eMCtK--X86sw
 
 # True for FLINK_* names the broker reads as configuration; the others configure the launcher
 # (the same list as src/config/env.rs).
@@ -46,10 +47,12 @@ if configured_by_environment && [ -z "${FLINK_LOG_DIRS:-}" ]; then
   export FLINK_LOG_DIRS="$DATA_DIR_DEFAULT"
 fi
 
-if [ -n "${FLINK_CLUSTER_ID:-}" ]; then
-  # Formatting with a given cluster id belongs to the multi-node work (controller quorum issue):
-  # a single combined node formats its empty log directory with a fresh id on first start.
-  echo "flink-docker-entrypoint: FLINK_CLUSTER_ID is not used yet; the log directory is formatted with a new cluster id on first start" >&2
+# Storage is formatted on first start, as the reference image does, with FLINK_CLUSTER_ID or else
+# one fixed default id: the nodes of a compose cluster that sets none then agree on it. Without
+# configuration variables the embedded single node formats itself (with a fresh id).
+if configured_by_environment; then
+  /opt/flink/bin/flink storage format --ignore-formatted --from-env \
+    -t "${FLINK_CLUSTER_ID:-$CLUSTER_ID_DEFAULT}"
 fi
 
 exec /opt/flink/bin/flink server --from-env "$@"

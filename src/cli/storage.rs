@@ -24,8 +24,12 @@ enum StorageCommand {
         #[arg(short = 't', long = "cluster-id", allow_hyphen_values = true)]
         cluster_id: String,
         /// The server.properties of the node.
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[arg(short = 'c', long = "config", required_unless_present = "from_env")]
+        config: Option<PathBuf>,
+        /// Take the configuration from FLINK_* environment variables instead, as
+        /// `flink server --from-env` does (the container image formats its storage this way).
+        #[arg(long, conflicts_with = "config")]
+        from_env: bool,
         /// Skip directories that are already formatted instead of failing.
         #[arg(short = 'g', long)]
         ignore_formatted: bool,
@@ -44,9 +48,10 @@ pub fn run(args: Args) -> ExitCode {
         StorageCommand::Format {
             cluster_id,
             config,
+            from_env,
             ignore_formatted,
             ..
-        } => match format(&cluster_id, &config, ignore_formatted) {
+        } => match format(&cluster_id, config.as_ref(), from_env, ignore_formatted) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("{message}");
@@ -56,11 +61,23 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn format(cluster_id: &str, config_path: &PathBuf, ignore_formatted: bool) -> Result<(), String> {
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|error| format!("cannot read {}: {error}", config_path.display()))?;
-    let (config, _) = ServerConfig::from_properties(&properties::parse(&text))
-        .map_err(|error| error.to_string())?;
+fn format(
+    cluster_id: &str,
+    config_path: Option<&PathBuf>,
+    from_env: bool,
+    ignore_formatted: bool,
+) -> Result<(), String> {
+    let given = match (config_path, from_env) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            properties::parse(&text)
+        }
+        (None, _) => crate::config::env::config_from_environment(std::env::vars())
+            .into_iter()
+            .collect(),
+    };
+    let (config, _) = ServerConfig::from_properties(&given).map_err(|error| error.to_string())?;
     for dir in &config.log_dirs {
         if format_dir(dir, cluster_id, config.node_id, ignore_formatted)
             .map_err(|error| error.to_string())?

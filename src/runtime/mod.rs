@@ -124,7 +124,14 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let image = match join_result.recv() {
         Ok(Ok(image)) => image,
         Ok(Err(reason)) => return Err(RuntimeError::Join(reason)),
-        Err(_) => return Err(RuntimeError::Join("the controller executor stopped".into())),
+        Err(_) => {
+            return Err(RuntimeError::Join(
+                "the controller executor did not start: io_uring could not set up its rings, \
+                 most often because the locked-memory limit (RLIMIT_MEMLOCK, shared by every \
+                 process of the same user) is used up"
+                    .into(),
+            ))
+        }
     };
     if !config.is_broker() {
         tracing::info!(
@@ -206,8 +213,22 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         handles.push(handle);
     }
     drop(started);
+    let mut running = 0;
     for result in start_results.iter().take(shard_count) {
         result?;
+        running += 1;
+    }
+    if running < shard_count {
+        // A shard whose executor could not be built never reports (its closure never ran).
+        return Err(RuntimeError::ShardStart {
+            shard: ShardId(running),
+            reason: format!(
+                "only {running} of {shard_count} shard executors started; an executor cannot be \
+                 built when io_uring cannot set up its rings, most often because the locked-memory \
+                 limit (RLIMIT_MEMLOCK, shared by every process of the same user) is used up: raise \
+                 it (ulimit -l unlimited, or `ulimits: memlock: -1` in compose) or lower shard.count"
+            ),
+        });
     }
     let listeners: Vec<String> = config
         .client_listeners()
