@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-storage fuzz
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-storage fuzz
 
 all: build
 
@@ -71,6 +71,11 @@ test: dist
 # its PNGs. BENCH_SECONDS, BENCH_E2E_SECONDS, BENCH_ROUNDS, BENCH_DIR, BENCH_E2E_RATE tune it.
 bench: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
+
+# Metadata path of a 3 controllers + 3 brokers cluster against a single node measured in the same
+# run (bench/README.md); writes bench/results/cluster_metadata.md.
+bench-cluster: dist
+	FLINK_DIST=$(DIST) $(PYTHON) bench/cluster_metadata.py
 
 # Storage append throughput as a ratio of the disk's raw O_DIRECT bandwidth, measured in the same
 # run (bench/README.md); writes bench/results/storage.md. BENCH_MIB, BENCH_ROUNDS, BENCH_DIR tune it.

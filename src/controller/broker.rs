@@ -240,17 +240,26 @@ impl BrokerSide {
             if self.image.borrow().metadata_index >= index {
                 return;
             }
-            self.refresh(FETCH_WAIT_MS).await;
+            self.refresh_until(index, FETCH_WAIT_MS).await;
         }
     }
 
     /// Brings the shards up to the newest metadata this node can get; a fetch that finds
     /// nothing new waits up to `wait_ms` on the controller for it.
     pub async fn refresh(&self, wait_ms: u32) {
+        self.refresh_until(0, wait_ms).await
+    }
+
+    /// `refresh`, unless the shards have the log up to `index` by the time it is this call's
+    /// turn (a refresh under way may have brought it).
+    async fn refresh_until(&self, index: u64, wait_ms: u32) {
         let Ok(_permit) = self.refreshing.acquire_permit(1).await else {
             return;
         };
         let current = self.image();
+        if index > 0 && current.metadata_index >= index {
+            return;
+        }
         let next = match &self.local {
             Some((driver, _)) => {
                 let mut image = driver.image();
@@ -269,6 +278,10 @@ impl BrokerSide {
                     wait_ms = 0;
                     let mut link = self.fetch_link.take().expect("held by this refresh only");
                     let reply = link.call(call).await;
+                    if let Reply::Metadata { leader, .. } = &reply {
+                        // Fetch from the active controller: followers learn of a commit later.
+                        link.remote.prefer(*leader);
+                    }
                     self.fetch_link.replace(Some(link));
                     let Reply::Metadata {
                         snapshot, entries, ..

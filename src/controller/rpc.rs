@@ -774,6 +774,34 @@ impl Wire for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Proves any bytes at all decode to a value or an error (never a panic), as calls,
+        /// replies and request headers, whatever a peer on the CONTROLLER listener sends.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<Call>(&bytes);
+            let _ = decode::<(u64, Reply)>(&bytes);
+            let _ = decode::<MetadataImage>(&bytes);
+            let _ = parse_request(&bytes);
+        }
+
+        /// Proves a valid call with bytes flipped still decodes or fails cleanly.
+        #[test]
+        fn corrupted_calls_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut bytes = encode(&Call::RegisterBroker {
+                broker_id: 4,
+                cluster_id: "abc".into(),
+                endpoints: vec![Listener { name: "PLAINTEXT".into(), host: "h".into(), port: 1 }],
+            });
+            for (at, value) in flips {
+                let at = at % bytes.len();
+                bytes[at] ^= value;
+            }
+            let _ = decode::<Call>(&bytes);
+        }
+    }
 
     /// Proves calls and replies survive their binary form, and every cut or garbled frame is an
     /// error rather than a panic or a huge allocation.

@@ -17,7 +17,7 @@ use super::metadata_log::raft_id;
 use super::rpc::{self, Call, Reply, CONTROLLER_CALL, RAFT_MESSAGE};
 use super::{Job, TopicError};
 use crate::config::Voter;
-use crate::net::frame::read_frame;
+use crate::net::frame::{read_frame, FrameError};
 
 /// Raft messages queued for one peer before new ones are dropped.
 const PEER_QUEUE: usize = 1024;
@@ -125,8 +125,12 @@ async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
         let frame = match read_frame(&mut stream, FRAME_BYTES_MAX).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
-            Err(error) => {
+            Err(FrameError::Io(error)) => {
                 tracing::debug!("controller connection from {peer} ended: {error}");
+                break;
+            }
+            Err(error) => {
+                tracing::warn!("closing controller connection from {peer}: {error}");
                 break;
             }
         };
@@ -245,6 +249,21 @@ impl ControllerClient {
             stream: None,
             correlation_id: 0,
             last_index: 0,
+        }
+    }
+
+    /// Sends the next calls to controller `node_id` (a known leader), if it is a voter and not
+    /// the current target.
+    pub fn prefer(&mut self, node_id: i32) {
+        if let Some(position) = self
+            .voters
+            .iter()
+            .position(|voter| voter.node_id == node_id)
+        {
+            if position != self.target {
+                self.target = position;
+                self.stream = None;
+            }
         }
     }
 

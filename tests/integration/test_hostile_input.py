@@ -148,3 +148,85 @@ def test_truncated_frame_then_close_is_harmless(start_broker):
         versions = fresh.api_versions()
     assert 0 in versions and 1 in versions, f"Produce/Fetch not advertised: {sorted(versions)}"
     assert broker.is_running()
+
+
+RAFT_MESSAGE = 10_000
+CONTROLLER_CALL = 10_001
+
+
+def private_request(api_key: int, cluster_id: bytes, body: bytes) -> bytes:
+    """A frame of the CONTROLLER listener: size, header v1 (cluster id as client id), body."""
+    header = struct.pack(">hhih", api_key, 0, 7, len(cluster_id)) + cluster_id
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def controller_garbage(sock, cluster_id):
+    sock.sendall(b"\xde\xad\xbe\xef" * 64)
+
+
+def controller_http(sock, cluster_id):
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: flink\r\n\r\n")
+
+
+def controller_call_garbage(sock, cluster_id):
+    # A call whose list claims four billion items in a few bytes.
+    sock.sendall(private_request(CONTROLLER_CALL, cluster_id, b"\x01\xff\xff\xff\xff\x00"))
+
+
+def controller_bad_raft_message(sock, cluster_id):
+    sock.sendall(private_request(RAFT_MESSAGE, cluster_id, b"\xff" * 40))
+
+
+def controller_kafka_request(sock, cluster_id):
+    # A Kafka ApiVersions request: the CONTROLLER listener serves only its private keys.
+    sock.sendall(private_request(18, cluster_id, b""))
+
+
+CONTROLLER_ATTACKS = [controller_garbage, controller_http, controller_call_garbage,
+                      controller_bad_raft_message, controller_kafka_request]
+
+
+@pytest.mark.parametrize("attack", CONTROLLER_ATTACKS, ids=lambda attack: attack.__name__)
+def test_hostile_controller_connection_is_closed_alone(start_broker, attack):
+    """Hostile bytes on the CONTROLLER listener close that connection with a log line naming
+    it; the controller keeps working (a topic is created and written afterwards)."""
+    broker = start_broker()
+    cluster_id = re.search(r"cluster\.id=(\S+)",
+                           (broker.data_dir / "meta.properties").read_text()).group(1).encode()
+    log_size = len(broker.log_text())
+    hostile = socket.create_connection((HOST, broker.controller_port), timeout=5)
+    client_port = hostile.getsockname()[1]
+    try:
+        attack(hostile, cluster_id)
+        wait_closed_by_server(hostile)
+    finally:
+        hostile.close()
+    names_it = re.compile(rf"closing controller connection from {re.escape(HOST)}:{client_port}\b")
+    deadline = time.monotonic() + 5
+    while not any(names_it.search(line) for line in new_log_lines(broker, log_size)):
+        assert time.monotonic() < deadline, (
+            f"no log line about the closed connection; new lines: {new_log_lines(broker, log_size)}")
+        time.sleep(0.1)
+    create_topic(broker, "after-controller-attack")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    produce_one(producer, "after-controller-attack", "after")
+    assert broker.is_running(), "the broker exited"
+
+
+def test_controller_call_of_another_cluster_is_refused(start_broker):
+    """A call with another cluster's id gets a reply (INCONSISTENT_CLUSTER_ID inside) and the
+    connection stays usable; the broker logs the foreign cluster."""
+    broker = start_broker()
+    log_size = len(broker.log_text())
+    with socket.create_connection((HOST, broker.controller_port), timeout=5) as sock:
+        sock.settimeout(5)
+        # DescribeQuorum (call tag 5) from cluster "elsewhere".
+        sock.sendall(private_request(CONTROLLER_CALL, b"elsewhere", b"\x05"))
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        response = sock.recv(size, socket.MSG_WAITALL)
+        correlation_id, = struct.unpack(">i", response[:4])
+        assert correlation_id == 7
+        assert b"does not match this cluster's id" in response, response
+    assert any("belongs to cluster elsewhere" in line
+               for line in new_log_lines(broker, log_size)), new_log_lines(broker, log_size)
+    assert broker.is_running()

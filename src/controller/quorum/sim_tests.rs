@@ -11,6 +11,12 @@
 //!
 //! After the faults stop and the network heals, every node must apply the same log within a
 //! bounded number of ticks, holding every proposal a leader saw committed.
+//!
+//! Proposals are real metadata entries (`metadata_entry`: broker registrations, fencing and
+//! unfencing, topics with replicas on those brokers), and every node's image is rebuilt from what
+//! it applied through the controller's state machine (`image::apply`): the images must agree and
+//! keep the leadership invariants (a leader is a live member of its ISR; a partition is without a
+//! leader only when no ISR member is live).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -18,7 +24,82 @@ use std::path::PathBuf;
 use protobuf::Message as _;
 use raft::prelude::Message;
 
-use super::{QuorumNode, QuorumOptions, ELECTION_TICKS};
+use super::{Committed, QuorumNode, QuorumOptions, ELECTION_TICKS};
+use crate::controller::driver::apply_entry;
+use crate::controller::metadata_log::{encode_entry, MetadataRecord};
+use crate::metadata::{MetadataImage, TopicId};
+
+/// Proposal `n` as a metadata entry: brokers 10-12 register (and are unfenced) first, then each
+/// entry creates topic `t<n>` on two of them and every few fences or unfences one.
+fn metadata_entry(n: u64) -> Vec<u8> {
+    let broker = 10 + (n % 3) as i32;
+    let epoch = i64::from(broker);
+    let mut records = match n {
+        1..=3 => vec![
+            MetadataRecord::RegisterBroker {
+                id: broker,
+                epoch,
+                endpoints: Vec::new(),
+            },
+            MetadataRecord::UnfenceBroker { id: broker, epoch },
+        ],
+        _ if n.is_multiple_of(4) => vec![MetadataRecord::FenceBroker { id: broker, epoch }],
+        _ if n % 4 == 1 => vec![MetadataRecord::UnfenceBroker { id: broker, epoch }],
+        _ => Vec::new(),
+    };
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    records.push(MetadataRecord::CreateTopic {
+        name: format!("t{n}"),
+        id: TopicId(id),
+        partitions: 2,
+        replication_factor: 2,
+        configs: Default::default(),
+        assignments: vec![
+            vec![broker, 10 + ((n + 1) % 3) as i32],
+            vec![10 + ((n + 2) % 3) as i32, broker],
+        ],
+    });
+    encode_entry(&records)
+}
+
+/// The image a node's applied entries build.
+fn image_of(log: &[Vec<u8>]) -> MetadataImage {
+    let mut image = MetadataImage::default();
+    for (index, data) in log.iter().enumerate() {
+        let entry = Committed {
+            index: index as u64 + 1,
+            term: 0,
+            data: bytes::Bytes::from(data.clone()),
+        };
+        apply_entry(&mut image, &entry, 0, false).expect("entries decode");
+    }
+    image
+}
+
+/// A leader is a live member of its ISR; a partition has none only when no ISR member is live.
+fn check_leadership(image: &MetadataImage, seed: u64) {
+    for topic in image.topics.values() {
+        for partition in &topic.partitions {
+            match partition.leader {
+                -1 => assert!(
+                    !partition.isr.iter().any(|replica| image.is_live(*replica)),
+                    "seed {seed}: {}-{} offline with a live ISR member {:?}",
+                    topic.name,
+                    partition.index,
+                    partition.isr
+                ),
+                leader => assert!(
+                    partition.isr.contains(&leader) && image.is_live(leader),
+                    "seed {seed}: {}-{} led by {leader}, fenced or outside ISR {:?}",
+                    topic.name,
+                    partition.index,
+                    partition.isr
+                ),
+            }
+        }
+    }
+}
 
 /// Small deterministic PRNG (xorshift64*), so a failing seed replays exactly.
 struct Rng(u64);
@@ -188,8 +269,7 @@ impl Cluster {
             .find(|node| node.is_leader());
         if let Some(leader) = leader {
             self.proposed += 1;
-            let data = format!("record-{}", self.proposed).into_bytes();
-            let _ = leader.propose(data);
+            let _ = leader.propose(metadata_entry(self.proposed));
         }
     }
 
@@ -261,11 +341,20 @@ fn run_seed(seed: u64, size: u64, crash_per_mille: u64) {
         );
     }
     for calm in before_calm + 1..=cluster.proposed {
-        let record = format!("record-{calm}").into_bytes();
+        let record = metadata_entry(calm);
         assert!(
             applied.contains(&record),
             "seed {seed}: calm proposal {calm} not applied"
         );
+    }
+    let images: Vec<MetadataImage> = logs.iter().map(|log| image_of(log)).collect();
+    for image in &images {
+        assert_eq!(
+            format!("{:?}", image.topics),
+            format!("{:?}", images[0].topics),
+            "seed {seed}: images differ"
+        );
+        check_leadership(image, seed);
     }
     eprintln!(
         "seed {seed}: {} records applied, {} acknowledged during faults, {} terms",
