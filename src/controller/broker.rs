@@ -78,6 +78,8 @@ pub struct BrokerSide {
     /// Whether the shards run: until they do, a new image is only kept (the shards start from
     /// the image `join` returns).
     publishing: Cell<bool>,
+    /// Set by a controlled shutdown: no more heartbeats (one would unfence the broker again).
+    shutting_down: Cell<bool>,
 }
 
 /// Why a broker stopped trying to join the cluster.
@@ -107,6 +109,7 @@ impl BrokerSide {
             refreshing: glommio::sync::Semaphore::new(1),
             epoch: Cell::new(-1),
             publishing: Cell::new(false),
+            shutting_down: Cell::new(false),
             config,
             cluster_id,
             mesh,
@@ -202,6 +205,9 @@ impl BrokerSide {
         let interval = Duration::from_millis(self.config.broker_heartbeat_interval_ms);
         loop {
             glommio::timer::sleep(interval).await;
+            if self.shutting_down.get() {
+                return;
+            }
             match self.heartbeat(&mut link, self.epoch.get()).await {
                 Reply::Refused(TopicError::StaleBrokerEpoch(reason)) => {
                     tracing::warn!("broker session ended ({reason}): registering again");
@@ -323,6 +329,11 @@ impl BrokerSide {
     pub async fn serve_shards(self: Rc<Self>, requests: flume::Receiver<ControllerRequest>) {
         let mut link = self.link();
         while let Ok(request) = requests.recv_async().await {
+            if let ControllerRequest::ControlledShutdown { reply } = request {
+                self.shut_down(&mut link).await;
+                let _ = reply.send(());
+                continue;
+            }
             let (call, answer) = split(request);
             let write = call.is_write();
             let reply = link.call(call).await;
@@ -331,6 +342,25 @@ impl BrokerSide {
                 self.refresh(0).await;
             }
             answer(reply);
+        }
+    }
+}
+
+impl BrokerSide {
+    /// Kafka's controlled shutdown: stop heartbeating and have the active controller fence
+    /// this broker now, so that clients stop being sent here.
+    async fn shut_down(&self, link: &mut Link) {
+        self.shutting_down.set(true);
+        let call = Call::ControlledShutdown {
+            broker_id: self.config.node_id,
+            epoch: self.epoch.get(),
+        };
+        match link.call(call).await {
+            Reply::Heartbeat { fenced: true } => tracing::info!(
+                "controlled shutdown: broker {} is fenced",
+                self.config.node_id
+            ),
+            other => tracing::warn!("controlled shutdown was not confirmed: {other:?}"),
         }
     }
 }
@@ -443,6 +473,9 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
                 });
             };
             (Call::AllocateProducerIds, Box::new(answer))
+        }
+        ControllerRequest::ControlledShutdown { .. } => {
+            unreachable!("serve_shards handles it before splitting")
         }
         ControllerRequest::DescribeQuorum { reply } => {
             let answer = move |answer: Reply| {

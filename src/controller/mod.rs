@@ -110,6 +110,9 @@ pub enum ControllerRequest {
     DescribeQuorum {
         reply: flume::Sender<Result<QuorumStatus, TopicError>>,
     },
+    /// The broker is stopping (SIGTERM): have it fenced now, so its partitions' leadership
+    /// moves at once rather than after the session timeout; answered when done or given up.
+    ControlledShutdown { reply: flume::Sender<()> },
 }
 
 /// The metadata quorum (`__cluster_metadata-0`) as DescribeQuorum reports it. Offsets are Raft
@@ -251,6 +254,24 @@ impl Controller {
                 epoch,
                 metadata_index,
             } => self.heartbeat(broker_id, epoch, metadata_index).await,
+            Call::ControlledShutdown { broker_id, epoch } => match self.image.broker(broker_id) {
+                Some(broker) if broker.epoch == epoch => {
+                    if !broker.fenced {
+                        tracing::info!("broker {broker_id} is shutting down: fencing it");
+                        let record = MetadataRecord::FenceBroker {
+                            id: broker_id,
+                            epoch,
+                        };
+                        if let Err(error) = self.commit(&[record]).await {
+                            return Reply::Refused(error);
+                        }
+                    }
+                    Reply::Heartbeat { fenced: true }
+                }
+                _ => Reply::Refused(TopicError::StaleBrokerEpoch(format!(
+                    "Broker {broker_id} with epoch {epoch} is not registered"
+                ))),
+            },
             Call::FetchMetadata { .. } => unreachable!("answered above"),
         }
     }

@@ -52,6 +52,11 @@ pub enum Call {
         epoch: i64,
         metadata_index: u64,
     },
+    /// The broker is stopping: fence it now (Kafka's controlled shutdown).
+    ControlledShutdown {
+        broker_id: i32,
+        epoch: i64,
+    },
     /// Committed metadata entries after `from_index`, waiting up to `wait_ms` for one when
     /// there is none yet (any controller answers).
     FetchMetadata {
@@ -646,6 +651,11 @@ impl Wire for Call {
                 epoch.put(out);
                 metadata_index.put(out);
             }
+            Call::ControlledShutdown { broker_id, epoch } => {
+                9u8.put(out);
+                broker_id.put(out);
+                epoch.put(out);
+            }
             Call::FetchMetadata {
                 broker_id,
                 from_index,
@@ -691,6 +701,10 @@ impl Wire for Call {
                 broker_id: i32::get(reader)?,
                 from_index: u64::get(reader)?,
                 wait_ms: u32::get(reader)?,
+            },
+            9 => Call::ControlledShutdown {
+                broker_id: i32::get(reader)?,
+                epoch: i64::get(reader)?,
             },
             tag => return Err(format!("unknown call {tag}")),
         })

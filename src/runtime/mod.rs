@@ -18,7 +18,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::ServerConfig;
 use crate::controller::metadata_log::MetadataLog;
-use crate::controller::CONTROLLER_QUEUE_CAPACITY;
+use crate::controller::{ControllerRequest, CONTROLLER_QUEUE_CAPACITY};
 use mesh::Mesh;
 use placement::ShardId;
 use shard::Shard;
@@ -28,6 +28,8 @@ const EXECUTOR_IO_MEMORY_BYTES: usize = 512 << 10;
 /// Written to the log directory after every log was closed cleanly; its presence at start-up
 /// lets the logs skip recovery (Kafka's `.kafka_cleanshutdown`).
 const CLEAN_SHUTDOWN_FILE: &str = ".flink_cleanshutdown";
+/// How long a stopping broker waits for the controller to fence it.
+const CONTROLLED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a clean shutdown waits for the shards to close their logs.
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -241,6 +243,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         listeners.join(",")
     );
     wait_for_stop_signal();
+    controlled_shutdown(&controller_sender);
     tracing::info!("Flink server shutting down: flushing and closing the logs");
     if close_logs(&mesh) {
         mark_clean_shutdown(&config.log_dirs[0]);
@@ -248,6 +251,21 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     }
     drop((controller_handle, handles));
     Ok(())
+}
+
+/// Has the active controller fence this broker before its logs close (Kafka's controlled
+/// shutdown), waiting at most `CONTROLLED_SHUTDOWN_TIMEOUT`.
+fn controlled_shutdown(controller: &flume::Sender<ControllerRequest>) {
+    let (reply, done) = flume::bounded(1);
+    if controller
+        .send(ControllerRequest::ControlledShutdown { reply })
+        .is_ok()
+        && done.recv_timeout(CONTROLLED_SHUTDOWN_TIMEOUT).is_err()
+    {
+        tracing::warn!(
+            "controlled shutdown not confirmed within {CONTROLLED_SHUTDOWN_TIMEOUT:?}; stopping anyway"
+        );
+    }
 }
 
 /// Asks every shard to flush and close its logs; true when all did within the timeout.

@@ -44,9 +44,87 @@ fn start(args: Args) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     let config = Arc::new(config);
+    let _lock = lock_log_dir(&config.log_dirs[0])?;
+    check_ports_free(&config)?;
     let cluster_id = format::ensure_formatted(&config).map_err(|error| error.to_string())?;
     crate::runtime::block_stop_signals();
     crate::runtime::run(config, cluster_id).map_err(|error| error.to_string())
+}
+
+/// Takes `log_dir/.lock` (flock, held until the process ends), as Kafka does: a second server
+/// on the same directory would corrupt the metadata log and the partitions' logs.
+fn lock_log_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(".lock");
+    let file = std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+    // SAFETY: flock on a descriptor this File owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "Failed to acquire lock on file .lock in {}. A Flink instance in another process or \
+             thread is using this directory.",
+            dir.display()
+        ));
+    }
+    Ok(file)
+}
+
+/// How long a port may keep a listener of a process that just exited (see `check_ports_free`).
+const PORT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Fails when a listener's port already has a listener. The shards bind with SO_REUSEPORT (to
+/// share a port among themselves), which would also let them join another process's listener
+/// silently; a connection attempt finds one (a bind probe would also trip over client sockets
+/// that merely use the port). The listeners of a server that just exited outlive it for a few
+/// milliseconds (io_uring tears its files down after the process is gone), so a taken port is
+/// tried again for `PORT_RELEASE_WAIT` before it is an error.
+fn check_ports_free(config: &ServerConfig) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        match listener_in_the_way(config) {
+            None => return Ok(()),
+            Some(taken) if std::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "cannot listen on {taken}: another process is listening there"
+                ))
+            }
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The first listener of `config` whose port answers a connection.
+fn listener_in_the_way(config: &ServerConfig) -> Option<String> {
+    for listener in &config.listeners {
+        if listener.port == 0 {
+            continue;
+        }
+        let host = match listener.host.as_str() {
+            "" | "0.0.0.0" => "127.0.0.1",
+            "::" => "::1",
+            host => host,
+        };
+        let Ok(addresses) = std::net::ToSocketAddrs::to_socket_addrs(&(host, listener.port)) else {
+            continue;
+        };
+        for address in addresses {
+            let timeout = std::time::Duration::from_millis(200);
+            if std::net::TcpStream::connect_timeout(&address, timeout).is_ok() {
+                return Some(format!(
+                    "{}://{}:{}",
+                    listener.name, listener.host, listener.port
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Embedded default or file, then FLINK_* variables, then --override pairs.

@@ -416,3 +416,28 @@ def test_lagging_nodes_catch_up_from_snapshots(cluster):
         assert len(checkpoints) == 1, (node, checkpoints)
         index = int(checkpoints[0].name.split("-")[0])
         assert index > 0
+
+
+def test_sigterm_is_a_controlled_shutdown(cluster):
+    """SIGTERM of a broker: before its logs close it has the active controller fence it (no
+    waiting for the session to expire), so the others stop listing it and its partitions lose
+    their leader; started again, it is listed and leads again."""
+    topic = "controlled-shutdown"
+    create_topic(cluster.bootstrap(), topic)
+    leaders = wait_for_topic(cluster, topic)
+    led_by_6 = [partition for partition, leader in leaders.items() if leader == 6]
+    assert cluster.kill(6, signal.SIGTERM) == 0
+    broker_log = cluster.nodes[6].log_path.read_text()
+    assert "controlled shutdown: broker 6 is fenced" in broker_log, broker_log[-2000:]
+    controller_log = cluster.nodes[cluster.active_controller()].log_path.read_text()
+    assert "broker 6 is shutting down: fencing it" in controller_log
+
+    def gone():
+        metadata = cluster.metadata(4)
+        assert 6 not in metadata.brokers, metadata.brokers
+        for partition in led_by_6:
+            assert metadata.topics[topic][partition].leader == NO_LEADER
+    eventually(gone, PROPAGATION_TIMEOUT_S, "broker 6 fenced and its partitions leaderless")
+    cluster.start(6)
+    eventually(lambda: wait_for_topic(cluster, topic) == leaders, REJOIN_TIMEOUT_S,
+               "broker 6 leads its partitions again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 
 import pytest
 
@@ -58,3 +59,25 @@ def test_graceful_shutdown_exits_zero(broker):
     code = broker.stop(signal.SIGTERM)
     assert code in (0, 128 + signal.SIGTERM), (
         f"exit code {code} after SIGTERM (None = had to SIGKILL, negative = killed by a signal)")
+
+
+def test_second_server_on_the_same_directory_or_ports_is_refused(broker, tmp_path):
+    """A second `flink server` on a running broker's log directory stops at once with Kafka's
+    lock message; one with its own directory but the same ports stops naming the port (shards
+    bind with SO_REUSEPORT, which would otherwise share the port with the running broker). The
+    running broker is unaffected."""
+    same_dir = subprocess.run(broker.command(), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    assert same_dir.returncode == 1, same_dir
+    assert (f"Failed to acquire lock on file .lock in {broker.data_dir}. A Flink instance in "
+            "another process or thread is using this directory.") in same_dir.stderr, same_dir.stderr
+
+    other_dir = [*broker.command(), "--override", f"log.dirs={tmp_path / 'other'}"]
+    same_ports = subprocess.run(other_dir, capture_output=True, text=True, timeout=30,
+                                stdin=subprocess.DEVNULL)
+    assert same_ports.returncode == 1, same_ports
+    assert (f"cannot listen on PLAINTEXT://{broker.overrides['listeners'].split('//')[1].split(',')[0]}"
+            ": another process is listening there") in same_ports.stderr, same_ports.stderr
+    assert broker.is_running()
+    create_topic(broker, "still-serving")
+    assert "still-serving" in list_topics(broker)
