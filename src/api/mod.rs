@@ -242,6 +242,7 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
         TopicError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         TopicError::Timeout(_) => ResponseError::RequestTimedOut,
+        TopicError::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
     };
     error.code()
 }

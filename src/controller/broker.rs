@@ -14,7 +14,7 @@ use super::rpc::{Call, Reply};
 use super::transport::{ControllerClient, CALL_DEADLINE};
 use super::{ControllerRequest, Job, TopicError};
 use crate::config::ServerConfig;
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, TopicId};
 use crate::runtime::mesh::{Mesh, ShardRequest};
 use crate::runtime::placement::ShardId;
 
@@ -75,6 +75,8 @@ pub struct BrokerSide {
     /// The link metadata fetches use; taken while a refresh (holding `refreshing`) uses it.
     fetch_link: RefCell<Option<Link>>,
     epoch: Cell<i64>,
+    /// This process's registration id (random at start).
+    incarnation: String,
     /// Whether the shards run: until they do, a new image is only kept (the shards start from
     /// the image `join` returns).
     publishing: Cell<bool>,
@@ -108,6 +110,7 @@ impl BrokerSide {
             })),
             refreshing: glommio::sync::Semaphore::new(1),
             epoch: Cell::new(-1),
+            incarnation: TopicId(super::random_uuid()).to_hex(),
             publishing: Cell::new(false),
             shutting_down: Cell::new(false),
             config,
@@ -161,6 +164,7 @@ impl BrokerSide {
             let call = Call::RegisterBroker {
                 broker_id: self.config.node_id,
                 cluster_id: self.cluster_id.to_string(),
+                incarnation: self.incarnation.clone(),
                 endpoints: endpoints.clone(),
             };
             match link.call(call).await {
@@ -179,6 +183,14 @@ impl BrokerSide {
                         self.config.log_dirs[0].display(),
                         self.cluster_id
                     )));
+                }
+                Reply::Refused(TopicError::DuplicateBrokerRegistration(reason)) => {
+                    tracing::error!(
+                        "Unable to register broker {} because the controller returned error \
+                         DUPLICATE_BROKER_REGISTRATION: {reason} Retrying.",
+                        self.config.node_id
+                    );
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
                 }
                 other => {
                     tracing::info!(

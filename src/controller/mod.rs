@@ -145,6 +145,10 @@ pub struct ReplicaStatus {
 /// A broker's session as the active controller keeps it (not in the log: a new active
 /// controller starts every session afresh).
 struct Session {
+    /// The process (incarnation) that holds the session.
+    incarnation: String,
+    /// When this controller last heard a heartbeat of it (not reset by a new term).
+    heard: Option<Instant>,
     last_heartbeat: Instant,
     /// The committed index when it registered: it is caught up once it has applied that.
     registered_at: u64,
@@ -247,8 +251,12 @@ impl Controller {
             Call::RegisterBroker {
                 broker_id,
                 cluster_id,
+                incarnation,
                 endpoints,
-            } => self.register_broker(broker_id, cluster_id, endpoints).await,
+            } => {
+                self.register_broker(broker_id, cluster_id, incarnation, endpoints)
+                    .await
+            }
             Call::BrokerHeartbeat {
                 broker_id,
                 epoch,
@@ -265,6 +273,10 @@ impl Controller {
                         if let Err(error) = self.commit(&[record]).await {
                             return Reply::Refused(error);
                         }
+                    }
+                    // Its successor need not wait for this session to time out.
+                    if let Some(session) = self.sessions.get_mut(&broker_id) {
+                        session.heard = None;
                     }
                     Reply::Heartbeat { fenced: true }
                 }
@@ -292,12 +304,25 @@ impl Controller {
         &mut self,
         broker_id: i32,
         cluster_id: String,
+        incarnation: String,
         endpoints: Vec<crate::config::Listener>,
     ) -> Reply {
         if cluster_id != self.cluster_id {
             return Reply::Refused(TopicError::InconsistentClusterId(format!(
                 "Broker {broker_id} has cluster id {cluster_id}, but this cluster's id is {}",
                 self.cluster_id
+            )));
+        }
+        // Another process with this id whose heartbeats this controller still hears: as in
+        // Kafka, the newcomer waits until that session ends.
+        let timeout = std::time::Duration::from_millis(self.config.broker_session_timeout_ms);
+        let other_alive = self.sessions.get(&broker_id).is_some_and(|session| {
+            session.incarnation != incarnation
+                && session.heard.is_some_and(|heard| heard.elapsed() < timeout)
+        }) && self.image.is_live(broker_id);
+        if other_alive {
+            return Reply::Refused(TopicError::DuplicateBrokerRegistration(format!(
+                "Another broker is registered with that broker id ({broker_id})."
             )));
         }
         let epoch = self
@@ -320,6 +345,8 @@ impl Controller {
         self.sessions.insert(
             broker_id,
             Session {
+                incarnation,
+                heard: None,
                 last_heartbeat: Instant::now(),
                 registered_at: self.driver.applied_index(),
                 metadata_index: 0,
@@ -342,12 +369,15 @@ impl Controller {
             )));
         }
         let session = self.sessions.entry(broker_id).or_insert(Session {
+            incarnation: String::new(),
+            heard: None,
             last_heartbeat: Instant::now(),
             registered_at: 0,
             metadata_index: 0,
             last_heartbeat_ms: 0,
         });
         session.last_heartbeat = Instant::now();
+        session.heard = Some(session.last_heartbeat);
         session.last_heartbeat_ms = now_ms();
         session.metadata_index = session.metadata_index.max(metadata_index);
         let caught_up = metadata_index >= session.registered_at;
@@ -396,6 +426,8 @@ impl Controller {
                 self.sessions.insert(
                     *id,
                     Session {
+                        incarnation: String::new(),
+                        heard: None,
                         last_heartbeat: now,
                         registered_at: 0,
                         metadata_index: 0,

@@ -44,6 +44,8 @@ pub enum Call {
     RegisterBroker {
         broker_id: i32,
         cluster_id: String,
+        /// Random per process start: tells a restart from a second process with the same id.
+        incarnation: String,
         endpoints: Vec<Listener>,
     },
     /// A broker's session is alive and has applied the metadata log up to `metadata_index`.
@@ -363,6 +365,7 @@ impl Wire for TopicError {
             TopicError::InconsistentClusterId(text) => (10, text.clone()),
             TopicError::StaleBrokerEpoch(text) => (11, text.clone()),
             TopicError::Timeout(text) => (12, text.clone()),
+            TopicError::DuplicateBrokerRegistration(text) => (13, text.clone()),
         };
         (tag as u8).put(out);
         text.put(out);
@@ -384,6 +387,7 @@ impl Wire for TopicError {
             10 => TopicError::InconsistentClusterId(text),
             11 => TopicError::StaleBrokerEpoch(text),
             12 => TopicError::Timeout(text),
+            13 => TopicError::DuplicateBrokerRegistration(text),
             tag => return Err(format!("unknown error tag {tag}")),
         })
     }
@@ -634,11 +638,13 @@ impl Wire for Call {
             Call::RegisterBroker {
                 broker_id,
                 cluster_id,
+                incarnation,
                 endpoints,
             } => {
                 6u8.put(out);
                 broker_id.put(out);
                 cluster_id.put(out);
+                incarnation.put(out);
                 endpoints.put(out);
             }
             Call::BrokerHeartbeat {
@@ -690,6 +696,7 @@ impl Wire for Call {
             6 => Call::RegisterBroker {
                 broker_id: i32::get(reader)?,
                 cluster_id: String::get(reader)?,
+                incarnation: String::get(reader)?,
                 endpoints: Vec::get(reader)?,
             },
             7 => Call::BrokerHeartbeat {
@@ -807,6 +814,7 @@ mod tests {
             let mut bytes = encode(&Call::RegisterBroker {
                 broker_id: 4,
                 cluster_id: "abc".into(),
+                incarnation: "i".into(),
                 endpoints: vec![Listener { name: "PLAINTEXT".into(), host: "h".into(), port: 1 }],
             });
             for (at, value) in flips {
@@ -846,6 +854,7 @@ mod tests {
             Call::RegisterBroker {
                 broker_id: 4,
                 cluster_id: "abc".into(),
+                incarnation: "i".into(),
                 endpoints: vec![Listener {
                     name: "PLAINTEXT".into(),
                     host: "broker-1".into(),

@@ -35,6 +35,8 @@ pub enum TopicError {
     StaleBrokerEpoch(String),
     #[error("{0}")]
     Timeout(String),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
 }
 
 pub fn validate_name(name: &str) -> Result<(), TopicError> {

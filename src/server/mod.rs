@@ -116,7 +116,12 @@ fn listener_in_the_way(config: &ServerConfig) -> Option<String> {
         };
         for address in addresses {
             let timeout = std::time::Duration::from_millis(200);
-            if std::net::TcpStream::connect_timeout(&address, timeout).is_ok() {
+            let connected = std::net::TcpStream::connect_timeout(&address, timeout);
+            // With nothing listening, a connection to a port in the ephemeral range can meet
+            // itself (TCP simultaneous open); that is no listener.
+            let listening =
+                connected.is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok());
+            if listening {
                 return Some(format!(
                     "{}://{}:{}",
                     listener.name, listener.host, listener.port

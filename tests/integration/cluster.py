@@ -246,12 +246,13 @@ class Cluster:
         for node_id in BROKER_IDS:
             self.nodes[node_id] = self.make_broker(node_id)
 
-    def make_broker(self, node_id: int) -> Node:
-        """A broker node configured for this cluster's quorum, on ports of its own; not started,
-        not formatted, and not a member of `nodes` unless the caller adds it."""
+    def make_broker(self, node_id: int, directory: str | None = None) -> Node:
+        """A broker node configured for this cluster's quorum, on ports of its own (in
+        `directory` under the root, by default `node<id>`); not started, not formatted, and not a
+        member of `nodes` unless the caller adds it."""
         ports = {name: free_port() for name in LISTENERS}
         listeners = ",".join(f"{LISTENERS[name]}://{HOST}:{port}" for name, port in ports.items())
-        return Node(self.root / f"node{node_id}", node_id, {
+        return Node(self.root / (directory or f"node{node_id}"), node_id, {
             "process.roles": "broker",
             "listeners": listeners,
             "advertised.listeners": listeners,

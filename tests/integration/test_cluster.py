@@ -441,3 +441,22 @@ def test_sigterm_is_a_controlled_shutdown(cluster):
     cluster.start(6)
     eventually(lambda: wait_for_topic(cluster, topic) == leaders, REJOIN_TIMEOUT_S,
                "broker 6 leads its partitions again")
+
+
+def test_second_broker_with_a_taken_id_is_refused(cluster):
+    """A second process started as broker 6 (its own directory and ports) while broker 6 runs
+    is refused with DUPLICATE_BROKER_REGISTRATION and keeps retrying without taking the id over:
+    every broker still lists broker 6 at the original's ports."""
+    twin = cluster.make_broker(6, directory="node6-twin")
+    format_node(twin, cluster.cluster_id)
+    original = cluster.advertised([6], "host")
+    try:
+        twin.start()
+        eventually(lambda: "DUPLICATE_BROKER_REGISTRATION" in twin.log_text(),
+                   REFUSAL_TIMEOUT_S, "the twin is refused")
+        assert twin.is_running(), "the twin should keep retrying, as a Kafka broker does"
+        for broker_id in BROKER_IDS:
+            listed = cluster.metadata(broker_id).brokers
+            assert listed[6] == original[6], (broker_id, listed)
+    finally:
+        twin.kill()
