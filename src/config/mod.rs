@@ -351,6 +351,26 @@ impl ServerConfig {
                 ),
             ));
         }
+        let inter_broker = lookup
+            .value("inter.broker.listener.name")
+            .to_ascii_uppercase();
+        if self.is_broker()
+            && !inter_broker.is_empty()
+            && !self
+                .client_listeners()
+                .any(|listener| listener.name == inter_broker)
+        {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                format!(
+                    "must be one of the broker's listeners ({})",
+                    self.client_listeners()
+                        .map(|listener| listener.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
         if self.is_broker() && self.client_listeners().next().is_none() {
             return Err(invalid(
                 "listeners",
@@ -571,6 +591,19 @@ mod tests {
         assert!(message.contains("node.id"), "{message}");
         let (_, warnings) = config_from(&format!("{EMBEDDED_DEFAULT}no.such.key=1\n")).unwrap();
         assert!(warnings[0].contains("no.such.key"));
+        let wrong = format!("{EMBEDDED_DEFAULT}inter.broker.listener.name=INTERNAL\n");
+        let message = config_from(&wrong).unwrap_err().to_string();
+        assert!(message.contains("inter.broker.listener.name") && message.contains("PLAINTEXT"));
+        let controller_only = EMBEDDED_DEFAULT
+            .replace(
+                "process.roles=broker,controller",
+                "process.roles=controller",
+            )
+            .replace("PLAINTEXT://:9092,", "");
+        assert!(config_from(&format!(
+            "{controller_only}inter.broker.listener.name=PLAINTEXT\n"
+        ))
+        .is_ok());
         let tls = format!("{EMBEDDED_DEFAULT}listener.security.protocol.map=PLAINTEXT:SSL\n");
         assert!(config_from(&tls)
             .unwrap_err()
