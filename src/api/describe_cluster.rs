@@ -33,8 +33,12 @@ pub async fn handle(
             )));
     }
     let image = context.shard.metadata();
+    // v2 may ask for fenced brokers too (KIP-1073), each marked as such.
+    let with_fenced = context.version >= 2 && request.include_fenced_brokers;
     let brokers = image
-        .live_brokers()
+        .brokers
+        .iter()
+        .filter(|broker| with_fenced || !broker.fenced)
         .filter_map(|broker| {
             let endpoint = advertised_endpoint(context, broker)?;
             Some(
@@ -43,7 +47,7 @@ pub async fn handle(
                     .with_host(str_bytes(&endpoint.host))
                     .with_port(i32::from(endpoint.port))
                     .with_rack(None)
-                    .with_is_fenced(false),
+                    .with_is_fenced(broker.fenced),
             )
         })
         .collect();

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer
+from kafka.protocol.admin import DescribeClusterRequest, DescribeClusterResponse
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewTopic, ResourceType)
 
@@ -24,7 +25,8 @@ import support
 from clients import OFFSET_BEGINNING, check_reports, confluent_consume, confluent_produce
 from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CONTROLLER_IDS, Cluster, NodeExited,
                      eventually, format_node, random_cluster_id)
-from support import check_history, describe_run, keyed_messages, run_script
+from kafka_wire import WireConnection
+from support import HOST, check_history, describe_run, keyed_messages, run_script
 from test_kcat import kcat
 
 PARTITIONS = 6
@@ -253,6 +255,11 @@ def test_killed_broker_is_fenced_and_rejoins(cluster):
                     assert (partition.error_code, partition.leader) == (0, leaders[index]), (
                         f"broker {broker_id}: {topic}-{index} (not on {victim}): {partition}")
     eventually(fenced, FENCING_TIMEOUT_S, f"broker {victim} is fenced")
+    # DescribeCluster v2 lists fenced brokers only when asked, marked as fenced (KIP-1073).
+    assert fenced_flags(cluster, survivors[0], include_fenced=False) == {
+        broker_id: False for broker_id in survivors}
+    assert fenced_flags(cluster, survivors[0], include_fenced=True) == {
+        **{broker_id: False for broker_id in survivors}, victim: True}
 
     cluster.start(victim)
     cluster.wait_until_ready(REJOIN_TIMEOUT_S)
@@ -262,6 +269,17 @@ def test_killed_broker_is_fenced_and_rejoins(cluster):
                                  start=OFFSET_BEGINNING)
     check_history(sent, consumed, PARTITIONS)
     check_reports(reports, consumed, sent)
+
+
+def fenced_flags(cluster: Cluster, broker_id: int, include_fenced: bool) -> dict[int, bool]:
+    """DescribeCluster v2 from one broker: {listed broker id: is_fenced}."""
+    port = cluster.nodes[broker_id].listener_ports["host"]
+    with WireConnection(HOST, port) as connection:
+        request = DescribeClusterRequest(include_cluster_authorized_operations=False,
+                                         endpoint_type=1, include_fenced_brokers=include_fenced)
+        response = connection.call(request, DescribeClusterResponse, 2)
+    assert response.error_code == 0, response
+    return {broker.broker_id: broker.is_fenced for broker in response.brokers}
 
 
 def test_full_restart_keeps_topics_configs_and_records(cluster):
