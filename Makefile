@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-storage fuzz
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-storage fuzz soak
 
 all: build
 
@@ -71,6 +71,10 @@ test: dist
 # its PNGs. BENCH_SECONDS, BENCH_E2E_SECONDS, BENCH_ROUNDS, BENCH_DIR, BENCH_E2E_RATE tune it.
 bench: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
+
+# The metadata quorum's deterministic fault simulation over 2,200 more seeds (quorum::sim_tests).
+soak:
+	$(CARGO) test --release --lib soak_many_seeds -- --ignored --nocapture
 
 # Metadata path of a 3 controllers + 3 brokers cluster against a single node measured in the same
 # run (bench/README.md); writes bench/results/cluster_metadata.md.

@@ -411,3 +411,17 @@ fn single_voter_commits_alone() {
     );
     cluster.remove_dirs();
 }
+
+/// The storms of `three_voters_survive_faults` and `crash_storms_keep_one_leader_per_term` over
+/// a thousand more seeds each; `make soak` runs it (it is left out of the default run for time).
+#[test]
+#[ignore]
+fn soak_many_seeds() {
+    for seed in 1_000..2_000 {
+        run_seed(seed, 3, 8);
+        run_seed(seed + 10_000, 3, 60);
+    }
+    for seed in 20_000..20_200 {
+        run_seed(seed, 5, 20);
+    }
+}
