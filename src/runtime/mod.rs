@@ -1,6 +1,8 @@
-//! Starts the broker's executors: one pinned glommio executor per shard, plus the controller's
+//! Starts the server's executors: one pinned glommio executor per shard, plus the controller's
 //! (on its own core when there are at least four, else sharing the first shard's core), all
-//! inside the process's CPU set, after the io_uring preflight has passed.
+//! inside the process's CPU set, after the io_uring preflight has passed. A controller-only node
+//! runs no shards; a broker starts its shards only once it has joined the cluster
+//! (`controller_node`).
 
 pub mod cleaner;
 mod controller_node;
