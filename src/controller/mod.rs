@@ -188,7 +188,11 @@ impl Controller {
     /// Serves jobs one at a time until every sender is gone.
     pub async fn run(mut self, jobs: flume::Receiver<Job>) {
         while let Ok(job) = jobs.recv_async().await {
-            self.image = self.driver.image();
+            // A follower's applied entries (or a snapshot) change the image between jobs; a
+            // heartbeat needs no copy when nothing was applied.
+            if self.image.metadata_index != self.driver.applied_index() {
+                self.image = self.driver.image();
+            }
             match job {
                 Job::Call(call, reply) => {
                     let answer = self.serve(call).await;
