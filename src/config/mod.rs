@@ -320,6 +320,24 @@ impl ServerConfig {
                 ),
             ));
         }
+        for (index, listener) in self.listeners.iter().enumerate() {
+            let clash = self.listeners[..index].iter().find(|other| {
+                other.port == listener.port
+                    && listener.port != 0
+                    && (other.host == listener.host
+                        || other.host.is_empty()
+                        || listener.host.is_empty())
+            });
+            if let Some(other) = clash {
+                return Err(invalid(
+                    "listeners",
+                    format!(
+                        "Each listener must have a different port: {} and {} both use port {}",
+                        other.name, listener.name, listener.port
+                    ),
+                ));
+            }
+        }
         if self.controller_quorum_election_timeout_ms < 10 {
             return Err(invalid(
                 "controller.quorum.election.timeout.ms",
@@ -591,6 +609,9 @@ mod tests {
         assert!(message.contains("node.id"), "{message}");
         let (_, warnings) = config_from(&format!("{EMBEDDED_DEFAULT}no.such.key=1\n")).unwrap();
         assert!(warnings[0].contains("no.such.key"));
+        let same_port = EMBEDDED_DEFAULT.replace("CONTROLLER://:9093", "CONTROLLER://:9092");
+        let message = config_from(&same_port).unwrap_err().to_string();
+        assert!(message.contains("different port"), "{message}");
         let wrong = format!("{EMBEDDED_DEFAULT}inter.broker.listener.name=INTERNAL\n");
         let message = config_from(&wrong).unwrap_err().to_string();
         assert!(message.contains("inter.broker.listener.name") && message.contains("PLAINTEXT"));

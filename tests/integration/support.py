@@ -36,11 +36,20 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 started_brokers: list["Broker"] = []
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port that is free right now: bind to port 0 and let the kernel choose."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    """A port that is free right now: bind to port 0 and let the kernel choose. Never the same
+    port twice in one test run: the kernel may offer a released port again at once, and two
+    listeners of one server on one port would share it (the broker refuses that now)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Broker:
