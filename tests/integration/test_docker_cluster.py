@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import warnings
@@ -28,7 +29,8 @@ IN_NETWORK = "--bootstrap-server broker-1:19092,broker-2:19092,broker-3:19092"
 FROM_HOST = "localhost:29092,localhost:39092,localhost:49092"
 HOST_PORTS = {"broker-1": 29092, "broker-2": 39092, "broker-3": 49092}
 CLUSTER_TIMEOUT_S = 90  # Six containers and an election on two cores.
-FENCING_TIMEOUT_S = 30  # broker.session.timeout.ms (9 s) and the client's metadata refresh.
+FENCING_TIMEOUT_S = 30
+UP_ATTEMPTS = 3  # broker.session.timeout.ms (9 s) and the client's metadata refresh.
 
 
 def listed_brokers(bootstrap: str) -> dict[int, str]:
@@ -38,6 +40,21 @@ def listed_brokers(bootstrap: str) -> dict[int, str]:
     assert result.returncode == 0, describe(result)
     return {int(node): address for node, address
             in re.findall(r"broker (\d+) at (\S+)", result.stdout)}
+
+
+def wait_for_host_ports(timeout: float = 60) -> None:
+    """Waits until the README's host ports can be bound (as Docker's port proxy binds them)."""
+    deadline = time.monotonic() + timeout
+    for port in HOST_PORTS.values():
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("0.0.0.0", port))
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"host port {port} stays in use"
+                    time.sleep(0.5)
 
 
 def eventually(check, timeout: float, what: str):
@@ -81,7 +98,15 @@ def test_compose_cluster_runs_the_readme_commands(tmp_path):
                               text=True, timeout=CLUSTER_TIMEOUT_S, stdin=subprocess.DEVNULL)
 
     try:
-        up = run_compose("up", "-d")
+        # 39092 and 49092 lie in Linux's ephemeral port range, so a client socket of another
+        # test can hold one for a moment; wait for the ports, and try `up` again if one was
+        # taken in between.
+        for attempt in range(UP_ATTEMPTS):
+            wait_for_host_ports()
+            up = run_compose("up", "-d")
+            if up.returncode == 0 or "address already in use" not in up.stderr:
+                break
+            run_compose("down", "-t", "5")
         assert up.returncode == 0, describe(up)
         for broker in BROKERS:
             wait_until_started(broker)
