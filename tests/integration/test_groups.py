@@ -357,7 +357,10 @@ def test_kcat_members_split_partitions(broker):
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
     try:
-        time.sleep(3)  # Both join; the second join rebalances the group.
+        # Produce only once both are members: the second join waits for the first member's
+        # next heartbeat (3 s), and records produced before would all go to the first.
+        joined = broker.wait_for_log(r"group kcat-split: generation \d+ with (2) member")
+        assert joined, "the two kcat members never formed one generation"
         confluent_produce(broker.bootstrap, topic, sent)
         time.sleep(3)
     finally:
