@@ -401,12 +401,24 @@ type Answer = Box<dyn FnOnce(Reply)>;
 
 /// A shard's request as a call, and how to answer the shard from the reply.
 fn split(request: ControllerRequest) -> (Call, Answer) {
-    fn refused<T>(reply: Reply, count: usize) -> Vec<Result<T, TopicError>> {
-        let error = match reply {
+    fn refusal(reply: Reply) -> TopicError {
+        match reply {
             Reply::Refused(error) => error,
             other => TopicError::Storage(format!("unexpected controller reply {other:?}")),
-        };
+        }
+    }
+    fn refused<T>(reply: Reply, count: usize) -> Vec<Result<T, TopicError>> {
+        let error = refusal(reply);
         (0..count).map(|_| Err(error.clone())).collect()
+    }
+    /// The answer of a change answered item by item (`Reply::Done`).
+    fn done(reply: flume::Sender<Vec<Result<(), TopicError>>>, count: usize) -> Answer {
+        Box::new(move |answer: Reply| {
+            let _ = reply.send(match answer {
+                Reply::Done(results) => results,
+                other => refused(other, count),
+            });
+        })
     }
     match request {
         ControllerRequest::CreateTopics {
@@ -446,42 +458,30 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
             validate_only,
             reply,
         } => {
-            let count = alterations.len();
-            let answer = move |answer: Reply| {
-                let _ = reply.send(match answer {
-                    Reply::Done(results) => results,
-                    other => refused(other, count),
-                });
-            };
+            let answer = done(reply, alterations.len());
             let call = Call::AlterConfigs {
                 alterations,
                 validate_only,
             };
-            (call, Box::new(answer))
+            (call, answer)
         }
         ControllerRequest::CreatePartitions {
             increases,
             validate_only,
             reply,
         } => {
-            let count = increases.len();
-            let answer = move |answer: Reply| {
-                let _ = reply.send(match answer {
-                    Reply::Done(results) => results,
-                    other => refused(other, count),
-                });
-            };
+            let answer = done(reply, increases.len());
             let call = Call::CreatePartitions {
                 increases,
                 validate_only,
             };
-            (call, Box::new(answer))
+            (call, answer)
         }
         ControllerRequest::AllocateProducerIds { reply } => {
             let answer = move |answer: Reply| {
                 let _ = reply.send(match answer {
                     Reply::ProducerIds(range) => Ok(range),
-                    other => Err(refused::<()>(other, 1).remove(0).unwrap_err()),
+                    other => Err(refusal(other)),
                 });
             };
             (Call::AllocateProducerIds, Box::new(answer))
@@ -493,7 +493,7 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
             let answer = move |answer: Reply| {
                 let _ = reply.send(match answer {
                     Reply::Quorum(status) => Ok(status),
-                    other => Err(refused::<()>(other, 1).remove(0).unwrap_err()),
+                    other => Err(refusal(other)),
                 });
             };
             (Call::DescribeQuorum, Box::new(answer))
