@@ -1,7 +1,7 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
 //! `flink server` runs the broker; `topics`, `configs`, `console-producer`, `console-consumer`,
-//! `consumer-groups`, `metadata-quorum`, `storage`, `producer-perf-test`, `consumer-perf-test` and
+//! `consumer-groups`, `metadata-quorum`, `leader-election`, `storage`, `producer-perf-test`, `consumer-perf-test` and
 //! `e2e-latency` are the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's
 //! flags and output.
 
@@ -34,6 +34,8 @@ enum Command {
     ConsumerGroups(cli::consumer_groups::Args),
     /// Describe the metadata quorum: leader, epoch, replication (flink-metadata-quorum.sh).
     MetadataQuorum(cli::metadata_quorum::Args),
+    /// Elect preferred or unclean partition leaders (flink-leader-election.sh).
+    LeaderElection(cli::leader_election::Args),
     /// Measure producer throughput and latency (flink-producer-perf-test.sh).
     ProducerPerfTest(cli::producer_perf::RawArgs),
     /// Measure consumer throughput (flink-consumer-perf-test.sh).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Storage(args) => cli::storage::run(args),
         Command::ConsumerGroups(args) => cli::consumer_groups::run(args),
         Command::MetadataQuorum(args) => cli::metadata_quorum::run(args),
+        Command::LeaderElection(args) => cli::leader_election::run(args),
         Command::ProducerPerfTest(args) => cli::producer_perf::run(args),
         Command::ConsumerPerfTest(args) => cli::consumer_perf::run(args),
         Command::E2eLatency(args) => cli::e2e_latency::run(args),

@@ -1,12 +1,16 @@
 //! Fetch: reads each partition on its owning shard; when fewer than `min_bytes` came back, waits
 //! (up to `max_wait_ms`) for any of the partitions to grow, woken by the append itself rather
-//! than by polling. Fetch sessions (KIP-227) are not kept: every response is a full one with
+//! than by polling. A consumer reads below the high watermark of partitions led here; a
+//! follower (a `replica_id` of 0 or more: another broker's replica fetcher) reads to the log
+//! end, and its fetch offset is how the leader learns its progress (`partition::replicas`). Fetch sessions (KIP-227) are not kept: every response is a full one with
 //! session id 0, which tells clients to send full requests. From v13 topics are named by id.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
@@ -23,6 +27,8 @@ struct FetchSlot {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
 }
 
 /// Longest a fetch may wait, whatever the client asks.
@@ -30,6 +36,8 @@ const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Fetch v13+ names topics by id only.
 const TOPIC_IDS_VERSION: i16 = 13;
+/// Fetch v15+ carries the fetching replica in `replica_state`.
+const REPLICA_STATE_VERSION: i16 = 15;
 
 pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     // No session is ever created (every response carries session id 0), so an incremental
@@ -45,6 +53,10 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     }
     let image = context.shard.metadata();
     let by_id = context.version >= TOPIC_IDS_VERSION;
+    let replica_id = match context.version >= REPLICA_STATE_VERSION {
+        true => request.replica_state.replica_id.0,
+        false => request.replica_id.0,
+    };
     // One slot per requested partition: its owner and place in `parts`, or None if unknown.
     let mut owners: Vec<Option<FetchSlot>> = Vec::new();
     // The error for a partition that has no slot, per requested topic.
@@ -72,13 +84,15 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
                 partition: partition.partition,
                 offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
             }));
         }
     }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let deadline = Instant::now() + wait;
     let outcomes = loop {
-        let outcomes = read_all(context, &owners).await;
+        let outcomes = read_all(context, &owners, replica_id).await;
         let bytes: usize = outcomes
             .iter()
             .flatten()
@@ -94,7 +108,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         {
             break outcomes;
         }
-        wait_for_data(context, &owners, &outcomes, deadline - now).await;
+        wait_for_data(context, &owners, &outcomes, replica_id >= 0, deadline - now).await;
     };
     response(
         &request,
@@ -107,6 +121,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
 async fn read_all(
     context: &RequestContext<'_>,
     owners: &[Option<FetchSlot>],
+    replica_id: i32,
 ) -> Vec<Option<Result<ReadOutcome, PartitionError>>> {
     let parts: Vec<(ShardId, FetchPart)> = owners
         .iter()
@@ -117,6 +132,9 @@ async fn read_all(
                 partition: slot.partition,
                 offset: slot.offset,
                 max_bytes: slot.max_bytes,
+                replica_id,
+                current_leader_epoch: slot.current_leader_epoch,
+                last_fetched_epoch: slot.last_fetched_epoch,
             };
             (slot.shard, part)
         })
@@ -136,23 +154,31 @@ async fn read_all(
         .collect()
 }
 
-/// Waits until a partition's log grows past what was just read, or `timeout` passes.
+/// Waits until a partition's high watermark (a follower's: log end) passes what was just
+/// read, or `timeout` passes.
 async fn wait_for_data(
     context: &RequestContext<'_>,
     owners: &[Option<FetchSlot>],
     outcomes: &[Option<Result<ReadOutcome, PartitionError>>],
+    follower: bool,
     timeout: Duration,
 ) {
     let (signal, woken) = flume::bounded(owners.len().max(1));
-    let mut by_shard: std::collections::BTreeMap<ShardId, Vec<(Arc<str>, i32, i64)>> =
-        Default::default();
+    type Waits = Vec<(Arc<str>, i32, i64, bool)>;
+    let mut by_shard: std::collections::BTreeMap<ShardId, Waits> = Default::default();
     for (owner, outcome) in owners.iter().zip(outcomes) {
         if let (Some(slot), Some(Ok(read))) = (owner, outcome) {
-            let seen_end = read.high_watermark.max(slot.offset);
+            // A consumer has seen up to the high watermark; a follower up to its fetch offset
+            // (it asks again from its new log end).
+            let seen_end = match follower {
+                true => slot.offset,
+                false => read.high_watermark.max(slot.offset),
+            };
             by_shard.entry(slot.shard).or_default().push((
                 slot.topic.clone(),
                 slot.partition,
                 seen_end,
+                follower,
             ));
         }
     }
@@ -216,6 +242,14 @@ fn response(
                                 bytes::Bytes::new()
                             };
                             bytes_so_far += records.len();
+                            let data = match read.diverging {
+                                Some((epoch, end_offset)) => data.with_diverging_epoch(
+                                    EpochEndOffset::default()
+                                        .with_epoch(epoch)
+                                        .with_end_offset(end_offset),
+                                ),
+                                None => data,
+                            };
                             data.with_high_watermark(read.high_watermark)
                                 .with_last_stable_offset(read.high_watermark)
                                 .with_log_start_offset(read.log_start_offset)

@@ -17,6 +17,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod groups;
@@ -201,6 +202,7 @@ pub async fn handle(
         RequestKind::DescribeQuorum(body) => {
             respond(&describe_quorum::handle(&context, body).await)
         }
+        RequestKind::ElectLeaders(body) => respond(&elect_leaders::handle(&context, body).await),
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
 }
@@ -243,6 +245,12 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         TopicError::Timeout(_) => ResponseError::RequestTimedOut,
         TopicError::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
+        TopicError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+        TopicError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        TopicError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        TopicError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
+        TopicError::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
+        TopicError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
     };
     error.code()
 }

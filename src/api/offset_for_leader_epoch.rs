@@ -1,6 +1,8 @@
-//! OffsetForLeaderEpoch: the end offset of a leader epoch, which clients use to detect a log
-//! truncated under them after a leader change. Every partition here has had one leader epoch,
-//! the image's, since its first batch; its end is the log end offset.
+//! OffsetForLeaderEpoch: where a leader epoch ends in the leader's log, which clients (and
+//! followers of other brokers) use to detect a log truncated under them after a leader change.
+//! Answered from the partition's leader epoch cache (`leader-epoch-checkpoint`): the largest
+//! epoch at most the one asked, ending where the next epoch starts, or at the log end for the
+//! current epoch.
 
 use std::sync::Arc;
 
@@ -32,7 +34,7 @@ pub async fn handle(
                 let part = ListOffsetsPart {
                     topic: name.clone(),
                     partition: partition.partition,
-                    query: OffsetQuery::Latest,
+                    query: OffsetQuery::EpochEnd(partition.leader_epoch),
                 };
                 (topic.topic.as_str(), partition.partition, part)
             })
@@ -61,12 +63,11 @@ pub async fn handle(
                         .and_then(|known| known.partitions.get(partition.partition as usize))
                         .map(|known| known.leader_epoch);
                     match (end, leader_epoch) {
-                        (Ok((log_end, _)), Some(leader_epoch)) => epoch_end(
+                        (Ok((end, epoch)), Some(leader_epoch)) => epoch_end(
                             result,
                             partition.current_leader_epoch,
-                            partition.leader_epoch,
                             leader_epoch,
-                            log_end,
+                            (epoch as i32, end),
                         ),
                         (Err(error), _) => {
                             result.with_error_code(super::produce::partition_error_code(&error))
@@ -85,14 +86,14 @@ pub async fn handle(
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-/// The answer for one partition whose only leader epoch is `leader_epoch` and whose log ends
-/// at `log_end`, checking the client's view of the epoch first as Kafka does.
+/// The answer for one partition whose leader is in `leader_epoch` and whose log answered
+/// `found` (epoch, end offset) for the requested epoch, checking the client's view of the
+/// leader epoch first as Kafka does.
 fn epoch_end(
     result: EpochEndOffset,
     current_leader_epoch: i32,
-    requested_epoch: i32,
     leader_epoch: i32,
-    log_end: i64,
+    found: (i32, i64),
 ) -> EpochEndOffset {
     if current_leader_epoch != NO_EPOCH_CHECK && current_leader_epoch < leader_epoch {
         return result.with_error_code(ResponseError::FencedLeaderEpoch.code());
@@ -100,21 +101,14 @@ fn epoch_end(
     if current_leader_epoch > leader_epoch {
         return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
     }
-    // Nothing was ever appended: no epoch has an end yet.
-    if log_end == 0 || requested_epoch > leader_epoch || requested_epoch < 0 {
-        return result;
-    }
-    result
-        .with_leader_epoch(leader_epoch)
-        .with_end_offset(log_end)
+    result.with_leader_epoch(found.0).with_end_offset(found.1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Proves Kafka's answers: the current epoch ends at the log end, a later or unknown one
-    /// is undefined, and a stale or future `current_leader_epoch` is refused.
+    /// Proves the leader epoch checks and that the log's answer is passed on.
     #[test]
     fn answers_as_kafka() {
         let base = || {
@@ -122,21 +116,21 @@ mod tests {
                 .with_leader_epoch(-1)
                 .with_end_offset(-1)
         };
-        let current = epoch_end(base(), -1, 0, 0, 42);
-        assert_eq!((current.leader_epoch, current.end_offset), (0, 42));
-        let later = epoch_end(base(), 0, 3, 0, 42);
+        let current = epoch_end(base(), -1, 3, (3, 42));
+        assert_eq!((current.leader_epoch, current.end_offset), (3, 42));
+        let older = epoch_end(base(), 3, 3, (1, 17));
         assert_eq!(
-            (later.error_code, later.leader_epoch, later.end_offset),
-            (0, -1, -1)
+            (older.error_code, older.leader_epoch, older.end_offset),
+            (0, 1, 17)
         );
-        let empty = epoch_end(base(), -1, 0, 0, 0);
-        assert_eq!(empty.end_offset, -1);
+        let unknown = epoch_end(base(), -1, 3, (-1, -1));
+        assert_eq!((unknown.leader_epoch, unknown.end_offset), (-1, -1));
         assert_eq!(
-            epoch_end(base(), 5, 0, 0, 42).error_code,
+            epoch_end(base(), 5, 0, (0, 42)).error_code,
             ResponseError::UnknownLeaderEpoch.code()
         );
         assert_eq!(
-            epoch_end(base(), 1, 1, 2, 42).error_code,
+            epoch_end(base(), 1, 2, (2, 42)).error_code,
             ResponseError::FencedLeaderEpoch.code()
         );
     }

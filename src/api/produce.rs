@@ -99,11 +99,13 @@ pub async fn handle(
         }
     }
     let acks_for_append = acks.unwrap_or(Acks::Leader);
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let outcomes = context
         .shard
         .scatter(parts, |parts, reply| ShardRequest::Produce {
             parts,
             acks: acks_for_append,
+            timeout,
             reply,
         })
         .await;
@@ -200,6 +202,13 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        PartitionError::ReplicationTimedOut(_) => ResponseError::RequestTimedOut,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::Storage(StorageError::OffsetOutOfRange { .. }) => {
             ResponseError::OffsetOutOfRange
         }

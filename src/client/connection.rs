@@ -60,6 +60,7 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::IncrementalAlterConfigs => 1,
         ApiKey::CreatePartitions => 3,
         ApiKey::DescribeQuorum => 2,
+        ApiKey::ElectLeaders => 2,
         ApiKey::ApiVersions => API_VERSIONS_VERSION_PREFERRED,
         ApiKey::FindCoordinator => 4,
         ApiKey::JoinGroup => 7,

@@ -101,6 +101,21 @@ pub struct ServerConfig {
     pub controller_quorum_election_timeout_ms: u64,
     /// Metadata log bytes between snapshots of the metadata image.
     pub metadata_log_max_record_bytes_between_snapshots: u64,
+    /// The listener followers fetch from leaders on (`inter.broker.listener.name`, upper case);
+    /// empty: the first client listener.
+    pub inter_broker_listener_name: String,
+    /// A follower that has not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch waits at the leader for new records.
+    pub replica_fetch_wait_max_ms: u64,
+    /// Bytes a follower asks for per partition and per fetch response.
+    pub replica_fetch_max_bytes: u32,
+    pub replica_fetch_response_max_bytes: u32,
+    /// Pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// Whether the active controller moves leadership back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
     /// Every key given at start-up with its value, as DescribeConfigs reports them
     /// (STATIC_BROKER_CONFIG).
     pub static_properties: std::collections::BTreeMap<String, String>,
@@ -154,6 +169,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "metadata.log.max.record.bytes.between.snapshots",
         "20971520",
     ),
+    ("replica.lag.time.max.ms", "30000"),
+    ("replica.fetch.wait.max.ms", "500"),
+    ("replica.fetch.max.bytes", "1048576"),
+    ("replica.fetch.response.max.bytes", "10485760"),
+    ("replica.fetch.backoff.ms", "1000"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("min.insync.replicas", "1"),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -165,7 +188,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "socket.receive.buffer.bytes",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
-    "min.insync.replicas",
     "unclean.leader.election.enable",
     "delete.topic.enable",
     "broker.rack",
@@ -266,6 +288,17 @@ impl ServerConfig {
                 .number("controller.quorum.election.timeout.ms")?,
             metadata_log_max_record_bytes_between_snapshots: lookup
                 .number("metadata.log.max.record.bytes.between.snapshots")?,
+            inter_broker_listener_name: lookup
+                .value("inter.broker.listener.name")
+                .to_ascii_uppercase(),
+            replica_lag_time_max_ms: lookup.number("replica.lag.time.max.ms")?,
+            replica_fetch_wait_max_ms: lookup.number("replica.fetch.wait.max.ms")?,
+            replica_fetch_max_bytes: lookup.number("replica.fetch.max.bytes")?,
+            replica_fetch_response_max_bytes: lookup.number("replica.fetch.response.max.bytes")?,
+            replica_fetch_backoff_ms: lookup.number("replica.fetch.backoff.ms")?,
+            auto_leader_rebalance_enable: lookup.boolean("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: lookup
+                .number("leader.imbalance.check.interval.seconds")?,
             static_properties: lookup
                 .given
                 .iter()
@@ -282,6 +315,18 @@ impl ServerConfig {
 
     pub fn is_controller(&self) -> bool {
         self.process_roles.contains(&Role::Controller)
+    }
+
+    /// The name of the listener followers fetch on: `inter.broker.listener.name`, else the
+    /// first client listener.
+    pub fn inter_broker_listener(&self) -> Option<&str> {
+        match self.inter_broker_listener_name.is_empty() {
+            false => Some(self.inter_broker_listener_name.as_str()),
+            true => self
+                .client_listeners()
+                .next()
+                .map(|listener| listener.name.as_str()),
+        }
     }
 
     /// Listeners that serve Kafka clients (every listener but the controller's).

@@ -346,7 +346,19 @@ impl BrokerSide {
                 let _ = reply.send(());
                 continue;
             }
-            let (call, answer) = split(request);
+            let request = match request {
+                ControllerRequest::AlterPartition { changes, reply } => {
+                    let count = changes.len();
+                    let call = Call::AlterPartition {
+                        broker_id: self.config.node_id,
+                        broker_epoch: self.epoch.get(),
+                        changes,
+                    };
+                    (call, done(reply, count))
+                }
+                request => split(request),
+            };
+            let (call, answer) = request;
             let write = call.is_write();
             let reply = link.call(call).await;
             if write {
@@ -399,27 +411,30 @@ pub async fn publish(mesh: &Mesh, image: Arc<MetadataImage>) {
 
 type Answer = Box<dyn FnOnce(Reply)>;
 
+/// Why the controller refused a whole call.
+fn refusal(reply: Reply) -> TopicError {
+    match reply {
+        Reply::Refused(error) => error,
+        other => TopicError::Storage(format!("unexpected controller reply {other:?}")),
+    }
+}
+fn refused<T>(reply: Reply, count: usize) -> Vec<Result<T, TopicError>> {
+    let error = refusal(reply);
+    (0..count).map(|_| Err(error.clone())).collect()
+}
+
+/// The answer of a change answered item by item (`Reply::Done`).
+fn done(reply: flume::Sender<Vec<Result<(), TopicError>>>, count: usize) -> Answer {
+    Box::new(move |answer: Reply| {
+        let _ = reply.send(match answer {
+            Reply::Done(results) => results,
+            other => refused(other, count),
+        });
+    })
+}
+
 /// A shard's request as a call, and how to answer the shard from the reply.
 fn split(request: ControllerRequest) -> (Call, Answer) {
-    fn refusal(reply: Reply) -> TopicError {
-        match reply {
-            Reply::Refused(error) => error,
-            other => TopicError::Storage(format!("unexpected controller reply {other:?}")),
-        }
-    }
-    fn refused<T>(reply: Reply, count: usize) -> Vec<Result<T, TopicError>> {
-        let error = refusal(reply);
-        (0..count).map(|_| Err(error.clone())).collect()
-    }
-    /// The answer of a change answered item by item (`Reply::Done`).
-    fn done(reply: flume::Sender<Vec<Result<(), TopicError>>>, count: usize) -> Answer {
-        Box::new(move |answer: Reply| {
-            let _ = reply.send(match answer {
-                Reply::Done(results) => results,
-                other => refused(other, count),
-            });
-        })
-    }
     match request {
         ControllerRequest::CreateTopics {
             topics,
@@ -488,6 +503,21 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
         }
         ControllerRequest::ControlledShutdown { .. } => {
             unreachable!("serve_shards handles it before splitting")
+        }
+        ControllerRequest::AlterPartition { .. } => {
+            unreachable!("serve_shards handles it before splitting")
+        }
+        ControllerRequest::ElectLeaders {
+            preferred,
+            partitions,
+            reply,
+        } => {
+            let answer = done(reply, partitions.len());
+            let call = Call::ElectLeaders {
+                preferred,
+                partitions,
+            };
+            (call, answer)
         }
         ControllerRequest::DescribeQuorum { reply } => {
             let answer = move |answer: Reply| {

@@ -88,6 +88,25 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
                 restore_leadership_to(image, *id);
             }
         }
+        MetadataRecord::PartitionChange {
+            name,
+            id,
+            partition,
+            leader,
+            isr,
+        } => {
+            let Some(topic) = image.topics.get_mut(name).filter(|topic| topic.id == *id) else {
+                return;
+            };
+            if let Some(changed) = Arc::make_mut(topic).partitions.get_mut(*partition as usize) {
+                if changed.leader != *leader {
+                    changed.leader_epoch += 1;
+                }
+                changed.leader = *leader;
+                changed.isr = isr.clone();
+                changed.partition_epoch += 1;
+            }
+        }
     }
 }
 
@@ -99,65 +118,73 @@ fn session(image: &mut MetadataImage, id: i32, epoch: i64) -> Option<&mut Broker
         .find(|broker| broker.node_id == id && broker.epoch == epoch)
 }
 
-/// Every partition `id` leads gets the next live member of its ISR as leader, or none (-1)
-/// when no other in-sync replica is live: unclean election is off.
+/// A fenced broker leaves the ISR of every partition where another replica remains (the last
+/// member stays: it alone may hold the latest acknowledged writes), and every partition it led
+/// gets the next live member of its ISR as leader, or none (-1) when no in-sync replica is
+/// live: unclean election is off.
 fn move_leadership_from(image: &mut MetadataImage, id: i32) {
     let live: Vec<i32> = image.live_brokers().map(|broker| broker.node_id).collect();
     change_partitions(image, |partition| {
-        if partition.leader != id {
-            return false;
+        if partition.isr.len() > 1 {
+            partition.isr.retain(|replica| *replica != id);
         }
-        partition.leader = partition
-            .isr
-            .iter()
-            .copied()
-            .find(|replica| *replica != id && live.contains(replica))
-            .unwrap_or(-1);
-        true
+        if partition.leader == id {
+            partition.leader = partition
+                .isr
+                .iter()
+                .copied()
+                .find(|replica| *replica != id && live.contains(replica))
+                .unwrap_or(-1);
+        }
     });
 }
 
 /// Every leaderless partition with `id` in its ISR is led by `id` again.
 fn restore_leadership_to(image: &mut MetadataImage, id: i32) {
     change_partitions(image, |partition| {
-        if partition.leader != -1 || !partition.isr.contains(&id) {
-            return false;
+        if partition.leader == -1 && partition.isr.contains(&id) {
+            partition.leader = id;
         }
-        partition.leader = id;
-        true
     });
 }
 
-/// Applies `change` to every partition; each it changed gets a new leader epoch.
-fn change_partitions(
-    image: &mut MetadataImage,
-    mut change: impl FnMut(&mut PartitionImage) -> bool,
-) {
+/// Applies `change` to every partition. Each it changed gets a new partition epoch, and a new
+/// leader epoch if its leader changed.
+fn change_partitions(image: &mut MetadataImage, mut change: impl FnMut(&mut PartitionImage)) {
     for topic in image.topics.values_mut() {
-        let touched = topic
-            .partitions
-            .iter()
-            .any(|partition| change(&mut partition.clone()));
+        let touched = topic.partitions.iter().any(|partition| {
+            let mut changed = partition.clone();
+            change(&mut changed);
+            changed != *partition
+        });
         if !touched {
             continue;
         }
         for partition in &mut Arc::make_mut(topic).partitions {
-            if change(partition) {
+            let before = partition.clone();
+            change(partition);
+            if partition.leader != before.leader {
                 partition.leader_epoch += 1;
+            }
+            if *partition != before {
+                partition.partition_epoch += 1;
             }
         }
     }
 }
 
-/// A new partition: led by its first replica when that broker is live. Until replication
-/// exists only the leader holds the data, so the ISR is the first replica alone.
+/// A new partition: every replica is in sync (all are empty), and the first live one leads.
 fn new_partition(index: i32, replicas: Vec<i32>, live: &[i32]) -> PartitionImage {
-    let first = replicas[0];
     PartitionImage {
         index,
-        leader: if live.contains(&first) { first } else { -1 },
+        leader: replicas
+            .iter()
+            .copied()
+            .find(|replica| live.contains(replica))
+            .unwrap_or(-1),
         leader_epoch: 0,
-        isr: vec![first],
+        partition_epoch: 0,
+        isr: replicas.clone(),
         replicas,
     }
 }
@@ -253,6 +280,13 @@ pub fn log_record(record: &MetadataRecord) {
         MetadataRecord::UnfenceBroker { id, epoch } => {
             tracing::info!("broker {id} (epoch {epoch}) is unfenced")
         }
+        MetadataRecord::PartitionChange {
+            name,
+            partition,
+            leader,
+            isr,
+            ..
+        } => tracing::info!("partition {name}-{partition}: leader {leader}, ISR {isr:?}"),
     }
 }
 
@@ -287,62 +321,122 @@ mod tests {
         assert_eq!(place_replicas(&[1], 0, 2, 1, 0, 0), vec![vec![1], vec![1]]);
     }
 
-    /// Proves fencing takes leadership away (offline with one in-sync replica) and unfencing
-    /// gives it back, each with a new leader epoch; a stale session's records change nothing.
-    #[test]
-    fn fencing_moves_leaders() {
+    fn registered(ids: &[i32]) -> MetadataImage {
         let mut image = MetadataImage::default();
-        for id in [4, 5] {
+        for &id in ids {
             let register = MetadataRecord::RegisterBroker {
                 id,
                 epoch: id as i64,
                 endpoints: Vec::new(),
             };
             apply(&mut image, &register, 0);
-            apply(
-                &mut image,
-                &MetadataRecord::UnfenceBroker {
-                    id,
-                    epoch: id as i64,
-                },
-                0,
-            );
+            let unfence = MetadataRecord::UnfenceBroker {
+                id,
+                epoch: id as i64,
+            };
+            apply(&mut image, &unfence, 0);
         }
+        image
+    }
+
+    fn create(image: &mut MetadataImage, assignments: Vec<Vec<i32>>) {
         let create = MetadataRecord::CreateTopic {
             name: "t".into(),
             id: TopicId([1; 16]),
-            partitions: 2,
-            replication_factor: 2,
+            partitions: assignments.len() as i32,
+            replication_factor: assignments[0].len() as i16,
             configs: Default::default(),
-            assignments: vec![vec![4, 5], vec![5, 4]],
+            assignments,
         };
-        apply(&mut image, &create, 0);
-        let leaders = |image: &MetadataImage| -> Vec<(i32, i32)> {
-            image.topics["t"]
-                .partitions
-                .iter()
-                .map(|partition| (partition.leader, partition.leader_epoch))
-                .collect()
-        };
-        assert_eq!(leaders(&image), vec![(4, 0), (5, 0)]);
+        apply(image, &create, 0);
+    }
+
+    /// (leader, leader epoch, ISR) of every partition of topic `t`.
+    fn states(image: &MetadataImage) -> Vec<(i32, i32, Vec<i32>)> {
+        image.topics["t"]
+            .partitions
+            .iter()
+            .map(|partition| {
+                (
+                    partition.leader,
+                    partition.leader_epoch,
+                    partition.isr.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Proves fencing moves leadership to another in-sync replica and drops the fenced broker
+    /// from every ISR it is not the last member of; the returning broker leads nothing until
+    /// its leader adds it back to the ISR and a preferred election hands leadership back.
+    /// A stale session's records change nothing.
+    #[test]
+    fn fencing_moves_leaders_within_the_isr() {
+        let mut image = registered(&[4, 5]);
+        create(&mut image, vec![vec![4, 5], vec![5, 4]]);
+        assert_eq!(states(&image), vec![(4, 0, vec![4, 5]), (5, 0, vec![5, 4])]);
         apply(
             &mut image,
             &MetadataRecord::FenceBroker { id: 4, epoch: 3 },
             0,
         );
-        assert_eq!(leaders(&image), vec![(4, 0), (5, 0)], "stale epoch ignored");
+        assert_eq!(states(&image)[0], (4, 0, vec![4, 5]), "stale epoch ignored");
         apply(
             &mut image,
             &MetadataRecord::FenceBroker { id: 4, epoch: 4 },
             0,
         );
-        assert_eq!(leaders(&image), vec![(-1, 1), (5, 0)]);
+        assert_eq!(states(&image), vec![(5, 1, vec![5]), (5, 0, vec![5])]);
         assert_eq!(image.live_brokers().count(), 1);
         apply(
             &mut image,
             &MetadataRecord::UnfenceBroker { id: 4, epoch: 4 },
             0,
         );
-        assert_eq!(leaders(&image), vec![(4, 2), (5, 0)]);
+        assert_eq!(states(&image), vec![(5, 1, vec![5]), (5, 0, vec![5])]);
+        let change = |leader, isr: Vec<i32>| MetadataRecord::PartitionChange {
+            name: "t".into(),
+            id: TopicId([1; 16]),
+            partition: 0,
+            leader,
+            isr,
+        };
+        apply(&mut image, &change(5, vec![5, 4]), 0);
+        assert_eq!(states(&image)[0], (5, 1, vec![5, 4]), "ISR expanded");
+        apply(&mut image, &change(4, vec![5, 4]), 0);
+        assert_eq!(
+            states(&image)[0],
+            (4, 2, vec![5, 4]),
+            "preferred leader back"
+        );
+        assert_eq!(image.topics["t"].partitions[0].partition_epoch, 3);
+    }
+
+    /// Proves a partition whose only in-sync replica is fenced goes offline keeping that ISR
+    /// (no unclean election), and is led by that replica again once it is unfenced.
+    #[test]
+    fn last_in_sync_replica_keeps_the_partition() {
+        let mut image = registered(&[4, 5]);
+        create(&mut image, vec![vec![4]]);
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        assert_eq!(states(&image), vec![(-1, 1, vec![4])]);
+        apply(
+            &mut image,
+            &MetadataRecord::UnfenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        assert_eq!(states(&image), vec![(4, 2, vec![4])]);
+    }
+
+    /// Proves a new partition is led by its first live replica, with every replica in sync.
+    #[test]
+    fn new_partitions_start_fully_in_sync() {
+        let mut image = registered(&[5, 6]);
+        create(&mut image, vec![vec![4, 5, 6]]);
+        assert_eq!(states(&image), vec![(5, 0, vec![4, 5, 6])]);
     }
 }

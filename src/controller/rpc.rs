@@ -66,6 +66,48 @@ pub enum Call {
         from_index: u64,
         wait_ms: u32,
     },
+    /// A partition leader's ISR changes (Kafka's AlterPartition), answered change by change.
+    AlterPartition {
+        broker_id: i32,
+        broker_epoch: i64,
+        changes: Vec<IsrChange>,
+    },
+    /// Leader elections (Kafka's ElectLeaders), answered partition by partition: `preferred`
+    /// moves leadership to each partition's first replica when it is live and in sync;
+    /// otherwise a leaderless partition gets a live replica, in sync if any (unclean).
+    ElectLeaders {
+        preferred: bool,
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+/// The ISR a partition's leader wants, and the versions it saw when it decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+impl Wire for IsrChange {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.topic.put(out);
+        self.partition.put(out);
+        self.leader_epoch.put(out);
+        self.partition_epoch.put(out);
+        self.isr.put(out);
+    }
+    fn get(reader: &mut Reader) -> Result<Self, String> {
+        Ok(IsrChange {
+            topic: String::get(reader)?,
+            partition: i32::get(reader)?,
+            leader_epoch: i32::get(reader)?,
+            partition_epoch: i32::get(reader)?,
+            isr: Vec::get(reader)?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +151,8 @@ impl Call {
                     validate_only: false,
                     ..
                 }
+                | Call::AlterPartition { .. }
+                | Call::ElectLeaders { .. }
         )
     }
 }
@@ -366,6 +410,12 @@ impl Wire for TopicError {
             TopicError::StaleBrokerEpoch(text) => (11, text.clone()),
             TopicError::Timeout(text) => (12, text.clone()),
             TopicError::DuplicateBrokerRegistration(text) => (13, text.clone()),
+            TopicError::FencedLeaderEpoch(text) => (14, text.clone()),
+            TopicError::InvalidUpdateVersion(text) => (15, text.clone()),
+            TopicError::IneligibleReplica(text) => (16, text.clone()),
+            TopicError::NotLeader(text) => (17, text.clone()),
+            TopicError::PreferredLeaderNotAvailable(text) => (18, text.clone()),
+            TopicError::ElectionNotNeeded => (19, String::new()),
         };
         (tag as u8).put(out);
         text.put(out);
@@ -388,6 +438,12 @@ impl Wire for TopicError {
             11 => TopicError::StaleBrokerEpoch(text),
             12 => TopicError::Timeout(text),
             13 => TopicError::DuplicateBrokerRegistration(text),
+            14 => TopicError::FencedLeaderEpoch(text),
+            15 => TopicError::InvalidUpdateVersion(text),
+            16 => TopicError::IneligibleReplica(text),
+            17 => TopicError::NotLeader(text),
+            18 => TopicError::PreferredLeaderNotAvailable(text),
+            19 => TopicError::ElectionNotNeeded,
             tag => return Err(format!("unknown error tag {tag}")),
         })
     }
@@ -476,6 +532,7 @@ impl Wire for PartitionImage {
         self.index.put(out);
         self.leader.put(out);
         self.leader_epoch.put(out);
+        self.partition_epoch.put(out);
         self.replicas.put(out);
         self.isr.put(out);
     }
@@ -484,6 +541,7 @@ impl Wire for PartitionImage {
             index: i32::get(reader)?,
             leader: i32::get(reader)?,
             leader_epoch: i32::get(reader)?,
+            partition_epoch: i32::get(reader)?,
             replicas: Vec::get(reader)?,
             isr: Vec::get(reader)?,
         })
@@ -672,6 +730,24 @@ impl Wire for Call {
                 from_index.put(out);
                 wait_ms.put(out);
             }
+            Call::AlterPartition {
+                broker_id,
+                broker_epoch,
+                changes,
+            } => {
+                10u8.put(out);
+                broker_id.put(out);
+                broker_epoch.put(out);
+                changes.put(out);
+            }
+            Call::ElectLeaders {
+                preferred,
+                partitions,
+            } => {
+                11u8.put(out);
+                preferred.put(out);
+                partitions.put(out);
+            }
         }
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
@@ -712,6 +788,15 @@ impl Wire for Call {
             9 => Call::ControlledShutdown {
                 broker_id: i32::get(reader)?,
                 epoch: i64::get(reader)?,
+            },
+            10 => Call::AlterPartition {
+                broker_id: i32::get(reader)?,
+                broker_epoch: i64::get(reader)?,
+                changes: Vec::get(reader)?,
+            },
+            11 => Call::ElectLeaders {
+                preferred: bool::get(reader)?,
+                partitions: Vec::get(reader)?,
             },
             tag => return Err(format!("unknown call {tag}")),
         })
@@ -883,6 +968,7 @@ mod tests {
                     index: 0,
                     leader: 4,
                     leader_epoch: 1,
+                    partition_epoch: 2,
                     replicas: vec![4, 5],
                     isr: vec![4],
                 }],

@@ -37,6 +37,22 @@ pub enum TopicError {
     Timeout(String),
     #[error("{0}")]
     DuplicateBrokerRegistration(String),
+    /// An ISR change from a leader of an older (or unknown) leader epoch.
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// An ISR change made against an older version of the partition.
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    /// An ISR change adding a replica that is fenced or not assigned.
+    #[error("{0}")]
+    IneligibleReplica(String),
+    /// An ISR change from a broker that does not lead the partition.
+    #[error("{0}")]
+    NotLeader(String),
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
 }
 
 pub fn validate_name(name: &str) -> Result<(), TopicError> {

@@ -19,6 +19,10 @@ use super::{
 use crate::partition::{Acks, Partition};
 use crate::storage::batch;
 
+/// How long a commit waits for the offsets partition's in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const OFFSET_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The per-shard coordinator of the groups whose offsets partitions this shard owns.
 pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
@@ -45,16 +49,15 @@ impl Coordinator {
     pub async fn load(&self, partition: &Partition) {
         let mut offset = partition.log_start_offset();
         let mut loaded = 0usize;
-        while offset < partition.high_watermark() {
-            let read = match partition.read(offset, LOAD_READ_BYTES).await {
-                Ok(read) if !read.records.is_empty() => read,
+        while offset < partition.log_end_offset() {
+            let mut records = match partition.read_to_log_end(offset, LOAD_READ_BYTES).await {
+                Ok(records) if !records.is_empty() => records,
                 Ok(_) => break,
                 Err(error) => {
                     tracing::error!("cannot load {}: {error}", partition.name());
                     return;
                 }
             };
-            let mut records = read.records;
             while let Ok(set) = RecordBatchDecoder::decode(&mut records) {
                 for record in &set.records {
                     offset = record.offset + 1;
@@ -78,6 +81,25 @@ impl Coordinator {
             "loaded {loaded} group and offset record(s) from {}",
             partition.name()
         );
+    }
+
+    /// Forgets the groups of offsets partition `partition` (of `partition_count`): this
+    /// broker no longer leads it, and a later leadership reloads them from the log.
+    pub fn unload(&self, partition: i32, partition_count: i32) {
+        if !self.loaded.borrow_mut().remove(&partition) {
+            return;
+        }
+        let elsewhere =
+            |group_id: &String| super::partition_for_group(group_id, partition_count) != partition;
+        self.groups
+            .borrow_mut()
+            .retain(|group_id, _| elsewhere(group_id));
+        self.consumer_groups
+            .borrow_mut()
+            .retain(|group_id, _| elsewhere(group_id));
+        self.persisted
+            .borrow_mut()
+            .retain(|group_id, _| elsewhere(group_id));
     }
 
     pub fn is_loaded(&self, partition: i32) -> bool {
@@ -635,7 +657,8 @@ impl Coordinator {
         let bytes = offsets_log::encode_batch(&records, now_ms());
         let headers =
             batch::validate_batches(&bytes, usize::MAX).expect("a batch we encoded is valid");
-        if let Err(error) = partition.append(bytes, headers, Acks::All).await {
+        let append = partition.append(bytes, headers, Acks::All, OFFSET_COMMIT_TIMEOUT);
+        if let Err(error) = append.await {
             tracing::error!("cannot store offsets in {}: {error}", partition.name());
             return ErrorCode::CoordinatorNotAvailable;
         }

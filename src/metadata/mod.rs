@@ -54,7 +54,11 @@ pub struct PartitionImage {
     pub index: i32,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Grows with every change of the partition (leader or ISR): AlterPartition names the
+    /// version it changes, so a leader's stale ISR change is refused.
+    pub partition_epoch: i32,
     pub replicas: Vec<i32>,
+    /// The in-sync replicas: every one holds every record below the leader's high watermark.
     pub isr: Vec<i32>,
 }
 

@@ -1,22 +1,32 @@
-//! A partition replica hosted on this node: its log, its offsets and the fetchers waiting for it.
+//! A partition replica hosted on this node: its log, its offsets, its place among the
+//! partition's replicas, and the fetches and produces waiting for it.
 //!
 //! Lives on the one shard that owns it (see `runtime::placement`); nothing here is `Send`.
-//! Invariants: appends are serialised by `append_permit`, so offsets are assigned in write order;
-//! on a single node the high watermark is the log end offset once a write has completed; waiters
-//! are woken after the log end moves.
+//! Invariants: appends (a leader's, a follower's copy, truncation) are serialised by
+//! `append_permit`, so offsets are assigned in write order; a leader appends only in its own
+//! leader epoch, and a follower only copies its leader's batches, offsets and epochs kept.
+//! The high watermark never passes the log end; on the leader it is the smallest log end of
+//! the (maximal) ISR (`replicas`), and it never moves back while this replica leads; on a
+//! follower it is the leader's, as far as the follower's log reaches. Consumers read only
+//! below it; followers read up to the log end. Waiters are woken whenever the log end, the
+//! high watermark or the replica's role changes.
 
 pub mod producer_state;
+pub mod replicas;
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 
-use crate::storage::batch::BatchHeader;
+use crate::metadata::PartitionImage;
+use crate::storage::batch::{self, BatchHeader};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use producer_state::{ProducerState, SequenceCheck};
+use replicas::{Replicas, Transition};
 
 /// Waiters kept per partition before disconnected ones are pruned.
 const WAITERS_PRUNE_AT: usize = 256;
@@ -28,7 +38,7 @@ pub enum Acks {
     None,
     /// acks=1: written to the log.
     Leader,
-    /// acks=all (-1): written and fsynced (and, in a cluster, replicated).
+    /// acks=all (-1): written, fsynced, and in the log of every in-sync replica.
     All,
 }
 
@@ -43,6 +53,26 @@ pub enum PartitionError {
     OutOfOrderSequence { expected: i32, received: i32 },
     #[error("producer epoch {received} is older than the current epoch {current}")]
     InvalidProducerEpoch { current: i16, received: i16 },
+    #[error("the in-sync replicas of {partition} are {isr:?}, fewer than min.insync.replicas={required}")]
+    NotEnoughReplicas {
+        partition: String,
+        isr: Vec<i32>,
+        required: usize,
+    },
+    #[error("written to {partition}, but its in-sync replicas {isr:?} are now fewer than min.insync.replicas={required}")]
+    NotEnoughReplicasAfterAppend {
+        partition: String,
+        isr: Vec<i32>,
+        required: usize,
+    },
+    #[error("the in-sync replicas of {0} did not all have the records within the request timeout")]
+    ReplicationTimedOut(String),
+    /// The request's leader epoch is older than this replica's.
+    #[error("leader epoch {received} is older than the current {current}")]
+    FencedLeaderEpoch { current: i32, received: i32 },
+    /// The request's leader epoch is newer than this replica knows.
+    #[error("leader epoch {received} is newer than the current {current}")]
+    UnknownLeaderEpoch { current: i32, received: i32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -60,12 +90,45 @@ pub struct ReadOutcome {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
+    /// For a follower whose log diverged from the leader's: the largest epoch both logs may
+    /// share and where it ends in the leader's log (Fetch v12+'s diverging epoch).
+    pub diverging: Option<(i32, i64)>,
+}
+
+/// A follower's fetch, as the leader sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct FollowerFetch {
+    pub replica_id: i32,
+    pub fetch_offset: i64,
+    /// The epoch of the follower's last batch (-1: none, or the follower does not say).
+    pub last_fetched_epoch: i32,
+    pub max_bytes: usize,
+}
+
+/// Where a follower's fetch started: its answer applies only if the replica still follows in
+/// that leader epoch from that offset (a late answer from a former leader is dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchedAt {
+    pub leader_epoch: i32,
+    pub fetch_offset: i64,
+}
+
+/// An ISR change this partition's leader wants the controller to make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WantedIsr {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
     log: Log,
+    replicas: RefCell<Replicas>,
+    high_watermark: Cell<i64>,
+    /// `min.insync.replicas` of the topic.
+    min_insync_replicas: Cell<usize>,
     append_permit: Semaphore,
     producers: RefCell<ProducerState>,
     waiters: RefCell<Vec<flume::Sender<()>>>,
@@ -76,9 +139,12 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Opens the replica on node `node_id`. It leads nothing, and its high watermark is its
+    /// log start, until `adopt` hands it its place in the partition.
     pub async fn open(
         topic: Arc<str>,
         index: i32,
+        node_id: i32,
         log_dir: &Path,
         config: LogConfig,
         clean: bool,
@@ -89,7 +155,10 @@ impl Partition {
         Ok(Partition {
             topic,
             index,
+            high_watermark: Cell::new(log.start_offset()),
             log,
+            replicas: RefCell::new(Replicas::new(node_id)),
+            min_insync_replicas: Cell::new(1),
             append_permit: Semaphore::new(1),
             producers: RefCell::new(producers),
             waiters: RefCell::new(Vec::new()),
@@ -98,12 +167,105 @@ impl Partition {
         })
     }
 
+    /// Waits for the append permit: appends, truncations, role changes, retention and
+    /// compaction swaps hold it, one at a time.
+    async fn lock_appends(&self) -> glommio::sync::Permit<'_> {
+        self.append_permit
+            .acquire_permit(1)
+            .await
+            .expect("the append semaphore is never closed")
+    }
+
     pub fn name(&self) -> String {
         format!("{}-{}", self.topic, self.index)
     }
 
+    /// The offset below which every in-sync replica has every record: what consumers see.
     pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+
+    /// The offset the next record appended here will get.
+    pub fn log_end_offset(&self) -> i64 {
         self.log.next_offset()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.replicas.borrow().is_leader()
+    }
+
+    /// The leader this replica follows (-1: none now), or `None` when it leads.
+    pub fn leader_to_follow(&self) -> Option<i32> {
+        match self.replicas.borrow().role() {
+            replicas::Role::Leader => None,
+            replicas::Role::Follower { leader } => Some(leader),
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.replicas.borrow().leader_epoch
+    }
+
+    pub fn set_min_insync_replicas(&self, required: usize) {
+        self.min_insync_replicas.set(required.max(1));
+    }
+
+    /// Takes the partition's place from a metadata image. Becoming leader starts a leader
+    /// epoch at the log end (under the append permit, so no append of the old epoch lands
+    /// after it); waiters see every change.
+    pub async fn adopt(&self, image: &PartitionImage) -> Transition {
+        let _permit = self.lock_appends().await;
+        let transition = self.replicas.borrow_mut().adopt(image, now_ms());
+        match transition {
+            Transition::BecameLeader => {
+                let end = self.log.next_offset();
+                if let Err(error) = self.log.assign_epoch(image.leader_epoch, end) {
+                    tracing::error!(
+                        "cannot record leader epoch {} of {}: {error}",
+                        image.leader_epoch,
+                        self.name()
+                    );
+                }
+                tracing::info!(
+                    "{} is led here from offset {end} in leader epoch {}, ISR {:?}",
+                    self.name(),
+                    image.leader_epoch,
+                    image.isr
+                );
+            }
+            Transition::BecameFollower if image.leader < 0 => tracing::info!(
+                "{} has no live in-sync leader in leader epoch {}",
+                self.name(),
+                image.leader_epoch
+            ),
+            Transition::BecameFollower => tracing::info!(
+                "{} follows broker {} in leader epoch {} (log end {})",
+                self.name(),
+                image.leader,
+                image.leader_epoch,
+                self.log.next_offset()
+            ),
+            Transition::Unchanged => {}
+        }
+        self.advance_high_watermark();
+        self.wake_waiters();
+        transition
+    }
+
+    /// Moves the leader's high watermark up to what the ISR holds (never down).
+    fn advance_high_watermark(&self) {
+        let replicas = self.replicas.borrow();
+        if !replicas.is_leader() {
+            return;
+        }
+        let Some(candidate) = replicas.high_watermark(self.log.next_offset()) else {
+            return;
+        };
+        drop(replicas);
+        if candidate > self.high_watermark.get() {
+            self.high_watermark.set(candidate);
+            self.wake_waiters();
+        }
     }
 
     /// Bytes of the partition's segments (DescribeLogDirs' partition size).
@@ -115,26 +277,46 @@ impl Partition {
         self.log.start_offset()
     }
 
-    /// Appends validated batches (offsets are assigned here) and waits as `acks` asks.
+    /// Appends validated batches as the leader (offsets and the leader epoch are assigned
+    /// here) and waits as `acks` asks: for acks=all, until every in-sync replica has them or
+    /// `timeout` passes. acks=all is refused before writing when the ISR is smaller than
+    /// `min.insync.replicas`.
     pub async fn append(
         &self,
         batches: Vec<u8>,
         mut headers: Vec<BatchHeader>,
         acks: Acks,
+        timeout: Duration,
     ) -> Result<AppendOutcome, PartitionError> {
-        let permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let deadline = Instant::now() + timeout;
+        let permit = self.lock_appends().await;
+        let leader_epoch = {
+            let replicas = self.replicas.borrow();
+            if !replicas.is_leader() {
+                return Err(PartitionError::NotLeader);
+            }
+            if acks == Acks::All && replicas.isr.len() < self.min_insync_replicas.get() {
+                return Err(PartitionError::NotEnoughReplicas {
+                    partition: self.name(),
+                    isr: replicas.isr.clone(),
+                    required: self.min_insync_replicas.get(),
+                });
+            }
+            replicas.leader_epoch
+        };
         if let Some(base_offset) = self.check_sequences(&headers)? {
+            drop(permit);
+            if acks == Acks::All {
+                let end = base_offset + i64::from(headers[0].last_offset_delta) + 1;
+                self.await_replication(end, leader_epoch, deadline).await?;
+            }
             return Ok(AppendOutcome {
                 base_offset,
                 log_start_offset: self.log.start_offset(),
             });
         }
         let active_before = self.log.active_base_offset();
-        let base_offset = self.log.append(batches, &mut headers, 0).await?;
+        let base_offset = self.log.append(batches, &mut headers, leader_epoch).await?;
         if self.log.active_base_offset() != active_before {
             // Rolled: the producer state at the new segment's base, before this append.
             let snapshot = self.producers.borrow().snapshot();
@@ -147,7 +329,9 @@ impl Partition {
         }
         self.record_producers(&headers);
         drop(permit);
+        let end = headers.last().map_or(base_offset, BatchHeader::next_offset);
         self.wake_waiters();
+        self.advance_high_watermark();
         let messages: i64 = headers
             .iter()
             .map(|header| i64::from(header.record_count))
@@ -160,10 +344,267 @@ impl Partition {
         if acks == Acks::All || self.unflushed_messages.get() >= self.log.config().flush_messages {
             self.flush().await?;
         }
+        if acks == Acks::All {
+            self.await_replication(end, leader_epoch, deadline).await?;
+        }
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.start_offset(),
         })
+    }
+
+    /// Waits until the high watermark reaches `end` while this replica leads in
+    /// `leader_epoch`, then checks the ISR is still at least `min.insync.replicas`.
+    async fn await_replication(
+        &self,
+        end: i64,
+        leader_epoch: i32,
+        deadline: Instant,
+    ) -> Result<(), PartitionError> {
+        loop {
+            {
+                let replicas = self.replicas.borrow();
+                if !replicas.is_leader() || replicas.leader_epoch != leader_epoch {
+                    return Err(PartitionError::NotLeader);
+                }
+                if self.high_watermark.get() >= end {
+                    let required = self.min_insync_replicas.get();
+                    if replicas.isr.len() < required {
+                        return Err(PartitionError::NotEnoughReplicasAfterAppend {
+                            partition: self.name(),
+                            isr: replicas.isr.clone(),
+                            required,
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(PartitionError::ReplicationTimedOut(self.name()));
+            }
+            let (waiter, woken) = flume::bounded(1);
+            self.waiters.borrow_mut().push(waiter);
+            futures_lite::future::or(
+                async {
+                    let _ = woken.recv_async().await;
+                },
+                glommio::timer::sleep(deadline - now),
+            )
+            .await;
+        }
+    }
+
+    /// Appends batches copied from the leader, their offsets and epochs kept, writes them to
+    /// the file, and takes the leader's high watermark as far as this log reaches.
+    pub async fn append_replicated(
+        &self,
+        at: FetchedAt,
+        batches: Vec<u8>,
+        headers: Vec<BatchHeader>,
+        leader_high_watermark: i64,
+    ) -> Result<(), PartitionError> {
+        let permit = self.lock_appends().await;
+        if !self.fetch_is_current(at) {
+            return Ok(());
+        }
+        if !headers.is_empty() {
+            let active_before = self.log.active_base_offset();
+            self.log.append_replicated(batches, &headers).await?;
+            if self.log.active_base_offset() != active_before {
+                let snapshot = self.producers.borrow().snapshot();
+                if let Err(error) = self
+                    .log
+                    .write_snapshot(self.log.active_base_offset(), &snapshot)
+                {
+                    tracing::warn!(
+                        "cannot write a producer snapshot of {}: {error}",
+                        self.name()
+                    );
+                }
+            }
+            self.record_producers(&headers);
+            // The next fetch tells the leader this replica has these records, and the leader
+            // counts them as committed once every in-sync replica says so: they must survive a
+            // crash of this process (written to the file; an fsync is left to flush.ms, as in
+            // Kafka, whose followers leave them in the page cache).
+            self.log.write_pending().await?;
+        }
+        let high_watermark = leader_high_watermark.min(self.log.next_offset());
+        if high_watermark > self.high_watermark.get() {
+            self.high_watermark.set(high_watermark);
+        }
+        drop(permit);
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Whether a fetch that started at `at` still describes this replica (checked under the
+    /// append permit, so no role change or append comes between the check and the write).
+    fn fetch_is_current(&self, at: FetchedAt) -> bool {
+        let current = !self.is_leader()
+            && self.leader_epoch() == at.leader_epoch
+            && self.log.next_offset() == at.fetch_offset;
+        if !current {
+            tracing::debug!(
+                "{}: dropping a fetch answer from leader epoch {} at offset {}",
+                self.name(),
+                at.leader_epoch,
+                at.fetch_offset
+            );
+        }
+        current
+    }
+
+    /// What a follower's next fetch asks for: its log end and the epoch of its last batch.
+    pub fn fetch_position(&self) -> (i64, i32) {
+        (
+            self.log.next_offset(),
+            self.log.latest_epoch().unwrap_or(-1),
+        )
+    }
+
+    /// The largest epoch at most `epoch` in this log and where it ends (OffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.end_offset_for_epoch(epoch)
+    }
+
+    /// Drops every record from `offset` on (a follower's divergent suffix), rebuilding the
+    /// idempotent producers' state from what remains.
+    pub async fn truncate_to(&self, at: FetchedAt, offset: i64) -> Result<(), PartitionError> {
+        let _permit = self.lock_appends().await;
+        if !self.fetch_is_current(at) {
+            return Ok(());
+        }
+        if offset >= self.log.next_offset() {
+            // Nothing to cut, but epochs this replica started without writing a batch (it
+            // led briefly) may still end here; Kafka drops them too.
+            self.log.truncate_epochs_from(offset)?;
+            return Ok(());
+        }
+        tracing::warn!(
+            "truncating {} from log end {} to {offset}",
+            self.name(),
+            self.log.next_offset()
+        );
+        let mut producers = ProducerState::default();
+        self.log.truncate_to(offset, &mut producers).await?;
+        *self.producers.borrow_mut() = producers;
+        self.high_watermark
+            .set(self.high_watermark.get().min(self.log.next_offset()));
+        Ok(())
+    }
+
+    /// Empties the log and starts it at `offset` (a follower whose log ends before the
+    /// leader's starts).
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        at: FetchedAt,
+        offset: i64,
+    ) -> Result<(), PartitionError> {
+        let _permit = self.lock_appends().await;
+        if !self.fetch_is_current(at) {
+            return Ok(());
+        }
+        tracing::warn!(
+            "{} restarts its log at offset {offset}, the leader's log start",
+            self.name()
+        );
+        self.log.truncate_fully_and_start_at(offset).await?;
+        *self.producers.borrow_mut() = ProducerState::default();
+        self.high_watermark.set(offset);
+        Ok(())
+    }
+
+    /// A follower's fetch reaching the leader: checks the follower's log has not diverged,
+    /// records its progress, moves the high watermark, and reads from its fetch offset up to
+    /// the log end. Returns the ISR expansion now due, if any.
+    pub async fn read_for_follower(
+        &self,
+        fetch: FollowerFetch,
+    ) -> Result<(ReadOutcome, Option<WantedIsr>), PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        let log_end = self.log.next_offset();
+        if fetch.last_fetched_epoch >= 0 {
+            let (epoch, end) = self.log.end_offset_for_epoch(fetch.last_fetched_epoch);
+            if epoch != fetch.last_fetched_epoch || end < fetch.fetch_offset {
+                let outcome = ReadOutcome {
+                    high_watermark: self.high_watermark(),
+                    log_start_offset: self.log.start_offset(),
+                    records: Bytes::new(),
+                    diverging: Some((epoch, end)),
+                };
+                return Ok((outcome, None));
+            }
+        }
+        if fetch.fetch_offset > log_end || fetch.fetch_offset < self.log.start_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: fetch.fetch_offset,
+                start: self.log.start_offset(),
+                end: log_end,
+            }
+            .into());
+        }
+        self.replicas.borrow_mut().record_fetch(
+            fetch.replica_id,
+            fetch.fetch_offset,
+            log_end,
+            now_ms(),
+        );
+        self.advance_high_watermark();
+        let wanted = {
+            let replicas = self.replicas.borrow();
+            let epoch_start = self.log.end_offset_for_epoch(replicas.leader_epoch - 1).1;
+            replicas
+                .expansion(fetch.replica_id, self.high_watermark(), epoch_start.max(0))
+                .map(|isr| WantedIsr {
+                    leader_epoch: replicas.leader_epoch,
+                    partition_epoch: replicas.partition_epoch,
+                    isr,
+                })
+        };
+        if let Some(wanted) = &wanted {
+            self.replicas.borrow_mut().set_pending(wanted.isr.clone());
+            self.advance_high_watermark();
+        }
+        let records = self.log.read(fetch.fetch_offset, fetch.max_bytes).await?;
+        let outcome = ReadOutcome {
+            high_watermark: self.high_watermark(),
+            log_start_offset: self.log.start_offset(),
+            records,
+            diverging: None,
+        };
+        Ok((outcome, wanted))
+    }
+
+    /// The ISR without followers that have not caught up for `lag_max_ms`, when that is due;
+    /// it is then pending until an image shows the outcome or `isr_change_failed`.
+    pub fn isr_shrink(&self, lag_max_ms: i64) -> Option<WantedIsr> {
+        let mut replicas = self.replicas.borrow_mut();
+        let isr = replicas.shrink(self.log.next_offset(), lag_max_ms, now_ms())?;
+        tracing::warn!(
+            "{}: followers {:?} fell behind for more than {lag_max_ms} ms; shrinking the ISR {:?} to {isr:?}",
+            self.name(),
+            replicas
+                .isr
+                .iter()
+                .filter(|replica| !isr.contains(replica))
+                .collect::<Vec<_>>(),
+            replicas.isr
+        );
+        replicas.set_pending(isr.clone());
+        Some(WantedIsr {
+            leader_epoch: replicas.leader_epoch,
+            partition_epoch: replicas.partition_epoch,
+            isr,
+        })
+    }
+
+    /// The controller did not make the pending ISR change.
+    pub fn isr_change_failed(&self) {
+        self.replicas.borrow_mut().clear_pending();
     }
 
     /// Fsyncs everything appended so far (one fsync for every batch appended since the last).
@@ -201,37 +642,33 @@ impl Partition {
     /// Deletes what `retention.ms` / `retention.bytes` no longer keep; returns the segments
     /// deleted. Holds the append permit, as compaction's swap does.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
-        let _permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let _permit = self.lock_appends().await;
         Ok(self.log.apply_retention(now_ms).await?)
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1 means the high watermark) and
     /// returns the new low watermark.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
-        let _permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let _permit = self.lock_appends().await;
         let offset = if offset == -1 {
             self.high_watermark()
         } else {
             offset
         };
+        if offset > self.high_watermark() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: self.log.start_offset(),
+                end: self.high_watermark(),
+            }
+            .into());
+        }
         Ok(self.log.delete_records_before(offset).await?)
     }
 
     /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot.
     pub async fn close(&self) -> Result<(), PartitionError> {
-        let _permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let _permit = self.lock_appends().await;
         let snapshot = self.producers.borrow().snapshot();
         Ok(self.log.close(&snapshot).await?)
     }
@@ -268,13 +705,36 @@ impl Partition {
         Ok(None)
     }
 
+    /// A consumer's read: whole batches from `offset`, none at or past the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
-        let records = self.log.read(offset, max_bytes).await?;
+        let high_watermark = self.high_watermark();
+        let (start, end) = (self.log.start_offset(), self.log.next_offset());
+        let records = match offset >= high_watermark {
+            true if offset < start || offset > end => {
+                return Err(StorageError::OffsetOutOfRange { offset, start, end }.into())
+            }
+            true => Bytes::new(),
+            false => {
+                let records = self.log.read(offset, max_bytes).await?;
+                below(records, high_watermark)
+            }
+        };
         Ok(ReadOutcome {
-            high_watermark: self.high_watermark(),
+            high_watermark,
             log_start_offset: self.log.start_offset(),
             records,
+            diverging: None,
         })
+    }
+
+    /// Whole batches from `offset` up to the log end, committed or not (loading the group
+    /// coordinator's state from a log this replica now leads).
+    pub async fn read_to_log_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Bytes, PartitionError> {
+        Ok(self.log.read(offset, max_bytes).await?)
     }
 
     /// The first offset whose batch has a timestamp at least `timestamp`, with that timestamp.
@@ -290,9 +750,14 @@ impl Partition {
         Ok(self.log.max_timestamp().await?)
     }
 
-    /// Arranges for `waiter` to be signalled once the log end passes `offset` (at once if it has).
-    pub fn wait_for_data(&self, offset: i64, waiter: flume::Sender<()>) {
-        if self.log.next_offset() > offset {
+    /// Arranges for `waiter` to be signalled once the high watermark (a follower's fetch: the
+    /// log end) passes `offset` (at once if it has), or when this replica's role changes.
+    pub fn wait_for_data(&self, offset: i64, follower: bool, waiter: flume::Sender<()>) {
+        let end = match follower {
+            true => self.log.next_offset(),
+            false => self.high_watermark(),
+        };
+        if end > offset {
             let _ = waiter.try_send(());
             return;
         }
@@ -321,13 +786,9 @@ impl Partition {
         }
         let plan = self
             .log
-            .plan_compaction(config.delete_retention_ms, now_ms)
+            .plan_compaction(config.delete_retention_ms, now_ms, self.high_watermark())
             .await?;
-        let permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let permit = self.lock_appends().await;
         let stats = self.log.install_compaction(plan).await?;
         drop(permit);
         Ok(Some(stats))
@@ -335,11 +796,7 @@ impl Partition {
 
     /// Deletes the log. Waits for the append permit, so no compaction swap is under way.
     pub async fn remove(&self) -> Result<(), PartitionError> {
-        let _permit = self
-            .append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed");
+        let _permit = self.lock_appends().await;
         Ok(self.log.remove().await?)
     }
 
@@ -348,4 +805,16 @@ impl Partition {
             let _ = waiter.try_send(());
         }
     }
+}
+
+/// The whole batches of `records` that end below `limit`.
+fn below(records: Bytes, limit: i64) -> Bytes {
+    let mut position = 0;
+    while let Ok(Some(header)) = batch::peek_header(&records, position) {
+        if header.last_offset() >= limit {
+            break;
+        }
+        position += header.size;
+    }
+    records.slice(..position)
 }

@@ -209,6 +209,7 @@ mod tests {
             producer_id,
             producer_epoch: epoch,
             base_sequence,
+            leader_epoch: 0,
         }
     }
 

@@ -28,6 +28,12 @@ pub struct FetchPart {
     pub partition: i32,
     pub offset: i64,
     pub max_bytes: usize,
+    /// The fetching follower's broker id; -1 for a consumer.
+    pub replica_id: i32,
+    /// The leader epoch the fetcher believes current; -1 when it does not say.
+    pub current_leader_epoch: i32,
+    /// A follower's epoch of its last batch (-1: none).
+    pub last_fetched_epoch: i32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +46,9 @@ pub enum OffsetQuery {
     MaxTimestamp,
     /// The last offset in tiered storage (ListOffsets v9+): none here, answered (-1, -1).
     LatestTiered,
+    /// OffsetForLeaderEpoch: the largest epoch at most this one in the log and where it ends,
+    /// answered as (end offset, epoch).
+    EpochEnd(i32),
 }
 
 pub struct ListOffsetsPart {
@@ -55,6 +64,8 @@ pub enum ShardRequest {
     Produce {
         parts: Vec<ProducePart>,
         acks: Acks,
+        /// How long acks=all may wait for the in-sync replicas (the request's timeout).
+        timeout: std::time::Duration,
         reply: flume::Sender<Vec<Result<AppendOutcome, PartitionError>>>,
     },
     Fetch {
@@ -65,9 +76,10 @@ pub enum ShardRequest {
         parts: Vec<ListOffsetsPart>,
         reply: flume::Sender<Vec<Result<OffsetAnswer, PartitionError>>>,
     },
-    /// Signal `reply` once any of the (topic, partition, offset) logs grows past its offset.
+    /// Signal `reply` once any of the (topic, partition, offset, follower) partitions'
+    /// high watermarks (a follower's: log ends) passes its offset.
     WaitForData {
-        parts: Vec<(Arc<str>, i32, i64)>,
+        parts: Vec<(Arc<str>, i32, i64, bool)>,
         reply: flume::Sender<()>,
     },
     /// A call for the coordinator of the group whose offsets partition this shard owns.

@@ -7,6 +7,7 @@
 pub mod cleaner;
 mod controller_node;
 pub mod cpu;
+pub mod fetcher;
 pub mod mesh;
 pub mod placement;
 pub mod preflight;
@@ -203,6 +204,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                                 .detach();
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
+                        glommio::spawn_local(shard.clone().tick_replicas()).detach();
                         glommio::spawn_local(cleaner::run(shard.clone())).detach();
                         glommio::spawn_local(cleaner::run_retention(shard.clone())).detach();
                         glommio::spawn_local(cleaner::run_flusher(shard.clone())).detach();

@@ -14,6 +14,7 @@ use super::mesh::{
 };
 use super::placement::{shard_for_partition, ShardId};
 use crate::config::ServerConfig;
+use crate::controller::rpc::IsrChange;
 use crate::controller::{ControllerRequest, TopicError};
 use crate::group::{
     partition_for_group, Coordinator, ErrorCode as GroupError, GroupCall, GroupListing, GROUP_TICK,
@@ -21,7 +22,10 @@ use crate::group::{
 };
 use crate::metadata::configs::{self, BrokerLayers};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
-use crate::partition::{Acks, AppendOutcome, Partition, PartitionError, ReadOutcome};
+use crate::partition::replicas::Transition;
+use crate::partition::{
+    Acks, AppendOutcome, FollowerFetch, Partition, PartitionError, ReadOutcome, WantedIsr,
+};
 use crate::storage::LogConfig;
 
 type PartitionKey = (Arc<str>, i32);
@@ -37,6 +41,8 @@ pub struct TopicSettings {
     pub log_append_time: bool,
     /// `cleanup.policy` includes `compact`.
     pub compacted: bool,
+    /// `min.insync.replicas`: acks=all needs at least this many in-sync replicas.
+    pub min_insync_replicas: usize,
 }
 
 impl TopicSettings {
@@ -53,6 +59,10 @@ impl TopicSettings {
             log_append_time: configs
                 .get("message.timestamp.type")
                 .is_some_and(|kind| kind == "LogAppendTime"),
+            min_insync_replicas: configs
+                .get("min.insync.replicas")
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(1),
             compacted,
             configs,
         }
@@ -75,6 +85,8 @@ pub struct Shard {
     groups: Coordinator,
     /// Resolved topic settings by topic id, emptied whenever a new image arrives.
     settings: RefCell<HashMap<TopicId, Rc<TopicSettings>>>,
+    /// Leaders this shard runs a replica fetcher for (`runtime::fetcher`).
+    fetchers: RefCell<std::collections::BTreeSet<i32>>,
 }
 
 impl Shard {
@@ -95,6 +107,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             producer_ids: RefCell::new(0..0),
             settings: RefCell::new(HashMap::new()),
+            fetchers: RefCell::new(Default::default()),
             groups: Coordinator::new(Duration::from_millis(
                 config.group_initial_rebalance_delay_ms,
             )),
@@ -209,10 +222,15 @@ impl Shard {
 
     async fn handle(self: Rc<Self>, request: ShardRequest) {
         match request {
-            ShardRequest::Produce { parts, acks, reply } => {
+            ShardRequest::Produce {
+                parts,
+                acks,
+                timeout,
+                reply,
+            } => {
                 let tasks: Vec<_> = parts
                     .into_iter()
-                    .map(|part| glommio::spawn_local(self.clone().produce(part, acks)))
+                    .map(|part| glommio::spawn_local(self.clone().produce(part, acks, timeout)))
                     .collect();
                 let _ = reply.send(join_tasks(tasks).await);
             }
@@ -231,9 +249,9 @@ impl Shard {
                 let _ = reply.send(answers);
             }
             ShardRequest::WaitForData { parts, reply } => {
-                for (topic, index, offset) in parts {
+                for (topic, index, offset, follower) in parts {
                     if let Some(partition) = self.partition(&topic, index) {
-                        partition.wait_for_data(offset, reply.clone());
+                        partition.wait_for_data(offset, follower, reply.clone());
                     }
                 }
             }
@@ -452,16 +470,145 @@ impl Shard {
         self: Rc<Self>,
         part: ProducePart,
         acks: Acks,
+        timeout: Duration,
     ) -> Result<AppendOutcome, PartitionError> {
         let partition = self.hosted(&part.topic, part.partition)?;
         partition
-            .append(Vec::from(part.batches), part.headers, acks)
+            .append(Vec::from(part.batches), part.headers, acks, timeout)
             .await
     }
 
+    /// A consumer's fetch reads below the high watermark of a partition led here; a
+    /// follower's reads to the log end and tells the leader how far the follower has come.
     async fn fetch(self: Rc<Self>, part: FetchPart) -> Result<ReadOutcome, PartitionError> {
         let partition = self.hosted(&part.topic, part.partition)?;
-        partition.read(part.offset, part.max_bytes).await
+        let current = partition.leader_epoch();
+        if part.current_leader_epoch >= 0 && part.current_leader_epoch < current {
+            return Err(PartitionError::FencedLeaderEpoch {
+                current,
+                received: part.current_leader_epoch,
+            });
+        }
+        if part.current_leader_epoch > current {
+            return Err(PartitionError::UnknownLeaderEpoch {
+                current,
+                received: part.current_leader_epoch,
+            });
+        }
+        if part.replica_id < 0 {
+            if !partition.is_leader() {
+                return Err(PartitionError::NotLeader);
+            }
+            return partition.read(part.offset, part.max_bytes).await;
+        }
+        let fetch = FollowerFetch {
+            replica_id: part.replica_id,
+            fetch_offset: part.offset,
+            last_fetched_epoch: part.last_fetched_epoch,
+            max_bytes: part.max_bytes,
+        };
+        let (outcome, wanted) = partition.read_for_follower(fetch).await?;
+        if let Some(wanted) = wanted {
+            self.alter_isr(&partition, wanted);
+        }
+        Ok(outcome)
+    }
+
+    /// Asks the controller for an ISR change of a partition led here, in the background; a
+    /// refusal clears the pending change so that it is worked out again.
+    fn alter_isr(&self, partition: &Rc<Partition>, wanted: WantedIsr) {
+        let change = IsrChange {
+            topic: partition.topic.to_string(),
+            partition: partition.index,
+            leader_epoch: wanted.leader_epoch,
+            partition_epoch: wanted.partition_epoch,
+            isr: wanted.isr,
+        };
+        tracing::info!(
+            "asking the controller to make the ISR of {} {:?}",
+            partition.name(),
+            change.isr
+        );
+        let controller = self.controller.clone();
+        let partition = partition.clone();
+        glommio::spawn_local(async move {
+            let (reply, answer) = flume::bounded(1);
+            let request = ControllerRequest::AlterPartition {
+                changes: vec![change],
+                reply,
+            };
+            let outcome = match controller.send_async(request).await {
+                Ok(()) => answer.recv_async().await.ok(),
+                Err(_) => None,
+            };
+            match outcome.and_then(|mut results| results.pop()) {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::info!("ISR change of {} refused: {error}", partition.name());
+                    partition.isr_change_failed();
+                }
+                None => partition.isr_change_failed(),
+            }
+        })
+        .detach();
+    }
+
+    /// Every `replica.lag.time.max.ms / 2`, asks for lagging followers to leave the ISRs of
+    /// the partitions led here.
+    pub async fn tick_replicas(self: Rc<Self>) {
+        let lag_max_ms = self.config.replica_lag_time_max_ms;
+        let interval = Duration::from_millis((lag_max_ms / 2).max(10));
+        loop {
+            glommio::timer::sleep(interval).await;
+            for (partition, _) in self.hosted_partitions() {
+                if let Some(wanted) = partition.isr_shrink(lag_max_ms as i64) {
+                    self.alter_isr(&partition, wanted);
+                }
+            }
+        }
+    }
+
+    /// Partitions hosted here that follow broker `leader`.
+    pub fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>> {
+        self.partitions
+            .borrow()
+            .values()
+            .filter(|(_, partition)| partition.leader_to_follow() == Some(leader))
+            .map(|(_, partition)| partition.clone())
+            .collect()
+    }
+
+    /// A fetcher found nothing left to fetch from `leader` and ends.
+    pub fn fetcher_stopped(&self, leader: i32) {
+        self.fetchers.borrow_mut().remove(&leader);
+    }
+
+    /// `host:port` of broker `node_id`'s inter-broker listener, if it is registered.
+    pub fn broker_address(&self, node_id: i32) -> Option<String> {
+        let image = self.metadata();
+        let broker = image.broker(node_id)?;
+        let name = self.config.inter_broker_listener()?;
+        let endpoint = broker
+            .endpoints
+            .iter()
+            .find(|endpoint| endpoint.name == name)?;
+        Some(format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
+    /// Starts a fetcher for every leader that partitions here follow and none fetches from.
+    fn start_fetchers(self: &Rc<Self>) {
+        let leaders: std::collections::BTreeSet<i32> = self
+            .partitions
+            .borrow()
+            .values()
+            .filter_map(|(_, partition)| partition.leader_to_follow())
+            .filter(|leader| *leader >= 0)
+            .collect();
+        for leader in leaders {
+            if self.fetchers.borrow_mut().insert(leader) {
+                glommio::spawn_local(super::fetcher::run(self.clone(), leader)).detach();
+            }
+        }
     }
 
     async fn list_offsets(&self, part: ListOffsetsPart) -> Result<OffsetAnswer, PartitionError> {
@@ -469,6 +616,10 @@ impl Shard {
         match part.query {
             OffsetQuery::Earliest => Ok((partition.log_start_offset(), -1)),
             OffsetQuery::Latest => Ok((partition.high_watermark(), -1)),
+            OffsetQuery::EpochEnd(epoch) => {
+                let (epoch, end) = partition.end_offset_for_epoch(epoch);
+                Ok((end, i64::from(epoch)))
+            }
             OffsetQuery::Timestamp(timestamp) => Ok(partition
                 .offset_for_timestamp(timestamp)
                 .await?
@@ -480,7 +631,7 @@ impl Shard {
 
     /// Adopts `image`: opens the partitions this shard now owns and removes those whose topic
     /// was deleted (or deleted and created again under the same name).
-    pub async fn apply_metadata(&self, image: Arc<MetadataImage>) {
+    pub async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) {
         let stale: Vec<(PartitionKey, Rc<Partition>)> = self
             .partitions
             .borrow()
@@ -519,7 +670,31 @@ impl Shard {
         }
         if configs_changed {
             for (partition, topic) in self.hosted_partitions() {
-                partition.set_log_config(self.topic_settings(&topic).log);
+                let settings = self.topic_settings(&topic);
+                partition.set_log_config(settings.log);
+                partition.set_min_insync_replicas(settings.min_insync_replicas);
+            }
+        }
+        self.adopt_roles().await;
+        self.start_fetchers();
+    }
+
+    /// Hands every hosted partition its place from `image`. Group coordination follows the
+    /// leadership of `__consumer_offsets` partitions: a new leader loads the groups from its
+    /// log, a former one forgets them.
+    async fn adopt_roles(&self) {
+        for (partition, topic) in self.hosted_partitions() {
+            let Some(state) = topic.partitions.get(partition.index as usize) else {
+                continue;
+            };
+            let transition = partition.adopt(state).await;
+            if topic.name != OFFSETS_TOPIC || transition == Transition::Unchanged {
+                continue;
+            }
+            let count = topic.partitions.len() as i32;
+            self.groups.unload(partition.index, count);
+            if transition == Transition::BecameLeader {
+                self.groups.load(&partition).await;
             }
         }
     }
@@ -537,6 +712,7 @@ impl Shard {
             match Partition::open(
                 name.clone(),
                 partition.index,
+                self.config.node_id,
                 &self.log_dir,
                 self.log_config(topic),
                 self.clean_start,
@@ -548,15 +724,12 @@ impl Shard {
                         "partition {} is on shard {} (log end offset {})",
                         opened.name(),
                         self.id,
-                        opened.high_watermark()
+                        opened.log_end_offset()
                     );
-                    let opened = Rc::new(opened);
+                    opened.set_min_insync_replicas(self.topic_settings(topic).min_insync_replicas);
                     self.partitions
                         .borrow_mut()
-                        .insert(key, (topic.id, opened.clone()));
-                    if topic.name == OFFSETS_TOPIC {
-                        self.groups.load(&opened).await;
-                    }
+                        .insert(key, (topic.id, Rc::new(opened)));
                 }
                 Err(error) => tracing::error!(
                     "cannot open partition {}-{}: {error}",

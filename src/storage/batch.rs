@@ -49,6 +49,9 @@ pub enum BatchError {
 pub struct BatchHeader {
     pub position: usize,
     pub base_offset: i64,
+    /// The batch's partitionLeaderEpoch: the epoch of the leader that appended it (stamped by
+    /// `Log::append`, kept as it is by a follower's `Log::append_replicated`).
+    pub leader_epoch: i32,
     /// Whole size of the batch in bytes, header included.
     pub size: usize,
     pub last_offset_delta: i32,
@@ -99,6 +102,7 @@ pub fn peek_header(buffer: &[u8], position: usize) -> Result<Option<BatchHeader>
     let header = BatchHeader {
         position,
         base_offset: read_i64(buffer, position),
+        leader_epoch: read_i32(buffer, position + LEADER_EPOCH_OFFSET),
         size,
         last_offset_delta: read_i32(buffer, position + LAST_OFFSET_DELTA_OFFSET),
         base_timestamp: read_i64(buffer, position + BASE_TIMESTAMP_OFFSET),
@@ -294,6 +298,7 @@ pub mod tests {
         assign_offset(&mut buffer, 0, 1000, 7);
         let headers = validate_batches(&buffer, 1 << 20).unwrap();
         assert_eq!(headers[0].base_offset, 1000);
+        assert_eq!(headers[0].leader_epoch, 7);
         assert_eq!(headers[0].next_offset(), 1005);
     }
 

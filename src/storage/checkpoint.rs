@@ -60,8 +60,13 @@ impl Checkpoint {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsynced and renamed over it.
-fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> Result<(), StorageError> {
+/// Writes `bytes` to `path` through a temporary file (`path` with extension `tmp`), fsynced
+/// and renamed over it; the rename is made durable too when `sync_dir`.
+pub(super) fn write_replacing(
+    path: &Path,
+    bytes: &[u8],
+    sync_dir: bool,
+) -> Result<(), StorageError> {
     let temporary = path.with_extension("tmp");
     let io_error = |error| StorageError::io(&temporary, error);
     let mut file = std::fs::File::create(&temporary).map_err(io_error)?;

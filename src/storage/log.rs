@@ -2,10 +2,12 @@
 //!
 //! Invariants: segments are contiguous and ordered by base offset; only the active (last) segment
 //! is appended to; `next_offset` (the log end offset) is the active segment's next offset;
-//! `start_offset` (the log start) is at least the first segment's base offset and moves forward
-//! only (DeleteRecords, retention). The caller (the partition) serialises appends, retention and
-//! compaction's segment swaps; reads may run at any time and work on a copy of the segment list,
-//! so a segment replaced under a read stays readable through its open file until the read lets go.
+//! `start_offset` (the log start) is at least the first segment's base offset and at most the
+//! log end, and moves forward only (DeleteRecords, retention) unless the log is emptied to start
+//! again elsewhere (`truncate_fully_and_start_at`). The caller (the partition) serialises
+//! appends, retention, truncation and compaction's segment swaps; reads may run at any time and
+//! work on a copy of the segment list, so a segment replaced under a read stays readable through
+//! its open file until the read lets go.
 //!
 //! Recovery is bounded by what was not yet durable: `log.checkpoint` holds the recovery point
 //! (everything below it was fsynced), and after a clean shutdown every segment is trusted. Only
@@ -19,16 +21,29 @@
 //! swap, recovery finds at worst a merged segment renamed over its group's first `.log` while
 //! later members of the group are still there; they overlap the merged segment's offsets and
 //! are deleted on open, as are leftover `.log.cleaned` files.
+//!
+//! Replication: the leader epoch cache (`epoch_cache`, in `leader-epoch-checkpoint`) holds the
+//! first offset of every epoch that appended; its entries start within `[start_offset, log
+//! end]`, at the end only for an epoch a leader began without appending yet (open drops those,
+//! as Kafka does, and fits the cache to the log). Truncation (`truncate_to`: a follower drops
+//! what diverges from its leader; `truncate_fully_and_start_at`) is the only way the log end
+//! moves back. It never runs with an append, retention or a compaction swap (the caller's
+//! append permit), but reads may: reads wait while one runs and a read it overlapped starts
+//! over, so no read returns bytes that a finished truncation removed. A compaction planned
+//! before a truncation is not installed. A crash at any step of a truncation leaves files that
+//! `open` recovers to a valid log (the steps and what each leaves are listed on each function).
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
+use glommio::sync::{Permit, Semaphore};
 
 use super::batch::{self, BatchHeader};
 use super::checkpoint::{self, Checkpoint};
 use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
+use super::epoch_cache::EpochCache;
 use super::segment::{Recovery, Segment};
 use super::{segment_file_name, StorageError};
 
@@ -97,6 +112,13 @@ pub struct Log {
     /// Segments based below this offset have been compacted since they were rolled (Kafka's
     /// cleaner checkpoint, kept in memory: after a restart the whole log counts as dirty).
     clean_offset: Cell<i64>,
+    /// The leader epoch cache.
+    epochs: RefCell<EpochCache>,
+    /// Truncations started so far: a read during which it changed starts over, and a
+    /// compaction planned before it changed is dropped.
+    truncations: Cell<u64>,
+    /// Held by a truncation while it runs (one permit); reads wait for it.
+    truncation_lock: Semaphore,
 }
 
 /// Cleaned copies of a log's inactive segments, written but not yet swapped in.
@@ -105,6 +127,9 @@ pub struct CompactionPlan {
     /// The active segment's base offset when the plan was made: everything below it is clean
     /// once the plan is installed.
     clean_offset: i64,
+    /// The log's truncation count when the plan was made: a truncation since may have removed
+    /// records whose keys made the plan drop older values, so the plan is not installed.
+    truncations: u64,
 }
 
 impl Log {
@@ -177,6 +202,7 @@ impl Log {
         let start_offset = checkpoint
             .log_start_offset
             .clamp(segments[0].base_offset, end);
+        let epochs = open_epoch_cache(dir, start_offset, end)?;
         let log = Log {
             dir: dir.to_path_buf(),
             config: Cell::new(config),
@@ -185,6 +211,9 @@ impl Log {
             start_offset: Cell::new(start_offset),
             checkpointed: Cell::new(checkpoint),
             changed: Cell::new(false),
+            epochs: RefCell::new(epochs),
+            truncations: Cell::new(0),
+            truncation_lock: Semaphore::new(1),
         };
         log.write_checkpoint(false)?;
         Ok(log)
@@ -237,7 +266,8 @@ impl Log {
 
     /// Assigns offsets from the log end to the validated `batches`, then appends them (rolling
     /// first when the active segment is full or older than `segment.ms`). Returns the base
-    /// offset given to the first batch.
+    /// offset given to the first batch. The batches are stamped with `leader_epoch`, which the
+    /// epoch cache records as starting at the first of them when it is a new epoch.
     pub async fn append(
         &self,
         mut batches: Vec<u8>,
@@ -249,14 +279,91 @@ impl Log {
         for header in headers.iter_mut() {
             batch::assign_offset(&mut batches, header.position, next, leader_epoch);
             header.base_offset = next;
+            header.leader_epoch = leader_epoch;
             next = header.next_offset();
         }
+        // Recorded before the data, as Kafka does: an entry whose data a crash lost starts at
+        // the log end and is dropped when the log opens.
+        self.epochs.borrow_mut().assign(leader_epoch, base_offset)?;
+        self.append_assigned(&batches, headers).await?;
+        Ok(base_offset)
+    }
+
+    /// Appends validated batches that already carry their offsets and leader epochs, as a
+    /// follower copies them from its leader. They must continue the log: the first at or after
+    /// the log end, each next one at or after where the previous ends (a compacted leader's
+    /// log has gaps); otherwise nothing is written and the error is `NonContiguous`. Every batch of an epoch newer than the latest one held starts that
+    /// epoch in the epoch cache. Rolls as `append` does.
+    pub async fn append_replicated(
+        &self,
+        batches: Vec<u8>,
+        headers: &[BatchHeader],
+    ) -> Result<(), StorageError> {
+        let mut expected = self.next_offset();
+        for header in headers {
+            if header.base_offset < expected {
+                return Err(StorageError::NonContiguous {
+                    expected,
+                    received: header.base_offset,
+                });
+            }
+            expected = header.next_offset();
+        }
+        if headers.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut epochs = self.epochs.borrow_mut();
+            for header in headers {
+                epochs.assign(header.leader_epoch, header.base_offset)?;
+            }
+        }
+        self.append_assigned(&batches, headers).await
+    }
+
+    /// Appends batches whose offsets continue the log, rolling first when the active segment
+    /// is full or older than `segment.ms`.
+    async fn append_assigned(
+        &self,
+        batches: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<(), StorageError> {
+        let base_offset = headers
+            .first()
+            .expect("append of at least one batch")
+            .base_offset;
         self.changed.set(true);
         if self.should_roll(batches.len() as u64, now_ms()) {
             self.roll(base_offset).await?;
         }
-        self.active().append(&batches, headers).await?;
-        Ok(base_offset)
+        self.active().append(batches, headers).await
+    }
+
+    /// The newest leader epoch that appended to (or was assigned by a leader of) this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.borrow().latest_epoch()
+    }
+
+    /// Records that `epoch` starts at `start_offset`: a new leader does it at its log end
+    /// before any append, so that followers asking for the previous epoch learn its end. A
+    /// no-op unless `epoch` is newer than the latest held.
+    pub fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<(), StorageError> {
+        self.epochs.borrow_mut().assign(epoch, start_offset)
+    }
+
+    /// Drops the epoch cache entries starting at or after `offset`, leaving the log as it is:
+    /// a follower truncating to its log end still ends there the epochs it started as a
+    /// leader without appending (`truncate_to` does this for what it cuts).
+    pub fn truncate_epochs_from(&self, offset: i64) -> Result<(), StorageError> {
+        self.epochs.borrow_mut().truncate_from_end(offset)
+    }
+
+    /// The answer to OffsetsForLeaderEpoch for `epoch`: (epoch, end offset) as Kafka's
+    /// `endOffsetFor` gives it from the epoch cache and the log end; (-1, -1) when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs
+            .borrow()
+            .end_offset_for(epoch, self.next_offset())
     }
 
     fn should_roll(&self, incoming_bytes: u64, now_ms: i64) -> bool {
@@ -272,8 +379,20 @@ impl Log {
     }
 
     /// Reads whole batches from `offset`, about `max_bytes` of them. Reading at the log end
-    /// returns no bytes; outside `[start, end]` is an error.
+    /// returns no bytes; outside `[start, end]` is an error. A read never returns bytes that a
+    /// truncation which returned already removed: it waits for a running truncation and
+    /// starts over if one began while it read.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
+        loop {
+            let truncations = self.settled().await;
+            let read = self.read_segments(offset, max_bytes).await;
+            if self.truncations.get() == truncations {
+                return read;
+            }
+        }
+    }
+
+    async fn read_segments(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
         let (start, end) = (self.start_offset(), self.next_offset());
         if offset < start || offset > end {
             return Err(StorageError::OffsetOutOfRange { offset, start, end });
@@ -297,6 +416,19 @@ impl Log {
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, StorageError> {
+        loop {
+            let truncations = self.settled().await;
+            let found = self.offset_for_timestamp_in_segments(timestamp).await;
+            if self.truncations.get() == truncations {
+                return found;
+            }
+        }
+    }
+
+    async fn offset_for_timestamp_in_segments(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         let start = self.start_offset();
         for segment in segments {
@@ -315,6 +447,16 @@ impl Log {
     /// The record with the largest timestamp at or after the log start (the first such
     /// record), as (offset, timestamp): Kafka's ListOffsets MAX_TIMESTAMP. `None` when empty.
     pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        loop {
+            let truncations = self.settled().await;
+            let found = self.max_timestamp_in_segments().await;
+            if self.truncations.get() == truncations {
+                return found;
+            }
+        }
+    }
+
+    async fn max_timestamp_in_segments(&self) -> Result<Option<(i64, i64)>, StorageError> {
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         let start = self.start_offset();
         let mut best: Option<&Rc<Segment>> = None;
@@ -393,6 +535,7 @@ impl Log {
             self.changed.set(true);
             self.start_offset.set(offset);
             self.write_checkpoint(true)?;
+            self.epochs.borrow_mut().truncate_from_start(offset)?;
             self.delete_segments_below(offset).await?;
         }
         Ok(self.start_offset())
@@ -432,6 +575,9 @@ impl Log {
             self.start_offset.set(new_start);
         }
         self.write_checkpoint(true)?;
+        self.epochs
+            .borrow_mut()
+            .truncate_from_start(self.start_offset())?;
         self.delete_segments_below(self.start_offset()).await
     }
 
@@ -458,6 +604,193 @@ impl Log {
             self.clean_offset.set(self.segments.borrow()[0].base_offset);
         }
         Ok(doomed.len())
+    }
+
+    /// Kafka's `truncateTo`, for a follower whose log diverged from its leader's: removes every
+    /// batch whose last offset is at least `offset` (a batch holding `offset` goes whole), so
+    /// the log then ends at or below `offset`. A no-op when `offset` is at or past the log end;
+    /// an error below the log start (`truncate_fully_and_start_at` empties a log). When the
+    /// batch holding the log start goes, nothing at or above the start is left: the log is
+    /// emptied and starts again at its start offset.
+    ///
+    /// `observer` must be fresh: it is rebuilt as `open` rebuilds one, from the newest producer
+    /// snapshot at or below the new end, then every batch after it. The caller holds the append
+    /// permit; reads may run meanwhile (see `read`). After an error the log must be opened
+    /// again, which recovers it as after a crash at that step.
+    ///
+    /// The steps, each leaving a log that `open` recovers:
+    /// 1. The segments after the one holding the cut are removed, newest first, then the
+    ///    directory is synced: the log on disk stays a prefix of the old one, never one with
+    ///    a gap, and holds at least everything below the new end.
+    /// 2. That segment is cut (`Segment::cut_at`: indexes, then the `.log`, each synced) and
+    ///    opened again in place of the old object. From here the log on disk is the new one.
+    /// 3. Producer snapshots above the new end are removed: until then `open` after a crash
+    ///    ignores and removes them itself (it restores only from a snapshot at or below the
+    ///    first segment it scans, which lies below the log end).
+    /// 4. The epoch cache drops the entries from the new end on; until then `open` does.
+    /// 5. `log.checkpoint` gets the new end as its recovery point: until then it may name an
+    ///    offset past the log end, which only makes `open` scan the last segment.
+    pub async fn truncate_to(
+        &self,
+        offset: i64,
+        observer: &mut dyn BatchObserver,
+    ) -> Result<(), StorageError> {
+        let (start, end) = (self.start_offset(), self.next_offset());
+        if offset < start {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        if offset >= end {
+            return Ok(());
+        }
+        let _truncating = self.begin_truncation().await;
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        let holding = segments
+            .partition_point(|segment| segment.base_offset <= offset)
+            .checked_sub(1)
+            .expect("the first segment starts at or below the log start");
+        let holder = segments[holding].clone();
+        let (position, new_end) = holder.truncation_point(offset).await?;
+        if new_end < start {
+            self.start_afresh(start).await?;
+            return self.rebuild_observer(observer).await;
+        }
+        tracing::info!(
+            "truncating {} to offset {new_end} (to {offset} asked; the log ended at {end})",
+            self.dir.display()
+        );
+        for segment in segments[holding + 1..].iter().rev() {
+            segment.remove().await?;
+            let removed = self.segments.borrow_mut().pop();
+            assert!(
+                removed.is_some_and(|removed| Rc::ptr_eq(&removed, segment)),
+                "the segments of {} changed during a truncation",
+                self.dir.display()
+            );
+        }
+        sync_directory(&self.dir)?;
+        // Even a segment left whole is closed this way (its cut is at its size), so that it
+        // has nothing in flight when it is opened again as the active segment.
+        holder.cut_at(position, new_end).await?;
+        let interval = self.config.get().index_interval_bytes;
+        let reopened =
+            Segment::open(&self.dir, holder.base_offset, interval, Recovery::Trust).await?;
+        let new_end = reopened.next_offset();
+        {
+            let mut segments = self.segments.borrow_mut();
+            let last = segments.last_mut().expect("the holding segment is left");
+            assert!(
+                Rc::ptr_eq(last, &holder),
+                "the segments of {} changed during a truncation",
+                self.dir.display()
+            );
+            *last = reopened;
+        }
+        checkpoint::remove_snapshots_above(&self.dir, new_end)?;
+        self.epochs.borrow_mut().truncate_from_end(new_end)?;
+        let clean_offset = self.clean_offset.get().min(holder.base_offset);
+        self.clean_offset.set(clean_offset);
+        self.write_checkpoint(true)?;
+        self.rebuild_observer(observer).await
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`, for a follower whose log ends before its leader's log
+    /// start: removes every segment, producer snapshot and epoch cache entry, and starts an
+    /// empty log at `offset` (log start = log end = `offset`). The caller holds the append
+    /// permit; reads may run meanwhile (see `read`). After an error the log must be opened
+    /// again.
+    ///
+    /// The steps, each leaving a log that `open` recovers:
+    /// 1. Producer snapshots are removed (which only costs a longer replay).
+    /// 2. `log.checkpoint` gets `offset` as log start and recovery point: the old segments,
+    ///    opened now, are hidden below the start when they end at or before `offset` (the
+    ///    follower's case); otherwise what lies at or above `offset` stays visible.
+    /// 3. The epoch cache is emptied. A log that `open` finds with no epoch but with records
+    ///    (only when `offset` is below the old end) is taken as written in epoch 0.
+    /// 4. The segments are removed, oldest first (what is left is contiguous), and the
+    ///    directory is synced.
+    /// 5. An empty segment is created at `offset`: without it, `open` creates the same one
+    ///    from the checkpoint's log start.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        if offset < 0 {
+            let (start, end) = (self.start_offset(), self.next_offset());
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        let _truncating = self.begin_truncation().await;
+        self.start_afresh(offset).await
+    }
+
+    /// The body of `truncate_fully_and_start_at`, run under the truncation lock.
+    async fn start_afresh(&self, offset: i64) -> Result<(), StorageError> {
+        tracing::info!(
+            "emptying {}: it starts again at offset {offset}",
+            self.dir.display()
+        );
+        checkpoint::remove_snapshots_above(&self.dir, i64::MIN)?;
+        let checkpoint = Checkpoint {
+            recovery_point: offset,
+            log_start_offset: offset,
+        };
+        checkpoint.write(&self.dir, true)?;
+        self.checkpointed.set(checkpoint);
+        self.epochs.borrow_mut().clear()?;
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        for segment in &segments {
+            segment.remove().await?;
+        }
+        sync_directory(&self.dir)?;
+        let interval = self.config.get().index_interval_bytes;
+        let fresh = Segment::open(&self.dir, offset, interval, Recovery::Scan(&mut |_| {})).await?;
+        *self.segments.borrow_mut() = vec![fresh];
+        self.start_offset.set(offset);
+        self.clean_offset.set(offset);
+        self.write_checkpoint(true)
+    }
+
+    /// Rebuilds a fresh `observer` as `open` does: from the newest producer snapshot at or
+    /// below the log end if it takes it, then every batch from the snapshot's offset on (every
+    /// batch of the log without one).
+    async fn rebuild_observer(&self, observer: &mut dyn BatchObserver) -> Result<(), StorageError> {
+        let observe_from = match checkpoint::latest_snapshot(&self.dir, self.next_offset())? {
+            Some((offset, bytes)) if observer.restore(&bytes) => offset,
+            _ => i64::MIN,
+        };
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        for segment in segments {
+            if segment.next_offset() <= observe_from {
+                continue;
+            }
+            for header in segment
+                .headers_from(observe_from.max(segment.base_offset))
+                .await?
+            {
+                if header.base_offset >= observe_from {
+                    observer.observe(&header);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a truncation: reads wait until the returned permit drops, and reads running
+    /// now start over when they end.
+    async fn begin_truncation(&self) -> Permit<'_> {
+        let permit = self
+            .truncation_lock
+            .acquire_permit(1)
+            .await
+            .expect("the truncation lock is never closed");
+        self.truncations.set(self.truncations.get() + 1);
+        self.changed.set(true);
+        permit
+    }
+
+    /// Waits until no truncation runs, then returns how many have started so far.
+    async fn settled(&self) -> u64 {
+        if self.truncation_lock.available() == 0 {
+            let permit = self.truncation_lock.acquire_permit(1).await;
+            drop(permit.expect("the truncation lock is never closed"));
+        }
+        self.truncations.get()
     }
 
     /// Deletes every file of the log and its directory.
@@ -494,7 +827,9 @@ impl Log {
         delete_retention_ms: i64,
         now_ms: i64,
     ) -> Result<CompactionStats, StorageError> {
-        let plan = self.plan_compaction(delete_retention_ms, now_ms).await?;
+        let plan = self
+            .plan_compaction(delete_retention_ms, now_ms, i64::MAX)
+            .await?;
         self.install_compaction(plan).await
     }
 
@@ -505,11 +840,14 @@ impl Log {
         &self,
         delete_retention_ms: i64,
         now_ms: i64,
+        committed_end: i64,
     ) -> Result<CompactionPlan, StorageError> {
-        // Only durable records may make older values of their keys go: flush first, and leave
-        // whatever is appended meanwhile out of the map.
+        // Only durable, committed records (below `committed_end`, the high watermark: a
+        // follower may still truncate what is above) may make older values of their keys go:
+        // flush first, and leave whatever is appended meanwhile out of the map.
         self.active().flush().await?;
-        let durable_end = self.synced_offset();
+        let truncations = self.truncations.get();
+        let durable_end = self.synced_offset().min(committed_end);
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         let clean_offset = segments.last().map_or(0, |active| active.base_offset);
         let map = cleaner::build_key_map(&segments, durable_end).await?;
@@ -525,6 +863,7 @@ impl Log {
         Ok(CompactionPlan {
             groups,
             clean_offset,
+            truncations,
         })
     }
 
@@ -534,6 +873,16 @@ impl Log {
         plan: CompactionPlan,
     ) -> Result<CompactionStats, StorageError> {
         let mut stats = CompactionStats::default();
+        if plan.truncations != self.truncations.get() {
+            tracing::info!(
+                "dropping a compaction of {} planned before a truncation",
+                self.dir.display()
+            );
+            plan.groups
+                .iter()
+                .for_each(|group| remove_cleaned(&group.cleaned_path));
+            return Ok(stats);
+        }
         let mut groups = plan.groups.into_iter();
         while let Some(group) = groups.next() {
             if !group.changed || self.position_of(&group.segments).is_none() {
@@ -618,6 +967,22 @@ impl Log {
         self.segments.borrow_mut().push(segment);
         self.write_checkpoint(false)
     }
+}
+
+/// Loads the leader epoch cache of the log in `dir` and fits it to the log `[start, end)`:
+/// entries starting at or past the end go (a crash lost the data they announced, or came in
+/// the middle of a truncation; or a leader began an epoch without appending, which Kafka also
+/// forgets on restart), the latest one starting at or below the start moves to it, and a log
+/// written before epochs were recorded, whose batches all carry epoch 0, gets epoch 0 from its
+/// start.
+fn open_epoch_cache(dir: &Path, start: i64, end: i64) -> Result<EpochCache, StorageError> {
+    let mut epochs = EpochCache::open(dir)?;
+    epochs.truncate_from_end(end)?;
+    if epochs.entries().is_empty() && start < end {
+        epochs.assign(0, start)?;
+    }
+    epochs.truncate_from_start(start)?;
+    Ok(epochs)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -705,3 +1070,7 @@ fn segment_base_offsets(dir: &Path) -> Result<Vec<i64>, StorageError> {
 #[cfg(test)]
 #[path = "log_unit_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "log_replication_tests.rs"]
+mod replication_tests;

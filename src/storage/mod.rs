@@ -1,11 +1,13 @@
 //! Partition logs on disk in Kafka's layout: `log.dirs/<topic>-<partition>/` holding segments
 //! `<base offset, 20 digits>.log` with their sparse `.index`. Everything here runs on the shard that
 //! owns the partition and does its I/O through that shard's io_uring (glommio files). Topics with
-//! `cleanup.policy=compact` are compacted by `cleaner` (driven by `runtime::cleaner`).
+//! `cleanup.policy=compact` are compacted by `cleaner` (driven by `runtime::cleaner`). Beside the
+//! segments, `epoch_cache` keeps Kafka's `leader-epoch-checkpoint` for replication.
 
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod epoch_cache;
 pub mod index_file;
 pub mod log;
 #[cfg(test)]
@@ -22,6 +24,7 @@ pub mod time_index;
 use std::path::PathBuf;
 
 pub use cleaner::{CleanerConfig, CompactionStats};
+pub use epoch_cache::EpochCache;
 pub use log::{now_ms, BatchObserver, Log, LogConfig};
 pub use segment::prime_direct_io;
 
@@ -44,6 +47,8 @@ pub enum StorageError {
     KeyMapFull { path: PathBuf, bytes_max: usize },
     #[error("{path} was closed for shutdown")]
     Closed { path: PathBuf },
+    #[error("replicated batches must continue the log at offset {expected}, but one starts at {received}")]
+    NonContiguous { expected: i64, received: i64 },
 }
 
 impl StorageError {

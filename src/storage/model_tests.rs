@@ -1,7 +1,7 @@
 //! Model-based property tests of the partition log: random sequences of appends, reads, flushes,
-//! crashes, clean restarts, DeleteRecords, retention and compaction run against real files (one
-//! glommio executor per case) and against an in-memory model of what the log must hold. After
-//! every operation the whole log is read back and compared with the model.
+//! crashes, clean restarts, DeleteRecords, retention, compaction and truncations run against real
+//! files (one glommio executor per case) and against an in-memory model of what the log must
+//! hold. After every operation the whole log is read back and compared with the model.
 //!
 //! The model's rules:
 //! - an append gives its records consecutive offsets from the log end; when it rolls (the
@@ -22,7 +22,16 @@
 //!   records never; offsets, log start and log end never change. A record that is the latest
 //!   of its key below the clean point but has a newer one above it may stay (Kafka's key map
 //!   ends at the clean point) or go (this cleaner's map spans the durable part of the active
-//!   segment): the model follows the log there.
+//!   segment): the model follows the log there;
+//! - truncation to an offset (a follower's `truncate_to`) is refused below the start, does
+//!   nothing at or past the end, and otherwise ends the log where the batch holding the offset
+//!   (or the first after it) began: after the last batch ending below the offset, at the base
+//!   of the segment holding the offset when that segment keeps no batch, and never below the
+//!   start (a log whose start batch goes is emptied at its start). What is left is durable.
+//!   A key whose newer record a truncation removed may have lost its older value to an earlier
+//!   compaction (the cleaner's key map spans the durable log, not a high watermark): the model
+//!   forgets the history of compacted records there;
+//! - `truncate_fully_and_start_at` leaves an empty, durable log starting at the offset.
 //!
 //! The 40 cases (`PROPTEST_CASES=n` for more) take about a second in release builds. A failing
 //! case is shrunk and printed as its operation list, with the operation that failed and why;
@@ -114,6 +123,14 @@ enum Op {
         delete_retention_ms: i64,
         after_ms: i64,
     },
+    /// `truncate_to` at an offset picked in `[start - 1, end + 1]`.
+    Truncate {
+        pick: u32,
+    },
+    /// `truncate_fully_and_start_at` an offset picked in `[0, end + 50)`.
+    TruncateFully {
+        pick: u32,
+    },
 }
 
 /// What the topic keeps: the retention settings and how often compaction is tried.
@@ -178,6 +195,8 @@ fn op(variant: Variant) -> impl Strategy<Value = Op> {
         7 => Just(Op::Crash),
         4 => Just(Op::CleanRestart),
         4 => any::<u32>().prop_map(|pick| Op::DeleteRecords { pick }),
+        4 => any::<u32>().prop_map(|pick| Op::Truncate { pick }),
+        1 => any::<u32>().prop_map(|pick| Op::TruncateFully { pick }),
         retention_weight => (0..RETENTION_MS).prop_map(|after_ms| Op::Retention { after_ms }),
         compact_weight => (
             prop_oneof![Just(0i64), Just(RETENTION_MS / 2), Just(86_400_000)],
@@ -325,6 +344,20 @@ impl Model {
         either
     }
 
+    /// Cuts the log at `end`; what is left is durable.
+    fn truncate(&mut self, end: i64) {
+        self.records.split_off(&end);
+        self.history = self.records.clone();
+        self.end = end;
+        self.durable = end;
+    }
+
+    fn start_at(&mut self, offset: i64) {
+        self.records.clear();
+        self.history.clear();
+        (self.start, self.end, self.durable) = (offset, offset, offset);
+    }
+
     fn max_timestamp_in(&self, from: i64, to: i64) -> Option<i64> {
         self.records
             .range(from..to)
@@ -470,7 +503,69 @@ impl Runner<'_> {
                 }
                 Ok(())
             }
+            Op::Truncate { pick } => {
+                let span = (self.model.end - self.model.start + 3) as u64;
+                let offset = self.model.start - 1 + (u64::from(*pick) % span) as i64;
+                self.truncate(offset).await
+            }
+            Op::TruncateFully { pick } => {
+                let offset = (u64::from(*pick) % (self.model.end + 50) as u64) as i64;
+                self.log()
+                    .truncate_fully_and_start_at(offset)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                self.model.start_at(offset);
+                check_eq!(segment_files(self.dir)?, [(offset, 0)], "segments left");
+                Ok(())
+            }
         }
+    }
+
+    /// `truncate_to(offset)`, its new end checked against the batches and segments before.
+    async fn truncate(&mut self, offset: i64) -> Result<(), String> {
+        let (start, end) = (self.model.start, self.model.end);
+        let batches = visible_batches(self.log(), start, end).await?;
+        let segments = segment_files(self.dir)?;
+        let result = self
+            .log()
+            .truncate_to(offset, &mut |_: &BatchHeader| {})
+            .await;
+        if offset < start {
+            check!(
+                matches!(result, Err(StorageError::OffsetOutOfRange { .. })),
+                "truncation to {offset} below the start {start} gave {result:?}"
+            );
+            return Ok(());
+        }
+        result.map_err(|error| format!("truncation to {offset}: {error}"))?;
+        if offset >= end {
+            return Ok(());
+        }
+        let holder = segments
+            .iter()
+            .map(|(base, _)| *base)
+            .filter(|base| *base <= offset)
+            .max()
+            .ok_or_else(|| format!("no segment holds {offset}: {segments:?}"))?;
+        let kept_end = batches
+            .iter()
+            .filter(|header| header.last_offset() < offset)
+            .map(BatchHeader::next_offset)
+            .max()
+            .unwrap_or(start);
+        let expected = start.max(holder).max(kept_end);
+        check_eq!(
+            self.log().next_offset(),
+            expected,
+            "log end after truncating to {offset}"
+        );
+        let files = segment_files(self.dir)?;
+        check!(
+            files.iter().all(|(base, _)| *base <= expected),
+            "a segment starts past the new end {expected}: {files:?}"
+        );
+        self.model.truncate(expected);
+        Ok(())
     }
 
     async fn append(&mut self, batches: &[Vec<RecordSpec>]) -> Result<(), String> {
@@ -730,6 +825,25 @@ impl Runner<'_> {
         }
         Ok(())
     }
+}
+
+/// The headers of every batch readable in `[start, end)`.
+async fn visible_batches(log: &Log, start: i64, end: i64) -> Result<Vec<BatchHeader>, String> {
+    let mut headers = Vec::new();
+    let mut offset = start;
+    while offset < end {
+        let bytes = log
+            .read(offset, 1 << 20)
+            .await
+            .map_err(|error| format!("read at {offset}: {error}"))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let read = checked_batches(&bytes)?;
+        offset = read.last().expect("at least one batch").next_offset();
+        headers.extend(read);
+    }
+    Ok(headers)
 }
 
 /// The batches of a read: whole, CRCs valid, offsets increasing.

@@ -16,6 +16,12 @@
 //! `size` with zero padding (a flushed partial block) or a torn write: both are cut off on
 //! recovery, and `close` trims the padding. Appends to a segment are serialised by the
 //! partition; a flush holds every write slot, so its writes never overlap another.
+//!
+//! A segment object never shrinks: truncation (`cut_at`) closes it, cuts its files at a batch
+//! boundary with indexes that are exact prefixes, and the log opens the segment again in its
+//! place. A reader still holding the old object may get errors, or bytes appended since, past
+//! the cut; `Log` reads overlapped by a truncation start over, so none returns them.
+//! Removing a segment waits for its background writes, so none lands after its files are gone.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -442,14 +448,106 @@ impl Segment {
         }
     }
 
-    /// Removes the segment's files; the segment must not be used afterwards.
+    /// Removes the segment's files once its background writes are done, so that none lands
+    /// after them; the segment must not be appended to afterwards (reads of bytes already
+    /// validated still work through the open file). The indexes go first: a crash in between
+    /// leaves a `.log` without indexes, which is rebuilt, never indexes without their `.log`,
+    /// which a segment created later at the same base offset (after a truncation) could trust.
     pub async fn remove(&self) -> Result<(), StorageError> {
+        let _all_slots = self
+            .write_slots
+            .acquire_permit(WRITES_IN_FLIGHT)
+            .await
+            .expect("the write slots are never closed");
+        self.closed.set(true);
+        self.index_file.remove()?;
+        self.time_index_file.remove()?;
         self.file
             .remove()
             .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
-        self.index_file.remove()?;
-        self.time_index_file.remove()
+            .map_err(|error| StorageError::io(&self.log_path, error))
+    }
+
+    /// Where truncating to `offset` cuts this segment (Kafka's `truncateTo`: the batch holding
+    /// `offset` goes whole): the byte position of the first batch whose last offset is at least
+    /// `offset` (the size if there is none), and the offset the segment then ends at: after
+    /// the last batch kept, or the base offset if none is.
+    pub async fn truncation_point(&self, offset: i64) -> Result<(u64, i64), StorageError> {
+        // Start one index entry before the floor entry of `offset`: the first batch read is
+        // then always kept, so the end of the kept part is known even when the cut falls on
+        // the floor entry's batch.
+        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
+        let mut position = {
+            let index = self.index.borrow();
+            let entries = index.entries();
+            let floor = entries.partition_point(|entry| entry.relative_offset <= relative);
+            floor
+                .checked_sub(2)
+                .map_or(0, |before| u64::from(entries[before].position))
+        };
+        let mut kept_end = self.base_offset;
+        let end = self.size.get();
+        while position < end {
+            let chunk = self
+                .read_batches(position, RECOVERY_READ_BYTES, end)
+                .await?
+                .ok_or_else(|| self.damaged(position))?;
+            let mut cursor = 0;
+            while let Some(header) = self.header_at(&chunk, cursor)? {
+                if header.next_offset() > offset {
+                    return Ok((position + cursor as u64, kept_end));
+                }
+                kept_end = header.next_offset();
+                cursor += header.size;
+            }
+            position += cursor as u64;
+        }
+        Ok((end, kept_end))
+    }
+
+    /// Cuts the segment's files at byte `position`, a batch boundary, after which the segment
+    /// ends at `end_offset` (both from `truncation_point`): the `.log` and both indexes keep
+    /// exactly what lies below it, durably: the indexes are those a rebuild would give. The segment is closed first, so nothing of it is in flight or only in memory.
+    /// This object still describes the old contents afterwards (reads past the cut fail): the
+    /// caller replaces it by opening the segment again with `Recovery::Trust`, which is cheap
+    /// because the indexes on disk are exact prefixes of what a rebuild would give.
+    ///
+    /// A crash in between leaves indexes shorter than the `.log` (trusted indexes cover a
+    /// prefix, the rest is scanned) or, with the `.log` cut, nothing inconsistent.
+    pub async fn cut_at(&self, position: u64, end_offset: i64) -> Result<(), StorageError> {
+        assert!(
+            position <= self.size.get(),
+            "cutting {} at byte {position}, past its size {}",
+            self.log_path.display(),
+            self.size.get()
+        );
+        self.close().await?;
+        let index: Vec<u8> = self
+            .index
+            .borrow()
+            .entries()
+            .iter()
+            .filter(|entry| u64::from(entry.position) < position)
+            .flat_map(IndexEntry::encode)
+            .collect();
+        // A time entry (t, o) was added beside the offset entry of the batch at o + 1, and
+        // goes with it: the batches kept are those starting below `end_offset`.
+        let relative_end = end_offset - self.base_offset;
+        let time_index: Vec<u8> = self
+            .time_index
+            .borrow()
+            .entries()
+            .iter()
+            .filter(|entry| i64::from(entry.relative_offset) + 1 < relative_end)
+            .flat_map(TimeIndexEntry::encode)
+            .collect();
+        self.index_file.rewrite(index).await?;
+        self.index_file.sync_and_close().await?;
+        self.time_index_file.rewrite(time_index).await?;
+        self.time_index_file.sync_and_close().await?;
+        let io_error = |error| StorageError::io(&self.log_path, error);
+        self.file.truncate(position).await.map_err(io_error)?;
+        self.file.fdatasync().await.map_err(io_error)
     }
 
     fn position_for(&self, offset: i64) -> u64 {
@@ -881,7 +979,9 @@ impl Segment {
     }
 
     /// Reads about `want` bytes at `position`, but never less than the whole first batch there,
-    /// and nothing at or past `end`. `None` when the first batch there runs past `end` (torn).
+    /// and nothing at or past `end`. `None` when the first batch there runs past `end` (torn)
+    /// or past the end of the file (a truncation cut it under a reader of the old object), so
+    /// a caller never loops on a chunk without a whole batch.
     async fn read_batches(
         &self,
         position: u64,
@@ -900,7 +1000,9 @@ impl Segment {
                 if size > available {
                     return Ok(None);
                 }
-                Ok(Some(self.read_at(position, size).await?))
+                let whole = self.read_at(position, size).await?;
+                let complete = matches!(batch::peek_header(&whole, 0), Ok(Some(_)));
+                Ok(complete.then_some(whole))
             }
         }
     }

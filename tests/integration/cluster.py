@@ -14,6 +14,7 @@ bounded; `eventually` retries an asserting check until it passes or its deadline
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,9 +126,9 @@ class Quorum:
     observers: dict[int, int]
 
 
-def metadata_at(port: int) -> Metadata:
-    """Metadata for all topics from the node listening on `port`, and from no other."""
-    with WireConnection(HOST, port, timeout=REQUEST_TIMEOUT_S) as connection:
+def metadata_at(port: int, host: str = HOST) -> Metadata:
+    """Metadata for all topics from the node listening on `host`:`port`, and from no other."""
+    with WireConnection(host, port, timeout=REQUEST_TIMEOUT_S) as connection:
         version = connection.version_for(MetadataRequest.API_KEY, 1, 12)
         request = MetadataRequest(topics=None, allow_auto_topic_creation=False)
         response = connection.call(request, MetadataResponse, version)
@@ -146,11 +147,11 @@ def metadata_at(port: int) -> Metadata:
     )
 
 
-def describe_quorum_at(port: int) -> Quorum:
+def describe_quorum_at(port: int, host: str = HOST) -> Quorum:
     """DescribeQuorum from the node on `port`: a broker forwards it to the active controller, a
     controller answers only if it is the leader (as kafka-metadata-quorum.sh's
     --bootstrap-server and --bootstrap-controller)."""
-    with WireConnection(HOST, port, timeout=REQUEST_TIMEOUT_S) as connection:
+    with WireConnection(host, port, timeout=REQUEST_TIMEOUT_S) as connection:
         version = connection.version_for(DescribeQuorumRequest.API_KEY, 0, 2)
         topic = DescribeQuorumRequest.TopicData
         request = DescribeQuorumRequest(topics=[topic(
@@ -175,16 +176,20 @@ def describe_quorum_at(port: int) -> Quorum:
 class Node(support.Broker):
     """One node: `flink server <its properties file>`, stderr appended to its own log.
 
-    `port` is where to ask it: a controller's CONTROLLER listener, a broker's host listener.
-    `support.Broker` provides start, stop, kill and the log; start returns once the process runs.
+    `port` is where to ask it: a controller's CONTROLLER listener, a broker's host listener, all
+    on `host`. `support.Broker` provides start, stop, kill and the log; start returns once the
+    process runs. `command_prefix` runs the server under another command (chaos.py sets a group
+    id per node with setpriv, so that iptables can tell the nodes' connections apart).
     """
 
     def __init__(self, work_dir: Path, node_id: int, properties: dict[str, str], port: int,
-                 listener_ports: dict[str, int] | None = None):
+                 listener_ports: dict[str, int] | None = None, host: str = HOST):
         work_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(work_dir)
         self.node_id = node_id
+        self.host = host
         self.port = port
+        self.command_prefix: list[str] = []
         self.listener_ports = listener_ports or {}
         self.log_path = work_dir / "server.log"
         self.properties_path = work_dir / "server.properties"
@@ -197,11 +202,23 @@ class Node(support.Broker):
     def is_broker(self) -> bool:
         return "broker" in self.properties["process.roles"].split(",")
 
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def address(self, listener: str = "host") -> str:
-        return f"{HOST}:{self.listener_ports[listener]}"
+        return f"{self.host}:{self.listener_ports[listener]}"
 
     def command(self) -> list[str]:
-        return [str(support.FLINK), "server", str(self.properties_path)]
+        return [*self.command_prefix, str(support.FLINK), "server", str(self.properties_path)]
+
+    def _port_accepts(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1) as sock:
+                # A connect to a free port in the ephemeral range can connect to itself.
+                return sock.getsockname() != sock.getpeername()
+        except OSError:
+            return False
 
     def start(self) -> "Node":
         self.should_run = True
@@ -227,22 +244,31 @@ class Node(support.Broker):
 
 
 class Cluster:
-    """Controllers 1..3 and brokers 4..6 under `root`, one directory per node."""
+    """Controllers 1..3 and brokers 4..6 under `root`, one directory per node.
 
-    def __init__(self, root: Path):
+    `properties` are added to every node's (after the defaults above, so they win); `hosts` gives
+    nodes a loopback address of their own by node id (Linux routes all of 127.0.0.0/8 to lo),
+    the others listen on support.HOST.
+    """
+
+    def __init__(self, root: Path, properties: dict[str, str] | None = None,
+                 hosts: dict[int, str] | None = None):
         self.root = root
         self.cluster_id: str | None = None
+        self.properties = dict(properties or {})
+        self.hosts = dict(hosts or {})
         controller_ports = {node_id: free_port() for node_id in CONTROLLER_IDS}
-        self.voters = ",".join(f"{node_id}@{HOST}:{port}"
+        self.voters = ",".join(f"{node_id}@{self.host(node_id)}:{port}"
                                for node_id, port in controller_ports.items())
         self.nodes: dict[int, Node] = {}
         for node_id, port in controller_ports.items():
             self.nodes[node_id] = Node(root / f"node{node_id}", node_id, {
                 "process.roles": "controller",
-                "listeners": f"CONTROLLER://{HOST}:{port}",
+                "listeners": f"CONTROLLER://{self.host(node_id)}:{port}",
                 "controller.quorum.voters": self.voters,
                 **COMMON_PROPERTIES,
-            }, port)
+                **self.properties,
+            }, port, host=self.host(node_id))
         for node_id in BROKER_IDS:
             self.nodes[node_id] = self.make_broker(node_id)
 
@@ -251,7 +277,8 @@ class Cluster:
         `directory` under the root, by default `node<id>`); not started, not formatted, and not a
         member of `nodes` unless the caller adds it."""
         ports = {name: free_port() for name in LISTENERS}
-        listeners = ",".join(f"{LISTENERS[name]}://{HOST}:{port}" for name, port in ports.items())
+        host = self.host(node_id)
+        listeners = ",".join(f"{LISTENERS[name]}://{host}:{port}" for name, port in ports.items())
         return Node(self.root / (directory or f"node{node_id}"), node_id, {
             "process.roles": "broker",
             "listeners": listeners,
@@ -259,7 +286,12 @@ class Cluster:
             "controller.quorum.voters": self.voters,
             **COMMON_PROPERTIES,
             **BROKER_PROPERTIES,
-        }, ports["host"], ports)
+            **self.properties,
+        }, ports["host"], ports, host=host)
+
+    def host(self, node_id: int) -> str:
+        """The loopback address node `node_id` listens on."""
+        return self.hosts.get(node_id, HOST)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -322,7 +354,8 @@ class Cluster:
 
     def metadata(self, broker_id: int, listener: str = "host") -> Metadata:
         """Metadata as broker `broker_id` answers it on `listener`."""
-        return metadata_at(self.nodes[broker_id].listener_ports[listener])
+        node = self.nodes[broker_id]
+        return metadata_at(node.listener_ports[listener], node.host)
 
     def describe_quorum(self) -> Quorum:
         """DescribeQuorum from the first running broker that answers, else from whichever running
@@ -333,7 +366,7 @@ class Cluster:
                        if self.nodes[node_id].should_run]
         for node in brokers + controllers:
             try:
-                return describe_quorum_at(node.port)
+                return describe_quorum_at(node.port, node.host)
             except (AssertionError, OSError) as error:
                 errors.append(f"node {node.node_id}: {type(error).__name__}: {error}")
         raise AssertionError("no node answered DescribeQuorum: " + "; ".join(errors))
@@ -360,7 +393,7 @@ class Cluster:
 
     def advertised(self, brokers, listener: str) -> dict[int, tuple[str, int]]:
         """What Metadata should list for `brokers` on `listener`: {id: (host, port)}."""
-        return {node_id: (HOST, self.nodes[node_id].listener_ports[listener])
+        return {node_id: (self.nodes[node_id].host, self.nodes[node_id].listener_ports[listener])
                 for node_id in brokers}
 
     def track_logs(self) -> None:

@@ -166,8 +166,9 @@ def test_describe_topic_partitions_pages_with_a_cursor(broker):
 
 
 def test_offset_for_leader_epoch(broker):
-    """Leader epoch 0 ends at the log end; an empty log has no epoch yet; a later epoch is
-    undefined; a current_leader_epoch ahead of the broker's gets UNKNOWN_LEADER_EPOCH."""
+    """Leader epoch 0 ends at the log end; an empty log's current epoch (started when its
+    leader took over, as in Kafka) ends at 0; a later epoch is undefined; a
+    current_leader_epoch ahead of the broker's gets UNKNOWN_LEADER_EPOCH."""
     create_topic(broker, "epochs", partitions=2)
     produce(broker, "epochs", [b"x"] * 5, partition=0)
 
@@ -183,7 +184,7 @@ def test_offset_for_leader_epoch(broker):
         return answer.error_code, answer.leader_epoch, answer.end_offset
 
     assert ask(0, 0) == (0, 0, 5)
-    assert ask(1, 0) == (0, -1, -1)
+    assert ask(1, 0) == (0, 0, 0)
     assert ask(0, 3) == (0, -1, -1)
     assert ask(0, 0, current_leader_epoch=9)[0] == UNKNOWN_LEADER_EPOCH
 
