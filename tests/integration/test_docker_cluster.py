@@ -1,6 +1,7 @@
 """The reference README's three controllers and three brokers under Docker Compose
 (deploy/docker-compose.cluster.yml): the in-network and host-side commands as written, every broker
-listed at its host port, and a broker stopped and started again.
+listed at its host port, and a broker stopped and started again while consumers read every
+acknowledged record of a replicated topic.
 
 Skipped, with the reason printed, where Docker is not available (test_docker's check). The
 compose file keeps the README's container names and host ports (29092, 39092, 49092), which its
@@ -20,7 +21,8 @@ import warnings
 from test_docker import (DEPLOY, DOCKER_TIMEOUT_S, SECCOMP_PROFILE, compose_command,  # noqa: F401
                          container_logs, describe, docker, image, in_container,
                          inherited_memlock_bytes, memlock_unlimited_allowed, wait_until_started)
-from support import run_script
+from clients import OFFSET_BEGINNING, check_reports, confluent_consume, confluent_produce
+from support import keyed_messages, run_script
 
 CLUSTER_FILE = DEPLOY / "docker-compose.cluster.yml"
 CONTROLLERS = ["controller-1", "controller-2", "controller-3"]
@@ -71,8 +73,10 @@ def eventually(check, timeout: float, what: str):
 def test_compose_cluster_runs_the_readme_commands(tmp_path):
     """The 3+3 compose file starts (storage formatted with the image's default cluster id);
     the README's commands create, produce and consume inside the network and from the host; every
-    broker is listed at its host port; a stopped broker drops out of Metadata and, started again,
-    is listed and serves what it held."""
+    broker is listed at its host port; with one broker stopped, every record acknowledged to a
+    replication-factor-3 topic (min.insync.replicas=2) is read, before and during the outage,
+    and acks=all writes go on; the stopped broker drops out of Metadata and, started again, is
+    listed and serves what it held."""
     compose = compose_command()
     shipped = CLUSTER_FILE.read_text()
     for expected in ["- 29092:9092\n", "- 39092:9092\n", "- 49092:9092\n",
@@ -135,6 +139,15 @@ def test_compose_cluster_runs_the_readme_commands(tmp_path):
                               "--max-messages", "30").stdout
         assert sorted(consumed.split()) == sorted(f"m{n}" for n in range(30)), consumed
 
+        # A replicated topic keeps serving with a broker stopped.
+        created = run_script("flink-topics.sh", "--bootstrap-server", FROM_HOST, "--create",
+                             "--topic", "replicated", "--partitions", "3",
+                             "--replication-factor", "3",
+                             "--config", "min.insync.replicas=2").stdout
+        assert "Created topic replicated." in created, created
+        before = keyed_messages(300, keys=30)
+        reports = confluent_produce(FROM_HOST, "replicated", before, acks="all")
+
         # A broker stopped: the others stop listing it; started again, it rejoins.
         stopped = docker("stop", "broker-3", timeout=CLUSTER_TIMEOUT_S)
         assert stopped.returncode == 0
@@ -142,6 +155,12 @@ def test_compose_cluster_runs_the_readme_commands(tmp_path):
         def without_broker_3():
             assert sorted(listed_brokers("localhost:29092")) == [4, 5]
         eventually(without_broker_3, FENCING_TIMEOUT_S, "broker 6 is fenced")
+        during = [(f"d{key}", value) for key, value in keyed_messages(300, keys=30)]
+        reports += confluent_produce("localhost:29092,localhost:39092", "replicated", during,
+                                     acks="all")
+        consumed = confluent_consume("localhost:29092,localhost:39092", "replicated", 3,
+                                     len(before) + len(during), start=OFFSET_BEGINNING)
+        check_reports(reports, consumed, before + during)
         docker("start", "broker-3")
 
         def with_broker_3():
