@@ -56,6 +56,11 @@ pub struct ShardMetrics {
     pub connections: i64,
     pub queue_depth: usize,
     pub partitions: usize,
+    /// Partitions this shard leads.
+    pub leader_partitions: usize,
+    /// Partitions led here whose ISR lacks some of their replicas (Kafka's
+    /// UnderReplicatedPartitions).
+    pub under_replicated_partitions: usize,
     pub file_reads: u64,
     pub file_bytes_read: u64,
     pub file_writes: u64,
@@ -68,7 +73,12 @@ pub struct ShardMetrics {
 
 impl ShardMetrics {
     /// This shard's figures; must run on the shard's own executor thread.
-    pub fn collect(shard: usize, queue_depth: usize, partitions: usize) -> ShardMetrics {
+    /// `partitions` is (hosted, led, led but under-replicated).
+    pub fn collect(
+        shard: usize,
+        queue_depth: usize,
+        partitions: (usize, usize, usize),
+    ) -> ShardMetrics {
         let stats = glommio::executor().io_stats().all_rings();
         let io_latency_us = {
             let sketch = stats.io_latency_us();
@@ -103,7 +113,9 @@ impl ShardMetrics {
             bytes_out: BYTES_OUT.with(Cell::get),
             connections: CONNECTIONS.with(Cell::get),
             queue_depth,
-            partitions,
+            partitions: partitions.0,
+            leader_partitions: partitions.1,
+            under_replicated_partitions: partitions.2,
             file_reads: totals.file_reads,
             file_bytes_read: totals.file_bytes_read,
             file_writes: totals.file_writes,
@@ -203,7 +215,7 @@ pub fn render(shards: &[ShardMetrics]) -> String {
     for (name, kind, help, value) in counters {
         family(name, kind, help, per_shard(value));
     }
-    let gauges: [(&str, &str, Field); 4] = [
+    let gauges: [(&str, &str, Field); 6] = [
         ("flink_connections", "Open client connections.", |s| {
             s.connections.to_string()
         }),
@@ -215,6 +227,16 @@ pub fn render(shards: &[ShardMetrics]) -> String {
         ("flink_partitions", "Partitions hosted by the shard.", |s| {
             s.partitions.to_string()
         }),
+        (
+            "flink_leader_partitions",
+            "Partitions led by the shard.",
+            |s| s.leader_partitions.to_string(),
+        ),
+        (
+            "flink_under_replicated_partitions",
+            "Partitions led by the shard whose ISR lacks some of their replicas.",
+            |s| s.under_replicated_partitions.to_string(),
+        ),
         (
             "flink_log_tail_cache_bytes",
             "Bytes held by the shard's in-memory segment tails.",

@@ -194,6 +194,12 @@ impl Partition {
         self.replicas.borrow().is_leader()
     }
 
+    /// Whether some replica of the partition is missing from its ISR.
+    pub fn is_under_replicated(&self) -> bool {
+        let replicas = self.replicas.borrow();
+        replicas.isr.len() < replicas.replicas.len()
+    }
+
     /// The leader this replica follows (-1: none now), or `None` when it leads.
     pub fn leader_to_follow(&self) -> Option<i32> {
         match self.replicas.borrow().role() {

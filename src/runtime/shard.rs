@@ -293,10 +293,20 @@ impl Shard {
 
     /// This shard's metrics now (see `crate::metrics`).
     pub fn metrics(&self) -> crate::metrics::ShardMetrics {
+        let partitions = self.partitions.borrow();
+        let led: Vec<&Rc<Partition>> = partitions
+            .values()
+            .map(|(_, partition)| partition)
+            .filter(|partition| partition.is_leader())
+            .collect();
+        let under_replicated = led
+            .iter()
+            .filter(|partition| partition.is_under_replicated())
+            .count();
         crate::metrics::ShardMetrics::collect(
             self.id.0,
             self.mesh.queue_depth(self.id),
-            self.partitions.borrow().len(),
+            (partitions.len(), led.len(), under_replicated),
         )
     }
 

@@ -53,10 +53,14 @@ def test_metrics_count_requests_bytes_io_and_fsyncs_per_shard(start_broker):
     assert total(after["flink_log_fsyncs"]) > total(before["flink_log_fsyncs"])
     assert total(after["flink_io_file_written_bytes"]) > total(before["flink_io_file_written_bytes"])
     for gauge in ("flink_connections", "flink_shard_queue_depth", "flink_partitions",
+                  "flink_leader_partitions", "flink_under_replicated_partitions",
                   "flink_log_tail_cache_bytes"):
         shards = sorted(sample.labels["shard"] for sample in after[gauge])
         assert shards == [str(shard) for shard in range(SHARDS)], (gauge, shards)
     assert total(after["flink_partitions"]) >= SHARDS
+    # A single node leads every partition it hosts, each in sync with itself.
+    assert total(after["flink_leader_partitions"]) == total(after["flink_partitions"])
+    assert total(after["flink_under_replicated_partitions"]) == 0
 
 
 def test_metrics_answers_404_elsewhere_and_reports_a_taken_port(start_broker, tmp_path):
