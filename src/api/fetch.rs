@@ -230,7 +230,7 @@ fn response(
                             .with_high_watermark(-1)
                             .with_last_stable_offset(-1)
                             .with_log_start_offset(-1)
-                            .with_records(None),
+                            .with_records(Some(bytes::Bytes::new())),
                         Some(Ok(read)) => {
                             // Past the response limit, later partitions return no records (the
                             // first non-empty one is always whole, as in Kafka).
@@ -272,5 +272,5 @@ fn unknown_partition(data: PartitionData, error: ResponseError) -> PartitionData
         .with_high_watermark(-1)
         .with_last_stable_offset(-1)
         .with_log_start_offset(-1)
-        .with_records(None)
+        .with_records(Some(bytes::Bytes::new()))
 }

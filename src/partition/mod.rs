@@ -139,8 +139,9 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens the replica on node `node_id`. It leads nothing, and its high watermark is its
-    /// log start, until `adopt` hands it its place in the partition.
+    /// Opens the replica on node `node_id`. It leads nothing until `adopt` hands it its place
+    /// in the partition; its high watermark is the one its last checkpoint recorded (else its
+    /// log start).
     pub async fn open(
         topic: Arc<str>,
         index: i32,
@@ -155,7 +156,7 @@ impl Partition {
         Ok(Partition {
             topic,
             index,
-            high_watermark: Cell::new(log.start_offset()),
+            high_watermark: Cell::new(log.checkpointed_high_watermark()),
             log,
             replicas: RefCell::new(Replicas::new(node_id)),
             min_insync_replicas: Cell::new(1),
@@ -183,6 +184,12 @@ impl Partition {
     /// The offset below which every in-sync replica has every record: what consumers see.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.get()
+    }
+
+    /// Moves the high watermark (and what the log's next checkpoint records of it).
+    fn set_high_watermark(&self, offset: i64) {
+        self.high_watermark.set(offset);
+        self.log.set_high_watermark(offset);
     }
 
     /// The offset the next record appended here will get.
@@ -269,7 +276,7 @@ impl Partition {
         };
         drop(replicas);
         if candidate > self.high_watermark.get() {
-            self.high_watermark.set(candidate);
+            self.set_high_watermark(candidate);
             self.wake_waiters();
         }
     }
@@ -438,7 +445,7 @@ impl Partition {
         }
         let high_watermark = leader_high_watermark.min(self.log.next_offset());
         if high_watermark > self.high_watermark.get() {
-            self.high_watermark.set(high_watermark);
+            self.set_high_watermark(high_watermark);
         }
         drop(permit);
         self.wake_waiters();
@@ -496,8 +503,7 @@ impl Partition {
         let mut producers = ProducerState::default();
         self.log.truncate_to(offset, &mut producers).await?;
         *self.producers.borrow_mut() = producers;
-        self.high_watermark
-            .set(self.high_watermark.get().min(self.log.next_offset()));
+        self.set_high_watermark(self.high_watermark.get().min(self.log.next_offset()));
         Ok(())
     }
 
@@ -518,7 +524,7 @@ impl Partition {
         );
         self.log.truncate_fully_and_start_at(offset).await?;
         *self.producers.borrow_mut() = ProducerState::default();
-        self.high_watermark.set(offset);
+        self.set_high_watermark(offset);
         Ok(())
     }
 

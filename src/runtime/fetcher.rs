@@ -32,6 +32,8 @@ use crate::storage::batch;
 
 /// Fetch v12: topics by name, `last_fetched_epoch` and diverging epochs.
 const FETCH_VERSION: i16 = 12;
+/// The pause after an answer that only says the leader has not caught up with the metadata.
+const SETTLING_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than its wait a fetch may take before the connection is given up
@@ -61,7 +63,8 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
             .filter(|partition| !delayed.contains_key(&key(partition)))
             .collect();
         if fetched.is_empty() {
-            glommio::timer::sleep(backoff).await;
+            let next = delayed.values().min().copied().unwrap_or(now + backoff);
+            glommio::timer::sleep(next.saturating_duration_since(now)).await;
             continue;
         }
         let Some(address) = shard.broker_address(leader) else {
@@ -111,12 +114,24 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
                 else {
                     continue;
                 };
+                // A leader that has not yet applied the image naming it answers these until
+                // it has: a moment, not a whole backoff.
+                let settling = [
+                    ResponseError::UnknownTopicOrPartition,
+                    ResponseError::UnknownLeaderEpoch,
+                ]
+                .map(|error| error.code())
+                .contains(&data.error_code);
                 if let Err(reason) = apply(partition, *at, data).await {
+                    let pause = match settling {
+                        true => backoff.min(SETTLING_BACKOFF),
+                        false => backoff,
+                    };
                     tracing::warn!(
-                        "fetching {} from leader {leader}: {reason}; retrying in {backoff:?}",
+                        "fetching {} from leader {leader}: {reason}; retrying in {pause:?}",
                         partition.name()
                     );
-                    delayed.insert(key(partition), Instant::now() + backoff);
+                    delayed.insert(key(partition), Instant::now() + pause);
                 }
             }
         }

@@ -2,7 +2,9 @@
 //!
 //! - `log.checkpoint`: `recovery.point=<offset>` (everything below it was fsynced, so those
 //!   segments need no scan after a crash) and `log.start.offset=<offset>` (records below it
-//!   were deleted by DeleteRecords or retention). Replaced atomically (write, fsync, rename).
+//!   were deleted by DeleteRecords or retention), and `high.watermark=<offset>` as the partition
+//!   last reported it (at most the true one: a restarted leader starts from it rather than from
+//!   its log start). Replaced atomically (write, fsync, rename).
 //! - `<offset, 20 digits>.snapshot`: the state of the batch observer (idempotent producers)
 //!   after everything below `offset`, written when a segment rolls and at a clean shutdown, so
 //!   that start-up replays batches only from the latest snapshot on.
@@ -24,6 +26,8 @@ const SNAPSHOTS_KEPT: usize = 2;
 pub struct Checkpoint {
     pub recovery_point: i64,
     pub log_start_offset: i64,
+    /// 0 when the file has none (written before replication).
+    pub high_watermark: i64,
 }
 
 impl Checkpoint {
@@ -44,6 +48,7 @@ impl Checkpoint {
             match key.trim() {
                 "recovery.point" => checkpoint.recovery_point = value,
                 "log.start.offset" => checkpoint.log_start_offset = value,
+                "high.watermark" => checkpoint.high_watermark = value,
                 _ => {}
             }
         }
@@ -53,8 +58,8 @@ impl Checkpoint {
     /// Writes the checkpoint durably (the rename is synced too when `sync_dir`).
     pub fn write(&self, dir: &Path, sync_dir: bool) -> Result<(), StorageError> {
         let text = format!(
-            "recovery.point={}\nlog.start.offset={}\n",
-            self.recovery_point, self.log_start_offset
+            "recovery.point={}\nlog.start.offset={}\nhigh.watermark={}\n",
+            self.recovery_point, self.log_start_offset, self.high_watermark
         );
         write_replacing(&dir.join(CHECKPOINT_FILE), text.as_bytes(), sync_dir)
     }
@@ -164,6 +169,7 @@ mod tests {
         let checkpoint = Checkpoint {
             recovery_point: 42,
             log_start_offset: 7,
+            high_watermark: 40,
         };
         checkpoint.write(&dir, true).unwrap();
         assert_eq!(Checkpoint::read(&dir), checkpoint);

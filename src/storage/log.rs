@@ -107,6 +107,8 @@ pub struct Log {
     start_offset: Cell<i64>,
     /// The last recovery point written to `log.checkpoint`.
     checkpointed: Cell<Checkpoint>,
+    /// The high watermark as the partition last reported it, for the checkpoint.
+    high_watermark: Cell<i64>,
     /// Something was appended or deleted since the log was opened or last closed.
     changed: Cell<bool>,
     /// Segments based below this offset have been compacted since they were rolled (Kafka's
@@ -209,6 +211,7 @@ impl Log {
             clean_offset: Cell::new(segments[0].base_offset),
             segments: RefCell::new(segments),
             start_offset: Cell::new(start_offset),
+            high_watermark: Cell::new(checkpoint.high_watermark.clamp(start_offset, end)),
             checkpointed: Cell::new(checkpoint),
             changed: Cell::new(false),
             epochs: RefCell::new(epochs),
@@ -217,6 +220,17 @@ impl Log {
         };
         log.write_checkpoint(false)?;
         Ok(log)
+    }
+
+    /// The high watermark the checkpoint held at open, or last reported: at most the true one.
+    pub fn checkpointed_high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+
+    /// Takes the partition's high watermark for the next checkpoint (written at rolls, moves
+    /// of the recovery point and close; never on its own).
+    pub fn set_high_watermark(&self, offset: i64) {
+        self.high_watermark.set(offset);
     }
 
     /// The log end offset: the offset the next record will get.
@@ -510,6 +524,7 @@ impl Log {
         let checkpoint = Checkpoint {
             recovery_point: self.synced_offset(),
             log_start_offset: self.start_offset(),
+            high_watermark: self.high_watermark.get().min(self.next_offset()),
         };
         if checkpoint != self.checkpointed.get() || sync_dir {
             checkpoint.write(&self.dir, sync_dir)?;
@@ -726,9 +741,11 @@ impl Log {
             self.dir.display()
         );
         checkpoint::remove_snapshots_above(&self.dir, i64::MIN)?;
+        self.high_watermark.set(offset);
         let checkpoint = Checkpoint {
             recovery_point: offset,
             log_start_offset: offset,
+            high_watermark: offset,
         };
         checkpoint.write(&self.dir, true)?;
         self.checkpointed.set(checkpoint);
