@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-storage fuzz soak
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-replication bench-storage fuzz soak chaos
 
 all: build
 
@@ -65,6 +65,19 @@ test: dist
 	$(CARGO) test --release
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
+# The long fault-injection run (tests/integration/chaos.py) against the dist, as `test` runs the
+# suite: 3 controllers and 3 brokers, every fault for CHAOS_SECONDS, a history checker at the end.
+# The network partition needs root, iptables and setpriv (util-linux); without them only that
+# fault is skipped. CHAOS_SEED replays a run (each run prints its seed); CHAOS_ARGS adds options
+# (--faults kill-leader,stop-follower, --keep, --work-dir DIR).
+CHAOS_SECONDS ?= 600
+CHAOS_SEED ?=
+CHAOS_ARGS ?=
+
+chaos: dist
+	$(PYTHON) tests/integration/chaos.py --duration $(CHAOS_SECONDS) \
+		$(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
+
 # Flink against a peer Kafka-compatible broker (tansu, built once into $$FLINK_BENCH_CACHE, by
 # default ~/.cache/flink-bench) and against the machine's disk, loopback and memcpy ceilings, all
 # in one run with the same librdkafka client (bench/README.md); writes bench/results/broker.md and
@@ -80,6 +93,15 @@ soak:
 # run (bench/README.md); writes bench/results/cluster_metadata.md.
 bench-cluster: dist
 	FLINK_DIST=$(DIST) $(PYTHON) bench/cluster_metadata.py
+
+# What replication costs and how it recovers on the same cluster: acks=all produce latency and
+# throughput of an RF3 topic against an RF1 one measured in the same run, then failover after
+# SIGKILL of a leader and the restarted broker's catch-up (bench/README.md); writes
+# bench/results/replication.md. BENCH_REPLICATION_ARGS adds options (--rounds 5, --keep).
+BENCH_REPLICATION_ARGS ?=
+
+bench-replication: dist
+	FLINK_DIST=$(DIST) $(PYTHON) bench/replication.py $(BENCH_REPLICATION_ARGS)
 
 # Storage append throughput as a ratio of the disk's raw O_DIRECT bandwidth, measured in the same
 # run (bench/README.md); writes bench/results/storage.md. BENCH_MIB, BENCH_ROUNDS, BENCH_DIR tune it.
