@@ -236,7 +236,17 @@ async fn apply(partition: &Partition, at: FetchedAt, data: PartitionData) -> Res
     partition
         .append_replicated(at, whole.to_vec(), headers, data.high_watermark)
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    // Records the leader deleted (DeleteRecords, retention) go here too, as far as this
+    // replica has committed them.
+    let start = data.log_start_offset.min(partition.high_watermark());
+    if start > partition.log_start_offset() {
+        partition
+            .delete_records(start)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
 }
 
 /// The whole batches at the front of `records` (a response may end with a cut batch).

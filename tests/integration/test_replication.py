@@ -14,6 +14,7 @@ import signal
 import time
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
@@ -321,3 +322,31 @@ def test_leader_elections(cluster):
     # 5 was down when "only-on-4" was written: the unclean election lost it, as Kafka's does,
     # and 4 truncated it away to follow 5.
     assert [value for _, _, _, value in consumed] == ["before", "after"]
+
+
+def test_deleted_records_stay_deleted_after_failover(cluster):
+    """DeleteRecords on the leader moves its followers' log starts too: once the leader is
+    killed, the new leader's low watermark is where the records were deleted up to."""
+    topic = "trimmed"
+    create_topic(cluster, topic, 1)
+    confluent_produce(cluster.bootstrap(), topic, [("k", f"v{n}") for n in range(100)])
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    futures = admin.delete_records([TopicPartition(topic, 0, 40)],
+                                   request_timeout=ADMIN_TIMEOUT_S)
+    deleted = list(futures.values())[0].result(timeout=ADMIN_TIMEOUT_S)
+    assert deleted.low_watermark == 40, deleted
+    # One more acks=all write: every follower has fetched past the deletion once it returns.
+    confluent_produce(cluster.bootstrap(), topic, [("k", "after")])
+    leader = partitions_of(cluster, topic)[0].leader
+    cluster.kill(leader)
+    until(cluster, topic, 0, lambda partition: partition.leader not in (leader, -1),
+          FAILOVER_TIMEOUT_S, f"a new leader for {topic}-0")
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap(brokers=cluster.running_brokers()),
+                         "group.id": "unused"})
+    try:
+        low, high = eventually(
+            lambda: consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5),
+            FAILOVER_TIMEOUT_S, "watermarks from the new leader")
+    finally:
+        consumer.close()
+    assert (low, high) == (40, 101)
