@@ -467,8 +467,10 @@ class Nemesis:
     def inject(self, name: str) -> None:
         record = FaultRecord(name, "", self.clock.now())
         self.report.faults.append(record)
-        handler = getattr(self, "_" + name.replace("-", "_"))
-        handler(record)
+        if name.split("-", 1)[0] in self.TARGETED:
+            self._targeted(name, record)
+        else:
+            getattr(self, "_" + name.replace("-", "_"))(record)
         if record.healed_s is None:
             record.healed_s = self.clock.now()
         self.out(f"{record.healed_s:7.1f}s  {name} {record.target}: healed")
@@ -482,35 +484,17 @@ class Nemesis:
 
     # -- the faults --
 
-    def _kill_leader(self, record: FaultRecord) -> None:
-        target = self._pick_leader(record)
-        if target is not None:
-            self._kill(target, record)
+    # kill-leader, stop-follower, ...: (whom to pick, what to do to it).
+    TARGETED = {
+        "kill": "_kill", "stop": "_pause",
+    }
 
-    def _stop_leader(self, record: FaultRecord) -> None:
-        target = self._pick_leader(record)
+    def _targeted(self, name: str, record: FaultRecord) -> None:
+        """`<kill|stop>-<leader|follower|controller>`: pick a target, then kill or pause it."""
+        action, role = name.split("-", 1)
+        target = getattr(self, f"_pick_{role}")(record)
         if target is not None:
-            self._pause(target, record)
-
-    def _kill_follower(self, record: FaultRecord) -> None:
-        target = self._pick_follower(record)
-        if target is not None:
-            self._kill(target, record)
-
-    def _stop_follower(self, record: FaultRecord) -> None:
-        target = self._pick_follower(record)
-        if target is not None:
-            self._pause(target, record)
-
-    def _kill_controller(self, record: FaultRecord) -> None:
-        target = self._pick_controller(record)
-        if target is not None:
-            self._kill(target, record)
-
-    def _stop_controller(self, record: FaultRecord) -> None:
-        target = self._pick_controller(record)
-        if target is not None:
-            self._pause(target, record)
+            getattr(self, self.TARGETED[action])(target, record)
 
     def _partition_leader(self, record: FaultRecord) -> None:
         target = self._pick_leader(record)
