@@ -14,7 +14,7 @@ import signal
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
@@ -343,10 +343,15 @@ def test_deleted_records_stay_deleted_after_failover(cluster):
           FAILOVER_TIMEOUT_S, f"a new leader for {topic}-0")
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap(brokers=cluster.running_brokers()),
                          "group.id": "unused"})
+
+    def watermarks():
+        # The new leader's high watermark reaches 101 once its remaining follower fetches.
+        try:
+            found = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+        except KafkaException as error:  # The client has not found the new leader yet.
+            raise AssertionError(str(error)) from error
+        assert found == (40, 101), found
     try:
-        low, high = eventually(
-            lambda: consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5),
-            FAILOVER_TIMEOUT_S, "watermarks from the new leader")
+        eventually(watermarks, FAILOVER_TIMEOUT_S, "the new leader's watermarks")
     finally:
         consumer.close()
-    assert (low, high) == (40, 101)
