@@ -360,7 +360,23 @@ impl Segment {
     /// Headers of the batches from the one holding `offset` on, in order, with their positions.
     pub async fn headers_from(&self, offset: i64) -> Result<Vec<BatchHeader>, StorageError> {
         let mut headers = Vec::new();
-        let mut position = self.position_for(offset);
+        self.scan_headers(self.position_for(offset), |header| {
+            if header.next_offset() > offset {
+                headers.push(header);
+            }
+            true
+        })
+        .await?;
+        Ok(headers)
+    }
+
+    /// Hands `visit` the header of every batch from byte `position` (a batch boundary) to the
+    /// segment's end, each with its position in the file, until `visit` answers false.
+    async fn scan_headers(
+        &self,
+        mut position: u64,
+        mut visit: impl FnMut(BatchHeader) -> bool,
+    ) -> Result<(), StorageError> {
         let end = self.size.get();
         while position < end {
             let chunk = self
@@ -369,17 +385,18 @@ impl Segment {
                 .ok_or_else(|| self.damaged(position))?;
             let mut cursor = 0;
             while let Some(header) = self.header_at(&chunk, cursor)? {
-                if header.next_offset() > offset {
-                    headers.push(BatchHeader {
-                        position: position as usize + cursor,
-                        ..header
-                    });
+                let positioned = BatchHeader {
+                    position: position as usize + cursor,
+                    ..header
+                };
+                if !visit(positioned) {
+                    return Ok(());
                 }
                 cursor += header.size;
             }
             position += cursor as u64;
         }
-        Ok(headers)
+        Ok(())
     }
 
     /// The first record whose timestamp is at least `timestamp`, as (offset, timestamp), as
@@ -466,88 +483,6 @@ impl Segment {
             .remove()
             .await
             .map_err(|error| StorageError::io(&self.log_path, error))
-    }
-
-    /// Where truncating to `offset` cuts this segment (Kafka's `truncateTo`: the batch holding
-    /// `offset` goes whole): the byte position of the first batch whose last offset is at least
-    /// `offset` (the size if there is none), and the offset the segment then ends at: after
-    /// the last batch kept, or the base offset if none is.
-    pub async fn truncation_point(&self, offset: i64) -> Result<(u64, i64), StorageError> {
-        // Start one index entry before the floor entry of `offset`: the first batch read is
-        // then always kept, so the end of the kept part is known even when the cut falls on
-        // the floor entry's batch.
-        let relative = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut position = {
-            let index = self.index.borrow();
-            let entries = index.entries();
-            let floor = entries.partition_point(|entry| entry.relative_offset <= relative);
-            floor
-                .checked_sub(2)
-                .map_or(0, |before| u64::from(entries[before].position))
-        };
-        let mut kept_end = self.base_offset;
-        let end = self.size.get();
-        while position < end {
-            let chunk = self
-                .read_batches(position, RECOVERY_READ_BYTES, end)
-                .await?
-                .ok_or_else(|| self.damaged(position))?;
-            let mut cursor = 0;
-            while let Some(header) = self.header_at(&chunk, cursor)? {
-                if header.next_offset() > offset {
-                    return Ok((position + cursor as u64, kept_end));
-                }
-                kept_end = header.next_offset();
-                cursor += header.size;
-            }
-            position += cursor as u64;
-        }
-        Ok((end, kept_end))
-    }
-
-    /// Cuts the segment's files at byte `position`, a batch boundary, after which the segment
-    /// ends at `end_offset` (both from `truncation_point`): the `.log` and both indexes keep
-    /// exactly what lies below it, durably: the indexes are those a rebuild would give. The segment is closed first, so nothing of it is in flight or only in memory.
-    /// This object still describes the old contents afterwards (reads past the cut fail): the
-    /// caller replaces it by opening the segment again with `Recovery::Trust`, which is cheap
-    /// because the indexes on disk are exact prefixes of what a rebuild would give.
-    ///
-    /// A crash in between leaves indexes shorter than the `.log` (trusted indexes cover a
-    /// prefix, the rest is scanned) or, with the `.log` cut, nothing inconsistent.
-    pub async fn cut_at(&self, position: u64, end_offset: i64) -> Result<(), StorageError> {
-        assert!(
-            position <= self.size.get(),
-            "cutting {} at byte {position}, past its size {}",
-            self.log_path.display(),
-            self.size.get()
-        );
-        self.close().await?;
-        let index: Vec<u8> = self
-            .index
-            .borrow()
-            .entries()
-            .iter()
-            .filter(|entry| u64::from(entry.position) < position)
-            .flat_map(IndexEntry::encode)
-            .collect();
-        // A time entry (t, o) was added beside the offset entry of the batch at o + 1, and
-        // goes with it: the batches kept are those starting below `end_offset`.
-        let relative_end = end_offset - self.base_offset;
-        let time_index: Vec<u8> = self
-            .time_index
-            .borrow()
-            .entries()
-            .iter()
-            .filter(|entry| i64::from(entry.relative_offset) + 1 < relative_end)
-            .flat_map(TimeIndexEntry::encode)
-            .collect();
-        self.index_file.rewrite(index).await?;
-        self.index_file.sync_and_close().await?;
-        self.time_index_file.rewrite(time_index).await?;
-        self.time_index_file.sync_and_close().await?;
-        let io_error = |error| StorageError::io(&self.log_path, error);
-        self.file.truncate(position).await.map_err(io_error)?;
-        self.file.fdatasync().await.map_err(io_error)
     }
 
     fn position_for(&self, offset: i64) -> u64 {
@@ -1081,3 +1016,6 @@ async fn append_entries(
     persisted.set(persisted.get() + count);
     Ok(())
 }
+
+#[path = "segment_truncation.rs"]
+mod truncation;

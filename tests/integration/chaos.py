@@ -854,20 +854,25 @@ def confluent_consumer(reader: Reader) -> Consumer:
     })
 
 
+def confluent_read(reader: "Reader", more) -> None:
+    """Reads every partition from the beginning with confluent-kafka into `reader` while
+    `more()` says so."""
+    consumer = confluent_consumer(reader)
+    try:
+        consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        while more():
+            for message in consumer.consume(READER_BATCH_MAX, READER_POLL_S):
+                if message.error() is not None:
+                    reader.errors[message.error().name()] += 1
+                else:
+                    reader.record(message.partition(), message.offset(), message.value())
+    finally:
+        consumer.close()
+
+
 class ConfluentReader(Reader):
     def read(self) -> None:
-        consumer = confluent_consumer(self)
-        try:
-            consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING)
-                             for p in range(PARTITIONS)])
-            while not self.stopping.is_set():
-                for message in consumer.consume(READER_BATCH_MAX, READER_POLL_S):
-                    if message.error() is not None:
-                        self.errors[message.error().name()] += 1
-                    else:
-                        self.record(message.partition(), message.offset(), message.value())
-        finally:
-            consumer.close()
+        confluent_read(self, lambda: not self.stopping.is_set())
 
 
 class KafkaPythonReader(Reader):
@@ -899,20 +904,9 @@ class FinalReader(Reader):
 
     def read_until(self, end_offsets: dict[int, tuple[int, int]], timeout: float) -> list[str]:
         """Returns incidents: partitions not read to their end within `timeout`."""
-        consumer = confluent_consumer(self)
-        try:
-            consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING)
-                             for p in range(PARTITIONS)])
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and any(
-                    self.position(p) < high for p, (_, high) in end_offsets.items()):
-                for message in consumer.consume(READER_BATCH_MAX, READER_POLL_S):
-                    if message.error() is not None:
-                        self.errors[message.error().name()] += 1
-                    else:
-                        self.record(message.partition(), message.offset(), message.value())
-        finally:
-            consumer.close()
+        deadline = time.monotonic() + timeout
+        confluent_read(self, lambda: time.monotonic() < deadline and any(
+            self.position(p) < high for p, (_, high) in end_offsets.items()))
         return [f"final read of {TOPIC}-{p} stopped at {self.position(p)}, end offset {high}"
                 for p, (_, high) in end_offsets.items() if self.position(p) < high]
 
