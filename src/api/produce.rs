@@ -1,4 +1,5 @@
-//! Produce: validates every batch on the connection's shard (CRC-32C, lengths, magic, size),
+//! Produce: validates every batch on the connection's shard (CRC-32C, lengths, magic, size, then
+//! every record as Kafka's LogValidator does: `storage::validator`),
 //! sends each partition's batches to its owning shard, and answers in request order once the
 //! appends are done as `acks` asks. acks=0 gets no response at all, as in Kafka.
 
@@ -12,6 +13,7 @@ use super::{str_bytes, RequestContext};
 use crate::partition::{Acks, AppendOutcome, PartitionError};
 use crate::runtime::mesh::{ProducePart, ShardRequest};
 use crate::storage::batch::{self, BatchError};
+use crate::storage::validator::{self, RecordError, ValidationConfig};
 use crate::storage::StorageError;
 
 /// Why one partition of a produce request was refused before reaching its shard.
@@ -60,15 +62,30 @@ pub async fn handle(
                     let mut headers =
                         batch::validate_batches(&batches, settings.max_message_bytes)
                             .map_err(refusal)?;
-                    if settings.log_append_time {
-                        batches = batch::stamp_log_append_time(&batches, &mut headers, append_time);
-                    }
-                    if settings.compacted && !every_record_keyed(&batches) {
+                    let validation = ValidationConfig {
+                        max_message_bytes: settings.max_message_bytes,
+                        log_append_time: settings.log_append_time,
+                        timestamp_before_max_ms: settings.timestamp_before_max_ms,
+                        timestamp_after_max_ms: settings.timestamp_after_max_ms,
+                        now_ms: append_time,
+                        produce_version: context.version,
+                    };
+                    let partition_name = format!("{}-{}", topic.name, partition.index);
+                    let summary = validator::validate_client_batches(
+                        &batches,
+                        &headers,
+                        &validation,
+                        &partition_name,
+                    )
+                    .map_err(record_refusal)?;
+                    if settings.compacted && summary.keyless_records > 0 {
                         let message = format!(
-                            "Compacted topic cannot accept message without key in topic partition {}-{}.",
-                            topic.name, partition.index
+                            "Compacted topic cannot accept message without key in topic partition {partition_name}."
                         );
                         return Err(Refusal::Code(ResponseError::InvalidRecord, message));
+                    }
+                    if settings.log_append_time {
+                        batches = batch::stamp_log_append_time(&batches, &mut headers, append_time);
                     }
                     Ok((
                         context.shard.owner_of(topic, partition.index),
@@ -166,23 +183,6 @@ fn response(
     ProduceResponse::default().with_responses(responses)
 }
 
-/// Whether every record of the (already validated) batches has a key; compaction needs one.
-/// Decodes the records, decompressing if need be: only compacted topics pay for this.
-fn every_record_keyed(batches: &bytes::Bytes) -> bool {
-    let mut remaining = batches.clone();
-    while !remaining.is_empty() {
-        match kafka_protocol::records::RecordBatchDecoder::decode(&mut remaining) {
-            Ok(set)
-                if set
-                    .records
-                    .iter()
-                    .all(|record| record.control || record.key.is_some()) => {}
-            _ => return false,
-        }
-    }
-    true
-}
-
 fn refusal(error: BatchError) -> Refusal {
     let code = match error {
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
@@ -191,6 +191,15 @@ fn refusal(error: BatchError) -> Refusal {
         BatchError::Truncated { .. }
         | BatchError::InvalidLength { .. }
         | BatchError::CorruptCrc { .. } => ResponseError::CorruptMessage,
+    };
+    Refusal::Code(code, error.to_string())
+}
+
+fn record_refusal(error: RecordError) -> Refusal {
+    let code = match error {
+        RecordError::Invalid(_) => ResponseError::InvalidRecord,
+        RecordError::Timestamp(_) => ResponseError::InvalidTimestamp,
+        RecordError::Compression(_) => ResponseError::UnsupportedCompressionType,
     };
     Refusal::Code(code, error.to_string())
 }

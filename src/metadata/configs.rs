@@ -155,7 +155,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "message.timestamp.after.max.ms",
         Long,
         [same("log.message.timestamp.after.max.ms")],
-        Some(LONG_MAX)
+        Some("3600000")
     ),
     topic_config!(
         "message.timestamp.before.max.ms",
@@ -278,7 +278,8 @@ const SYNONYM_DEFAULTS: &[(&str, &str)] = &[
     ("log.local.retention.bytes", "-2"),
     ("log.local.retention.ms", "-2"),
     ("log.cleaner.max.compaction.lag.ms", LONG_MAX),
-    ("log.message.timestamp.after.max.ms", LONG_MAX),
+    // Kafka 4's default (KIP-1030): at most an hour ahead of the broker's clock.
+    ("log.message.timestamp.after.max.ms", "3600000"),
     ("log.message.timestamp.before.max.ms", LONG_MAX),
     ("log.message.timestamp.type", "CreateTime"),
     ("log.cleaner.min.cleanable.ratio", "0.5"),

@@ -43,6 +43,9 @@ pub struct TopicSettings {
     pub compacted: bool,
     /// `min.insync.replicas`: acks=all needs at least this many in-sync replicas.
     pub min_insync_replicas: usize,
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl TopicSettings {
@@ -63,10 +66,20 @@ impl TopicSettings {
                 .get("min.insync.replicas")
                 .and_then(|value| value.trim().parse().ok())
                 .unwrap_or(1),
+            timestamp_before_max_ms: long(&configs, "message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: long(&configs, "message.timestamp.after.max.ms"),
             compacted,
             configs,
         }
     }
+}
+
+/// A resolved long config; unbounded when absent (resolved configs always carry a value).
+fn long(configs: &BTreeMap<String, String>, key: &str) -> i64 {
+    configs
+        .get(key)
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(i64::MAX)
 }
 
 pub struct Shard {

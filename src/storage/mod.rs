@@ -20,6 +20,7 @@ pub mod tail;
 #[cfg(test)]
 mod test_util;
 pub mod time_index;
+pub mod validator;
 
 use std::path::PathBuf;
 
