@@ -271,7 +271,9 @@ impl Partition {
         if !replicas.is_leader() {
             return;
         }
-        let Some(candidate) = replicas.high_watermark(self.log.next_offset()) else {
+        // The leader counts only what is written to its file: a consumer must never read a
+        // record that a crash of this process could take back.
+        let Some(candidate) = replicas.high_watermark(self.log.written_offset()) else {
             return;
         };
         drop(replicas);
@@ -319,9 +321,13 @@ impl Partition {
         };
         if let Some(base_offset) = self.check_sequences(&headers)? {
             drop(permit);
+            // A retried batch is answered once its first append is as safe as acks asks.
+            let end = base_offset + i64::from(headers[0].last_offset_delta) + 1;
             if acks == Acks::All {
-                let end = base_offset + i64::from(headers[0].last_offset_delta) + 1;
+                self.flush().await?;
                 self.await_replication(end, leader_epoch, deadline).await?;
+            } else {
+                self.log.write_through(end).await?;
             }
             return Ok(AppendOutcome {
                 base_offset,
@@ -343,8 +349,8 @@ impl Partition {
         self.record_producers(&headers);
         drop(permit);
         let end = headers.last().map_or(base_offset, BatchHeader::next_offset);
+        // Followers may fetch it now; consumers once it is written (`advance_high_watermark`).
         self.wake_waiters();
-        self.advance_high_watermark();
         let messages: i64 = headers
             .iter()
             .map(|header| i64::from(header.record_count))
@@ -356,7 +362,13 @@ impl Partition {
         }
         if acks == Acks::All || self.unflushed_messages.get() >= self.log.config().flush_messages {
             self.flush().await?;
+        } else {
+            // Every acks level waits for the write to the file (acks=0 too, though nobody
+            // hears the answer): only then may consumers read it, and an acks=1 answer says a
+            // crash of this process cannot lose it.
+            self.log.write_through(end).await?;
         }
+        self.advance_high_watermark();
         if acks == Acks::All {
             self.await_replication(end, leader_epoch, deadline).await?;
         }

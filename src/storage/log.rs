@@ -336,21 +336,44 @@ impl Log {
     }
 
     /// Appends batches whose offsets continue the log, rolling first when the active segment
-    /// is full or older than `segment.ms`.
+    /// is full or older than `segment.ms`, and between batches wherever the next one's offsets
+    /// would lie more than `i32::MAX` past the segment's base (Kafka's rule: index entries hold
+    /// offsets relative to the base). A follower's batches from a compacted leader may jump that
+    /// far; a client's cannot, its offsets being assigned here from the log end.
     async fn append_assigned(
         &self,
         batches: &[u8],
         headers: &[BatchHeader],
     ) -> Result<(), StorageError> {
-        let base_offset = headers
-            .first()
-            .expect("append of at least one batch")
-            .base_offset;
         self.changed.set(true);
-        if self.should_roll(batches.len() as u64, now_ms()) {
-            self.roll(base_offset).await?;
+        let mut first = 0;
+        while first < headers.len() {
+            let base = self.active().base_offset;
+            let mut end = run_end(headers, first, base);
+            let bytes = run_bytes(headers, first, end);
+            if end == first || self.should_roll(bytes, now_ms()) {
+                self.roll(headers[first].base_offset).await?;
+                end = run_end(headers, first, headers[first].base_offset);
+            }
+            if first == 0 && end == headers.len() {
+                return self.active().append(batches, headers).await;
+            }
+            // Part of the batches: positions rebased to the part.
+            let start = headers[first].position;
+            let last = &headers[end - 1];
+            let part: Vec<BatchHeader> = headers[first..end]
+                .iter()
+                .map(|header| BatchHeader {
+                    position: header.position - start,
+                    ..*header
+                })
+                .collect();
+            self.active()
+                .append(&batches[start..last.position + last.size], &part)
+                .await?;
+            first = end;
         }
-        self.active().append(batches, headers).await
+        Ok(())
     }
 
     /// The newest leader epoch that appended to (or was assigned by a leader of) this log.
@@ -504,6 +527,18 @@ impl Log {
     /// Writes appended bytes still only in memory to disk, without an fsync.
     pub async fn write_pending(&self) -> Result<(), StorageError> {
         self.active().write_pending().await
+    }
+
+    /// The offset below which every batch is written to the file: segments before the active
+    /// one were flushed when they rolled.
+    pub fn written_offset(&self) -> i64 {
+        self.active().written_offset()
+    }
+
+    /// Returns once every batch below `offset` is written to the file (see
+    /// `Segment::write_through`); a roll meanwhile wrote the segment it was in.
+    pub async fn write_through(&self, offset: i64) -> Result<(), StorageError> {
+        self.active().write_through(offset).await
     }
 
     /// Flushes and closes the active segment and writes the snapshot and checkpoint, for a
@@ -779,8 +814,17 @@ impl Log {
             .clone()
     }
 
+    /// Starts a new active segment at `base_offset`. An empty active segment (a follower whose
+    /// leader's next batch lies beyond what it can index) is replaced rather than kept.
     async fn roll(&self, base_offset: i64) -> Result<(), StorageError> {
-        self.active().close().await?;
+        let previous = self.active();
+        let empty = previous.size() == 0;
+        if empty && base_offset == previous.base_offset {
+            return Ok(());
+        }
+        if !empty {
+            previous.close().await?;
+        }
         let segment = Segment::open(
             &self.dir,
             base_offset,
@@ -792,9 +836,36 @@ impl Log {
             "rolled {} to a new segment at offset {base_offset}",
             self.dir.display()
         );
-        self.segments.borrow_mut().push(segment);
+        if empty {
+            *self
+                .segments
+                .borrow_mut()
+                .last_mut()
+                .expect("a log has at least one segment") = segment;
+            previous.remove().await?;
+        } else {
+            self.segments.borrow_mut().push(segment);
+        }
         self.write_checkpoint(false)
     }
+}
+
+/// The end of the run of batches from `first` that a segment based at `base` can index: each
+/// batch's last offset at most `i32::MAX` past the base.
+fn run_end(headers: &[BatchHeader], first: usize, base: i64) -> usize {
+    let fits = |header: &BatchHeader| header.last_offset() - base <= i64::from(i32::MAX);
+    first
+        + headers[first..]
+            .iter()
+            .take_while(|header| fits(header))
+            .count()
+}
+
+fn run_bytes(headers: &[BatchHeader], first: usize, end: usize) -> u64 {
+    headers[first..end]
+        .iter()
+        .map(|header| header.size as u64)
+        .sum()
 }
 
 /// Loads the leader epoch cache of the log in `dir` and fits it to the log `[start, end)`:

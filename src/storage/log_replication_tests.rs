@@ -667,3 +667,67 @@ fn compaction_planned_before_a_truncation_is_dropped() {
         log.remove().await.unwrap();
     });
 }
+
+/// Proves a follower's batches whose offsets jump further than a segment can index (a
+/// compacted leader's gap over 2^31) start a new segment between them, in one append and across
+/// appends, and read back the same after a crash-style reopen.
+#[test]
+fn offset_gaps_beyond_a_segment_roll_between_batches() {
+    run(|| async {
+        let dir = temp_dir("replicated-offset-gap");
+        let log = open(&dir, false).await;
+        let far = 3_000_000_000i64;
+        let (mut bytes, _) = leader_batches(0, 0, &[3]);
+        bytes.extend(leader_batches(far, 0, &[2]).0);
+        bytes.extend(leader_batches(far + 2, 0, &[4]).0);
+        let headers = batch::validate_batches(&bytes, 1 << 20).unwrap();
+        log.append_replicated(bytes, &headers).await.unwrap();
+        let (more, more_headers) = leader_batches(2 * far, 0, &[1]);
+        log.append_replicated(more, &more_headers).await.unwrap();
+        assert_eq!(log.next_offset(), 2 * far + 1);
+        let bases: Vec<i64> = log
+            .segments
+            .borrow()
+            .iter()
+            .map(|s| s.base_offset)
+            .collect();
+        assert_eq!(bases, vec![0, far, 2 * far]);
+        let before = read_batches(&log, 0).await;
+        let offsets: Vec<i64> = before
+            .iter()
+            .map(|(header, _)| header.base_offset)
+            .collect();
+        assert_eq!(offsets, vec![0, far, far + 2, 2 * far]);
+        log.flush().await.unwrap();
+        drop(log);
+        let reopened = open(&dir, false).await;
+        assert_eq!(read_batches(&reopened, 0).await, before);
+        assert_eq!(reopened.next_offset(), 2 * far + 1);
+    });
+}
+
+/// Proves `written_offset` trails the appends until they are written to the file, and
+/// `write_through` moves it over them.
+#[test]
+fn written_offset_follows_writes_to_the_file() {
+    run(|| async {
+        let dir = temp_dir("written-offset");
+        let log = open(&dir, false).await;
+        append_in_epoch(&log, 3, 0).await;
+        append_in_epoch(&log, 2, 0).await;
+        assert_eq!(log.written_offset(), 0, "nothing written yet");
+        log.write_through(3).await.unwrap();
+        assert_eq!(
+            log.written_offset(),
+            5,
+            "one write covers every append before it"
+        );
+        // Past a roll (2048-byte segments), earlier segments were written when they closed.
+        for _ in 0..8 {
+            append_in_epoch(&log, 3, 0).await;
+        }
+        let end = log.next_offset();
+        log.write_through(end).await.unwrap();
+        assert_eq!(log.written_offset(), end);
+    });
+}

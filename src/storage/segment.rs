@@ -125,6 +125,11 @@ pub struct Segment {
     size: Cell<u64>,
     next_offset: Cell<i64>,
     written: Cell<u64>,
+    /// The offset below which every batch lies wholly below `written`: what a crash of the
+    /// process can no longer take back, and so all a consumer may see or an acks=1 answer cover.
+    written_offset: Cell<i64>,
+    /// (end position, next offset) of each append not yet wholly written, in order.
+    unwritten_appends: RefCell<std::collections::VecDeque<(u64, i64)>>,
     synced_bytes: Cell<u64>,
     synced_offset: Cell<i64>,
     index: RefCell<OffsetIndex>,
@@ -185,6 +190,8 @@ impl Segment {
             size: Cell::new(0),
             next_offset: Cell::new(base_offset),
             written: Cell::new(0),
+            written_offset: Cell::new(base_offset),
+            unwritten_appends: RefCell::new(std::collections::VecDeque::new()),
             synced_bytes: Cell::new(0),
             synced_offset: Cell::new(base_offset),
             index: RefCell::new(OffsetIndex::default()),
@@ -207,6 +214,8 @@ impl Segment {
             Recovery::Scan(observe) => segment.recover(observe).await?,
             Recovery::Trust => segment.load().await?,
         }
+        // Everything recovery kept is in the file.
+        segment.written_offset.set(segment.next_offset.get());
         Ok(Rc::new(segment))
     }
 
@@ -216,6 +225,11 @@ impl Segment {
 
     pub fn next_offset(&self) -> i64 {
         self.next_offset.get()
+    }
+
+    /// The offset below which every batch of this segment is written to the file.
+    pub fn written_offset(&self) -> i64 {
+        self.written_offset.get()
     }
 
     /// The offset below which everything in this segment is durable.
@@ -262,7 +276,7 @@ impl Segment {
                     .expect("the completion semaphore is never closed");
             } else {
                 // Nothing in flight (writes failed): write in line, or fail without appending.
-                self.write_out(false).await?;
+                self.write_out(false, None).await?;
             }
         }
         let position = self.size.get();
@@ -275,6 +289,9 @@ impl Segment {
         let last = headers.last().expect("append of at least one batch");
         self.next_offset.set(last.next_offset());
         self.size.set(position + batches.len() as u64);
+        self.unwritten_appends
+            .borrow_mut()
+            .push_back((self.size.get(), last.next_offset()));
         self.write_behind();
         Ok(())
     }
@@ -295,7 +312,7 @@ impl Segment {
         if self.synced_bytes.get() >= target {
             return Ok(());
         }
-        let (bytes, offset) = self.write_out(true).await?;
+        let (bytes, offset) = self.write_out(true, None).await?;
         FSYNCS.with(|count| count.set(count.get() + 1));
         self.file
             .fdatasync()
@@ -310,8 +327,20 @@ impl Segment {
     /// fsync, so that a crash of the process alone loses nothing; no-op when all is written.
     pub async fn write_pending(&self) -> Result<(), StorageError> {
         if self.written.get() < self.size.get() {
-            self.write_out(true).await?;
+            self.write_out(true, None).await?;
         }
+        Ok(())
+    }
+
+    /// Returns once every batch below `offset` is written to the file (not synced): what a
+    /// consumer may read and an acks=1 produce may be answered for. Concurrent callers share
+    /// writes: one that finds its batches written by another's write while it waited for the
+    /// write slots returns at once, and each write covers everything appended before it began.
+    pub async fn write_through(&self, offset: i64) -> Result<(), StorageError> {
+        if self.written_offset.get() >= offset {
+            return Ok(());
+        }
+        self.write_out(true, Some(offset)).await?;
         Ok(())
     }
 
@@ -553,8 +582,22 @@ impl Segment {
             self.written.set(self.written.get().max(write.end));
         }
         drop(in_flight);
+        self.note_written();
         self.tail.borrow_mut().release_written(self.written.get());
         self.completions.signal(1);
+    }
+
+    /// Moves `written_offset` over the appends that now lie wholly below `written`.
+    fn note_written(&self) {
+        let written = self.written.get();
+        let mut appends = self.unwritten_appends.borrow_mut();
+        while let Some(&(end, next_offset)) = appends.front() {
+            if end > written {
+                break;
+            }
+            self.written_offset.set(next_offset);
+            appends.pop_front();
+        }
     }
 
     /// Logs a failed write once until writes succeed again; appends stop writing behind and
@@ -573,13 +616,17 @@ impl Segment {
     /// Writes everything not yet on disk, in order: whole blocks only, or (`pad`) up to the
     /// end, the last block padded with zeros. Waits first for every background write (holding
     /// all write slots meanwhile, so nothing overlaps), and starts again from `written` if one
-    /// failed. Returns the size and log end offset covered.
-    async fn write_out(&self, pad: bool) -> Result<(u64, i64), StorageError> {
+    /// failed. Returns the size and log end offset covered. With `until`, returns at once when
+    /// the batches below that offset were written while it waited for the slots.
+    async fn write_out(&self, pad: bool, until: Option<i64>) -> Result<(u64, i64), StorageError> {
         let _all_slots = self
             .write_slots
             .acquire_permit(WRITES_IN_FLIGHT)
             .await
             .expect("the write slots are never closed");
+        if until.is_some_and(|offset| self.written_offset.get() >= offset) {
+            return Ok((0, self.base_offset));
+        }
         self.in_flight.borrow_mut().clear();
         let (size, next_offset) = (self.size.get(), self.next_offset.get());
         let mut from = align_down(self.written.get());
@@ -612,6 +659,7 @@ impl Segment {
             }
             from += length;
             self.written.set(self.written.get().max(from.min(size)));
+            self.note_written();
         }
         self.submitted.set(align_down(self.written.get()));
         if let Some(failure) = self.write_failure.borrow_mut().take() {
@@ -850,12 +898,19 @@ impl Segment {
     /// Accounts for a batch stored at `position`: index entries every `index_interval_bytes`,
     /// time index entries beside them when time moved forward, and the timestamps.
     fn note_batch(&self, header: &BatchHeader, position: u64) {
-        if self.bytes_since_index_entry.get() >= self.index_interval_bytes {
-            let relative_offset = u32::try_from(header.base_offset - self.base_offset)
-                .expect("segment spans under 2^32 offsets");
+        // `Log` rolls before offsets outgrow a segment and segments stay under 2 GiB plus one
+        // batch; should either ever not fit, the batch goes without an index entry (reads scan
+        // from the previous one) rather than stopping the broker.
+        let relative = u32::try_from(header.base_offset - self.base_offset);
+        let position32 = u32::try_from(position);
+        if let (true, Ok(relative_offset), Ok(position)) = (
+            self.bytes_since_index_entry.get() >= self.index_interval_bytes,
+            relative,
+            position32,
+        ) {
             self.index.borrow_mut().push(IndexEntry {
                 relative_offset,
-                position: u32::try_from(position).expect("segment under 4 GiB"),
+                position,
             });
             if self.max_timestamp.get() >= 0 {
                 // Everything before this batch has timestamps at most the max so far.
