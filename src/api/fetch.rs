@@ -90,6 +90,13 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         }
     }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
+    // Kafka's bound: the request's max_bytes, at most the broker's fetch.max.bytes. No partition
+    // reads more than the whole response may carry (the first batch still comes whole).
+    let response_max_bytes =
+        (request.max_bytes.max(0) as usize).min(context.shard.config.fetch_max_bytes as usize);
+    for slot in owners.iter_mut().flatten() {
+        slot.max_bytes = slot.max_bytes.min(response_max_bytes);
+    }
     let deadline = Instant::now() + wait;
     let outcomes = loop {
         let outcomes = read_all(context, &owners, replica_id).await;
@@ -110,12 +117,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         }
         wait_for_data(context, &owners, &outcomes, replica_id >= 0, deadline - now).await;
     };
-    response(
-        &request,
-        outcomes,
-        request.max_bytes.max(0) as usize,
-        &unknown,
-    )
+    response(&request, outcomes, response_max_bytes, &unknown)
 }
 
 async fn read_all(

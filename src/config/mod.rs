@@ -108,6 +108,8 @@ pub struct ServerConfig {
     pub replica_lag_time_max_ms: u64,
     /// How long a follower's fetch waits at the leader for new records.
     pub replica_fetch_wait_max_ms: u64,
+    /// `fetch.max.bytes`: the most one Fetch response carries, whatever the request asks.
+    pub fetch_max_bytes: u32,
     /// Bytes a follower asks for per partition and per fetch response.
     pub replica_fetch_max_bytes: u32,
     pub replica_fetch_response_max_bytes: u32,
@@ -171,6 +173,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("replica.lag.time.max.ms", "30000"),
     ("replica.fetch.wait.max.ms", "500"),
+    ("fetch.max.bytes", "57671680"),
     ("replica.fetch.max.bytes", "1048576"),
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.backoff.ms", "1000"),
@@ -293,6 +296,7 @@ impl ServerConfig {
                 .to_ascii_uppercase(),
             replica_lag_time_max_ms: lookup.number("replica.lag.time.max.ms")?,
             replica_fetch_wait_max_ms: lookup.number("replica.fetch.wait.max.ms")?,
+            fetch_max_bytes: lookup.number("fetch.max.bytes")?,
             replica_fetch_max_bytes: lookup.number("replica.fetch.max.bytes")?,
             replica_fetch_response_max_bytes: lookup.number("replica.fetch.response.max.bytes")?,
             replica_fetch_backoff_ms: lookup.number("replica.fetch.backoff.ms")?,
@@ -472,6 +476,9 @@ impl ServerConfig {
                 "socket.request.max.bytes",
                 "must be at least 1024".into(),
             ));
+        }
+        if self.fetch_max_bytes < 1024 {
+            return Err(invalid("fetch.max.bytes", "must be at least 1024".into()));
         }
         self.validate_security_protocols(lookup)
     }

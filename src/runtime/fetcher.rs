@@ -87,7 +87,10 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
         let open = connection.as_mut().expect("connected above");
         let (request, positions) = fetch_request(&shard, &fetched);
         let wait = Duration::from_millis(config.replica_fetch_wait_max_ms);
-        let response = match open.fetch(&request, wait + RESPONSE_GRACE).await {
+        let response = match open
+            .fetch(&request, wait + RESPONSE_GRACE, response_bytes_max(&config))
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!("fetch from leader {leader} at {address} failed: {error}");
@@ -289,6 +292,7 @@ impl Connection {
         &mut self,
         request: &FetchRequest,
         timeout: Duration,
+        frame_bytes_max: usize,
     ) -> Result<FetchResponse, String> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
@@ -312,7 +316,7 @@ impl Connection {
             .await
             .map_err(|error| error.to_string())?;
         let read = async {
-            crate::net::frame::read_frame(&mut self.stream, usize::MAX >> 1)
+            crate::net::frame::read_frame(&mut self.stream, frame_bytes_max)
                 .await
                 .map_err(|error| error.to_string())
         };
@@ -334,4 +338,13 @@ impl Connection {
         FetchResponse::decode(&mut body, FETCH_VERSION)
             .map_err(|error| format!("bad fetch response: {error}"))
     }
+}
+
+/// The largest Fetch response a leader may send: `replica.fetch.response.max.bytes`, plus one
+/// batch over it (the first is sent whole, and no batch is larger than a produce request may
+/// be), plus room for the framing of every partition.
+fn response_bytes_max(config: &crate::config::ServerConfig) -> usize {
+    (config.replica_fetch_response_max_bytes as usize)
+        .saturating_add(config.socket_request_max_bytes as usize)
+        .saturating_add(1 << 20)
 }
