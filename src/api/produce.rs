@@ -187,7 +187,7 @@ fn refusal(error: BatchError) -> Refusal {
     let code = match error {
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
         BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
-        BatchError::Empty => ResponseError::InvalidRecord,
+        BatchError::Empty | BatchError::InvalidOffsetRange { .. } => ResponseError::InvalidRecord,
         BatchError::Truncated { .. }
         | BatchError::InvalidLength { .. }
         | BatchError::CorruptCrc { .. } => ResponseError::CorruptMessage,

@@ -30,6 +30,11 @@ pub enum BatchError {
     Truncated { position: usize },
     #[error("record batch at byte {position} has invalid length {length}")]
     InvalidLength { position: usize, length: i32 },
+    #[error("record batch at byte {position} has an invalid offset range: last offset delta {last_offset_delta}")]
+    InvalidOffsetRange {
+        position: usize,
+        last_offset_delta: i32,
+    },
     #[error("record batch at byte {position} has magic {magic}; only magic 2 is supported")]
     UnsupportedMagic { position: usize, magic: i8 },
     #[error("record batch at byte {position} fails its CRC-32C check (stored {stored:#x}, computed {computed:#x})")]
@@ -114,7 +119,10 @@ pub fn peek_header(buffer: &[u8], position: usize) -> Result<Option<BatchHeader>
         base_sequence: read_i32(buffer, position + BASE_SEQUENCE_OFFSET),
     };
     if header.last_offset_delta < 0 {
-        return Err(BatchError::InvalidLength { position, length });
+        return Err(BatchError::InvalidOffsetRange {
+            position,
+            last_offset_delta: header.last_offset_delta,
+        });
     }
     if buffer.len() < position + size {
         return Ok(None);
