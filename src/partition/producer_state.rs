@@ -41,6 +41,10 @@ struct BatchSequence {
 struct Producer {
     epoch: i16,
     batches: VecDeque<BatchSequence>,
+    /// The max timestamp of its last batch (Kafka's `lastTimestamp`), which
+    /// `producer.id.expiration.ms` counts from; -1 when a snapshot written before it was kept
+    /// did not say.
+    last_timestamp: i64,
 }
 
 #[derive(Debug, Default)]
@@ -103,7 +107,9 @@ impl ProducerState {
             .or_insert(Producer {
                 epoch: header.producer_epoch,
                 batches: VecDeque::new(),
+                last_timestamp: -1,
             });
+        producer.last_timestamp = header.max_timestamp;
         if header.producer_epoch != producer.epoch {
             producer.epoch = header.producer_epoch;
             producer.batches.clear();
@@ -120,15 +126,37 @@ impl ProducerState {
 }
 
 impl ProducerState {
-    /// The state as text, one producer per line: `id epoch first:last:offset ...` for its
-    /// remembered batches, oldest first.
+    /// Forgets producers whose last batch is at least `expiration_ms` older than `now_ms`
+    /// (Kafka's `producer.id.expiration.ms`); returns how many. A forgotten producer that
+    /// writes again starts afresh: its next batch is appended whatever its sequence, as Kafka
+    /// does for a producer id it no longer knows.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, producer| now_ms.saturating_sub(producer.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// The state as text, one producer per line: `id epoch t=last-timestamp first:last:offset
+    /// ...` for its remembered batches, oldest first.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort_unstable();
         let mut text = String::new();
         for id in ids {
             let producer = &self.producers[id];
-            text.push_str(&format!("{id} {}", producer.epoch));
+            text.push_str(&format!(
+                "{id} {} t={}",
+                producer.epoch, producer.last_timestamp
+            ));
             for batch in &producer.batches {
                 text.push_str(&format!(
                     " {}:{}:{}",
@@ -148,7 +176,12 @@ impl ProducerState {
             let id = fields.next()?.parse().ok()?;
             let epoch = fields.next()?.parse().ok()?;
             let mut batches = VecDeque::new();
+            let mut last_timestamp = -1;
             for field in fields {
+                if let Some(timestamp) = field.strip_prefix("t=") {
+                    last_timestamp = timestamp.parse().ok()?;
+                    continue;
+                }
                 let mut parts = field.split(':');
                 batches.push_back(BatchSequence {
                     first: parts.next()?.parse().ok()?,
@@ -156,7 +189,14 @@ impl ProducerState {
                     base_offset: parts.next()?.parse().ok()?,
                 });
             }
-            producers.insert(id, Producer { epoch, batches });
+            producers.insert(
+                id,
+                Producer {
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
         }
         Some(producers)
     }
@@ -271,5 +311,35 @@ mod tests {
             SequenceCheck::Duplicate { base_offset: 105 }
         );
         assert!(!restored.restore(b"7 x 0:1:2\n"));
+    }
+
+    /// Proves producers whose last batch is `producer.id.expiration.ms` old are forgotten, and
+    /// the last timestamp survives a snapshot (one without it, from before, expires at once).
+    #[test]
+    fn expires_idle_producers() {
+        let mut state = ProducerState::default();
+        let mut old = header(7, 0, 0, 1, 100);
+        old.max_timestamp = 1_000;
+        let mut recent = header(9, 0, 0, 1, 101);
+        recent.max_timestamp = 50_000;
+        state.record(&old);
+        state.record(&recent);
+        let mut restored = ProducerState::default();
+        assert!(restored.restore(&state.snapshot()));
+        assert_eq!(state.expire(60_000, 30_000), 1);
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.check(&header(7, 0, 5, 1, -1)), SequenceCheck::Append);
+        assert!(matches!(
+            state.check(&header(9, 0, 5, 1, -1)),
+            SequenceCheck::OutOfOrder { .. }
+        ));
+        assert_eq!(
+            restored.expire(60_000, 30_000),
+            1,
+            "the timestamps were restored"
+        );
+        let mut legacy = ProducerState::default();
+        assert!(legacy.restore(b"7 0 0:0:100\n"));
+        assert_eq!(legacy.expire(60_000, 30_000), 1);
     }
 }

@@ -3,8 +3,8 @@
 //! newly rolled segments (`min.cleanable.dirty.ratio`, see `Log::needs_compaction`). Partitions
 //! are compacted one at a time, so one shard never rewrites two logs at once.
 //!
-//! The same file runs the shard's other log maintenance: retention (`run_retention`) and the
-//! time-based flush (`run_flusher`). All run on the shard's own executor.
+//! The same file runs the shard's other log maintenance: retention (`run_retention`), idle
+//! producer ids (`run_producer_expiration`) and the time-based flush (`run_flusher`). All run on the shard's own executor.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -65,6 +65,26 @@ pub async fn run_retention(shard: Rc<Shard>) {
                     partition.log_start_offset()
                 ),
                 Err(error) => tracing::warn!("retention of {} failed: {error}", partition.name()),
+            }
+        }
+    }
+}
+
+/// Forgets idle idempotent producers on every hosted partition, every
+/// `producer.id.expiration.check.interval.ms`, until the process ends.
+pub async fn run_producer_expiration(shard: Rc<Shard>) {
+    let interval = Duration::from_millis(shard.config.producer_id_expiration_check_interval_ms);
+    let expiration_ms = shard.config.producer_id_expiration_ms;
+    loop {
+        glommio::timer::sleep(interval).await;
+        let now = now_ms();
+        for (partition, _) in shard.hosted_partitions() {
+            let expired = partition.expire_producers(now, expiration_ms);
+            if expired > 0 {
+                tracing::debug!(
+                    "{}: forgot {expired} producer id(s) idle for producer.id.expiration.ms",
+                    partition.name()
+                );
             }
         }
     }
