@@ -108,6 +108,10 @@ pub struct ServerConfig {
     pub replica_lag_time_max_ms: u64,
     /// How long a follower's fetch waits at the leader for new records.
     pub replica_fetch_wait_max_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten, checked
+    /// every `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `fetch.max.bytes`: the most one Fetch response carries, whatever the request asks.
     pub fetch_max_bytes: u32,
     /// Bytes a follower asks for per partition and per fetch response.
@@ -174,6 +178,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("replica.lag.time.max.ms", "30000"),
     ("replica.fetch.wait.max.ms", "500"),
     ("fetch.max.bytes", "57671680"),
+    ("producer.id.expiration.ms", "86400000"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
     ("replica.fetch.max.bytes", "1048576"),
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.backoff.ms", "1000"),
@@ -297,6 +303,9 @@ impl ServerConfig {
             replica_lag_time_max_ms: lookup.number("replica.lag.time.max.ms")?,
             replica_fetch_wait_max_ms: lookup.number("replica.fetch.wait.max.ms")?,
             fetch_max_bytes: lookup.number("fetch.max.bytes")?,
+            producer_id_expiration_ms: lookup.number("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval_ms: lookup
+                .number("producer.id.expiration.check.interval.ms")?,
             replica_fetch_max_bytes: lookup.number("replica.fetch.max.bytes")?,
             replica_fetch_response_max_bytes: lookup.number("replica.fetch.response.max.bytes")?,
             replica_fetch_backoff_ms: lookup.number("replica.fetch.backoff.ms")?,
@@ -475,6 +484,18 @@ impl ServerConfig {
             return Err(invalid(
                 "socket.request.max.bytes",
                 "must be at least 1024".into(),
+            ));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(invalid(
+                "producer.id.expiration.ms",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.producer_id_expiration_check_interval_ms < 1 {
+            return Err(invalid(
+                "producer.id.expiration.check.interval.ms",
+                "must be at least 1".into(),
             ));
         }
         if self.fetch_max_bytes < 1024 {

@@ -697,6 +697,11 @@ impl Partition {
         Ok(self.log.close(&snapshot).await?)
     }
 
+    /// Forgets idempotent producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.borrow_mut().expire(now_ms, expiration_ms)
+    }
+
     fn record_producers(&self, headers: &[BatchHeader]) {
         let mut producers = self.producers.borrow_mut();
         headers.iter().for_each(|header| producers.record(header));
@@ -818,10 +823,11 @@ impl Partition {
         Ok(Some(stats))
     }
 
-    /// Deletes the log. Waits for the append permit, so no compaction swap is under way.
+    /// Deletes the log (its directory goes after `file.delete.delay.ms`). Waits for the append
+    /// permit, so no compaction swap is under way.
     pub async fn remove(&self) -> Result<(), PartitionError> {
         let _permit = self.lock_appends().await;
-        Ok(self.log.remove().await?)
+        Ok(self.log.delete_later().await?)
     }
 
     fn wake_waiters(&self) {

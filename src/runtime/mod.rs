@@ -68,6 +68,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         source,
     })?;
     let clean_start = take_clean_shutdown_marker(&config.log_dirs[0]);
+    crate::storage::remove_deleted_dirs(&config.log_dirs[0]);
     if !clean_start {
         tracing::info!("no clean-shutdown marker: logs are recovered from their recovery points");
     }
@@ -207,6 +208,8 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                         glommio::spawn_local(shard.clone().tick_replicas()).detach();
                         glommio::spawn_local(cleaner::run(shard.clone())).detach();
                         glommio::spawn_local(cleaner::run_retention(shard.clone())).detach();
+                        glommio::spawn_local(cleaner::run_producer_expiration(shard.clone()))
+                            .detach();
                         glommio::spawn_local(cleaner::run_flusher(shard.clone())).detach();
                         shard.serve(queue).await;
                     }

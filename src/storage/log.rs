@@ -44,7 +44,7 @@ use super::batch::{self, BatchHeader};
 use super::checkpoint::{self, Checkpoint};
 use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
 use super::epoch_cache::EpochCache;
-use super::segment::{Recovery, Segment};
+use super::segment::{Recovery, Segment, DELETED_SUFFIX};
 use super::{segment_file_name, StorageError};
 
 /// Per-log settings taken from broker and topic configuration (Kafka's names in comments).
@@ -64,6 +64,9 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms` / `log.flush.interval.ms`: fsync data older than this.
     pub flush_ms: i64,
+    /// `file.delete.delay.ms` / `log.segment.delete.delay.ms`: how long a deleted segment's
+    /// files (renamed `.deleted`) and a deleted partition's directory (renamed `-delete`) stay.
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -77,6 +80,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            file_delete_delay_ms: 60_000,
         }
     }
 }
@@ -648,12 +652,57 @@ impl Log {
                 segment.base_offset,
                 self.dir.display()
             );
-            segment.remove().await?;
+            segment.delete_later(self.file_delete_delay()).await?;
         }
         if self.clean_offset.get() < self.segments.borrow()[0].base_offset {
             self.clean_offset.set(self.segments.borrow()[0].base_offset);
         }
         Ok(doomed.len())
+    }
+
+    /// How long deleted segments stay as `.deleted` files (`file.delete.delay.ms`).
+    fn file_delete_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.config.get().file_delete_delay_ms.max(0) as u64)
+    }
+
+    /// Deletes the log as Kafka deletes a partition: its directory is renamed
+    /// `<topic>-<partition>.<unique id>-delete` at once (so the name is free for a topic created
+    /// again) and removed after `file.delete.delay.ms`; `remove_deleted_dirs` removes leftovers
+    /// at start-up. A zero delay removes it at once.
+    pub async fn delete_later(&self) -> Result<(), StorageError> {
+        let delay = self.file_delete_delay();
+        if delay.is_zero() {
+            return self.remove().await;
+        }
+        let segments: Vec<Rc<Segment>> = self.segments.borrow_mut().drain(..).collect();
+        for segment in &segments {
+            segment.stop_writes().await;
+        }
+        let name = self
+            .dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let unique: String = crate::controller::random_uuid()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let target = self
+            .dir
+            .with_file_name(format!("{name}.{unique}{DELETED_DIR_SUFFIX}"));
+        std::fs::rename(&self.dir, &target).map_err(|error| StorageError::io(&self.dir, error))?;
+        if let Some(parent) = self.dir.parent() {
+            sync_directory(parent)?;
+        }
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            if let Err(error) = std::fs::remove_dir_all(&target) {
+                tracing::warn!("cannot delete {}: {error}", target.display());
+            }
+            drop(segments);
+        })
+        .detach();
+        Ok(())
     }
 
     /// Deletes every file of the log and its directory.
@@ -778,7 +827,7 @@ impl Log {
         .await?;
         cleaned.release_tail();
         for merged in &group.segments[1..] {
-            merged.remove().await?;
+            merged.delete_later(self.file_delete_delay()).await?;
         }
         let index = self
             .position_of(&group.segments)
@@ -898,16 +947,42 @@ fn remove_leftover_cleaned(dir: &Path) -> Result<(), StorageError> {
     let suffix = format!(".log.{CLEANED_EXTENSION}");
     for entry in entries {
         let entry = entry.map_err(|error| StorageError::io(dir, error))?;
-        if entry.file_name().to_string_lossy().ends_with(&suffix) {
-            tracing::warn!(
-                "removing {}: left over from an interrupted compaction",
-                entry.path().display()
-            );
-            std::fs::remove_file(entry.path())
-                .map_err(|error| StorageError::io(entry.path(), error))?;
-        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let why = if name.ends_with(&suffix) {
+            "left over from an interrupted compaction"
+        } else if name.ends_with(DELETED_SUFFIX) {
+            "deleted before the broker stopped (file.delete.delay.ms)"
+        } else {
+            continue;
+        };
+        tracing::info!("removing {}: {why}", entry.path().display());
+        std::fs::remove_file(entry.path())
+            .map_err(|error| StorageError::io(entry.path(), error))?;
     }
     Ok(())
+}
+
+/// Kafka's suffix for a deleted partition's directory awaiting `file.delete.delay.ms`.
+pub const DELETED_DIR_SUFFIX: &str = "-delete";
+
+/// Removes partition directories that were deleted (renamed `-delete`) before the broker
+/// stopped, as Kafka's log manager does at start-up. A partition directory's name ends in its
+/// partition number, so the suffix cannot be mistaken for a live one.
+pub fn remove_deleted_dirs(log_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(DELETED_DIR_SUFFIX) && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!("removed {}: a deleted partition", entry.path().display()),
+                Err(error) => {
+                    tracing::warn!("cannot remove {}: {error}", entry.path().display())
+                }
+            }
+        }
+    }
 }
 
 /// Deletes the segment at `base_offset`, which the segment at `merged_into` already covers: a

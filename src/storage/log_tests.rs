@@ -288,3 +288,75 @@ fn retention_and_delete_records_move_the_log_start() {
         log.remove().await.unwrap();
     });
 }
+
+/// Files of `dir` whose names end with `suffix`.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Proves `file.delete.delay.ms` as Kafka has it: segments deleted by retention are renamed
+/// `.deleted` at once and go after the delay, leftovers go when the log opens, and a deleted
+/// log's directory is renamed `-delete` at once and removed after the delay (or at start-up).
+#[test]
+fn deleted_files_wait_for_the_file_delete_delay() {
+    let parent = temp_dir("file-delete-delay");
+    let dir = parent.join("topic-0");
+    run(move || async move {
+        let delayed = LogConfig {
+            retention_ms: 3_600_000,
+            file_delete_delay_ms: 200,
+            ..config(4 << 10)
+        };
+        let now = now_ms();
+        let log = Log::open(&dir, delayed, false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        for index in 0..40 {
+            let timestamp = if index < 20 { now - 7_200_000 } else { now };
+            append(&log, 1, 400, timestamp, None).await;
+        }
+        assert!(log.apply_retention(now).await.unwrap() > 0);
+        let deleted = files_ending(&dir, ".log.deleted");
+        assert!(!deleted.is_empty(), "retention renamed segments");
+        assert!(!files_ending(&dir, ".index.deleted").is_empty());
+        glommio::timer::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(
+            files_ending(&dir, ".deleted").is_empty(),
+            "gone after the delay"
+        );
+
+        // A leftover from a stop before the delay passed goes when the log opens.
+        let start = log.start_offset();
+        log.flush().await.unwrap();
+        drop(log);
+        std::fs::write(dir.join("00000000000000000001.log.deleted"), b"old").unwrap();
+        let log = Log::open(&dir, delayed, false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        assert!(files_ending(&dir, ".deleted").is_empty());
+        assert_eq!(log.start_offset(), start);
+
+        log.delete_later().await.unwrap();
+        assert!(!dir.exists(), "the name is free at once");
+        let renamed = files_ending(&parent, "-delete");
+        assert_eq!(renamed.len(), 1, "{renamed:?}");
+        assert!(renamed[0].starts_with("topic-0."));
+        glommio::timer::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(
+            files_ending(&parent, "-delete").is_empty(),
+            "removed after the delay"
+        );
+
+        std::fs::create_dir_all(parent.join("topic-1.0123abcd-delete")).unwrap();
+        std::fs::create_dir_all(parent.join("topic-2")).unwrap();
+        super::remove_deleted_dirs(&parent);
+        assert!(files_ending(&parent, "-delete").is_empty());
+        assert!(parent.join("topic-2").exists());
+    });
+}

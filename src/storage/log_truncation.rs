@@ -65,7 +65,7 @@ impl Log {
             self.dir.display()
         );
         for segment in segments[holding + 1..].iter().rev() {
-            segment.remove().await?;
+            segment.delete_later(self.file_delete_delay()).await?;
             let removed = self.segments.borrow_mut().pop();
             assert!(
                 removed.is_some_and(|removed| Rc::ptr_eq(&removed, segment)),
@@ -143,7 +143,7 @@ impl Log {
         self.epochs.borrow_mut().clear()?;
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         for segment in &segments {
-            segment.remove().await?;
+            segment.delete_later(self.file_delete_delay()).await?;
         }
         sync_directory(&self.dir)?;
         let interval = self.config.get().index_interval_bytes;

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 pub use cleaner::{CleanerConfig, CompactionStats};
 pub use epoch_cache::EpochCache;
-pub use log::{now_ms, BatchObserver, Log, LogConfig};
+pub use log::{now_ms, remove_deleted_dirs, BatchObserver, Log, LogConfig};
 pub use segment::prime_direct_io;
 
 #[derive(Debug, thiserror::Error)]
@@ -99,5 +99,6 @@ pub fn log_config(resolved: &std::collections::BTreeMap<String, String>) -> LogC
         retention_bytes,
         flush_messages: number("flush.messages", defaults.flush_messages),
         flush_ms: number("flush.ms", defaults.flush_ms),
+        file_delete_delay_ms: number("file.delete.delay.ms", defaults.file_delete_delay_ms).max(0),
     }
 }

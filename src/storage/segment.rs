@@ -514,6 +514,60 @@ impl Segment {
             .map_err(|error| StorageError::io(&self.log_path, error))
     }
 
+    /// Waits for the background writes and takes no more appends or writes (the files stay as
+    /// they are; reads still work).
+    pub async fn stop_writes(&self) {
+        let _all_slots = self
+            .write_slots
+            .acquire_permit(WRITES_IN_FLIGHT)
+            .await
+            .expect("the write slots are never closed");
+        self.closed.set(true);
+    }
+
+    /// Deletes the segment as Kafka does with `file.delete.delay.ms`: its files are renamed
+    /// with the `.deleted` suffix at once (indexes first, as in `remove`), and unlinked after
+    /// `delay`, so that a reader that found the segment just before keeps reading it. A zero
+    /// delay removes at once. Leftover `.deleted` files are removed when the log opens.
+    pub async fn delete_later(&self, delay: std::time::Duration) -> Result<(), StorageError> {
+        if delay.is_zero() {
+            return self.remove().await;
+        }
+        let _all_slots = self
+            .write_slots
+            .acquire_permit(WRITES_IN_FLIGHT)
+            .await
+            .expect("the write slots are never closed");
+        self.closed.set(true);
+        self.index_file.close();
+        self.time_index_file.close();
+        let mut renamed = Vec::with_capacity(3);
+        for path in [
+            self.index_file.path(),
+            self.time_index_file.path(),
+            self.log_path.as_path(),
+        ] {
+            let deleted = deleted_path(path);
+            match std::fs::rename(path, &deleted) {
+                Ok(()) => renamed.push(deleted),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(StorageError::io(path, error)),
+            }
+        }
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            for path in renamed {
+                if let Err(error) = std::fs::remove_file(&path) {
+                    if error.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!("cannot delete {}: {error}", path.display());
+                    }
+                }
+            }
+        })
+        .detach();
+        Ok(())
+    }
+
     fn position_for(&self, offset: i64) -> u64 {
         // Below the base offset (compaction emptied the end of the segment before) reads from
         // the start; past what an index can hold reads from the last entry.
@@ -1074,3 +1128,13 @@ async fn append_entries(
 
 #[path = "segment_truncation.rs"]
 mod truncation;
+
+/// `<path>.deleted`: a segment file waiting for `file.delete.delay.ms` to pass.
+pub fn deleted_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(DELETED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Kafka's suffix for segment files scheduled for deletion.
+pub const DELETED_SUFFIX: &str = ".deleted";
