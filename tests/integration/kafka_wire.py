@@ -11,7 +11,9 @@ from __future__ import annotations
 import socket
 import struct
 
-from kafka.protocol.consumer import FetchRequest, FetchResponse
+from kafka.protocol.consumer import (
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+)
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
@@ -21,9 +23,12 @@ FRAME_BYTES_MAX = 64 * 1024 * 1024
 # The newest versions these tests know how to fill in; the broker's ApiVersions may lower them.
 PRODUCE_VERSION_MAX = 8
 FETCH_VERSION_MAX = 10
+LIST_OFFSETS_VERSION_MAX = 7
 # Record batches (magic 2) need Produce v3+ and Fetch v4+.
 PRODUCE_VERSION_MIN = 3
 FETCH_VERSION_MIN = 4
+LIST_OFFSETS_VERSION_MIN = 1  # The first with a single offset per partition.
+LATEST_TIMESTAMP = -1  # ListOffsets: the log end offset.
 
 
 def record_batch(records: list[tuple[bytes | None, bytes]]) -> bytes:
@@ -119,7 +124,20 @@ class WireConnection:
     def produce(self, topic_partitions: dict[str, dict[int, bytes]], acks: int = -1,
                 timeout_ms: int = 10_000):
         """One ProduceRequest; returns {(topic, partition): (error_code, base_offset)}."""
-        version = self.version_for(ProduceRequest.API_KEY, PRODUCE_VERSION_MIN, PRODUCE_VERSION_MAX)
+        return {
+            place: (partition.error_code, partition.base_offset)
+            for place, partition in self.produce_answers(topic_partitions, acks,
+                                                         timeout_ms).items()
+        }
+
+    def produce_answers(self, topic_partitions: dict[str, dict[int, bytes]], acks: int = -1,
+                        timeout_ms: int = 10_000, version: int | None = None):
+        """One ProduceRequest (the newest version both sides know, or `version`); returns
+        {(topic, partition): the partition's whole answer} (error_code, base_offset, and from
+        v8 on error_message and record_errors)."""
+        if version is None:
+            version = self.version_for(ProduceRequest.API_KEY, PRODUCE_VERSION_MIN,
+                                       PRODUCE_VERSION_MAX)
         topic_type = ProduceRequest.TopicProduceData
         partition_type = topic_type.PartitionProduceData
         request = ProduceRequest(
@@ -134,7 +152,7 @@ class WireConnection:
         )
         response = self.call(request, ProduceResponse, version)
         return {
-            (topic.name, partition.index): (partition.error_code, partition.base_offset)
+            (topic.name, partition.index): partition
             for topic in response.responses
             for partition in topic.partition_responses
         }
@@ -165,3 +183,26 @@ class WireConnection:
                     partition.error_code, partition.high_watermark, decode_records(partition.records)
                 )
         return result
+
+    def list_offsets(self, topic: str, partitions: list[int],
+                     timestamp: int = LATEST_TIMESTAMP) -> dict[int, tuple[int, int]]:
+        """One ListOffsetsRequest (read uncommitted); returns {partition: (error_code, offset)}.
+        The default timestamp asks for the log end offset."""
+        version = self.version_for(ListOffsetsRequest.API_KEY, LIST_OFFSETS_VERSION_MIN,
+                                   LIST_OFFSETS_VERSION_MAX)
+        topic_type = ListOffsetsRequest.ListOffsetsTopic
+        partition_type = topic_type.ListOffsetsPartition
+        request = ListOffsetsRequest(
+            replica_id=-1, isolation_level=0,
+            topics=[topic_type(name=topic, partitions=[
+                partition_type(partition_index=index, current_leader_epoch=-1,
+                               timestamp=timestamp)
+                for index in partitions
+            ])],
+        )
+        response = self.call(request, ListOffsetsResponse, version)
+        return {
+            partition.partition_index: (partition.error_code, partition.offset)
+            for topic_response in response.topics
+            for partition in topic_response.partitions
+        }
