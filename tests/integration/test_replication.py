@@ -209,7 +209,11 @@ def test_stale_leader_suffix_is_truncated(cluster):
     followers = [broker for broker in BROKER_IDS if broker != old_leader]
     for follower in followers:
         cluster.nodes[follower].process.send_signal(signal.SIGSTOP)
-    time.sleep(0.5)
+    # A follower's fetch sent just before its stop waits at the leader for up to
+    # replica.fetch.wait.max.ms (500 ms); answered with the records below, it would reach the
+    # follower's socket and be applied on SIGCONT, replicating them after all. Let it expire
+    # first, with room for a loaded machine's late timers.
+    time.sleep(2.0)
     # Written to the old leader alone: acks=1 does not wait for anyone.
     lost = [("l", f"unreplicated-{index}") for index in range(30)]
     confluent_produce(cluster.address(old_leader), topic, lost, acks="1")
