@@ -223,7 +223,9 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         }
         // The broker is shutting down: clients retry elsewhere (or here after the restart).
         PartitionError::Storage(StorageError::Closed { .. }) => ResponseError::NotLeaderOrFollower,
-        PartitionError::Storage(_) => ResponseError::KafkaStorageError,
+        PartitionError::Storage(_) | PartitionError::Offline { .. } => {
+            ResponseError::KafkaStorageError
+        }
     };
     error.code()
 }

@@ -73,6 +73,10 @@ pub enum PartitionError {
     /// The request's leader epoch is newer than this replica knows.
     #[error("leader epoch {received} is newer than the current {current}")]
     UnknownLeaderEpoch { current: i32, received: i32 },
+    /// A storage failure left the replica in a state it cannot vouch for (an fdatasync, an epoch
+    /// or a truncation failed): it serves nothing until the broker restarts and recovers it.
+    #[error("partition {partition} is offline after a storage failure: {reason}")]
+    Offline { partition: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -136,6 +140,8 @@ pub struct Partition {
     unflushed_messages: Cell<i64>,
     /// When the first message not yet fsynced was appended (for `flush.ms`).
     unflushed_since_ms: Cell<Option<i64>>,
+    /// Why the replica went offline (see `PartitionError::Offline`), if it did.
+    offline: RefCell<Option<String>>,
 }
 
 impl Partition {
@@ -165,6 +171,7 @@ impl Partition {
             waiters: RefCell::new(Vec::new()),
             unflushed_messages: Cell::new(0),
             unflushed_since_ms: Cell::new(None),
+            offline: RefCell::new(None),
         })
     }
 
@@ -175,6 +182,47 @@ impl Partition {
             .acquire_permit(1)
             .await
             .expect("the append semaphore is never closed")
+    }
+
+    /// Takes the replica offline after a storage failure that left it in doubt (Kafka takes
+    /// the whole log directory offline; here it is the partition). Produce, fetch and
+    /// replication answer KAFKA_STORAGE_ERROR until the broker restarts, when recovery rebuilds
+    /// the log from what is on disk. Waiters wake to see it.
+    fn take_offline(&self, reason: String) {
+        if self.offline.borrow().is_none() {
+            tracing::error!(
+                "{} is offline until the broker restarts: {reason}",
+                self.name()
+            );
+            *self.offline.borrow_mut() = Some(reason);
+        }
+        self.wake_waiters();
+    }
+
+    fn check_online(&self) -> Result<(), PartitionError> {
+        match self.offline.borrow().as_ref() {
+            Some(reason) => Err(PartitionError::Offline {
+                partition: self.name(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the replica offline when `result` failed in a way that leaves it in doubt.
+    fn offline_on_error<T>(
+        &self,
+        result: Result<T, StorageError>,
+        what: &str,
+    ) -> Result<T, PartitionError> {
+        result.map_err(|error| {
+            let reason = format!("{what} failed: {error}");
+            self.take_offline(reason.clone());
+            PartitionError::Offline {
+                partition: self.name(),
+                reason,
+            }
+        })
     }
 
     pub fn name(&self) -> String {
@@ -232,13 +280,10 @@ impl Partition {
         match transition {
             Transition::BecameLeader => {
                 let end = self.log.next_offset();
-                if let Err(error) = self.log.assign_epoch(image.leader_epoch, end) {
-                    tracing::error!(
-                        "cannot record leader epoch {} of {}: {error}",
-                        image.leader_epoch,
-                        self.name()
-                    );
-                }
+                // A leader whose epoch start is not recorded would answer followers' epoch
+                // queries wrongly: it must not lead.
+                let recorded = self.log.assign_epoch(image.leader_epoch, end);
+                let _ = self.offline_on_error(recorded, "recording the leader epoch");
                 tracing::info!(
                     "{} is led here from offset {end} in leader epoch {}, ISR {:?}",
                     self.name(),
@@ -305,6 +350,7 @@ impl Partition {
     ) -> Result<AppendOutcome, PartitionError> {
         let deadline = Instant::now() + timeout;
         let permit = self.lock_appends().await;
+        self.check_online()?;
         let leader_epoch = {
             let replicas = self.replicas.borrow();
             if !replicas.is_leader() {
@@ -430,6 +476,7 @@ impl Partition {
         leader_high_watermark: i64,
     ) -> Result<(), PartitionError> {
         let permit = self.lock_appends().await;
+        self.check_online()?;
         if !self.fetch_is_current(at) {
             return Ok(());
         }
@@ -498,6 +545,7 @@ impl Partition {
     /// idempotent producers' state from what remains.
     pub async fn truncate_to(&self, at: FetchedAt, offset: i64) -> Result<(), PartitionError> {
         let _permit = self.lock_appends().await;
+        self.check_online()?;
         if !self.fetch_is_current(at) {
             return Ok(());
         }
@@ -513,7 +561,8 @@ impl Partition {
             self.log.next_offset()
         );
         let mut producers = ProducerState::default();
-        self.log.truncate_to(offset, &mut producers).await?;
+        let truncated = self.log.truncate_to(offset, &mut producers).await;
+        self.offline_on_error(truncated, "truncation")?;
         *self.producers.borrow_mut() = producers;
         self.set_high_watermark(self.high_watermark.get().min(self.log.next_offset()));
         Ok(())
@@ -527,6 +576,7 @@ impl Partition {
         offset: i64,
     ) -> Result<(), PartitionError> {
         let _permit = self.lock_appends().await;
+        self.check_online()?;
         if !self.fetch_is_current(at) {
             return Ok(());
         }
@@ -534,7 +584,8 @@ impl Partition {
             "{} restarts its log at offset {offset}, the leader's log start",
             self.name()
         );
-        self.log.truncate_fully_and_start_at(offset).await?;
+        let restarted = self.log.truncate_fully_and_start_at(offset).await;
+        self.offline_on_error(restarted, "restarting the log")?;
         *self.producers.borrow_mut() = ProducerState::default();
         self.set_high_watermark(offset);
         Ok(())
@@ -547,6 +598,7 @@ impl Partition {
         &self,
         fetch: FollowerFetch,
     ) -> Result<(ReadOutcome, Option<WantedIsr>), PartitionError> {
+        self.check_online()?;
         if !self.is_leader() {
             return Err(PartitionError::NotLeader);
         }
@@ -636,6 +688,9 @@ impl Partition {
         let pending = self.unflushed_messages.replace(0);
         let since = self.unflushed_since_ms.take();
         if let Err(error) = self.log.flush().await {
+            if let StorageError::SyncFailed { .. } = error {
+                self.take_offline(error.to_string());
+            }
             self.unflushed_messages
                 .set(self.unflushed_messages.get().saturating_add(pending));
             self.unflushed_since_ms
@@ -736,6 +791,7 @@ impl Partition {
 
     /// A consumer's read: whole batches from `offset`, none at or past the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+        self.check_online()?;
         let high_watermark = self.high_watermark();
         let (start, end) = (self.log.start_offset(), self.log.next_offset());
         let records = match offset >= high_watermark {

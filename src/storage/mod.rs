@@ -46,6 +46,8 @@ pub enum StorageError {
     },
     #[error("compacting {path} needs a key map over {bytes_max} bytes; the log stays as it is")]
     KeyMapFull { path: PathBuf, bytes_max: usize },
+    #[error("fdatasync of {path} failed: {reason}")]
+    SyncFailed { path: PathBuf, reason: String },
     #[error("{path} was closed for shutdown")]
     Closed { path: PathBuf },
     #[error("replicated batches must continue the log at offset {expected}, but one starts at {received}")]

@@ -154,6 +154,9 @@ pub struct Segment {
     /// `written`. The message is logged once per distinct failure.
     write_failure: RefCell<Option<String>>,
     sync_lock: Semaphore,
+    /// An fdatasync failed: what was written since the last good one may not be on the device,
+    /// and no later fdatasync can vouch for it ("fsyncgate"), so every flush fails from then on.
+    sync_failure: RefCell<Option<String>>,
     /// Set by `close`: a closed segment takes no more appends.
     closed: Cell<bool>,
 }
@@ -208,6 +211,7 @@ impl Segment {
             completions: Semaphore::new(0),
             write_failure: RefCell::new(None),
             sync_lock: Semaphore::new(1),
+            sync_failure: RefCell::new(None),
             closed: Cell::new(false),
         };
         match recovery {
@@ -301,6 +305,7 @@ impl Segment {
     /// a sync that finished while it waited returns at once (group commit).
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = self.size.get();
+        self.check_synced()?;
         if self.synced_bytes.get() >= target {
             return Ok(());
         }
@@ -309,18 +314,37 @@ impl Segment {
             .acquire_permit(1)
             .await
             .expect("the sync lock is never closed");
+        self.check_synced()?;
         if self.synced_bytes.get() >= target {
             return Ok(());
         }
         let (bytes, offset) = self.write_out(true, None).await?;
         FSYNCS.with(|count| count.set(count.get() + 1));
-        self.file
-            .fdatasync()
-            .await
-            .map_err(|error| StorageError::io(&self.log_path, error))?;
+        if let Err(error) = self.file.fdatasync().await {
+            let error = std::io::Error::from(error);
+            tracing::error!(
+                "fdatasync of {} failed: {error}; nothing written to it since the last good one is acknowledged",
+                self.log_path.display()
+            );
+            *self.sync_failure.borrow_mut() = Some(error.to_string());
+            return Err(StorageError::SyncFailed {
+                path: self.log_path.clone(),
+                reason: error.to_string(),
+            });
+        }
         self.synced_bytes.set(self.synced_bytes.get().max(bytes));
         self.synced_offset.set(self.synced_offset.get().max(offset));
         self.persist_indexes().await
+    }
+
+    fn check_synced(&self) -> Result<(), StorageError> {
+        match self.sync_failure.borrow().as_ref() {
+            Some(reason) => Err(StorageError::SyncFailed {
+                path: self.log_path.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Writes what is still only in memory (padding the last block) without waiting for an
