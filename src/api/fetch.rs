@@ -39,6 +39,18 @@ const TOPIC_IDS_VERSION: i16 = 13;
 /// Fetch v15+ carries the fetching replica in `replica_state`.
 const REPLICA_STATE_VERSION: i16 = 15;
 
+/// Whether the fetch comes from another broker's replica fetcher (`replica_id` 0 or more).
+pub fn is_follower(request: &FetchRequest, version: i16) -> bool {
+    replica_id(request, version) >= 0
+}
+
+fn replica_id(request: &FetchRequest, version: i16) -> i32 {
+    match version >= REPLICA_STATE_VERSION {
+        true => request.replica_state.replica_id.0,
+        false => request.replica_id.0,
+    }
+}
+
 pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     // No session is ever created (every response carries session id 0), so an incremental
     // fetch names a session this broker does not have; epoch -1 (close) or 0 with id 0 is a
@@ -53,10 +65,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     }
     let image = context.shard.metadata();
     let by_id = context.version >= TOPIC_IDS_VERSION;
-    let replica_id = match context.version >= REPLICA_STATE_VERSION {
-        true => request.replica_state.replica_id.0,
-        false => request.replica_id.0,
-    };
+    let replica_id = replica_id(&request, context.version);
     // One slot per requested partition: its owner and place in `parts`, or None if unknown.
     let mut owners: Vec<Option<FetchSlot>> = Vec::new();
     // The error for a partition that has no slot, per requested topic.

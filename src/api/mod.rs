@@ -43,6 +43,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::controller::{ControllerRequest, TopicError};
+use crate::metrics::latency::{self, Timed};
 use crate::partition::PartitionError;
 use crate::protocol::{self, ProtocolError};
 use crate::runtime::mesh::ShardRequest;
@@ -146,11 +147,25 @@ pub async fn handle(
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
         RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),
-        RequestKind::Produce(body) => match produce::handle(&context, body).await {
-            Some(response) => respond(&response),
-            None => Ok(None),
-        },
-        RequestKind::Fetch(body) => respond(&fetch::handle(&context, body).await),
+        RequestKind::Produce(body) => {
+            let started = std::time::Instant::now();
+            let response = produce::handle(&context, body).await;
+            latency::record(Timed::Produce, started.elapsed());
+            match response {
+                Some(response) => respond(&response),
+                None => Ok(None),
+            }
+        }
+        RequestKind::Fetch(body) => {
+            let started = std::time::Instant::now();
+            let timed = match fetch::is_follower(&body, version) {
+                true => Timed::FollowerFetch,
+                false => Timed::ConsumerFetch,
+            };
+            let response = fetch::handle(&context, body).await;
+            latency::record(timed, started.elapsed());
+            respond(&response)
+        }
         RequestKind::ListOffsets(body) => respond(&list_offsets::handle(&context, body).await),
         RequestKind::DeleteRecords(body) => respond(&delete_records::handle(&context, body).await),
         RequestKind::InitProducerId(body) => {

@@ -7,6 +7,7 @@
 //! shard; nothing is shared between cores.
 
 pub mod http;
+pub mod latency;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -69,6 +70,8 @@ pub struct ShardMetrics {
     pub io_latency_us: Option<(f64, f64)>,
     pub fsyncs: u64,
     pub tail_cache_bytes: usize,
+    /// Produce, fetch and fsync latency histograms (`latency`).
+    pub latencies: Vec<latency::LatencySummary>,
 }
 
 impl ShardMetrics {
@@ -123,6 +126,7 @@ impl ShardMetrics {
             io_latency_us,
             fsyncs: crate::storage::segment::fsync_count(),
             tail_cache_bytes: crate::storage::tail::shard_tail_bytes(),
+            latencies: latency::summaries(),
         }
     }
 }
@@ -267,6 +271,11 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             })
             .collect(),
     );
+    let latencies: Vec<(usize, Vec<latency::LatencySummary>)> = shards
+        .iter()
+        .map(|shard| (shard.shard, shard.latencies.clone()))
+        .collect();
+    latency::render(&mut out, &latencies);
     out
 }
 

@@ -320,7 +320,10 @@ impl Segment {
         }
         let (bytes, offset) = self.write_out(true, None).await?;
         FSYNCS.with(|count| count.set(count.get() + 1));
-        if let Err(error) = self.file.fdatasync().await {
+        let started = std::time::Instant::now();
+        let synced = self.file.fdatasync().await;
+        crate::metrics::latency::record(crate::metrics::latency::Timed::Fsync, started.elapsed());
+        if let Err(error) = synced {
             let error = std::io::Error::from(error);
             tracing::error!(
                 "fdatasync of {} failed: {error}; nothing written to it since the last good one is acknowledged",

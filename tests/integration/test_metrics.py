@@ -1,5 +1,6 @@
-"""The Prometheus endpoint on `metrics.port`: per-shard request, byte, I/O and fsync counters,
-scraped over HTTP and parsed by prometheus_client's own text parser."""
+"""The Prometheus endpoint on `metrics.port`: per-shard request, byte, I/O and fsync counters and
+produce, fetch and fsync latency summaries, scraped over HTTP and parsed by prometheus_client's
+own text parser."""
 
 from __future__ import annotations
 
@@ -61,6 +62,21 @@ def test_metrics_count_requests_bytes_io_and_fsyncs_per_shard(start_broker):
     # A single node leads every partition it hosts, each in sync with itself.
     assert total(after["flink_leader_partitions"]) == total(after["flink_partitions"])
     assert total(after["flink_under_replicated_partitions"]) == 0
+    # Broker-side latency summaries: every produce was timed, on the shards that received them,
+    # and so was every fsync; quantiles rise with the quantile.
+    produce = after["flink_produce_latency_microseconds"]
+    produce_count = sum(sample.value for sample in produce
+                        if sample.name.endswith("_count"))
+    assert produce_count == total(after["flink_requests"], api="Produce")
+    fsync = after["flink_log_fsync_latency_microseconds"]
+    assert sum(sample.value for sample in fsync if sample.name.endswith("_count")) == total(
+        after["flink_log_fsyncs"])
+    for shard in {sample.labels["shard"] for sample in produce}:
+        quantiles = sorted((float(sample.labels["quantile"]), sample.value) for sample in produce
+                           if sample.labels.get("shard") == shard and "quantile" in sample.labels)
+        assert [quantile for quantile, _ in quantiles] == [0.5, 0.99, 0.999, 1.0]
+        values = [value for _, value in quantiles]
+        assert values == sorted(values) and values[0] > 0, quantiles
 
 
 def test_metrics_answers_404_elsewhere_and_reports_a_taken_port(start_broker, tmp_path):
