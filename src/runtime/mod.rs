@@ -206,11 +206,12 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
                         glommio::spawn_local(shard.clone().tick_replicas()).detach();
-                        glommio::spawn_local(cleaner::run(shard.clone())).detach();
-                        glommio::spawn_local(cleaner::run_retention(shard.clone())).detach();
-                        glommio::spawn_local(cleaner::run_producer_expiration(shard.clone()))
-                            .detach();
-                        glommio::spawn_local(cleaner::run_flusher(shard.clone())).detach();
+                        // Maintenance in the background queue; requests, replica fetchers
+                        // (acks=all waits on them) and group timers stay in the default one.
+                        shard.spawn_background(cleaner::run(shard.clone()));
+                        shard.spawn_background(cleaner::run_retention(shard.clone()));
+                        shard.spawn_background(cleaner::run_producer_expiration(shard.clone()));
+                        shard.spawn_background(cleaner::run_flusher(shard.clone()));
                         shard.serve(queue).await;
                     }
                 }

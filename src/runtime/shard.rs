@@ -82,7 +82,23 @@ fn long(configs: &BTreeMap<String, String>, key: &str) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// CPU shares of the background task queue against the default queue's 1000, where requests,
+/// replica fetchers and group timers run: under contention maintenance gets about a tenth.
+const BACKGROUND_SHARES: usize = 100;
+
+/// The shard's task queue for maintenance. Tasks spawned from it (a flusher's writes, say) stay
+/// in it: glommio spawns into the queue of the task that spawns.
+fn background_queue() -> glommio::TaskQueueHandle {
+    glommio::executor().create_task_queue(
+        glommio::Shares::Static(BACKGROUND_SHARES),
+        glommio::Latency::NotImportant,
+        "background",
+    )
+}
+
 pub struct Shard {
+    /// Where maintenance runs (`spawn_background`).
+    background: glommio::TaskQueueHandle,
     pub id: ShardId,
     pub config: Arc<ServerConfig>,
     pub mesh: Mesh,
@@ -111,6 +127,7 @@ impl Shard {
         clean_start: bool,
     ) -> Shard {
         Shard {
+            background: background_queue(),
             id,
             log_dir: config.log_dirs[0].clone(),
             clean_start,
@@ -125,6 +142,19 @@ impl Shard {
                 config.group_initial_rebalance_delay_ms,
             )),
             config,
+        }
+    }
+
+    /// Runs maintenance (compaction, retention, the time-based flush, producer expiry) in the
+    /// shard's background task queue, so that it takes CPU from requests only by its shares.
+    pub fn spawn_background(&self, work: impl std::future::Future<Output = ()> + 'static) {
+        match glommio::spawn_local_into(work, self.background) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(error) => {
+                tracing::error!("cannot start background work on shard {}: {error}", self.id)
+            }
         }
     }
 
