@@ -268,6 +268,11 @@ pub mod tests {
 
     /// Encodes `count` small records as one batch with the protocol crate's encoder.
     pub fn encoded_batch(count: i32, value_bytes: usize) -> Vec<u8> {
+        encoded_batch_with(count, value_bytes, Compression::None)
+    }
+
+    /// `encoded_batch` compressed with `compression`.
+    pub fn encoded_batch_with(count: i32, value_bytes: usize, compression: Compression) -> Vec<u8> {
         let records: Vec<Record> = (0..count)
             .map(|index| Record {
                 transactional: false,
@@ -288,7 +293,7 @@ pub mod tests {
         let mut buffer = BytesMut::new();
         let options = RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         };
         RecordBatchEncoder::encode(&mut buffer, &records, &options).expect("encode batch");
         buffer.to_vec()

@@ -527,11 +527,7 @@ impl Segment {
     /// leaves a `.log` without indexes, which is rebuilt, never indexes without their `.log`,
     /// which a segment created later at the same base offset (after a truncation) could trust.
     pub async fn remove(&self) -> Result<(), StorageError> {
-        let _all_slots = self
-            .write_slots
-            .acquire_permit(WRITES_IN_FLIGHT)
-            .await
-            .expect("the write slots are never closed");
+        let _all_slots = self.all_write_slots().await;
         self.closed.set(true);
         self.index_file.remove()?;
         self.time_index_file.remove()?;
@@ -544,12 +540,16 @@ impl Segment {
     /// Waits for the background writes and takes no more appends or writes (the files stay as
     /// they are; reads still work).
     pub async fn stop_writes(&self) {
-        let _all_slots = self
-            .write_slots
+        let _all_slots = self.all_write_slots().await;
+        self.closed.set(true);
+    }
+
+    /// Every write slot: no background write is in flight while the permit is held.
+    async fn all_write_slots(&self) -> glommio::sync::Permit<'_> {
+        self.write_slots
             .acquire_permit(WRITES_IN_FLIGHT)
             .await
-            .expect("the write slots are never closed");
-        self.closed.set(true);
+            .expect("the write slots are never closed")
     }
 
     /// Deletes the segment as Kafka does with `file.delete.delay.ms`: its files are renamed
@@ -560,11 +560,7 @@ impl Segment {
         if delay.is_zero() {
             return self.remove().await;
         }
-        let _all_slots = self
-            .write_slots
-            .acquire_permit(WRITES_IN_FLIGHT)
-            .await
-            .expect("the write slots are never closed");
+        let _all_slots = self.all_write_slots().await;
         self.closed.set(true);
         self.index_file.close();
         self.time_index_file.close();
@@ -700,11 +696,7 @@ impl Segment {
     /// failed. Returns the size and log end offset covered. With `until`, returns at once when
     /// the batches below that offset were written while it waited for the slots.
     async fn write_out(&self, pad: bool, until: Option<i64>) -> Result<(u64, i64), StorageError> {
-        let _all_slots = self
-            .write_slots
-            .acquire_permit(WRITES_IN_FLIGHT)
-            .await
-            .expect("the write slots are never closed");
+        let _all_slots = self.all_write_slots().await;
         if until.is_some_and(|offset| self.written_offset.get() >= offset) {
             return Ok((0, self.base_offset));
         }

@@ -407,50 +407,23 @@ fn walk(
                 delta: offset_delta,
             });
         }
-        match read_varint(source)? {
-            -1 => summary.keyless_records += 1,
-            length if length < 0 => {
-                return Err(WalkError::NegativeLength {
-                    field: "key",
-                    length,
-                })
-            }
-            length => skip_within(source, start, size, length)?,
+        if skip_field(source, start, size, "key")? {
+            summary.keyless_records += 1;
         }
-        match read_varint(source)? {
-            -1 => {}
-            length if length < 0 => {
-                return Err(WalkError::NegativeLength {
-                    field: "value",
-                    length,
-                })
-            }
-            length => skip_within(source, start, size, length)?,
-        }
+        skip_field(source, start, size, "value")?;
         let header_count = read_varint(source)?;
         if header_count < 0 {
             return Err(WalkError::NegativeHeaderCount(header_count));
         }
         for _ in 0..header_count {
-            match read_varint(source)? {
-                length if length < 0 => {
-                    return Err(WalkError::NegativeLength {
-                        field: "header key",
-                        length,
-                    })
-                }
-                length => skip_within(source, start, size, length)?,
+            if skip_field(source, start, size, "header key")? {
+                // Kafka refuses a null header key ("Invalid negative header key size").
+                return Err(WalkError::NegativeLength {
+                    field: "header key",
+                    length: -1,
+                });
             }
-            match read_varint(source)? {
-                -1 => {}
-                length if length < 0 => {
-                    return Err(WalkError::NegativeLength {
-                        field: "header value",
-                        length,
-                    })
-                }
-                length => skip_within(source, start, size, length)?,
-            }
+            skip_field(source, start, size, "header value")?;
         }
         let read = source.consumed() - start;
         if read != size as u64 {
@@ -473,13 +446,21 @@ fn walk(
     Ok(summary)
 }
 
-/// Skips `length` bytes of a field, refusing to run past the record's declared `size`.
-fn skip_within(
+/// Reads a field's length and skips its bytes, refusing a negative length other than -1 (null)
+/// and a field running past the record's declared `size`. Returns whether the field is null.
+fn skip_field(
     source: &mut impl Source,
     record_start: u64,
     size: i32,
-    length: i32,
-) -> Result<(), WalkError> {
+    field: &'static str,
+) -> Result<bool, WalkError> {
+    let length = read_varint(source)?;
+    if length == -1 {
+        return Ok(true);
+    }
+    if length < 0 {
+        return Err(WalkError::NegativeLength { field, length });
+    }
     let used = source.consumed() - record_start;
     let end = used + length as u64;
     if end > size as u64 {
@@ -488,7 +469,8 @@ fn skip_within(
             read: end,
         });
     }
-    source.skip(length as u64)
+    source.skip(length as u64)?;
+    Ok(false)
 }
 
 /// Kafka's `validateTimestamp` for CreateTime topics: at most `before.max.ms` in the past and
