@@ -14,6 +14,10 @@
  *            each payload, one consumer thread (same process, same clock) that takes
  *            receive - send per record; reports p50 ... p99.99 and max in microseconds and writes
  *            the percentile curve as CSV (--csv) for plotting.
+ *   latency  one producer thread at a fixed --rate for --warmup + --duration seconds (open loop),
+ *            one thread blocked in rd_kafka_poll that takes each delivery report as it arrives;
+ *            reports the delivery latency (produce call to delivery report) of the records sent
+ *            after the warm-up: p50 ... p99.99 and max in microseconds, and the rate held.
  *
  * The partitioned legacy consumer (consume_start_queue) is used on purpose: it needs no group
  * coordinator, so both brokers are measured on Produce, Metadata and Fetch alone.
@@ -64,6 +68,7 @@ struct options {
     double duration_s;
     double warmup_s;
     int linger_ms;
+    long batch_size;
     int fetch_wait_ms;
     int in_flight_max;
 };
@@ -222,6 +227,7 @@ struct delivery {
     long delivered;
     long failed;
     uint64_t last_ns;
+    uint64_t sample_from_ns; /* records sent before this are delivered but not sampled */
 };
 
 static void on_delivery(rd_kafka_t *client, const rd_kafka_message_t *message, void *opaque) {
@@ -235,13 +241,15 @@ static void on_delivery(rd_kafka_t *client, const rd_kafka_message_t *message, v
     }
     delivery->delivered++;
     delivery->last_ns = now;
-    samples_push(&delivery->latency, now - (uint64_t)(uintptr_t)message->_private);
+    uint64_t sent = (uint64_t)(uintptr_t)message->_private;
+    if (sent >= delivery->sample_from_ns) samples_push(&delivery->latency, now - sent);
 }
 
 static rd_kafka_t *new_producer(const struct options *options, struct delivery *delivery) {
     rd_kafka_conf_t *conf = base_conf(options);
     set(conf, "acks", options->acks);
     set_int(conf, "linger.ms", options->linger_ms);
+    if (options->batch_size > 0) set_int(conf, "batch.size", options->batch_size);
     set_int(conf, "max.in.flight.requests.per.connection", options->in_flight_max);
     set(conf, "enable.idempotence", "false");
     set(conf, "compression.type", "none");
@@ -252,9 +260,10 @@ static rd_kafka_t *new_producer(const struct options *options, struct delivery *
     return new_client(RD_KAFKA_PRODUCER, conf);
 }
 
-/* Queues one record, polling for delivery reports while the local queue is full. */
-static void produce_one(rd_kafka_t *client, const struct options *options, int partition,
-                        void *payload, uint64_t sent_ns) {
+/* Queues one record. While the local queue is full it polls for delivery reports, or, when
+ * another thread takes them (poll = 0), sleeps 100 us. */
+static void produce_one_polling(rd_kafka_t *client, const struct options *options, int partition,
+                                void *payload, uint64_t sent_ns, int poll) {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             client, RD_KAFKA_V_TOPIC(options->topic), RD_KAFKA_V_PARTITION(partition),
@@ -263,8 +272,16 @@ static void produce_one(rd_kafka_t *client, const struct options *options, int p
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)sent_ns), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce", rd_kafka_err2str(err));
-        rd_kafka_poll(client, 1);
+        if (poll)
+            rd_kafka_poll(client, 1);
+        else
+            sleep_until_ns(now_ns() + 100000u);
     }
+}
+
+static void produce_one(rd_kafka_t *client, const struct options *options, int partition,
+                        void *payload, uint64_t sent_ns) {
+    produce_one_polling(client, options, partition, payload, sent_ns, 1);
 }
 
 static unsigned char *new_payload(int size) {
@@ -301,9 +318,11 @@ static int run_produce(const struct options *options) {
         die("flush", "records still in flight after the timeout");
     double seconds = (double)(delivery.last_ns - start) / 1e9;
     double mib = (double)delivery.delivered * options->size / 1048576.0;
-    printf("rdkafka_bench mode=produce topic=%s acks=%s size=%d rate=%.0f records=%ld errors=%ld "
-           "seconds=%.3f records_per_s=%.0f mib_per_s=%.1f",
-           options->topic, options->acks, options->size, options->rate, delivery.delivered,
+    printf("rdkafka_bench mode=produce topic=%s acks=%s size=%d linger_ms=%d batch_size=%ld "
+           "in_flight=%d rate=%.0f records=%ld errors=%ld seconds=%.3f records_per_s=%.0f "
+           "mib_per_s=%.1f",
+           options->topic, options->acks, options->size, options->linger_ms, options->batch_size,
+           options->in_flight_max, options->rate, delivery.delivered,
            delivery.failed, seconds, delivery.delivered / seconds, mib / seconds);
     print_percentiles(&delivery.latency);
     printf("\n");
@@ -471,12 +490,70 @@ static int run_e2e(const struct options *options) {
     return (state.errors || delivery.failed || state.received < state.expected) ? 1 : 0;
 }
 
+/* The delivery-report thread of the latency mode: rd_kafka_poll wakes as soon as a report is
+ * queued, so no report waits for the sending thread's next poll (which at low rates would add up
+ * to a whole send interval to every latency). */
+struct poller {
+    rd_kafka_t *client;
+    volatile int stop;
+};
+
+static void *poll_reports(void *argument) {
+    struct poller *poller = argument;
+    while (!poller->stop) rd_kafka_poll(poller->client, 100);
+    return NULL;
+}
+
+static int run_latency(const struct options *options) {
+    if (options->rate <= 0 || options->duration_s <= 0) die("latency", "needs --rate and --duration");
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* pace sends to the microsecond, not to 50 us */
+    struct delivery delivery = {0};
+    rd_kafka_t *client = new_producer(options, &delivery);
+    wait_for_topic(client, options);
+    unsigned char *payload = new_payload(options->size);
+    struct poller poller = {.client = client};
+    pthread_t thread;
+    pthread_create(&thread, NULL, poll_reports, &poller);
+    uint64_t start = now_ns();
+    delivery.sample_from_ns = start + (uint64_t)(options->warmup_s * 1e9);
+    long total = (long)((options->warmup_s + options->duration_s) * options->rate);
+    for (long sequence = 0; sequence < total; sequence++) {
+        /* Open loop: a record late for its slot goes at once, without a sleep call. */
+        uint64_t due = start + (uint64_t)((double)sequence * 1e9 / options->rate);
+        uint64_t now = now_ns();
+        if (now < due) sleep_until_ns(due), now = now_ns();
+        produce_one_polling(client, options, (int)(sequence % options->partitions), payload, now, 0);
+    }
+    double send_seconds = (double)(now_ns() - start) / 1e9;
+    /* rd_kafka_flush would serve callbacks on this thread too: wait for the poller instead. */
+    uint64_t deadline = now_ns() + (uint64_t)FLUSH_TIMEOUT_MS * 1000000u;
+    while (rd_kafka_outq_len(client) > 0 && now_ns() < deadline) sleep_until_ns(now_ns() + 1000000u);
+    poller.stop = 1;
+    pthread_join(thread, NULL);
+    rd_kafka_poll(client, 0);
+    long lost = total - delivery.delivered - delivery.failed;
+    printf("rdkafka_bench mode=latency topic=%s acks=%s size=%d linger_ms=%d batch_size=%ld "
+           "in_flight=%d rate=%.0f sent_rate=%.0f records=%ld errors=%ld",
+           options->topic, options->acks, options->size, options->linger_ms, options->batch_size,
+           options->in_flight_max, options->rate, (double)total / send_seconds, total,
+           delivery.failed + lost);
+    print_percentiles(&delivery.latency);
+    printf("\n");
+    if (options->csv_path) write_csv(options->csv_path, &delivery.latency);
+    rd_kafka_destroy(client);
+    free(payload);
+    free(delivery.latency.ns);
+    return (delivery.failed || lost) ? 1 : 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: rdkafka_bench version | create|produce|consume|e2e --brokers HOST:PORT --topic T\n"
             "  [--partitions N (2)] [--count N] [--size BYTES (1024)] [--acks 1|all (all)]\n"
-            "  [--rate RECORDS_PER_S] [--duration S] [--warmup S (e2e, 1)] [--linger-ms MS]\n"
-            "  [--in-flight N (requests per connection; e2e 5)]\n"
+            "  | latency ... --rate R --duration S\n"
+            "  [--rate RECORDS_PER_S] [--duration S] [--warmup S (e2e, latency: 1)] [--linger-ms MS]\n"
+            "  [--batch-size BYTES (librdkafka's batch.size)]\n"
+            "  [--in-flight N (requests per connection; e2e and latency 5)]\n"
             "  [--fetch-wait-ms MS (10)] [--csv PATH (e2e percentile curve)]\n");
     exit(2);
 }
@@ -489,7 +566,7 @@ int main(int argc, char **argv) {
         {"rate", required_argument, 0, 'r'}, {"duration", required_argument, 0, 'd'},
         {"warmup", required_argument, 0, 'w'}, {"linger-ms", required_argument, 0, 'l'},
         {"fetch-wait-ms", required_argument, 0, 'f'}, {"csv", required_argument, 0, 'c'},
-        {"in-flight", required_argument, 0, 'i'},
+        {"in-flight", required_argument, 0, 'i'}, {"batch-size", required_argument, 0, 'B'},
         {0, 0, 0, 0}};
     struct options options = {.partitions = 2, .count = 100000, .size = 1024, .acks = "all",
                               .warmup_s = 1, .linger_ms = -1, .fetch_wait_ms = 10, .in_flight_max = -1};
@@ -516,6 +593,7 @@ int main(int argc, char **argv) {
         case 'f': options.fetch_wait_ms = atoi(optarg); break;
         case 'c': options.csv_path = optarg; break;
         case 'i': options.in_flight_max = atoi(optarg); break;
+        case 'B': options.batch_size = atol(optarg); break;
         default: usage();
         }
     }
@@ -523,14 +601,16 @@ int main(int argc, char **argv) {
         options.partitions > PARTITIONS_MAX || options.size < 1 || options.count < 1)
         usage();
     int is_e2e = strcmp(options.mode, "e2e") == 0;
+    int is_latency = strcmp(options.mode, "latency") == 0;
     /* Throughput runs batch like librdkafka's default (5 ms); latency runs send at once. */
-    if (options.linger_ms < 0) options.linger_ms = is_e2e ? 0 : 5;
+    if (options.linger_ms < 0) options.linger_ms = (is_e2e || is_latency) ? 0 : 5;
     /* Without linger, records batch only while earlier requests are in flight: 5, the Java
      * producer's default, instead of librdkafka's 1000000 (one request per record at any rate). */
-    if (options.in_flight_max < 0) options.in_flight_max = is_e2e ? 5 : 1000000;
+    if (options.in_flight_max < 0) options.in_flight_max = (is_e2e || is_latency) ? 5 : 1000000;
     if (strcmp(options.mode, "create") == 0) return run_create(&options);
     if (strcmp(options.mode, "produce") == 0) return run_produce(&options);
     if (strcmp(options.mode, "consume") == 0) return run_consume(&options);
     if (is_e2e) return run_e2e(&options);
+    if (is_latency) return run_latency(&options);
     usage();
 }
