@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse  # noqa: E402
 
 import support  # noqa: E402
-from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, Cluster, describe_quorum_at,  # noqa: E402
-                     metadata_at)
+from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CPU_PINNING, Cluster,  # noqa: E402
+                     describe_quorum_at, metadata_at)
 from kafka_wire import WireConnection  # noqa: E402
 
 POLL_S = 0.005
@@ -96,7 +96,8 @@ def main() -> None:
             single_lat = create_latencies(single.port, "single", args.topics)
         finally:
             single.kill()
-        cluster = Cluster(Path(root) / "cluster")
+        # Six processes on one machine: placement is set here, not left to the `auto` rule.
+        cluster = Cluster(Path(root) / "cluster", properties={"cpu.pinning": CPU_PINNING})
         cluster.format()
         cluster.start_all()
         try:
@@ -128,7 +129,7 @@ def main() -> None:
         "# Cluster metadata path",
         "",
         f"{args.topics} CreateTopics requests each; single combined node vs 3 controllers + "
-        f"3 brokers on loopback, same run, {BROKER_IDS} brokers.",
+        f"3 brokers on loopback (cpu.pinning={CPU_PINNING}), same run, {BROKER_IDS} brokers.",
         "",
         "| measure | single node | cluster | cluster / single |",
         "| --- | ---: | ---: | ---: |",

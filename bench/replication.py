@@ -45,7 +45,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # no
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import support  # noqa: E402
-from cluster import BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, Cluster  # noqa: E402
+from cluster import BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CPU_PINNING, Cluster  # noqa: E402
 
 PARTITIONS = 3
 # Replica lists by partition: partition i led by the i-th broker, followers in ring order.
@@ -94,7 +94,8 @@ def main() -> None:
               f"cores and the figures will say so", file=sys.stderr)
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="flink-bench-replication-"))
-    cluster = Cluster(root / "cluster")
+    # Six processes on one machine: placement is set here, not left to the `auto` rule.
+    cluster = Cluster(root / "cluster", properties={"cpu.pinning": CPU_PINNING})
     try:
         cluster.format()
         cluster.start_all()
@@ -595,7 +596,8 @@ class Report:
             f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
             f"{os.cpu_count()} CPUs, kernel {platform.release()}, commit {commit()}; "
             f"3 controllers + 3 brokers on loopback (`tests/integration/cluster.py`, one shard "
-            f"each, broker.session.timeout.ms {session * 1000:.0f}). Other `flink server` "
+            f"each, cpu.pinning={CPU_PINNING}, broker.session.timeout.ms "
+            f"{session * 1000:.0f}). Other `flink server` "
             f"processes at the start: {self.others_at_start}. Whole run {self.wall_s:.0f} s.",
             "",
             f"Command: `{self.command}`",

@@ -16,6 +16,8 @@ use indexmap::IndexMap;
 
 pub use listeners::{Listener, Voter};
 
+use crate::runtime::placement::CpuPinning;
+
 /// The configuration `make run` and a bare `flink server` use: one combined node on localhost.
 pub const EMBEDDED_DEFAULT: &str = "\
 node.id=1
@@ -93,6 +95,8 @@ pub struct ServerConfig {
     pub metrics_port: u16,
     /// Whether the controller gets a core of its own; `None` decides by core count.
     pub controller_dedicated_core: Option<bool>,
+    /// `cpu.pinning`: how executors are placed on the CPUs of the process's CPU set.
+    pub cpu_pinning: CpuPinning,
     /// How often a broker heartbeats to the active controller.
     pub broker_heartbeat_interval_ms: u64,
     /// How long the active controller waits for a heartbeat before fencing a broker.
@@ -167,6 +171,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("shard.count", "0"),
     ("controller.dedicated.core", "auto"),
+    ("cpu.pinning", "auto"),
     ("metrics.port", "0"),
     ("broker.heartbeat.interval.ms", "2000"),
     ("broker.session.timeout.ms", "9000"),
@@ -291,6 +296,7 @@ impl ServerConfig {
                 "auto" => None,
                 _ => Some(lookup.boolean("controller.dedicated.core")?),
             },
+            cpu_pinning: lookup.cpu_pinning("cpu.pinning")?,
             broker_heartbeat_interval_ms: lookup.number("broker.heartbeat.interval.ms")?,
             broker_session_timeout_ms: lookup.number("broker.session.timeout.ms")?,
             controller_quorum_election_timeout_ms: lookup
@@ -594,6 +600,15 @@ impl Lookup<'_> {
         Ok(i64::MAX)
     }
 
+    fn cpu_pinning(&self, key: &str) -> Result<CpuPinning, ConfigError> {
+        let value = self.value(key);
+        CpuPinning::parse(&value).ok_or_else(|| ConfigError::Invalid {
+            key: key.to_string(),
+            value,
+            reason: format!("expected one of {}", CpuPinning::VALUES),
+        })
+    }
+
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
         match self.value(key).to_ascii_lowercase().as_str() {
             "true" => Ok(true),
@@ -667,6 +682,27 @@ mod tests {
         );
     }
 
+    /// Proves `cpu.pinning` defaults to auto and takes each documented value and alias.
+    #[test]
+    fn parses_cpu_pinning() {
+        let (config, _) = config_from(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(config.cpu_pinning, CpuPinning::Auto);
+        for (value, pinning) in [
+            ("auto", CpuPinning::Auto),
+            ("pinned", CpuPinning::Pinned),
+            ("true", CpuPinning::Pinned),
+            ("spread", CpuPinning::Spread),
+            ("none", CpuPinning::Unpinned),
+            ("false", CpuPinning::Unpinned),
+            (" None ", CpuPinning::Unpinned),
+        ] {
+            let text = format!("{EMBEDDED_DEFAULT}cpu.pinning={value}\n");
+            let (config, warnings) = config_from(&text).unwrap();
+            assert_eq!(config.cpu_pinning, pinning, "{value}");
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+    }
+
     /// Proves bad values and missing keys are errors naming key and value; unknown keys warn.
     #[test]
     fn errors_name_key_and_value() {
@@ -698,6 +734,12 @@ mod tests {
             "{controller_only}inter.broker.listener.name=PLAINTEXT\n"
         ))
         .is_ok());
+        let pinning = format!("{EMBEDDED_DEFAULT}cpu.pinning=sometimes\n");
+        let message = config_from(&pinning).unwrap_err().to_string();
+        assert!(
+            message.contains("cpu.pinning") && message.contains("sometimes"),
+            "{message}"
+        );
         let tls = format!("{EMBEDDED_DEFAULT}listener.security.protocol.map=PLAINTEXT:SSL\n");
         assert!(config_from(&tls)
             .unwrap_err()

@@ -1,8 +1,8 @@
-//! Starts the server's executors: one pinned glommio executor per shard, plus the controller's
-//! (on its own core when there are at least four, else sharing the first shard's core), all
-//! inside the process's CPU set, after the io_uring preflight has passed. A controller-only node
-//! runs no shards; a broker starts its shards only once it has joined the cluster
-//! (`controller_node`).
+//! Starts the server's executors: one glommio executor per shard, plus the controller's (on its
+//! own core when there are at least four, else sharing the first shard's core), all inside the
+//! process's CPU set and pinned or not as `cpu.pinning` asks (`placement::plan_cpus`), after the
+//! io_uring preflight has passed. A controller-only node runs no shards; a broker starts its
+//! shards only once it has joined the cluster (`controller_node`).
 
 pub mod cleaner;
 mod controller_node;
@@ -23,7 +23,7 @@ use crate::config::ServerConfig;
 use crate::controller::metadata_log::MetadataLog;
 use crate::controller::{ControllerRequest, CONTROLLER_QUEUE_CAPACITY};
 use mesh::Mesh;
-use placement::ShardId;
+use placement::{CpuPlan, ExecutorCpu, ShardId};
 use shard::Shard;
 
 /// io_uring buffer memory registered per executor; it counts against RLIMIT_MEMLOCK.
@@ -60,7 +60,13 @@ pub enum RuntimeError {
 /// Runs the broker until the process is stopped. Returns only on a start-up failure.
 pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeError> {
     let cpus = cpu::allowed_cpus().map_err(RuntimeError::CpuSet)?;
-    let plan = placement::plan_cpus(&cpus, config.shard_count, config.controller_dedicated_core);
+    let plan = placement::plan_cpus(
+        &cpus,
+        config.shard_count,
+        config.controller_dedicated_core,
+        config.cpu_pinning,
+        config.node_id,
+    );
     preflight::check(plan.shard_cpus.len() + 1)?;
     let cluster_id: String = cluster_id;
     std::fs::create_dir_all(&config.log_dirs[0]).map_err(|source| RuntimeError::LogDir {
@@ -93,17 +99,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         }
         false => None,
     };
-    tracing::info!(
-        "starting {shard_count} shard(s) on CPUs {:?}; controller on CPU {}{} (process CPU set {:?})",
-        &plan.shard_cpus[..shard_count],
-        plan.controller_cpu,
-        if plan.controller_dedicated {
-            ", dedicated"
-        } else {
-            ", shared with shard 0"
-        },
-        cpus
-    );
+    tracing::info!("{}", describe_placement(&plan, shard_count, &cpus));
     let probe = config.log_dirs[0].clone();
     let controller_probe = probe.clone();
     let (joined, join_result) = std::sync::mpsc::channel();
@@ -329,8 +325,50 @@ fn mark_clean_shutdown(log_dir: &Path) {
     }
 }
 
-fn executor(name: &str, cpu: usize) -> LocalExecutorBuilder {
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+/// The start-up log line: the placement applied, why, and where each executor runs.
+fn describe_placement(plan: &CpuPlan, shard_count: usize, cpus: &[usize]) -> String {
+    let pinned: Vec<String> = plan.shard_cpus[..shard_count]
+        .iter()
+        .filter_map(|cpu| match cpu {
+            ExecutorCpu::Pinned(cpu) => Some(cpu.to_string()),
+            ExecutorCpu::Unpinned => None,
+        })
+        .collect();
+    let shard_text = match (shard_count, pinned.is_empty()) {
+        (0, _) => "no shards".to_string(),
+        (_, true) => format!("starting {shard_count} shard(s) unpinned"),
+        (_, false) => format!(
+            "starting {shard_count} shard(s) on CPUs {}",
+            pinned.join(",")
+        ),
+    };
+    let share = match (plan.controller_cpu, plan.controller_dedicated, shard_count) {
+        (ExecutorCpu::Unpinned, _, _) | (_, _, 0) => "",
+        (ExecutorCpu::Pinned(_), true, _) => ", dedicated",
+        (ExecutorCpu::Pinned(_), false, _) => ", shared with shard 0",
+    };
+    format!(
+        "CPU placement {} ({}): {shard_text}; controller {}{share} (process CPU set {cpus:?})",
+        plan.pinning.name(),
+        plan.reason,
+        match plan.controller_cpu {
+            ExecutorCpu::Pinned(cpu) => format!("on CPU {cpu}"),
+            ExecutorCpu::Unpinned => "unpinned".to_string(),
+        },
+    )
+}
+
+/// An executor pinned to `cpu`, or unbound (it inherits the process's affinity mask, so it stays
+/// inside the CPU set). `spin_before_park` is never set: an idle executor parks in the kernel at
+/// once instead of busy-polling, which is what lets several processes share CPUs (glommio also
+/// clears it for unbound executors). The preemption timer only bounds how long a task queue runs
+/// while busy; it wakes nothing while idle.
+fn executor(name: &str, cpu: ExecutorCpu) -> LocalExecutorBuilder {
+    let placement = match cpu {
+        ExecutorCpu::Pinned(cpu) => Placement::Fixed(cpu),
+        ExecutorCpu::Unpinned => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement)
         .name(name)
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
 }

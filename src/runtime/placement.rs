@@ -3,6 +3,10 @@
 //! `shard_for_partition` is the one function that places partitions: pure, stable for a topic's
 //! lifetime (it hashes the topic id, not the name), and spreading a topic's partitions evenly.
 //! Every shard computes it independently and gets the same answer.
+//!
+//! `plan_cpus` places executors on the CPUs of the process's CPU set as `cpu.pinning` asks:
+//! pinned from the set's first CPU, pinned from CPU `node.id mod n` of the set (`spread`, what
+//! `auto` chooses), or not pinned at all. It is pure; the runtime reads the set and applies it.
 
 use crate::metadata::TopicId;
 
@@ -39,36 +43,157 @@ fn jump_consistent_hash(mut key: u64, buckets: usize) -> usize {
     bucket as usize
 }
 
-/// Where the executors run: one CPU per shard, and the controller's CPU.
+/// `cpu.pinning`: how executor threads are placed on the CPUs of the process's CPU set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuPinning {
+    /// Chosen at start-up: `Spread` (see `plan_cpus` for why).
+    Auto,
+    /// One executor per CPU, from the first CPU of the set.
+    Pinned,
+    /// As `Pinned`, but from CPU `node.id mod n` of the set, so that nodes sharing a machine
+    /// start on different CPUs.
+    Spread,
+    /// Not pinned (Redpanda's `--overprovisioned`): the kernel places the threads within the set.
+    Unpinned,
+}
+
+impl CpuPinning {
+    /// The values `parse` accepts, for error messages.
+    pub const VALUES: &'static str = "auto, pinned (or true), spread, none (or false)";
+
+    /// Parses a `cpu.pinning` value, ignoring case.
+    pub fn parse(value: &str) -> Option<CpuPinning> {
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Some(CpuPinning::Auto),
+            "pinned" | "true" => Some(CpuPinning::Pinned),
+            "spread" => Some(CpuPinning::Spread),
+            "none" | "false" => Some(CpuPinning::Unpinned),
+            _ => None,
+        }
+    }
+
+    /// The value's canonical name, as the start-up log writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuPinning::Auto => "auto",
+            CpuPinning::Pinned => "pinned",
+            CpuPinning::Spread => "spread",
+            CpuPinning::Unpinned => "none",
+        }
+    }
+}
+
+/// Where one executor thread runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorCpu {
+    Pinned(usize),
+    /// Anywhere in the process's CPU set (the thread inherits the process's affinity mask).
+    Unpinned,
+}
+
+/// Where the executors run: one entry per shard, and the controller's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuPlan {
-    pub shard_cpus: Vec<usize>,
-    pub controller_cpu: usize,
+    /// The placement applied: `Pinned`, `Spread` or `Unpinned`, never `Auto`.
+    pub pinning: CpuPinning,
+    /// Why, in words, for the start-up log.
+    pub reason: String,
+    pub shard_cpus: Vec<ExecutorCpu>,
+    pub controller_cpu: ExecutorCpu,
+    /// The controller is not counted against the shards' CPUs (when pinned: it has a CPU of its
+    /// own).
     pub controller_dedicated: bool,
 }
 
-/// Plans executor placement over the CPUs the process may run on. With `dedicated` unset, the
-/// controller gets its own CPU when there are at least four; otherwise it shares the first
-/// shard's CPU. `shard_count` 0 means one shard per remaining CPU; more shards than CPUs wrap.
-pub fn plan_cpus(cpus: &[usize], shard_count: usize, dedicated: Option<bool>) -> CpuPlan {
+/// Plans executor placement over `cpus`, the CPUs the process may run on.
+///
+/// The number of shards and the controller's share do not depend on `pinning`: with `dedicated`
+/// unset, the controller gets a CPU of its own when there are at least four, otherwise it shares
+/// shard 0's; `shard_count` 0 means one shard per remaining CPU; more shards than CPUs wrap.
+///
+/// `Auto` resolves to `Spread`. A process cannot see the other nodes on its machine (in a
+/// container it cannot even see their processes), so the rule must serve both cases blind:
+/// rotating the CPU list by `node.id` gives a lone node exactly the CPUs and the one-executor-
+/// per-CPU layout that pinning from the first CPU would, and gives co-located nodes (a compose
+/// cluster, a test cluster) different first CPUs instead of all of them on the set's first CPU.
+/// A CPU set from `taskset` or `--cpuset-cpus` is respected in every mode.
+pub fn plan_cpus(
+    cpus: &[usize],
+    shard_count: usize,
+    dedicated: Option<bool>,
+    pinning: CpuPinning,
+    node_id: i32,
+) -> CpuPlan {
     assert!(!cpus.is_empty(), "the process may run on at least one CPU");
+    let start = match pinning {
+        CpuPinning::Auto | CpuPinning::Spread => node_id.rem_euclid(cpus.len() as i32) as usize,
+        CpuPinning::Pinned | CpuPinning::Unpinned => 0,
+    };
+    let (applied, reason) = resolve(pinning, cpus, start, node_id);
+    let rotated: Vec<usize> = cpus[start..]
+        .iter()
+        .chain(&cpus[..start])
+        .copied()
+        .collect();
     let controller_dedicated = dedicated.unwrap_or(cpus.len() >= 4) && cpus.len() >= 2;
     let (controller_cpu, shard_pool) = if controller_dedicated {
-        (cpus[cpus.len() - 1], &cpus[..cpus.len() - 1])
+        (rotated[rotated.len() - 1], &rotated[..rotated.len() - 1])
     } else {
-        (cpus[0], cpus)
+        (rotated[0], &rotated[..])
     };
     let count = if shard_count == 0 {
         shard_pool.len()
     } else {
         shard_count
     };
+    let place = |cpu: usize| match applied {
+        CpuPinning::Unpinned => ExecutorCpu::Unpinned,
+        _ => ExecutorCpu::Pinned(cpu),
+    };
     CpuPlan {
+        pinning: applied,
+        reason,
         shard_cpus: (0..count)
-            .map(|index| shard_pool[index % shard_pool.len()])
+            .map(|index| place(shard_pool[index % shard_pool.len()]))
             .collect(),
-        controller_cpu,
+        controller_cpu: place(controller_cpu),
         controller_dedicated,
+    }
+}
+
+/// The placement `pinning` applies (`Auto` is `Spread`, see `plan_cpus`) and why, in words for
+/// the start-up log; `start` is the index in `cpus` that spreading starts from.
+fn resolve(
+    pinning: CpuPinning,
+    cpus: &[usize],
+    start: usize,
+    node_id: i32,
+) -> (CpuPinning, String) {
+    let from = format!(
+        "from CPU {}, the set's CPU at index node.id {node_id} mod {} = {start}",
+        cpus[start],
+        cpus.len()
+    );
+    match pinning {
+        CpuPinning::Pinned => (
+            CpuPinning::Pinned,
+            "cpu.pinning=pinned: one executor per CPU from the first CPU of the set".to_string(),
+        ),
+        CpuPinning::Spread => (CpuPinning::Spread, format!("cpu.pinning=spread: {from}")),
+        CpuPinning::Auto => (
+            CpuPinning::Spread,
+            format!(
+                "cpu.pinning=auto spreads by node id, as other nodes on this machine cannot be \
+                 seen: co-located nodes start on different CPUs, a lone node gets every CPU \
+                 either way; {from}"
+            ),
+        ),
+        CpuPinning::Unpinned => (
+            CpuPinning::Unpinned,
+            "cpu.pinning=none: no executor is pinned or busy-polls; the kernel places the \
+             threads within the set and moves them off busy CPUs"
+                .to_string(),
+        ),
     }
 }
 
@@ -108,21 +233,135 @@ mod tests {
         assert!(moved < 1_500, "{moved} of 10000 keys moved");
     }
 
+    fn pinned(cpus: &[usize]) -> Vec<ExecutorCpu> {
+        cpus.iter().copied().map(ExecutorCpu::Pinned).collect()
+    }
+
     /// Proves the controller shares a CPU on small machines and gets its own on larger ones.
     #[test]
     fn plans_cpus() {
-        let small = plan_cpus(&[0, 1], 0, None);
-        assert_eq!(
-            small,
-            CpuPlan {
-                shard_cpus: vec![0, 1],
-                controller_cpu: 0,
-                controller_dedicated: false
+        let small = plan_cpus(&[0, 1], 0, None, CpuPinning::Pinned, 1);
+        assert_eq!(small.pinning, CpuPinning::Pinned);
+        assert_eq!(small.shard_cpus, pinned(&[0, 1]));
+        assert_eq!(small.controller_cpu, ExecutorCpu::Pinned(0));
+        assert!(!small.controller_dedicated);
+        let large = plan_cpus(&[2, 3, 4, 5], 0, None, CpuPinning::Pinned, 1);
+        assert_eq!(large.shard_cpus, pinned(&[2, 3, 4]));
+        assert_eq!(large.controller_cpu, ExecutorCpu::Pinned(5));
+        assert!(large.controller_dedicated);
+        let wrapped = plan_cpus(&[0], 3, Some(true), CpuPinning::Pinned, 1);
+        assert_eq!(wrapped.shard_cpus, pinned(&[0, 0, 0]));
+        assert!(!wrapped.controller_dedicated, "one CPU cannot be dedicated");
+    }
+
+    /// Proves `pinned` ignores node.id: every node starts on the set's first CPU (the old layout).
+    #[test]
+    fn pinned_starts_on_the_first_cpu() {
+        for node_id in [1, 2, 5, 1000] {
+            let plan = plan_cpus(&[2, 3, 5], 1, None, CpuPinning::Pinned, node_id);
+            assert_eq!(plan.shard_cpus, pinned(&[2]));
+            assert_eq!(plan.controller_cpu, ExecutorCpu::Pinned(2));
+        }
+        let plan = plan_cpus(&[1], 0, None, CpuPinning::Pinned, 4);
+        assert_eq!(plan.shard_cpus, pinned(&[1]));
+        assert_eq!(plan.controller_cpu, ExecutorCpu::Pinned(1));
+    }
+
+    /// Proves `spread` starts at CPU node.id mod n of the set, wrapping, and stays in the set.
+    #[test]
+    fn spread_starts_at_node_id_mod_cpus() {
+        let starts: Vec<ExecutorCpu> = (1..=6)
+            .map(|node_id| plan_cpus(&[0, 1], 1, None, CpuPinning::Spread, node_id).shard_cpus[0])
+            .collect();
+        assert_eq!(starts, pinned(&[1, 0, 1, 0, 1, 0]));
+        let starts: Vec<ExecutorCpu> = (0..7)
+            .map(|node_id| {
+                plan_cpus(&[2, 3, 5], 1, None, CpuPinning::Spread, node_id).shard_cpus[0]
+            })
+            .collect();
+        assert_eq!(starts, pinned(&[2, 3, 5, 2, 3, 5, 2]));
+        let plan = plan_cpus(&[2, 3, 5], 0, None, CpuPinning::Spread, 4);
+        assert_eq!(plan.shard_cpus, pinned(&[3, 5, 2]), "all CPUs, rotated");
+        assert_eq!(plan.controller_cpu, ExecutorCpu::Pinned(3), "with shard 0");
+        let plan = plan_cpus(&[2, 3, 5], 4, None, CpuPinning::Spread, 2);
+        assert_eq!(plan.shard_cpus, pinned(&[5, 2, 3, 5]));
+        let plan = plan_cpus(&[1], 2, None, CpuPinning::Spread, 7);
+        assert_eq!(plan.shard_cpus, pinned(&[1, 1]));
+        assert_eq!(plan.controller_cpu, ExecutorCpu::Pinned(1));
+        let negative = plan_cpus(&[0, 1, 2], 1, None, CpuPinning::Spread, -1);
+        assert_eq!(negative.shard_cpus, pinned(&[2]));
+    }
+
+    /// Proves a dedicated controller under `spread` takes the CPU before the node's first, so
+    /// co-located nodes' controllers land on different CPUs too.
+    #[test]
+    fn spread_moves_the_dedicated_controller() {
+        let cpus = [0, 1, 2, 3];
+        let plan = plan_cpus(&cpus, 0, None, CpuPinning::Spread, 1);
+        assert_eq!(plan.shard_cpus, pinned(&[1, 2, 3]));
+        assert_eq!(plan.controller_cpu, ExecutorCpu::Pinned(0));
+        let controllers: Vec<ExecutorCpu> = (1..=4)
+            .map(|node_id| plan_cpus(&cpus, 1, None, CpuPinning::Spread, node_id).controller_cpu)
+            .collect();
+        assert_eq!(controllers, pinned(&[0, 1, 2, 3]));
+    }
+
+    /// Proves `auto` applies `spread` and says so.
+    #[test]
+    fn auto_spreads_by_node_id() {
+        for cpus in [&[1][..], &[0, 1], &[2, 3, 5]] {
+            for node_id in 1..=6 {
+                let auto = plan_cpus(cpus, 1, None, CpuPinning::Auto, node_id);
+                let spread = plan_cpus(cpus, 1, None, CpuPinning::Spread, node_id);
+                assert_eq!(auto.pinning, CpuPinning::Spread);
+                assert_eq!(
+                    (auto.shard_cpus, auto.controller_cpu),
+                    (spread.shard_cpus, spread.controller_cpu)
+                );
+                assert!(auto.reason.contains("cpu.pinning=auto"), "{}", auto.reason);
             }
+        }
+        let lone = plan_cpus(&[0, 1], 0, None, CpuPinning::Auto, 1);
+        assert_eq!(
+            lone.shard_cpus,
+            pinned(&[1, 0]),
+            "a lone node still gets every CPU"
         );
-        let large = plan_cpus(&[2, 3, 4, 5], 0, None);
-        assert_eq!(large.shard_cpus, vec![2, 3, 4]);
-        assert_eq!(large.controller_cpu, 5);
-        assert_eq!(plan_cpus(&[0], 3, Some(true)).shard_cpus, vec![0, 0, 0]);
+    }
+
+    /// Proves `none` pins nothing but keeps the shard count and the controller's share.
+    #[test]
+    fn unpinned_pins_nothing() {
+        for (cpus, shard_count, shards) in [(&[1][..], 0, 1), (&[0, 1], 0, 2), (&[2, 3, 5], 2, 2)] {
+            let plan = plan_cpus(cpus, shard_count, None, CpuPinning::Unpinned, 5);
+            assert_eq!(plan.pinning, CpuPinning::Unpinned);
+            assert_eq!(plan.shard_cpus, vec![ExecutorCpu::Unpinned; shards]);
+            assert_eq!(plan.controller_cpu, ExecutorCpu::Unpinned);
+        }
+        let large = plan_cpus(&[0, 1, 2, 3], 0, None, CpuPinning::Unpinned, 5);
+        assert_eq!(large.shard_cpus.len(), 3, "same count as pinned");
+        assert!(large.controller_dedicated);
+    }
+
+    /// Proves every documented value parses, ignoring case, and nothing else does.
+    #[test]
+    fn parses_pinning_values() {
+        for (value, pinning) in [
+            ("auto", CpuPinning::Auto),
+            ("pinned", CpuPinning::Pinned),
+            ("TRUE", CpuPinning::Pinned),
+            ("spread", CpuPinning::Spread),
+            ("none", CpuPinning::Unpinned),
+            ("False", CpuPinning::Unpinned),
+        ] {
+            assert_eq!(CpuPinning::parse(value), Some(pinning), "{value}");
+        }
+        for value in ["", "yes", "0", "overprovisioned"] {
+            assert_eq!(CpuPinning::parse(value), None, "{value}");
+        }
+        assert_eq!(
+            CpuPinning::parse(CpuPinning::Unpinned.name()),
+            Some(CpuPinning::Unpinned)
+        );
     }
 }

@@ -49,7 +49,8 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaPythonTopicPartition
 
 import support
-from cluster import BROKER_IDS, CONTROLLER_IDS, Cluster, NodeExited, Partition, eventually
+from cluster import (BROKER_IDS, CONTROLLER_IDS, CPU_PINNING, Cluster, NodeExited, Partition,
+                     eventually)
 
 TOPIC = "chaos"
 PARTITIONS = 3
@@ -59,6 +60,9 @@ NO_LEADER = -1
 
 # Added to every node's properties (controllers decide replication factors and elections in KRaft).
 CLUSTER_PROPERTIES = {
+    # The six nodes share this machine's CPUs: unpinned, as cluster.py has it, so the kernel moves
+    # a node's threads off a CPU that another node keeps busy.
+    "cpu.pinning": CPU_PINNING,
     "replica.lag.time.max.ms": "3000",  # A follower silent this long leaves the ISR.
     "min.insync.replicas": str(MIN_INSYNC_REPLICAS),
     "default.replication.factor": str(REPLICATION_FACTOR),

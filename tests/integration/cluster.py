@@ -39,6 +39,9 @@ ELECTION_TIMEOUT_MS = 1000
 SNAPSHOT_BYTES = 1024
 
 READY_TIMEOUT_S = 60  # Six processes and an election on two cores.
+# Six processes share this machine's CPUs, so none pins its executors: the kernel places and moves
+# the threads (with `auto`, every node would pin to CPU node.id mod n of the machine).
+CPU_PINNING = "none"
 REQUEST_TIMEOUT_S = 5
 POLL_INTERVAL_S = 0.2
 REPORT_TAIL_LINES = 25
@@ -54,6 +57,7 @@ COMMON_PROPERTIES = {
     # run on compacted logs and lagging nodes catch up from snapshots.
     "metadata.log.max.record.bytes.between.snapshots": str(SNAPSHOT_BYTES),
     "shard.count": "1",  # Two cores for six nodes.
+    "cpu.pinning": CPU_PINNING,
     "metrics.port": "0",
 }
 BROKER_PROPERTIES = {

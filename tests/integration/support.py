@@ -176,6 +176,21 @@ class Broker:
             time.sleep(0.1)
 
 
+def executor_cpus(pid: int) -> dict[str, set[int]]:
+    """The CPUs each executor thread of process `pid` may run on, by executor name ("controller",
+    "shard-0", ...; glommio adds a number, and its blocking-pool thread has the same name)."""
+    cpus: dict[str, set[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            allowed = os.sched_getaffinity(int(task.name))
+        except OSError:
+            continue  # The thread has exited.
+        if match := re.fullmatch(r"(controller|shard-\d+)-\d+", name):
+            cpus.setdefault(match.group(1), set()).update(allowed)
+    return cpus
+
+
 def run_script(name: str, *args: str, input: str | None = None, timeout: float = SCRIPT_TIMEOUT_S,
                check: bool = True) -> subprocess.CompletedProcess:
     """Run one of the dist's bin/*.sh scripts and return its completed process (text mode)."""

@@ -10,6 +10,7 @@ Topic names are per test. Replication is not implemented yet: every topic has re
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -26,7 +27,8 @@ from clients import OFFSET_BEGINNING, check_reports, confluent_consume, confluen
 from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CONTROLLER_IDS, Cluster, NodeExited,
                      eventually, format_node, random_cluster_id)
 from kafka_wire import WireConnection
-from support import HOST, check_history, describe_run, keyed_messages, run_script
+from support import (HOST, check_history, describe_run, executor_cpus, keyed_messages,
+                     run_script)
 from test_kcat import kcat
 
 PARTITIONS = 6
@@ -110,6 +112,17 @@ def test_every_broker_lists_the_same_three_brokers_per_listener(cluster):
     assert quorum.leader_id in CONTROLLER_IDS, quorum
     assert sorted(quorum.voters) == list(CONTROLLER_IDS), quorum
     assert cluster.active_controller() == quorum.leader_id
+
+
+def test_nodes_sharing_the_machine_run_unpinned(cluster):
+    """The harness's cpu.pinning=none reaches every node: no executor thread is pinned, so the
+    six processes are not stacked on one CPU."""
+    for node_id, node in cluster.nodes.items():
+        allowed = os.sched_getaffinity(node.process.pid)
+        cpus = executor_cpus(node.process.pid)
+        assert "controller" in cpus and (not node.is_broker or "shard-0" in cpus), (node_id, cpus)
+        assert all(threads == allowed for threads in cpus.values()), (node_id, allowed, cpus)
+        assert "CPU placement none" in node.log_text(), node_id
 
 
 def test_metadata_quorum_tool_describes_the_quorum(cluster):

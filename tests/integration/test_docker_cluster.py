@@ -82,7 +82,8 @@ def test_compose_cluster_runs_the_readme_commands(tmp_path):
     for expected in ["- 29092:9092\n", "- 39092:9092\n", "- 49092:9092\n",
                      "FLINK_CONTROLLER_QUORUM_VOTERS: "
                      "1@controller-1:9093,2@controller-2:9093,3@controller-3:9093\n",
-                     "- seccomp=./seccomp-io_uring.json\n", "memlock: -1\n"]:
+                     "- seccomp=./seccomp-io_uring.json\n", "memlock: -1\n",
+                     "FLINK_CPU_PINNING: none\n"]:
         assert expected in shipped, f"{CLUSTER_FILE} lacks {expected!r}"
     text = shipped
     if not memlock_unlimited_allowed():
@@ -115,6 +116,9 @@ def test_compose_cluster_runs_the_readme_commands(tmp_path):
         for broker in BROKERS:
             wait_until_started(broker)
         assert "Formatting log directory" in container_logs("controller-1")
+        for name in CONTROLLERS + BROKERS:
+            # Six nodes on one host: none pins its executors (FLINK_CPU_PINNING reached it).
+            assert "CPU placement none" in container_logs(name), name
 
         # Inside the network, as the README has it.
         created = in_container("broker-1", f"./flink-topics.sh {IN_NETWORK} --create "

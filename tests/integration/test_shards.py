@@ -3,14 +3,37 @@ spans them all is answered per partition."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from clients import confluent_consume
 from kafka_wire import WireConnection, record_batch
-from support import HOST, check_history, create_topic
+from support import HOST, check_history, create_topic, executor_cpus
 
 PARTITIONS = 6
 RECORDS_PER_PARTITION = 50
+
+
+def test_default_placement_pins_shards_from_node_id(start_broker):
+    """cpu.pinning=auto: shard i is pinned to CPU (node.id + i) mod n of the process's CPU set, and
+    the controller shares shard 0's CPU; the log says so."""
+    broker = start_broker({"shard.count": 2})
+    allowed = sorted(os.sched_getaffinity(broker.process.pid))
+    start = 1 % len(allowed)  # node.id 1, as config/server.properties has it.
+    expected = {f"shard-{index}": {allowed[(start + index) % len(allowed)]} for index in range(2)}
+    expected["controller"] = expected["shard-0"]
+    assert executor_cpus(broker.process.pid) == expected
+    assert broker.wait_for_log(r"CPU placement spread \(cpu.pinning=auto"), broker.log_tail()
+
+
+def test_unpinned_executors_may_use_the_whole_cpu_set(start_broker):
+    """cpu.pinning=none: no executor thread is pinned; each may run on any CPU of the set."""
+    broker = start_broker({"shard.count": 2, "cpu.pinning": "none"})
+    allowed = os.sched_getaffinity(broker.process.pid)
+    cpus = executor_cpus(broker.process.pid)
+    assert sorted(cpus) == ["controller", "shard-0", "shard-1"], cpus
+    assert all(threads == allowed for threads in cpus.values()), (allowed, cpus)
+    assert broker.wait_for_log(r"CPU placement none"), broker.log_tail()
 
 
 def test_one_produce_request_spanning_shards(start_broker):
