@@ -11,6 +11,7 @@
 //! below it; followers read up to the log end. Waiters are woken whenever the log end, the
 //! high watermark or the replica's role changes.
 
+pub mod append_permit;
 pub mod producer_state;
 pub mod replicas;
 
@@ -20,11 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glommio::sync::Semaphore;
 
 use crate::metadata::PartitionImage;
 use crate::storage::batch::{self, BatchHeader};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
+use append_permit::{AppendPermit, AppendPermitGuard};
 use producer_state::{ProducerState, SequenceCheck};
 use replicas::{Replicas, Transition};
 
@@ -133,7 +134,7 @@ pub struct Partition {
     high_watermark: Cell<i64>,
     /// `min.insync.replicas` of the topic.
     min_insync_replicas: Cell<usize>,
-    append_permit: Semaphore,
+    append_permit: AppendPermit,
     producers: RefCell<ProducerState>,
     waiters: RefCell<Vec<flume::Sender<()>>>,
     /// Messages appended since the last fsync (for `flush.messages`).
@@ -166,7 +167,7 @@ impl Partition {
             log,
             replicas: RefCell::new(Replicas::new(node_id)),
             min_insync_replicas: Cell::new(1),
-            append_permit: Semaphore::new(1),
+            append_permit: AppendPermit::new(),
             producers: RefCell::new(producers),
             waiters: RefCell::new(Vec::new()),
             unflushed_messages: Cell::new(0),
@@ -176,12 +177,10 @@ impl Partition {
     }
 
     /// Waits for the append permit: appends, truncations, role changes, retention and
-    /// compaction swaps hold it, one at a time.
-    async fn lock_appends(&self) -> glommio::sync::Permit<'_> {
-        self.append_permit
-            .acquire_permit(1)
-            .await
-            .expect("the append semaphore is never closed")
+    /// compaction swaps hold it, one at a time, in the order they asked for it (so appends
+    /// started in request order are written in request order).
+    async fn lock_appends(&self) -> AppendPermitGuard<'_> {
+        self.append_permit.acquire().await
     }
 
     /// Takes the replica offline after a storage failure that left it in doubt (Kafka takes
