@@ -5,11 +5,13 @@
 //! given), a properties file, `FLINK_*` environment variables (`--from-env`), `--override` pairs.
 //! Unknown keys are warned about; invalid values are errors that name the key and the value.
 
+pub mod connections;
 pub mod env;
 pub mod listeners;
 pub mod properties;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
@@ -34,6 +36,12 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 ";
+
+/// What `queued.max.request.bytes=-1` (Kafka's default, no bound) bounds each connection to:
+/// room for sixteen 1 MiB produce requests (the Java producer's `max.request.size`), well beyond
+/// the five a producer keeps in flight. A single larger request (up to
+/// `socket.request.max.bytes`) is still read when nothing else of its connection is in flight.
+pub const QUEUED_REQUEST_BYTES_PER_CONNECTION: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -89,6 +97,18 @@ pub struct ServerConfig {
     pub log_flush_interval_ms: i64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: u32,
+    /// `queued.max.requests`: requests one connection may have read and not yet answered.
+    pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`: -1, or the bytes one connection may hold in requests being
+    /// handled and responses not yet written (see `request_bytes_in_flight_max`).
+    pub queued_max_request_bytes: i64,
+    /// `max.connections`: client connections the broker keeps open at once.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`, and `max.connections.per.ip.overrides` by address.
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// `max.connection.creation.rate`: new client connections accepted per second.
+    pub max_connection_creation_rate: u32,
     /// Shards to run; 0 means one per CPU of the process's CPU set.
     pub shard_count: usize,
     /// Port of the Prometheus endpoint (`GET /metrics`); 0 serves none.
@@ -169,6 +189,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log.flush.interval.ms", ""),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
+    ("queued.max.requests", "500"),
+    ("queued.max.request.bytes", "-1"),
+    ("max.connections", "2147483647"),
+    ("max.connections.per.ip", "2147483647"),
+    ("max.connections.per.ip.overrides", ""),
+    ("max.connection.creation.rate", "2147483647"),
     ("shard.count", "0"),
     ("controller.dedicated.core", "auto"),
     ("cpu.pinning", "auto"),
@@ -290,6 +316,14 @@ impl ServerConfig {
             log_flush_interval_ms: lookup.milliseconds("log.flush.interval.ms", &[])?,
             message_max_bytes: lookup.number("message.max.bytes")?,
             socket_request_max_bytes: lookup.number("socket.request.max.bytes")?,
+            queued_max_requests: lookup.count("queued.max.requests")?,
+            queued_max_request_bytes: lookup.number("queued.max.request.bytes")?,
+            max_connections: lookup.count("max.connections")?,
+            max_connections_per_ip: lookup.count("max.connections.per.ip")?,
+            max_connections_per_ip_overrides: connections::parse_per_ip_overrides(
+                &lookup.value("max.connections.per.ip.overrides"),
+            )?,
+            max_connection_creation_rate: lookup.count("max.connection.creation.rate")? as u32,
             shard_count: lookup.number("shard.count")?,
             metrics_port: lookup.number("metrics.port")?,
             controller_dedicated_core: match lookup.value("controller.dedicated.core").as_str() {
@@ -326,6 +360,17 @@ impl ServerConfig {
         };
         config.validate(lookup)?;
         Ok(config)
+    }
+
+    /// The bytes one connection may hold in requests being handled and responses waiting to
+    /// be written before it stops reading (`queued.max.request.bytes`). Kafka's -1 bounds
+    /// nothing; here it means `QUEUED_REQUEST_BYTES_PER_CONNECTION`, so that a client that
+    /// pipelines without reading its responses cannot take the broker's memory.
+    pub fn request_bytes_in_flight_max(&self) -> usize {
+        match usize::try_from(self.queued_max_request_bytes) {
+            Ok(bytes) if bytes > 0 => bytes,
+            _ => QUEUED_REQUEST_BYTES_PER_CONNECTION,
+        }
     }
 
     pub fn is_broker(&self) -> bool {
@@ -507,7 +552,33 @@ impl ServerConfig {
         if self.fetch_max_bytes < 1024 {
             return Err(invalid("fetch.max.bytes", "must be at least 1024".into()));
         }
+        self.validate_connection_limits(lookup)?;
         self.validate_security_protocols(lookup)
+    }
+
+    /// Kafka's rules for the request queue and connection keys.
+    fn validate_connection_limits(&self, lookup: &Lookup) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            value: lookup.value(key),
+            reason: reason.to_string(),
+        };
+        if self.queued_max_requests < 1 {
+            return Err(invalid("queued.max.requests", "must be at least 1"));
+        }
+        if self.queued_max_request_bytes < 1 && self.queued_max_request_bytes != -1 {
+            return Err(invalid(
+                "queued.max.request.bytes",
+                "must be -1 (the default bound per connection) or at least 1",
+            ));
+        }
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(invalid(
+                "max.connections.per.ip",
+                "can be set to zero only if max.connections.per.ip.overrides is set",
+            ));
+        }
+        Ok(())
     }
 
     /// Only PLAINTEXT is served today: every listener must map to it.
@@ -609,6 +680,16 @@ impl Lookup<'_> {
         })
     }
 
+    /// A Kafka INT key that must be zero or more (connection counts and rates).
+    fn count(&self, key: &str) -> Result<usize, ConfigError> {
+        let value: i32 = self.number(key)?;
+        usize::try_from(value).map_err(|_| ConfigError::Invalid {
+            key: key.to_string(),
+            value: self.value(key),
+            reason: "must be zero or more".into(),
+        })
+    }
+
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
         match self.value(key).to_ascii_lowercase().as_str() {
             "true" => Ok(true),
@@ -700,6 +781,55 @@ mod tests {
             let (config, warnings) = config_from(&text).unwrap();
             assert_eq!(config.cpu_pinning, pinning, "{value}");
             assert!(warnings.is_empty(), "{warnings:?}");
+        }
+    }
+
+    /// Proves the request queue and connection keys have Kafka's names and defaults (with
+    /// queued.max.request.bytes=-1 bounded per connection), and bad values are refused naming
+    /// key and value.
+    #[test]
+    fn request_queue_and_connection_limits() {
+        let (config, _) = config_from(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(config.queued_max_requests, 500);
+        assert_eq!(
+            config.request_bytes_in_flight_max(),
+            QUEUED_REQUEST_BYTES_PER_CONNECTION
+        );
+        assert_eq!(config.max_connections, i32::MAX as usize);
+        assert_eq!(config.max_connections_per_ip, i32::MAX as usize);
+        assert!(config.max_connections_per_ip_overrides.is_empty());
+        assert_eq!(config.max_connection_creation_rate, i32::MAX as u32);
+        let set = format!(
+            "{EMBEDDED_DEFAULT}queued.max.request.bytes=1048576\nmax.connections.per.ip=0\n\
+             max.connections.per.ip.overrides=127.0.0.1:3\nmax.connection.creation.rate=20\n"
+        );
+        let (config, warnings) = config_from(&set).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.request_bytes_in_flight_max(), 1 << 20);
+        assert_eq!(config.max_connections_per_ip, 0);
+        assert_eq!(
+            config.max_connections_per_ip_overrides[&"127.0.0.1".parse::<IpAddr>().unwrap()],
+            3
+        );
+        assert_eq!(config.max_connection_creation_rate, 20);
+        for (key, value, reason) in [
+            ("queued.max.requests", "0", "at least 1"),
+            ("queued.max.request.bytes", "0", "-1"),
+            ("max.connections", "-1", "zero or more"),
+            ("max.connections.per.ip", "0", "overrides"),
+            ("max.connection.creation.rate", "fast", "number"),
+            (
+                "max.connections.per.ip.overrides",
+                "127.0.0.1",
+                "host:count",
+            ),
+        ] {
+            let bad = format!("{EMBEDDED_DEFAULT}{key}={value}\n");
+            let message = config_from(&bad).unwrap_err().to_string();
+            assert!(
+                message.contains(key) && message.contains(value) && message.contains(reason),
+                "{message}"
+            );
         }
     }
 
