@@ -51,6 +51,20 @@ fn replica_id(request: &FetchRequest, version: i16) -> i32 {
     }
 }
 
+/// The most record bytes a response to `request` carries (but for a first batch larger than
+/// the limits, which is returned whole): what its connection holds of its byte bound
+/// (`queued.max.request.bytes`) while the fetch is served, so that a client pipelining fetches
+/// it does not read cannot make the broker build more responses than the bound.
+pub fn response_bytes_max(request: &FetchRequest) -> usize {
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.partition_max_bytes.max(0) as usize)
+        .fold(0, usize::saturating_add);
+    partitions.min(request.max_bytes.max(0) as usize)
+}
+
 pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     // No session is ever created (every response carries session id 0), so an incremental
     // fetch names a session this broker does not have; epoch -1 (close) or 0 with id 0 is a

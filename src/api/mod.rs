@@ -1,6 +1,8 @@
 //! One handler per Kafka API. Handlers translate between wire structs and the broker's domain
 //! (partitions, metadata, the controller) and choose Kafka error codes; they hold no logic of
-//! their own beyond that. `handle` frames one request into at most one response.
+//! their own beyond that. `decode` turns a frame into a request, `sequencing` says how it is
+//! ordered against the other requests of its connection (`net::connection` keeps to it), and
+//! `handle` serves it into at most one response.
 
 mod alter_configs;
 mod api_versions;
@@ -35,6 +37,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -56,6 +59,110 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// The client id from the request header (empty if none).
     pub client_id: String,
+    /// Signalled once the request has reached every shard it changes (see `Sequencing`).
+    pub dispatched: &'a Dispatched,
+}
+
+/// A request read off a connection, ready to be served.
+pub enum Decoded {
+    /// ApiVersions at a version this broker does not serve: answered at once, without decoding
+    /// its body (KIP-511: the answer lists the versions the client should use).
+    Answered(BytesMut),
+    /// Boxed: a decoded body is hundreds of bytes, an early answer a pointer.
+    Request(Box<protocol::Request>),
+}
+
+/// Decodes one request frame (without its size prefix). An error means the connection must be
+/// closed.
+pub fn decode(frame: Bytes) -> Result<Decoded, ProtocolError> {
+    let (key, version) = protocol::peek_api(&frame)?;
+    if key == ApiKey::ApiVersions && !protocol::is_supported(key, version) {
+        return api_versions::unsupported_version(&frame).map(Decoded::Answered);
+    }
+    protocol::decode_request(frame).map(|request| Decoded::Request(Box::new(request)))
+}
+
+/// How a request is ordered against the other requests of its connection. Kafka clients count
+/// on a connection's side effects happening in request order (an idempotent producer with
+/// five requests in flight, a consumer's successive commits); reads need no order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequencing {
+    /// Reads (and creations that are idempotent, such as Metadata's auto-creation): may run
+    /// beside any other request of the connection.
+    Concurrent,
+    /// Produce: started only once the connection's previous produce has been dispatched to
+    /// the owners of its partitions (`Dispatched`); from there the owners keep the order
+    /// (`Shard::dispatch`, `partition::append_permit`). Appends never wait for one another's
+    /// fsync or replication.
+    Produce,
+    /// Every other change (groups, offset commits, topics, configs, a follower's fetch): runs
+    /// alone, once every earlier request of the connection has completed, and completes before
+    /// any later one starts, as a Kafka broker serves every request of a connection.
+    Exclusive,
+}
+
+/// How `request` is ordered against the other requests of its connection.
+pub fn sequencing(request: &protocol::Request) -> Sequencing {
+    match &request.body {
+        RequestKind::Produce(_) => Sequencing::Produce,
+        // A follower's fetch moves its progress at the leader (and so the high watermark and
+        // the ISR); replica fetchers send one at a time anyway.
+        RequestKind::Fetch(body) if fetch::is_follower(body, request.version) => {
+            Sequencing::Exclusive
+        }
+        RequestKind::ApiVersions(_)
+        | RequestKind::Metadata(_)
+        | RequestKind::Fetch(_)
+        | RequestKind::ListOffsets(_)
+        | RequestKind::OffsetFetch(_)
+        | RequestKind::FindCoordinator(_)
+        | RequestKind::ListGroups(_)
+        | RequestKind::DescribeGroups(_)
+        | RequestKind::ConsumerGroupDescribe(_)
+        | RequestKind::DescribeConfigs(_)
+        | RequestKind::DescribeCluster(_)
+        | RequestKind::OffsetForLeaderEpoch(_)
+        | RequestKind::DescribeLogDirs(_)
+        | RequestKind::DescribeTopicPartitions(_)
+        | RequestKind::DescribeQuorum(_) => Sequencing::Concurrent,
+        _ => Sequencing::Exclusive,
+    }
+}
+
+/// Whether `request` is answered at all: a produce with acks=0 is not, as in Kafka.
+pub fn expects_response(request: &protocol::Request) -> bool {
+    !matches!(&request.body, RequestKind::Produce(body) if body.acks == 0)
+}
+
+/// The most bytes a response to `request` may take beyond a small one (a fetch's records):
+/// its connection counts them against its byte bound while the request is handled.
+pub fn response_bytes_max(request: &protocol::Request) -> usize {
+    match &request.body {
+        RequestKind::Fetch(body) => fetch::response_bytes_max(body),
+        _ => 0,
+    }
+}
+
+/// Told by a handler when its request has been dispatched (`Sequencing::Produce`). Dropping it
+/// tells too, so a handler that ends, or never dispatches anything, releases the waiter.
+pub struct Dispatched {
+    signal: Cell<Option<flume::Sender<()>>>,
+}
+
+impl Dispatched {
+    /// The signal, and what its waiter awaits: `recv_async` returns (with an error) once the
+    /// signal is given or dropped.
+    pub fn new() -> (Dispatched, flume::Receiver<()>) {
+        let (signal, wait) = flume::bounded(1);
+        let dispatched = Dispatched {
+            signal: Cell::new(Some(signal)),
+        };
+        (dispatched, wait)
+    }
+
+    pub fn signal(&self) {
+        drop(self.signal.take());
+    }
 }
 
 /// Sends one part per requested (topic, partition), in request order, to the shard owning it,
@@ -115,18 +222,15 @@ pub struct ConnectionInfo {
     pub client_host: String,
 }
 
-/// Handles one request frame (without its size prefix). `Ok(None)` means no response is due
-/// (a produce with acks=0). An error means the connection must be closed.
+/// Serves one decoded request. `Ok(None)` means no response is due (a produce with acks=0).
+/// An error means the connection must be closed.
 pub async fn handle(
     shard: &Rc<Shard>,
     connection: &ConnectionInfo,
-    frame: Bytes,
+    request: protocol::Request,
+    dispatched: &Dispatched,
 ) -> Result<Option<BytesMut>, ProtocolError> {
-    let (key, version) = protocol::peek_api(&frame)?;
-    if key == ApiKey::ApiVersions && !protocol::is_supported(key, version) {
-        return api_versions::unsupported_version(&frame).map(Some);
-    }
-    let request = protocol::decode_request(frame)?;
+    let (key, version) = (request.key, request.version);
     let correlation_id = request.header.correlation_id;
     let client_id = request
         .header
@@ -139,6 +243,7 @@ pub async fn handle(
         connection,
         version,
         client_id,
+        dispatched,
     };
     let respond =
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);

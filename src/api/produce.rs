@@ -117,15 +117,19 @@ pub async fn handle(
     }
     let acks_for_append = acks.unwrap_or(Acks::Leader);
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let outcomes = context
+    let scattered = context
         .shard
-        .scatter(parts, |parts, reply| ShardRequest::Produce {
+        .dispatch(parts, |parts, reply| ShardRequest::Produce {
             parts,
             acks: acks_for_append,
             timeout,
             reply,
         })
         .await;
+    // Every part is in line at its owner: the connection's next produce may be dispatched, and
+    // will be appended after this one (`Shard::dispatch`), while this one waits for its acks.
+    context.dispatched.signal();
+    let outcomes = scattered.gather().await;
     if acks == Some(Acks::None) {
         return None;
     }

@@ -1,74 +1,376 @@
-//! One client connection: read a request, handle it, write its response, in order. Like Kafka,
-//! a connection has one request in progress at a time, which keeps responses in request order.
-//! Any framing or decoding error closes this connection only, with a log line.
+//! One client connection, pipelined: requests are read ahead and each is handled as its own task
+//! on this shard, so that they complete in any order, while responses are written strictly in
+//! request order (Kafka's guarantee per connection). A produce waiting for its fsync or its
+//! replicas does not stop the next request from being read and appended.
+//!
+//! Two loops share the connection, both in its task: the reader reads a frame, decodes it and
+//! starts its handler as `api::sequencing` orders it (reads at once; a produce once the previous
+//! produce has reached its owners, so that appends keep request order; any other change alone);
+//! the writer awaits the handlers in request order and writes their responses. A produce with
+//! acks=0 gets no response and never holds up the writer.
+//!
+//! Bounds: `queued.max.requests` requests and `queued.max.request.bytes` bytes in flight per
+//! connection (`in_flight::InFlight`). At either, the reader stops reading the socket, leaving
+//! the next request's body unread (the client's sends then block), until responses drain.
+//!
+//! Any framing or decoding error closes this connection only, with a log line, once the
+//! responses of the requests before it are written; a response that cannot be encoded closes it
+//! at that point in the order.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
-use futures_lite::AsyncWriteExt;
+use bytes::BytesMut;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use glommio::task::JoinHandle;
 
-use super::frame::{read_frame, FrameError};
-use crate::api::ConnectionInfo;
+use super::frame::{read_body, read_size, FrameError};
+use super::in_flight::InFlight;
+use crate::api::{ConnectionInfo, Decoded, Dispatched, Sequencing};
+use crate::protocol::ProtocolError;
 use crate::runtime::shard::Shard;
 
-pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, mut stream: TcpStream) {
+type Handled = Result<Option<BytesMut>, ProtocolError>;
+
+/// Serves the connection until the client closes it or it fails.
+pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "unknown peer".to_string());
     let _ = stream.set_nodelay(true);
-    let connection = ConnectionInfo {
+    let connection = Rc::new(ConnectionInfo {
         listener,
         client_host: stream
             .peer_addr()
             .map(|address| format!("/{}", address.ip()))
             .unwrap_or_default(),
-    };
-    let request_bytes_max = shard.config.socket_request_max_bytes as usize;
+    });
+    let pipeline = Rc::new(Pipeline::new(InFlight::new(
+        shard.config.queued_max_requests,
+        shard.config.request_bytes_in_flight_max(),
+    )));
+    let socket = Rc::new(RefCell::new(stream));
     crate::metrics::count_connection(1);
-    loop {
-        let frame = match read_frame(&mut stream, request_bytes_max).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(FrameError::Io(error)) => {
-                tracing::debug!(
-                    "connection from {peer} on shard {} ended: {error}",
-                    shard.id
-                );
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(
-                    "closing connection from {peer} on shard {}: {error}",
-                    shard.id
-                );
-                break;
-            }
-        };
-        if frame.len() >= 2 {
-            crate::metrics::count_request(
-                i16::from_be_bytes([frame[0], frame[1]]),
-                frame.len() + 4,
-            );
+    let reader = Reader {
+        shard: shard.clone(),
+        connection,
+        pipeline: pipeline.clone(),
+        socket: SocketHalf(socket.clone()),
+        peer: &peer,
+    };
+    let reading = async {
+        reader.run().await;
+        pipeline.reading_ended();
+        // The writer decides when the connection ends: after the last response.
+        std::future::pending::<()>().await
+    };
+    let mut writer = SocketHalf(socket);
+    futures_lite::future::or(
+        write_responses(&shard, &pipeline, &mut writer, &peer),
+        reading,
+    )
+    .await;
+    // Handlers still running finish on their own (their tasks are detached); only their
+    // responses are dropped.
+    pipeline.responses.borrow_mut().clear();
+    crate::metrics::count_connection(-1);
+    let _ = writer.close().await;
+}
+
+/// A response to write, in request order.
+enum Response {
+    /// Known when the request was read (ApiVersions of an unsupported version).
+    Ready(BytesMut),
+    /// The handler's task.
+    Handler(JoinHandle<Handled>),
+}
+
+/// What the reader and the writer of a connection share.
+struct Pipeline {
+    in_flight: RefCell<InFlight>,
+    /// Responses due, in request order.
+    responses: RefCell<VecDeque<Response>>,
+    reading_ended: Cell<bool>,
+    /// Wakes the reader when room is made or a handler ends.
+    reader_wakeup: Wakeup,
+    /// Wakes the writer when a response is queued or reading ends.
+    writer_wakeup: Wakeup,
+}
+
+impl Pipeline {
+    fn new(in_flight: InFlight) -> Pipeline {
+        Pipeline {
+            in_flight: RefCell::new(in_flight),
+            responses: RefCell::new(VecDeque::new()),
+            reading_ended: Cell::new(false),
+            reader_wakeup: Wakeup::default(),
+            writer_wakeup: Wakeup::default(),
         }
-        let response = match crate::api::handle(&shard, &connection, frame).await {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::warn!(
-                    "closing connection from {peer} on shard {}: {error}",
-                    shard.id
-                );
-                break;
+    }
+
+    fn push(&self, response: Response) {
+        self.responses.borrow_mut().push_back(response);
+        self.writer_wakeup.wake();
+    }
+
+    fn reading_ended(&self) {
+        self.reading_ended.set(true);
+        self.writer_wakeup.wake();
+    }
+
+    /// A handler ended (see `InFlight::finish`).
+    fn finish(&self, held: usize, response_size: usize) {
+        self.in_flight.borrow_mut().finish(held, response_size);
+        self.reader_wakeup.wake();
+    }
+
+    /// A request was answered (see `InFlight::answered`).
+    fn answered(&self, response_size: usize) {
+        self.in_flight.borrow_mut().answered(response_size);
+        self.reader_wakeup.wake();
+    }
+
+    /// The next response due; `None` once reading has ended and every response is out.
+    async fn next_response(&self) -> Option<Response> {
+        self.writer_wakeup
+            .until(|| !self.responses.borrow().is_empty() || self.reading_ended.get())
+            .await;
+        self.responses.borrow_mut().pop_front()
+    }
+
+    async fn until_in_flight(&self, ready: impl Fn(&InFlight) -> bool) {
+        self.reader_wakeup
+            .until(|| ready(&self.in_flight.borrow()))
+            .await;
+    }
+}
+
+/// Wakes the one task that waits on it (a connection's reader, or its writer).
+#[derive(Default)]
+struct Wakeup {
+    waker: Cell<Option<Waker>>,
+}
+
+impl Wakeup {
+    fn wake(&self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Returns once `ready` holds, checking it again at each wake-up.
+    async fn until(&self, ready: impl Fn() -> bool) {
+        std::future::poll_fn(|context| match ready() {
+            true => Poll::Ready(()),
+            false => {
+                self.waker.set(Some(context.waker().clone()));
+                Poll::Pending
             }
-        };
-        if let Some(response) = response {
-            crate::metrics::count_response(response.len());
-            if let Err(error) = stream.write_all(&response).await {
-                tracing::debug!("connection from {peer} closed while writing: {error}");
-                break;
+        })
+        .await
+    }
+}
+
+/// The reading side: frames in, handlers started in order.
+struct Reader<'a> {
+    shard: Rc<Shard>,
+    connection: Rc<ConnectionInfo>,
+    pipeline: Rc<Pipeline>,
+    socket: SocketHalf,
+    peer: &'a str,
+}
+
+impl Reader<'_> {
+    /// Reads and starts requests until the stream ends or a request is malformed.
+    async fn run(mut self) {
+        let request_bytes_max = self.shard.config.socket_request_max_bytes as usize;
+        // The previous produce, until it has been dispatched to its owners.
+        let mut previous_produce: Option<flume::Receiver<()>> = None;
+        let mut previous_exclusive = false;
+        loop {
+            let size = match read_size(&mut self.socket, request_bytes_max).await {
+                Ok(Some(size)) => size,
+                Ok(None) => return,
+                Err(error) => return self.log_frame_error(error),
+            };
+            // Backpressure: the body stays in the socket until there is room for it.
+            self.pipeline
+                .until_in_flight(|in_flight| in_flight.admits(size))
+                .await;
+            self.pipeline.in_flight.borrow_mut().admit(size);
+            let frame = match read_body(&mut self.socket, size).await {
+                Ok(frame) => frame,
+                Err(error) => return self.log_frame_error(error),
+            };
+            if frame.len() >= 2 {
+                crate::metrics::count_request(
+                    i16::from_be_bytes([frame[0], frame[1]]),
+                    frame.len() + 4,
+                );
+            }
+            let request = match crate::api::decode(frame) {
+                Ok(Decoded::Request(request)) => request,
+                Ok(Decoded::Answered(response)) => {
+                    let mut in_flight = self.pipeline.in_flight.borrow_mut();
+                    in_flight.start(0);
+                    in_flight.finish(size, response.len());
+                    drop(in_flight);
+                    self.pipeline.push(Response::Ready(response));
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "closing connection from {} on shard {}: {error}",
+                        self.peer,
+                        self.shard.id
+                    );
+                    return;
+                }
+            };
+            let sequencing = crate::api::sequencing(&request);
+            if sequencing == Sequencing::Exclusive || previous_exclusive {
+                self.pipeline.until_in_flight(InFlight::idle).await;
+            }
+            if sequencing == Sequencing::Produce {
+                if let Some(previous) = previous_produce.take() {
+                    // Returns (with an error) once the previous produce is dispatched.
+                    let _ = previous.recv_async().await;
+                }
+            }
+            previous_exclusive = sequencing == Sequencing::Exclusive;
+            let (dispatched, dispatch_wait) = Dispatched::new();
+            if sequencing == Sequencing::Produce {
+                previous_produce = Some(dispatch_wait);
+            }
+            let expects_response = crate::api::expects_response(&request);
+            // A fetch holds room for its records while it runs, so that fetches are not read
+            // faster than their responses drain (capped at the bound: a larger response is let
+            // through alone).
+            let reserved = crate::api::response_bytes_max(&request)
+                .min(self.shard.config.request_bytes_in_flight_max());
+            self.pipeline.in_flight.borrow_mut().start(reserved);
+            let handler = self.start(request, size + reserved, dispatched, expects_response);
+            if expects_response {
+                self.pipeline.push(Response::Handler(handler));
             }
         }
     }
-    crate::metrics::count_connection(-1);
-    let _ = stream.close().await;
+
+    /// Runs the handler as a task of its own, which keeps the connection's accounting when it
+    /// ends (letting go of the `held` bytes); a request without response is answered then.
+    fn start(
+        &self,
+        request: Box<crate::protocol::Request>,
+        held: usize,
+        dispatched: Dispatched,
+        expects_response: bool,
+    ) -> JoinHandle<Handled> {
+        let (shard, connection, pipeline) = (
+            self.shard.clone(),
+            self.connection.clone(),
+            self.pipeline.clone(),
+        );
+        let handling = async move {
+            let handled = crate::api::handle(&shard, &connection, *request, &dispatched).await;
+            drop(dispatched);
+            let response_size = match (&handled, expects_response) {
+                (Ok(Some(response)), true) => response.len(),
+                _ => 0,
+            };
+            pipeline.finish(held, response_size);
+            if !expects_response {
+                pipeline.answered(0);
+            }
+            handled
+        };
+        glommio::spawn_local(handling).detach()
+    }
+
+    fn log_frame_error(&self, error: FrameError) {
+        match error {
+            FrameError::Io(error) => tracing::debug!(
+                "connection from {} on shard {} ended: {error}",
+                self.peer,
+                self.shard.id
+            ),
+            error => tracing::warn!(
+                "closing connection from {} on shard {}: {error}",
+                self.peer,
+                self.shard.id
+            ),
+        }
+    }
+}
+
+/// Writes the responses in request order until reading has ended and all are written, a write
+/// fails, or a response cannot be made.
+async fn write_responses(shard: &Shard, pipeline: &Pipeline, socket: &mut SocketHalf, peer: &str) {
+    while let Some(response) = pipeline.next_response().await {
+        let handled = match response {
+            Response::Ready(response) => Ok(Some(response)),
+            // `None`: the task was cancelled, which happens only when the executor stops.
+            Response::Handler(handler) => match handler.await {
+                Some(handled) => handled,
+                None => return,
+            },
+        };
+        let response = match handled {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                pipeline.answered(0);
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "closing connection from {peer} on shard {}: {error}",
+                    shard.id
+                );
+                return;
+            }
+        };
+        crate::metrics::count_response(response.len());
+        if let Err(error) = socket.write_all(&response).await {
+            tracing::debug!("connection from {peer} closed while writing: {error}");
+            return;
+        }
+        pipeline.answered(response.len());
+    }
+}
+
+/// The reader's or the writer's use of the connection's socket. glommio keeps a read and a
+/// write in progress apart (a waker each), so both sides may wait at once; the socket is
+/// borrowed only inside a poll, never across an await.
+struct SocketHalf(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for SocketHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for SocketHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(context, buffer)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(context)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(context)
+    }
 }

@@ -20,6 +20,19 @@ pub async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
     request_bytes_max: usize,
 ) -> Result<Option<Bytes>, FrameError> {
+    match read_size(reader, request_bytes_max).await? {
+        Some(size) => read_body(reader, size).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads the 4-byte size of the next request and checks it against `request_bytes_max`;
+/// `Ok(None)` at a clean end of stream between requests. The body is left in the socket, so
+/// that a connection can wait for room before reading it (backpressure).
+pub async fn read_size<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    request_bytes_max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut size_bytes = [0u8; 4];
     let received = read_full(reader, &mut size_bytes).await?;
     if received == 0 {
@@ -42,6 +55,14 @@ pub async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
             max: request_bytes_max,
         });
     }
+    Ok(Some(size))
+}
+
+/// Reads the `size` bytes of a request whose size `read_size` returned.
+pub async fn read_body<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Result<Bytes, FrameError> {
     let mut body = vec![0u8; size];
     let received = read_full(reader, &mut body).await?;
     if received < size {
@@ -50,7 +71,7 @@ pub async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
             expected: size,
         });
     }
-    Ok(Some(Bytes::from(body)))
+    Ok(Bytes::from(body))
 }
 
 /// Fills `buffer` unless the stream ends first; returns how many bytes arrived.

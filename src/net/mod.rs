@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod frame;
+pub mod in_flight;
 
 use std::rc::Rc;
 

@@ -229,6 +229,27 @@ impl Shard {
         parts: Vec<(ShardId, P)>,
         build: impl Fn(Vec<P>, flume::Sender<Vec<R>>) -> ShardRequest,
     ) -> Vec<R> {
+        self.dispatch(parts, build).await.gather().await
+    }
+
+    /// Sends each part to its owning shard, local ones started here; returns once every part
+    /// is in its owner's queue (or running here), with the answers still to come.
+    ///
+    /// Order: of two produces dispatched one after the other to the same owner, the first is
+    /// appended first. The mesh queue is FIFO (a sender that finds it full waits in line too);
+    /// the owner's `serve` spawns each request's `handle` in queue order, as a local group's
+    /// `handle` is spawned here in call order; `handle` spawns a task per part, and the part
+    /// task asks for its partition's append permit before its first await (`Partition::append`).
+    /// All of them run in the default task queue (glommio spawns into the spawner's queue),
+    /// whose tasks run in the order they were spawned or woken (0.9 even polls a new task at
+    /// once, inside `spawn_local`), so the parts ask for the permit in dispatch order, and it is granted first come, first served (`partition::append_permit`). Hence a
+    /// connection that dispatches its produces one after the other (`api::Sequencing::Produce`)
+    /// has them appended in request order.
+    pub async fn dispatch<P, R>(
+        self: &Rc<Self>,
+        parts: Vec<(ShardId, P)>,
+        build: impl Fn(Vec<P>, flume::Sender<Vec<R>>) -> ShardRequest,
+    ) -> Scattered<R> {
         let count = parts.len();
         let mut groups: BTreeMap<ShardId, (Vec<usize>, Vec<P>)> = BTreeMap::new();
         for (position, (shard, part)) in parts.into_iter().enumerate() {
@@ -247,20 +268,7 @@ impl Shard {
             }
             pending.push((positions, answers));
         }
-        let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
-        for (positions, answers) in pending {
-            let answers = answers
-                .recv_async()
-                .await
-                .expect("an owning shard always answers");
-            for (position, answer) in positions.into_iter().zip(answers) {
-                results[position] = Some(answer);
-            }
-        }
-        results
-            .into_iter()
-            .map(|result| result.expect("every part answered"))
-            .collect()
+        Scattered { count, pending }
     }
 
     async fn handle(self: Rc<Self>, request: ShardRequest) {
@@ -804,6 +812,32 @@ impl Shard {
 
     fn log_config(&self, topic: &TopicImage) -> LogConfig {
         self.topic_settings(topic).log
+    }
+}
+
+/// The answers of parts `Shard::dispatch` sent, each group with its parts' positions.
+pub struct Scattered<R> {
+    count: usize,
+    pending: Vec<(Vec<usize>, flume::Receiver<Vec<R>>)>,
+}
+
+impl<R> Scattered<R> {
+    /// Waits for every owner's answers; returns them in the order of the parts.
+    pub async fn gather(self) -> Vec<R> {
+        let mut results: Vec<Option<R>> = (0..self.count).map(|_| None).collect();
+        for (positions, answers) in self.pending {
+            let answers = answers
+                .recv_async()
+                .await
+                .expect("an owning shard always answers");
+            for (position, answer) in positions.into_iter().zip(answers) {
+                results[position] = Some(answer);
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.expect("every part answered"))
+            .collect()
     }
 }
 
