@@ -28,6 +28,7 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 
+use super::connection_quotas::ConnectionSlot;
 use super::frame::{read_body, read_size, FrameError};
 use super::in_flight::InFlight;
 use crate::api::{ConnectionInfo, Decoded, Dispatched, Sequencing};
@@ -36,8 +37,9 @@ use crate::runtime::shard::Shard;
 
 type Handled = Result<Option<BytesMut>, ProtocolError>;
 
-/// Serves the connection until the client closes it or it fails.
-pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream) {
+/// Serves the connection until the client closes it or it fails; `slot` holds its place in
+/// the broker's connection counts until then.
+pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream, slot: ConnectionSlot) {
     let peer = stream
         .peer_addr()
         .map(|address| address.to_string())
@@ -80,6 +82,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream) {
     pipeline.responses.borrow_mut().clear();
     crate::metrics::count_connection(-1);
     let _ = writer.close().await;
+    drop(slot);
 }
 
 /// A response to write, in request order.

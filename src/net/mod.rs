@@ -1,16 +1,26 @@
 //! Client listeners. Every shard binds every client listener (glommio sets SO_REUSEPORT), so the
 //! kernel spreads connections over the shards; a connection is served entirely by the shard that
-//! accepted it.
+//! accepted it. The connection limits are the broker's, shared by the shards
+//! (`connection_quotas`).
 
 mod connection;
+pub mod connection_quotas;
 pub mod frame;
 pub mod in_flight;
 
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
 
 use crate::runtime::shard::Shard;
+use connection_quotas::{ConnectionQuotas, QuotaError};
+
+/// Refused connections are logged at info at most this often per listener and shard (with how
+/// many there were since), each one at debug: a client retrying against a limit must not flood
+/// the log.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A bound listener and its name (`PLAINTEXT`, ...).
 pub struct BoundListener {
@@ -46,22 +56,68 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
         .collect()
 }
 
-/// Accepts connections forever, each served as its own task on this shard.
-pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener) {
+/// Accepts connections forever, each served as its own task on this shard, unless it is over a
+/// connection limit: then it is closed at once.
+pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<ConnectionQuotas>) {
+    let mut refusals = RefusalLog::default();
     loop {
-        match listener.socket.accept().await {
-            Ok(stream) => {
+        let stream = match listener.socket.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!("accept on listener {} failed: {error}", listener.name);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            // Gone already (reset before it was accepted): nothing to serve.
+            Err(error) => {
+                tracing::debug!("connection on listener {} closed: {error}", listener.name);
+                continue;
+            }
+        };
+        match quotas.admit(&listener.name, peer.ip(), Instant::now()) {
+            Ok(slot) => {
                 glommio::spawn_local(connection::serve(
                     shard.clone(),
                     listener.name.clone(),
                     stream,
+                    slot,
                 ))
                 .detach();
             }
-            Err(error) => {
-                tracing::warn!("accept on listener {} failed: {error}", listener.name);
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            Err(refusal) => {
+                refusals.note(&listener.name, &peer.to_string(), &refusal);
+                drop(stream);
             }
         }
+    }
+}
+
+/// Logs refused connections without flooding: see `REFUSAL_LOG_INTERVAL`.
+#[derive(Default)]
+struct RefusalLog {
+    last_info: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, listener: &str, peer: &str, refusal: &QuotaError) {
+        tracing::debug!("closed connection from {peer} on listener {listener}: {refusal}");
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_info
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::info!(
+            "closed {} new connection(s) on listener {listener}; the latest from {peer}: {refusal}",
+            self.unlogged
+        );
+        self.last_info = Some(now);
+        self.unlogged = 0;
     }
 }

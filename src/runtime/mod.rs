@@ -22,6 +22,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::ServerConfig;
 use crate::controller::metadata_log::MetadataLog;
 use crate::controller::{ControllerRequest, CONTROLLER_QUEUE_CAPACITY};
+use crate::net::connection_quotas::{ConnectionQuotas, Limits};
 use mesh::Mesh;
 use placement::{CpuPlan, ExecutorCpu, ShardId};
 use shard::Shard;
@@ -152,6 +153,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         return Ok(());
     }
     let (started, start_results) = std::sync::mpsc::channel();
+    let quotas = ConnectionQuotas::new(Limits::from_config(&config), std::time::Instant::now());
     let mut handles = Vec::new();
     for (index, (cpu, queue)) in plan.shard_cpus[..shard_count]
         .iter()
@@ -161,6 +163,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         let (config, mesh, controller_sender) =
             (config.clone(), mesh.clone(), controller_sender.clone());
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
+        let quotas = quotas.clone();
         let name = format!("shard-{index}");
         let handle = executor(&name, *cpu)
             .spawn(move || async move {
@@ -197,8 +200,12 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                             .detach();
                         }
                         for listener in listeners {
-                            glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener))
-                                .detach();
+                            glommio::spawn_local(crate::net::accept_loop(
+                                shard.clone(),
+                                listener,
+                                quotas.clone(),
+                            ))
+                            .detach();
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
                         glommio::spawn_local(shard.clone().tick_replicas()).detach();
