@@ -378,3 +378,80 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
 pub fn str_bytes(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, MetadataRequest, OffsetCommitRequest, ProduceRequest, RequestHeader,
+    };
+
+    fn request(key: ApiKey, body: RequestKind) -> protocol::Request {
+        protocol::Request {
+            key,
+            version: 0,
+            header: RequestHeader::default(),
+            body,
+        }
+    }
+
+    fn fetch(body: FetchRequest) -> protocol::Request {
+        request(ApiKey::Fetch, RequestKind::Fetch(body))
+    }
+
+    /// Proves reads run beside anything, produces go in dispatch order, every other change
+    /// (a follower's fetch, named in the field of its version, included) runs alone, and only
+    /// an acks=0 produce goes unanswered.
+    #[test]
+    fn sequences_requests_by_their_side_effects() {
+        let produce = |acks| {
+            let body = ProduceRequest::default().with_acks(acks);
+            request(ApiKey::Produce, RequestKind::Produce(body))
+        };
+        assert_eq!(sequencing(&produce(1)), Sequencing::Produce);
+        assert!(expects_response(&produce(1)) && expects_response(&produce(-1)));
+        assert!(!expects_response(&produce(0)));
+        let metadata = request(
+            ApiKey::Metadata,
+            RequestKind::Metadata(MetadataRequest::default()),
+        );
+        assert_eq!(sequencing(&metadata), Sequencing::Concurrent);
+        assert_eq!(
+            sequencing(&fetch(FetchRequest::default())),
+            Sequencing::Concurrent
+        );
+        let follower = FetchRequest::default().with_replica_id(BrokerId(2));
+        assert_eq!(sequencing(&fetch(follower)), Sequencing::Exclusive);
+        let follower = FetchRequest::default()
+            .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(2)));
+        let mut v15 = fetch(follower);
+        v15.version = 15;
+        assert_eq!(sequencing(&v15), Sequencing::Exclusive);
+        let commit = request(
+            ApiKey::OffsetCommit,
+            RequestKind::OffsetCommit(OffsetCommitRequest::default()),
+        );
+        assert_eq!(sequencing(&commit), Sequencing::Exclusive);
+        assert!(expects_response(&commit));
+    }
+
+    /// Proves a fetch reserves the smaller of its max_bytes and its partitions' sum, and other
+    /// requests nothing.
+    #[test]
+    fn fetches_reserve_their_records() {
+        let partition = |bytes| FetchPartition::default().with_partition_max_bytes(bytes);
+        let topic = FetchTopic::default().with_partitions(vec![partition(300), partition(400)]);
+        let body = FetchRequest::default().with_topics(vec![topic]);
+        assert_eq!(
+            response_bytes_max(&fetch(body.clone().with_max_bytes(1000))),
+            700
+        );
+        assert_eq!(response_bytes_max(&fetch(body.with_max_bytes(500))), 500);
+        let metadata = request(
+            ApiKey::Metadata,
+            RequestKind::Metadata(MetadataRequest::default()),
+        );
+        assert_eq!(response_bytes_max(&metadata), 0);
+    }
+}
