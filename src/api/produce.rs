@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
@@ -19,6 +21,8 @@ use crate::storage::StorageError;
 /// Why one partition of a produce request was refused before reaching its shard.
 enum Refusal {
     Code(ResponseError, String),
+    /// A record-level refusal: Kafka also names the record at fault in `record_errors`.
+    Record(ResponseError, String, Option<i32>),
 }
 
 pub async fn handle(
@@ -166,6 +170,21 @@ fn response(
                         Err(Refusal::Code(error, message)) => base
                             .with_error_code(error.code())
                             .with_error_message((!message.is_empty()).then(|| str_bytes(&message))),
+                        Err(Refusal::Record(error, message, record)) => base
+                            .with_error_code(error.code())
+                            .with_error_message(Some(str_bytes(&message)))
+                            .with_record_errors(
+                                record
+                                    .map(|index| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(index)
+                                            .with_batch_index_error_message(Some(str_bytes(
+                                                &message,
+                                            )))
+                                    })
+                                    .into_iter()
+                                    .collect(),
+                            ),
                         Ok(()) => match outcomes.next().expect("an outcome per accepted partition")
                         {
                             Ok(appended) => base
@@ -201,11 +220,11 @@ fn refusal(error: BatchError) -> Refusal {
 
 fn record_refusal(error: RecordError) -> Refusal {
     let code = match error {
-        RecordError::Invalid(_) => ResponseError::InvalidRecord,
-        RecordError::Timestamp(_) => ResponseError::InvalidTimestamp,
+        RecordError::Invalid(..) => ResponseError::InvalidRecord,
+        RecordError::Timestamp(..) => ResponseError::InvalidTimestamp,
         RecordError::Compression(_) => ResponseError::UnsupportedCompressionType,
     };
-    Refusal::Code(code, error.to_string())
+    Refusal::Record(code, error.to_string(), error.record_index())
 }
 
 /// The Kafka error code for a partition-level failure on the owning shard.

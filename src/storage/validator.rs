@@ -69,18 +69,29 @@ pub struct RecordsSummary {
     pub keyless_records: u64,
 }
 
-/// Why a produced batch was refused; each maps to a Kafka error code (`api::produce`).
+/// Why a produced batch was refused; each maps to a Kafka error code (`api::produce`). The
+/// index of the record at fault, when one is, goes back in the response's `record_errors`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     /// Kafka's InvalidRecordException (INVALID_RECORD).
     #[error("{0}")]
-    Invalid(String),
+    Invalid(String, Option<i32>),
     /// Kafka's InvalidTimestampException (INVALID_TIMESTAMP).
     #[error("{0}")]
-    Timestamp(String),
+    Timestamp(String, Option<i32>),
     /// UNSUPPORTED_COMPRESSION_TYPE.
     #[error("{0}")]
     Compression(String),
+}
+
+impl RecordError {
+    /// The index of the record at fault within its batch, if the fault is one record's.
+    pub fn record_index(&self) -> Option<i32> {
+        match self {
+            RecordError::Invalid(_, record) | RecordError::Timestamp(_, record) => *record,
+            RecordError::Compression(_) => None,
+        }
+    }
 }
 
 /// Checks the records of every batch of one partition's produce data, as Kafka checks a client's
@@ -96,8 +107,9 @@ pub fn validate_client_batches(
         check_header(header, config, partition)?;
         let records = &buffer
             [header.position + super::batch::BATCH_HEADER_BYTES..header.position + header.size];
-        let walked = walk_records(records, header, config)
-            .map_err(|error| error.in_partition(header, config, partition))?;
+        let mut at = None;
+        let walked = walk_records(records, header, config, &mut at)
+            .map_err(|error| error.in_partition(header, config, partition, at))?;
         summary.keyless_records += walked.keyless_records;
     }
     Ok(summary)
@@ -109,7 +121,7 @@ fn check_header(
     config: &ValidationConfig,
     partition: &str,
 ) -> Result<(), RecordError> {
-    let invalid = |message: String| Err(RecordError::Invalid(message));
+    let invalid = |message: String| Err(RecordError::Invalid(message, None));
     if header.record_count <= 0 {
         return invalid(format!(
             "Invalid reported count for record batch: {} in topic partition {partition}.",
@@ -186,14 +198,18 @@ impl WalkError {
         header: &BatchHeader,
         config: &ValidationConfig,
         partition: &str,
+        record: Option<i32>,
     ) -> RecordError {
         let message = match self {
             WalkError::Timestamp { timestamp, index } => {
-                return RecordError::Timestamp(format!(
-                    "Timestamp {timestamp} of message with offset {index} is out of range. The timestamp should be within [{}, {}] in topic partition {partition}.",
-                    config.now_ms.saturating_sub(config.timestamp_before_max_ms),
-                    config.now_ms.saturating_add(config.timestamp_after_max_ms),
-                ));
+                return RecordError::Timestamp(
+                    format!(
+                        "Timestamp {timestamp} of message with offset {index} is out of range. The timestamp should be within [{}, {}] in topic partition {partition}.",
+                        config.now_ms.saturating_sub(config.timestamp_before_max_ms),
+                        config.now_ms.saturating_add(config.timestamp_after_max_ms),
+                    ),
+                    record,
+                );
             }
             WalkError::Underflow => format!(
                 "Found invalid record structure: the batch of {} records ends early",
@@ -224,15 +240,17 @@ impl WalkError {
                 format!("Failed to decompress the record batch: {reason}")
             }
         };
-        RecordError::Invalid(format!("{message} in topic partition {partition}."))
+        RecordError::Invalid(format!("{message} in topic partition {partition}."), record)
     }
 }
 
-/// Walks the records of one batch (`records`: the bytes after its 61-byte header).
+/// Walks the records of one batch (`records`: the bytes after its 61-byte header); `at` is left
+/// at the index of the record being read when an error stops the walk.
 fn walk_records(
     records: &[u8],
     header: &BatchHeader,
     config: &ValidationConfig,
+    at: &mut Option<i32>,
 ) -> Result<RecordsSummary, WalkError> {
     let limit = config.decompressed_bytes_max();
     match header.attributes & CODEC_MASK {
@@ -240,23 +258,25 @@ fn walk_records(
             &mut StreamSource::new(flate2::read::GzDecoder::new(records), limit),
             header,
             config,
+            at,
         ),
         CODEC_SNAPPY => walk(
             &mut StreamSource::new(SnappyReader::new(records, limit), limit),
             header,
             config,
+            at,
         ),
         CODEC_LZ4 => {
             let decoder = lz4::Decoder::new(records)
                 .map_err(|error| WalkError::Decompression(error.to_string()))?;
-            walk(&mut StreamSource::new(decoder, limit), header, config)
+            walk(&mut StreamSource::new(decoder, limit), header, config, at)
         }
         CODEC_ZSTD => {
             let decoder = zstd::stream::read::Decoder::with_buffer(records)
                 .map_err(|error| WalkError::Decompression(error.to_string()))?;
-            walk(&mut StreamSource::new(decoder, limit), header, config)
+            walk(&mut StreamSource::new(decoder, limit), header, config, at)
         }
-        _ => walk(&mut SliceSource { bytes: records }, header, config),
+        _ => walk(&mut SliceSource { bytes: records }, header, config, at),
     }
 }
 
@@ -389,10 +409,12 @@ fn walk(
     source: &mut impl Source,
     header: &BatchHeader,
     config: &ValidationConfig,
+    at: &mut Option<i32>,
 ) -> Result<RecordsSummary, WalkError> {
     let mut summary = RecordsSummary::default();
     let check_times = !config.log_append_time && header.attributes & LOG_APPEND_TIME_ATTRIBUTE == 0;
     for index in 0..header.record_count {
+        *at = Some(index);
         let size = read_varint(source)?;
         if size < 0 {
             return Err(WalkError::NegativeRecordSize(size));
@@ -440,6 +462,7 @@ fn walk(
             )?;
         }
     }
+    *at = None;
     if !source.at_end()? {
         return Err(WalkError::TrailingBytes);
     }

@@ -99,7 +99,7 @@ fn compressed_batch(compression: Compression, count: i32, value_bytes: usize) ->
 }
 
 fn is_invalid(result: Result<RecordsSummary, RecordError>) -> bool {
-    matches!(result, Err(RecordError::Invalid(_)))
+    matches!(result, Err(RecordError::Invalid(..)))
 }
 
 /// Proves well-formed batches pass, uncompressed and with every codec, and keyless records
@@ -218,7 +218,7 @@ fn refuses_bad_compressed_batches() {
     // 80 MiB of one byte compress to a few kilobytes, past the 64 MiB floor.
     let bomb = compressed_batch(Compression::Zstd, 1, 80 << 20);
     match validate(&bomb, &small) {
-        Err(RecordError::Invalid(message)) => {
+        Err(RecordError::Invalid(message, _)) => {
             assert!(message.contains("decompresses"), "{message}")
         }
         other => panic!("{other:?}"),
@@ -263,7 +263,7 @@ fn checks_timestamps() {
     let future = craft(&records, 1, 0, 0, NOW + 2 * 3_600_000);
     assert!(matches!(
         validate(&future, &config()),
-        Err(RecordError::Timestamp(_))
+        Err(RecordError::Timestamp(..))
     ));
     let old = craft(&records, 1, 0, 0, NOW - day);
     assert!(validate(&old, &config()).is_ok());
@@ -273,11 +273,39 @@ fn checks_timestamps() {
     };
     assert!(matches!(
         validate(&old, &strict),
-        Err(RecordError::Timestamp(_))
+        Err(RecordError::Timestamp(..))
     ));
     let appended = ValidationConfig {
         log_append_time: true,
         ..strict
     };
     assert!(validate(&future, &appended).is_ok());
+}
+
+/// Proves the record at fault is named, for the response's `record_errors`: the second record
+/// of a batch whose offset deltas jump, the one record too far in the future; none for a count
+/// that disagrees with the header.
+#[test]
+fn names_the_record_at_fault() {
+    let jump = [
+        framed(&record_body(0, None, b"x")),
+        framed(&record_body(5, None, b"y")),
+    ]
+    .concat();
+    let error = validate(&craft(&jump, 2, 1, 0, NOW), &config()).unwrap_err();
+    assert_eq!(error.record_index(), Some(1), "{error}");
+    let future = craft(
+        &framed(&record_body(0, None, b"x")),
+        1,
+        0,
+        0,
+        NOW + 7_200_000,
+    );
+    let error = validate(&future, &config()).unwrap_err();
+    assert!(
+        matches!(error, RecordError::Timestamp(_, Some(0))),
+        "{error:?}"
+    );
+    let error = validate(&craft(&two_records(), 1, 0, 0, NOW), &config()).unwrap_err();
+    assert_eq!(error.record_index(), None, "{error}");
 }

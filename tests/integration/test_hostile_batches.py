@@ -202,6 +202,8 @@ class Case:
     topic_configs: dict[str, str] = field(default_factory=dict)
     sends: int = 1  # How often the same batch goes to the same partition.
     watch_memory: bool = False
+    # The record Kafka names in record_errors (its index in the batch), for record-level faults.
+    record_at_fault: int | None = None
 
 
 CASES = [
@@ -224,7 +226,7 @@ CASES = [
                                                     last_offset_delta=0), {INVALID_RECORD}),
     Case("offset_deltas_0_5", lambda: Batch(records=[Record(b"a", offset_delta=0),
                                                      Record(b"b", offset_delta=5)]),
-         {INVALID_RECORD}),
+         {INVALID_RECORD}, record_at_fault=1),
     Case("offset_deltas_1_0", lambda: Batch(records=[Record(b"a", offset_delta=1),
                                                      Record(b"b", offset_delta=0)]),
          {INVALID_RECORD}),
@@ -252,7 +254,7 @@ CASES = [
          {INVALID_RECORD, MESSAGE_TOO_LARGE}, watch_memory=True),
     Case("timestamp_hour_ahead_over_after_max",
          lambda: Batch(base_timestamp=now_ms() + HOUR_MS), {INVALID_TIMESTAMP},
-         topic_configs={"message.timestamp.after.max.ms": str(MINUTE_MS)}),
+         topic_configs={"message.timestamp.after.max.ms": str(MINUTE_MS)}, record_at_fault=0),
     Case("timestamp_day_old_over_before_max",
          lambda: Batch(base_timestamp=now_ms() - DAY_MS), {INVALID_TIMESTAMP},
          topic_configs={"message.timestamp.before.max.ms": str(MINUTE_MS)}),
@@ -448,6 +450,11 @@ def test_hostile_batch_is_refused(hostile_broker, honest, case):
                 f"{' or '.join(map(error_name, sorted(case.expected)))}")
             assert answer.error_message, (
                 f"send {send}: error {error_name(answer.error_code)} without an error message")
+            if case.record_at_fault is not None:
+                named = [(error.batch_index, error.batch_index_error_message)
+                         for error in answer.record_errors]
+                assert [index for index, _ in named] == [case.record_at_fault], named
+                assert named[0][1], named
         assert connection.api_versions(), "ApiVersions on the same connection returned nothing"
         assert log_end_offset(connection, topic) == end_before, "the refused batch was written"
         assert_partition_holds_only_honest_records(broker, honest, connection, topic, end_before)
