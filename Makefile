@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-cluster bench-replication bench-storage fuzz soak chaos
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-latency bench-cluster bench-replication bench-storage fuzz soak chaos
 
 all: build
 
@@ -85,6 +85,13 @@ chaos: dist
 bench: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
 
+# Delivery latency against offered load (1% to 100% of Flink's own maximum, per producer setting)
+# for Flink, the null sink (bench/null-sink, the client's ceiling) and the peer, in one run
+# (bench/README.md); writes bench/results/latency.md and latency-*.png. BENCH_PEER=0 skips the
+# peer; BENCH_LATENCY_SECONDS, BENCH_LATENCY_PERCENTS, BENCH_LATENCY_SETTINGS tune it.
+bench-latency: dist
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/latency.sh
+
 # The metadata quorum's deterministic fault simulation over 2,200 more seeds (quorum::sim_tests).
 soak:
 	$(CARGO) test --release --lib soak_many_seeds -- --ignored --nocapture
@@ -115,12 +122,14 @@ bench-storage:
 FUZZ_SECONDS ?= 60
 
 fuzz:
-	mkdir -p fuzz/corpus/segment_recovery fuzz/corpus/request_decoding
+	mkdir -p fuzz/corpus/segment_recovery fuzz/corpus/request_decoding fuzz/corpus/produce_validation
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run segment_recovery fuzz/corpus/segment_recovery \
 		fuzz/seeds/segment_recovery -- -max_total_time=$(FUZZ_SECONDS) -timeout=30
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_decoding fuzz/corpus/request_decoding \
 		fuzz/seeds/request_decoding -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
 		-malloc_limit_mb=256
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run produce_validation fuzz/corpus/produce_validation \
+		fuzz/seeds/produce_validation -- -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096
 
 lint:
 	$(CARGO) fmt --check
