@@ -1,8 +1,11 @@
-//! DescribeLogDirs: the broker's log directory with its partitions' sizes, and (v4) the file
-//! system's total and usable bytes. Each shard reports the partitions it hosts.
+//! DescribeLogDirs: each of the broker's log directories with its partitions' sizes and (v4)
+//! its file system's total and usable bytes, or KAFKA_STORAGE_ERROR for a directory that is
+//! offline (KIP-112). Each shard reports the partitions it hosts.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -25,16 +28,43 @@ pub async fn handle(
             .iter()
             .any(|wanted| *wanted.topic == *topic && wanted.partitions.contains(&partition)),
     };
-    let mut by_topic: BTreeMap<String, Vec<(i32, u64)>> = BTreeMap::new();
-    for (topic, partition, bytes) in sizes.into_iter().flatten() {
+    // Partition sizes by log directory, then topic.
+    let mut by_dir: BTreeMap<PathBuf, BTreeMap<String, Vec<(i32, u64)>>> = BTreeMap::new();
+    for (topic, partition, dir, bytes) in sizes.into_iter().flatten() {
         if wanted(&topic, partition) {
-            by_topic
+            by_dir
+                .entry(dir)
+                .or_default()
                 .entry(topic.to_string())
                 .or_default()
                 .push((partition, bytes));
         }
     }
-    let topics = by_topic
+    let dirs = &context.shard.log_dirs;
+    let results = (0..dirs.len())
+        .map(|index| {
+            let path = dirs.path(index);
+            let result = DescribeLogDirsResult::default()
+                .with_log_dir(str_bytes(&path.display().to_string()));
+            // An offline directory is reported with Kafka's error and nothing else.
+            if dirs.failure(index).is_some() {
+                return result
+                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1);
+            }
+            let (total_bytes, usable_bytes) = file_system_bytes(path).unwrap_or((-1, -1));
+            result
+                .with_topics(topics(by_dir.remove(path).unwrap_or_default()))
+                .with_total_bytes(total_bytes)
+                .with_usable_bytes(usable_bytes)
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+fn topics(by_topic: BTreeMap<String, Vec<(i32, u64)>>) -> Vec<DescribeLogDirsTopic> {
+    by_topic
         .into_iter()
         .map(|(name, mut partitions)| {
             partitions.sort_unstable();
@@ -53,15 +83,7 @@ pub async fn handle(
                         .collect(),
                 )
         })
-        .collect();
-    let log_dir = &context.shard.config.log_dirs[0];
-    let (total_bytes, usable_bytes) = file_system_bytes(log_dir).unwrap_or((-1, -1));
-    let result = DescribeLogDirsResult::default()
-        .with_log_dir(str_bytes(&log_dir.display().to_string()))
-        .with_topics(topics)
-        .with_total_bytes(total_bytes)
-        .with_usable_bytes(usable_bytes);
-    DescribeLogDirsResponse::default().with_results(vec![result])
+        .collect()
 }
 
 /// Total and available bytes of the file system holding `path` (statvfs).

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
-use crate::metadata::TopicImage;
+use crate::metadata::{MetadataImage, TopicImage};
 
 /// Kafka's `max.request.partition.size.limit`: the most partitions one response carries.
 const PARTITIONS_PER_RESPONSE_MAX: usize = 2000;
@@ -63,7 +63,7 @@ pub async fn handle(
         }
         let end = topic.partitions.len().min(first + budget);
         budget -= end.saturating_sub(first);
-        topics.push(topic_response(topic, first, end));
+        topics.push(topic_response(&image, topic, first, end));
         if end < topic.partitions.len() {
             next_cursor = Some((name.clone(), end));
             break;
@@ -79,6 +79,7 @@ pub async fn handle(
 }
 
 fn topic_response(
+    image: &MetadataImage,
     topic: &TopicImage,
     first: usize,
     end: usize,
@@ -94,7 +95,9 @@ fn topic_response(
                 .with_isr_nodes(partition.isr.iter().copied().map(BrokerId).collect())
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))
-                .with_offline_replicas(Vec::new())
+                .with_offline_replicas(super::broker_ids(
+                    image.offline_replicas_of(topic.id, partition),
+                ))
         })
         .collect();
     DescribeTopicPartitionsResponseTopic::default()

@@ -32,16 +32,20 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
         }
     }
     let topics = match wanted {
-        None => image.topics.values().map(topic_response).collect(),
+        None => image
+            .topics
+            .values()
+            .map(|topic| topic_response(&image, topic))
+            .collect(),
         Some(wanted) => wanted
             .iter()
             .map(|entry| match entry {
                 Wanted::Name(name) => match image.topic(name) {
-                    Some(topic) => topic_response(topic),
+                    Some(topic) => topic_response(&image, topic),
                     None => missing_topic(name, &creation_errors),
                 },
                 Wanted::Id(id) => match image.topic_by_id(TopicId(*id.as_bytes())) {
-                    Some(topic) => topic_response(topic),
+                    Some(topic) => topic_response(&image, topic),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(*id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -127,7 +131,7 @@ fn missing_topic(name: &str, creation_errors: &[(String, i16)]) -> MetadataRespo
         .with_error_code(code)
 }
 
-fn topic_response(topic: &Arc<TopicImage>) -> MetadataResponseTopic {
+fn topic_response(image: &MetadataImage, topic: &Arc<TopicImage>) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -143,6 +147,9 @@ fn topic_response(topic: &Arc<TopicImage>) -> MetadataResponseTopic {
                 .with_leader_epoch(partition.leader_epoch)
                 .with_replica_nodes(partition.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(partition.isr.iter().copied().map(BrokerId).collect())
+                .with_offline_replicas(super::broker_ids(
+                    image.offline_replicas_of(topic.id, partition),
+                ))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -379,6 +379,13 @@ pub fn str_bytes(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
 
+/// Node ids as the protocol's `BrokerId`s.
+pub fn broker_ids(ids: Vec<i32>) -> Vec<kafka_protocol::messages::BrokerId> {
+    ids.into_iter()
+        .map(kafka_protocol::messages::BrokerId)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -510,10 +510,15 @@ impl ServerConfig {
                 "must name at least one directory".into(),
             ));
         }
-        if self.log_dirs.len() > 1 {
+        if let Some(twice) = self
+            .log_dirs
+            .iter()
+            .enumerate()
+            .find(|(index, dir)| self.log_dirs[..*index].contains(dir))
+        {
             return Err(invalid(
                 "log.dirs",
-                "more than one log directory is not supported yet".into(),
+                format!("duplicate log directory {}", twice.1.display()),
             ));
         }
         if self.offsets_topic_num_partitions < 1 {

@@ -17,6 +17,7 @@ use crate::config::ServerConfig;
 use crate::metadata::{MetadataImage, TopicId};
 use crate::runtime::mesh::{Mesh, ShardRequest};
 use crate::runtime::placement::ShardId;
+use crate::storage::log_dirs::LogDirs;
 
 /// Pause between metadata fetches that failed or found nothing (a fetch waits on the
 /// controller for new entries, so a follower otherwise sees changes at once).
@@ -82,6 +83,8 @@ pub struct BrokerSide {
     publishing: Cell<bool>,
     /// Set by a controlled shutdown: no more heartbeats (one would unfence the broker again).
     shutting_down: Cell<bool>,
+    /// The log directories, whose failed partitions every heartbeat reports.
+    log_dirs: Arc<LogDirs>,
 }
 
 /// Why a broker stopped trying to join the cluster.
@@ -95,6 +98,7 @@ impl BrokerSide {
         cluster_id: Rc<str>,
         mesh: Mesh,
         local: Option<(Rc<Driver>, flume::Sender<Job>)>,
+        log_dirs: Arc<LogDirs>,
     ) -> Rc<BrokerSide> {
         let side = BrokerSide {
             fetch_link: RefCell::new(Some(Link {
@@ -113,6 +117,7 @@ impl BrokerSide {
             incarnation: TopicId(super::random_uuid()).to_hex(),
             publishing: Cell::new(false),
             shutting_down: Cell::new(false),
+            log_dirs,
             config,
             cluster_id,
             mesh,
@@ -208,15 +213,49 @@ impl BrokerSide {
             broker_id: self.config.node_id,
             epoch,
             metadata_index: self.image.borrow().metadata_index,
+            offline_replicas: self.log_dirs.offline_replicas(),
         };
         link.call(call).await
+    }
+
+    /// Stops the process when no log directory serves any more, or the one holding the
+    /// metadata log (the first) failed: Kafka halts in both cases.
+    fn halt_if_storage_gone(&self) {
+        let reason = match (self.log_dirs.all_offline(), self.log_dirs.failure(0)) {
+            (true, _) => "every log directory has failed",
+            (false, Some(_)) => "the log directory holding the metadata log has failed",
+            (false, None) => return,
+        };
+        tracing::error!(
+            "Shutting down broker {}: {reason} ({})",
+            self.config.node_id,
+            (0..self.log_dirs.len())
+                .filter_map(|index| self
+                    .log_dirs
+                    .failure(index)
+                    .map(|why| format!("{}: {why}", self.log_dirs.path(index).display())))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        std::process::exit(1);
     }
 
     /// Heartbeats forever, registering again when the controller no longer knows the session.
     pub async fn keep_alive(self: Rc<Self>, mut link: Link) {
         let interval = Duration::from_millis(self.config.broker_heartbeat_interval_ms);
+        let failures = self.log_dirs.failures();
         loop {
-            glommio::timer::sleep(interval).await;
+            // A failed log directory is reported at once, not at the next beat.
+            futures_lite::future::or(
+                async {
+                    glommio::timer::sleep(interval).await;
+                },
+                async {
+                    let _ = failures.recv_async().await;
+                },
+            )
+            .await;
+            self.halt_if_storage_gone();
             if self.shutting_down.get() {
                 return;
             }

@@ -3,10 +3,11 @@
 //! leader changes that follow from a broker being fenced or unfenced are worked out here from
 //! the record, not written as records of their own.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::metadata_log::MetadataRecord;
-use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicId, TopicImage};
 
 /// Applies one record to an image; the only place metadata changes. `node_id` places the
 /// replicas of records written before brokers registered (a single combined node's own id).
@@ -74,6 +75,8 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
                     image.brokers.sort_by_key(|broker| broker.node_id);
                 }
             }
+            // A new session looks at its log directories afresh and reports what still fails.
+            image.offline_replicas.remove(id);
             move_leadership_from(image, *id);
         }
         MetadataRecord::FenceBroker { id, epoch } => {
@@ -87,6 +90,21 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
                 broker.fenced = false;
                 restore_leadership_to(image, *id);
             }
+        }
+        MetadataRecord::ReplicasOffline {
+            id,
+            epoch,
+            replicas,
+        } => {
+            if session(image, *id, *epoch).is_none() {
+                return;
+            }
+            let offline: BTreeSet<(TopicId, i32)> = replicas.iter().copied().collect();
+            match offline.is_empty() {
+                true => image.offline_replicas.remove(id),
+                false => image.offline_replicas.insert(*id, offline.clone()),
+            };
+            move_offline_replicas(image, *id, &offline);
         }
         MetadataRecord::PartitionChange {
             name,
@@ -123,38 +141,88 @@ fn session(image: &mut MetadataImage, id: i32, epoch: i64) -> Option<&mut Broker
 /// gets the next live member of its ISR as leader, or none (-1) when no in-sync replica is
 /// live: unclean election is off.
 fn move_leadership_from(image: &mut MetadataImage, id: i32) {
-    let live: Vec<i32> = image.live_brokers().map(|broker| broker.node_id).collect();
-    change_partitions(image, |partition| {
-        if partition.isr.len() > 1 {
-            partition.isr.retain(|replica| *replica != id);
-        }
-        if partition.leader == id {
-            partition.leader = partition
-                .isr
-                .iter()
-                .copied()
-                .find(|replica| *replica != id && live.contains(replica))
-                .unwrap_or(-1);
+    let eligible = Eligibility::of(image);
+    change_partitions(image, |topic, partition| {
+        leave(partition, topic, id, &eligible)
+    });
+}
+
+/// Replica `id` leaves the partition's ISR unless it is the last member, and its leadership
+/// goes to the next eligible ISR member, or to none (-1).
+fn leave(partition: &mut PartitionImage, topic: TopicId, id: i32, eligible: &Eligibility) {
+    if partition.isr.len() > 1 {
+        partition.isr.retain(|replica| *replica != id);
+    }
+    if partition.leader == id {
+        partition.leader = partition
+            .isr
+            .iter()
+            .copied()
+            .find(|replica| *replica != id && eligible.can_lead(*replica, topic, partition))
+            .unwrap_or(-1);
+    }
+}
+
+/// Broker `id`'s replicas in `offline` (in failed log directories) are treated as its fencing
+/// treats all of them: out of the ISR where another member remains, and their leadership given
+/// to the next eligible in-sync replica, or to none.
+fn move_offline_replicas(image: &mut MetadataImage, id: i32, offline: &BTreeSet<(TopicId, i32)>) {
+    let eligible = Eligibility::of(image);
+    change_partitions(image, |topic, partition| {
+        if offline.contains(&(topic, partition.index)) {
+            leave(partition, topic, id, &eligible);
         }
     });
 }
 
-/// Every leaderless partition with `id` in its ISR is led by `id` again.
+/// Every leaderless partition with `id` in its ISR is led by `id` again, unless its replica
+/// there is offline.
 fn restore_leadership_to(image: &mut MetadataImage, id: i32) {
-    change_partitions(image, |partition| {
-        if partition.leader == -1 && partition.isr.contains(&id) {
+    let eligible = Eligibility::of(image);
+    change_partitions(image, |topic, partition| {
+        if partition.leader == -1
+            && partition.isr.contains(&id)
+            && eligible.can_lead(id, topic, partition)
+        {
             partition.leader = id;
         }
     });
 }
 
-/// Applies `change` to every partition. Each it changed gets a new partition epoch, and a new
-/// leader epoch if its leader changed.
-fn change_partitions(image: &mut MetadataImage, mut change: impl FnMut(&mut PartitionImage)) {
+/// Which replicas may lead, taken from the image before a change is applied.
+struct Eligibility {
+    live: Vec<i32>,
+    offline: std::collections::BTreeMap<i32, BTreeSet<(TopicId, i32)>>,
+}
+
+impl Eligibility {
+    fn of(image: &MetadataImage) -> Eligibility {
+        Eligibility {
+            live: image.live_brokers().map(|broker| broker.node_id).collect(),
+            offline: image.offline_replicas.clone(),
+        }
+    }
+
+    fn can_lead(&self, replica: i32, topic: TopicId, partition: &PartitionImage) -> bool {
+        self.live.contains(&replica)
+            && !self
+                .offline
+                .get(&replica)
+                .is_some_and(|offline| offline.contains(&(topic, partition.index)))
+    }
+}
+
+/// Applies `change` (given each partition's topic id) to every partition. Each it changed gets
+/// a new partition epoch, and a new leader epoch if its leader changed.
+fn change_partitions(
+    image: &mut MetadataImage,
+    mut change: impl FnMut(TopicId, &mut PartitionImage),
+) {
     for topic in image.topics.values_mut() {
+        let id = topic.id;
         let touched = topic.partitions.iter().any(|partition| {
             let mut changed = partition.clone();
-            change(&mut changed);
+            change(id, &mut changed);
             changed != *partition
         });
         if !touched {
@@ -162,7 +230,7 @@ fn change_partitions(image: &mut MetadataImage, mut change: impl FnMut(&mut Part
         }
         for partition in &mut Arc::make_mut(topic).partitions {
             let before = partition.clone();
-            change(partition);
+            change(id, partition);
             if partition.leader != before.leader {
                 partition.leader_epoch += 1;
             }
@@ -287,6 +355,10 @@ pub fn log_record(record: &MetadataRecord) {
             isr,
             ..
         } => tracing::info!("partition {name}-{partition}: leader {leader}, ISR {isr:?}"),
+        MetadataRecord::ReplicasOffline { id, replicas, .. } => tracing::warn!(
+            "broker {id} has {} replica(s) in failed log directories: they lead nothing and leave their ISRs",
+            replicas.len()
+        ),
     }
 }
 
@@ -430,6 +502,91 @@ mod tests {
             0,
         );
         assert_eq!(states(&image), vec![(4, 2, vec![4])]);
+    }
+
+    /// Proves replicas in a failed log directory lose leadership to the next in-sync replica
+    /// and leave their ISRs, while the broker's other replicas keep theirs; that a fenced
+    /// broker's partitions are never handed to an offline replica, nor an offline last ISR
+    /// member restored by unfencing; and that a new registration clears the set.
+    #[test]
+    fn offline_replicas_lose_leadership_and_the_isr() {
+        let mut image = registered(&[4, 5, 6]);
+        create(
+            &mut image,
+            vec![vec![4, 5], vec![4, 5], vec![5, 4], vec![4]],
+        );
+        let topic = TopicId([1; 16]);
+        let offline = |epoch, replicas: Vec<i32>| MetadataRecord::ReplicasOffline {
+            id: 4,
+            epoch,
+            replicas: replicas.into_iter().map(|index| (topic, index)).collect(),
+        };
+        apply(&mut image, &offline(3, vec![0, 2, 3]), 0);
+        assert_eq!(
+            states(&image)[0],
+            (4, 0, vec![4, 5]),
+            "stale session ignored"
+        );
+        apply(&mut image, &offline(4, vec![0, 2, 3]), 0);
+        assert_eq!(
+            states(&image),
+            vec![
+                (5, 1, vec![5]),
+                (4, 0, vec![4, 5]),
+                (5, 0, vec![5]),
+                (-1, 1, vec![4]),
+            ]
+        );
+        assert!(image.is_replica_offline(4, topic, 0));
+        assert!(!image.is_eligible(4, topic, 0));
+        assert!(image.is_eligible(4, topic, 1));
+        assert_eq!(
+            image.offline_replicas_of(topic, &image.topics["t"].partitions[2]),
+            vec![4]
+        );
+
+        // Broker 5 is fenced: partition 2 (led by 5, 4 offline there) gets no leader, though
+        // 4 is live; partition 1 stays with 4, which is online there.
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 5, epoch: 5 },
+            0,
+        );
+        assert_eq!(states(&image)[1], (4, 0, vec![4]));
+        assert_eq!(states(&image)[2], (-1, 1, vec![5]));
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        apply(
+            &mut image,
+            &MetadataRecord::UnfenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        assert_eq!(
+            states(&image)[3].0,
+            -1,
+            "an offline last ISR member is not restored"
+        );
+
+        let register = MetadataRecord::RegisterBroker {
+            id: 4,
+            epoch: 7,
+            endpoints: Vec::new(),
+        };
+        apply(&mut image, &register, 0);
+        assert!(!image.is_replica_offline(4, topic, 0));
+        apply(
+            &mut image,
+            &MetadataRecord::UnfenceBroker { id: 4, epoch: 7 },
+            0,
+        );
+        assert_eq!(
+            states(&image)[3].0,
+            4,
+            "led again after a restart that found it well"
+        );
     }
 
     /// Proves a new partition is led by its first live replica, with every replica in sync.

@@ -68,6 +68,14 @@ pub enum MetadataRecord {
         id: i32,
         epoch: i64,
     },
+    /// Broker `id`'s replicas in failed log directories during session `epoch` are now
+    /// exactly `replicas` (topic id, partition; KIP-112): they lead nothing and leave their
+    /// ISRs until the broker registers again.
+    ReplicasOffline {
+        id: i32,
+        epoch: i64,
+        replicas: Vec<(TopicId, i32)>,
+    },
     /// Partition `partition` of the topic is now led by `leader` with in-sync replicas `isr`
     /// (an ISR change from its leader, or a leader election).
     PartitionChange {
@@ -333,6 +341,21 @@ fn encode_line(record: &MetadataRecord) -> String {
         MetadataRecord::ProducerIds { next_producer_id } => {
             format!("producer_ids {next_producer_id}")
         }
+        MetadataRecord::ReplicasOffline {
+            id,
+            epoch,
+            replicas,
+        } => {
+            let replicas: Vec<String> = replicas
+                .iter()
+                .map(|(topic, partition)| format!("{}:{partition}", topic.to_hex()))
+                .collect();
+            let replicas = match replicas.is_empty() {
+                true => "-".to_string(),
+                false => replicas.join(","),
+            };
+            format!("replicas_offline {id} {epoch} {replicas}")
+        }
     };
     format!("{:08x} {body}\n", crc32c::crc32c(body.as_bytes()))
 }
@@ -412,6 +435,27 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         ["delete_topic", name, topic_id] => Ok(MetadataRecord::DeleteTopic {
             name: name.to_string(),
             id: id(topic_id)?,
+        }),
+        ["replicas_offline", broker, epoch, replicas] => Ok(MetadataRecord::ReplicasOffline {
+            id: broker.parse().map_err(|_| "bad broker id")?,
+            epoch: epoch.parse().map_err(|_| "bad broker epoch")?,
+            replicas: match *replicas {
+                "-" => Vec::new(),
+                replicas => replicas
+                    .split(',')
+                    .map(|replica| {
+                        let (topic, partition) = replica
+                            .split_once(':')
+                            .ok_or_else(|| format!("bad replica {replica}"))?;
+                        Ok((
+                            id(topic)?,
+                            partition
+                                .parse()
+                                .map_err(|_| format!("bad replica {replica}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            },
         }),
         ["producer_ids", next] => Ok(MetadataRecord::ProducerIds {
             next_producer_id: next.parse().map_err(|_| "bad producer id")?,
@@ -544,6 +588,16 @@ mod tests {
             },
             MetadataRecord::FenceBroker { id: 4, epoch: 7 },
             MetadataRecord::UnfenceBroker { id: 4, epoch: 7 },
+            MetadataRecord::ReplicasOffline {
+                id: 4,
+                epoch: 7,
+                replicas: vec![(TopicId([3; 16]), 0), (TopicId([9; 16]), 12)],
+            },
+            MetadataRecord::ReplicasOffline {
+                id: 4,
+                epoch: 8,
+                replicas: Vec::new(),
+            },
             MetadataRecord::PartitionChange {
                 name: "t".into(),
                 id: TopicId([9; 16]),

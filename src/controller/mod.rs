@@ -283,7 +283,11 @@ impl Controller {
                 broker_id,
                 epoch,
                 metadata_index,
-            } => self.heartbeat(broker_id, epoch, metadata_index).await,
+                offline_replicas,
+            } => {
+                self.heartbeat(broker_id, epoch, metadata_index, offline_replicas)
+                    .await
+            }
             Call::ControlledShutdown { broker_id, epoch } => match self.image.broker(broker_id) {
                 Some(broker) if broker.epoch == epoch => {
                     if !broker.fenced {
@@ -397,7 +401,13 @@ impl Controller {
         Reply::Registered { epoch }
     }
 
-    async fn heartbeat(&mut self, broker_id: i32, epoch: i64, metadata_index: u64) -> Reply {
+    async fn heartbeat(
+        &mut self,
+        broker_id: i32,
+        epoch: i64,
+        metadata_index: u64,
+        offline_replicas: Vec<(TopicId, i32)>,
+    ) -> Reply {
         let Some(broker) = self.image.broker(broker_id).cloned() else {
             return Reply::Refused(TopicError::StaleBrokerEpoch(format!(
                 "Broker {broker_id} is not registered"
@@ -422,6 +432,23 @@ impl Controller {
         session.last_heartbeat_ms = now_ms();
         session.metadata_index = session.metadata_index.max(metadata_index);
         let caught_up = metadata_index >= session.registered_at;
+        let offline: std::collections::BTreeSet<(TopicId, i32)> =
+            offline_replicas.iter().copied().collect();
+        let known = self.image.offline_replicas.get(&broker_id);
+        if known.map_or(!offline.is_empty(), |known| *known != offline) {
+            tracing::warn!(
+                "broker {broker_id} reports {} replica(s) in failed log directories",
+                offline.len()
+            );
+            let record = MetadataRecord::ReplicasOffline {
+                id: broker_id,
+                epoch,
+                replicas: offline_replicas,
+            };
+            if let Err(error) = self.commit(&[record]).await {
+                return Reply::Refused(error);
+            }
+        }
         if broker.fenced && caught_up {
             let record = MetadataRecord::UnfenceBroker {
                 id: broker_id,

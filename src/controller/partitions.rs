@@ -60,7 +60,10 @@ impl Controller {
         }
         let ineligible = change.isr.iter().find(|replica| {
             !partition.replicas.contains(replica)
-                || (!partition.isr.contains(replica) && !self.image.is_live(**replica))
+                || (!partition.isr.contains(replica)
+                    && !self
+                        .image
+                        .is_eligible(**replica, topic.id, change.partition))
         });
         if let Some(replica) = ineligible {
             return Err(TopicError::IneligibleReplica(format!(
@@ -108,7 +111,7 @@ impl Controller {
             if partition.leader == first {
                 return Err(TopicError::ElectionNotNeeded);
             }
-            if !self.image.is_live(first) || !partition.isr.contains(&first) {
+            if !self.image.is_eligible(first, topic.id, index) || !partition.isr.contains(&first) {
                 return Err(TopicError::PreferredLeaderNotAvailable(format!(
                     "Failed to elect leader for partition {name}-{index} under strategy PreferredReplicaPartitionLeaderElectionStrategy"
                 )));
@@ -118,7 +121,7 @@ impl Controller {
         if partition.leader != -1 {
             return Err(TopicError::ElectionNotNeeded);
         }
-        let live = |replica: &&i32| self.image.is_live(**replica);
+        let live = |replica: &&i32| self.image.is_eligible(**replica, topic.id, index);
         if let Some(leader) = partition.isr.iter().find(live) {
             return Ok(change(*leader, partition.isr.clone()));
         }

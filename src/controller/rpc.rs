@@ -48,11 +48,14 @@ pub enum Call {
         incarnation: String,
         endpoints: Vec<Listener>,
     },
-    /// A broker's session is alive and has applied the metadata log up to `metadata_index`.
+    /// A broker's session is alive and has applied the metadata log up to `metadata_index`;
+    /// `offline_replicas` are its replicas in log directories that failed (KIP-112), which
+    /// must lead nothing and leave their ISRs.
     BrokerHeartbeat {
         broker_id: i32,
         epoch: i64,
         metadata_index: u64,
+        offline_replicas: Vec<(TopicId, i32)>,
     },
     /// The broker is stopping: fence it now (Kafka's controlled shutdown).
     ControlledShutdown {
@@ -602,6 +605,13 @@ impl Wire for MetadataImage {
             .map(|(broker, configs)| (broker.clone(), configs.clone()))
             .collect();
         broker_configs.put(out);
+        // Last, so that snapshots written before it existed still read.
+        let offline: Vec<(i32, Vec<(TopicId, i32)>)> = self
+            .offline_replicas
+            .iter()
+            .map(|(broker, replicas)| (*broker, replicas.iter().copied().collect()))
+            .collect();
+        offline.put(out);
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
         let mut image = MetadataImage {
@@ -620,6 +630,12 @@ impl Wire for MetadataImage {
         image.broker_configs = Vec::<(String, BTreeMap<String, String>)>::get(reader)?
             .into_iter()
             .collect();
+        if !reader.0.is_empty() {
+            image.offline_replicas = Vec::<(i32, Vec<(TopicId, i32)>)>::get(reader)?
+                .into_iter()
+                .map(|(broker, replicas)| (broker, replicas.into_iter().collect()))
+                .collect();
+        }
         Ok(image)
     }
 }
@@ -709,11 +725,13 @@ impl Wire for Call {
                 broker_id,
                 epoch,
                 metadata_index,
+                offline_replicas,
             } => {
                 7u8.put(out);
                 broker_id.put(out);
                 epoch.put(out);
                 metadata_index.put(out);
+                offline_replicas.put(out);
             }
             Call::ControlledShutdown { broker_id, epoch } => {
                 9u8.put(out);
@@ -779,6 +797,7 @@ impl Wire for Call {
                 broker_id: i32::get(reader)?,
                 epoch: i64::get(reader)?,
                 metadata_index: u64::get(reader)?,
+                offline_replicas: Vec::get(reader)?,
             },
             8 => Call::FetchMetadata {
                 broker_id: i32::get(reader)?,

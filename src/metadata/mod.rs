@@ -5,7 +5,7 @@
 pub mod configs;
 pub mod uuid;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::config::Listener;
@@ -101,6 +101,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// The metadata log index this image includes (the Raft index of its last entry).
     pub metadata_index: u64,
+    /// Replicas (topic id, partition) each broker reported in a failed log directory during
+    /// its current session (KIP-112): they lead nothing and are out of their ISRs.
+    pub offline_replicas: BTreeMap<i32, BTreeSet<(TopicId, i32)>>,
 }
 
 impl MetadataImage {
@@ -123,6 +126,29 @@ impl MetadataImage {
 
     pub fn is_live(&self, node_id: i32) -> bool {
         self.broker(node_id).is_some_and(|broker| !broker.fenced)
+    }
+
+    /// Whether broker `node_id`'s replica of the partition is in a failed log directory.
+    pub fn is_replica_offline(&self, node_id: i32, topic: TopicId, partition: i32) -> bool {
+        self.offline_replicas
+            .get(&node_id)
+            .is_some_and(|offline| offline.contains(&(topic, partition)))
+    }
+
+    /// Whether broker `node_id`'s replica of the partition may lead or join the ISR: its
+    /// broker is live and its log directory serves.
+    pub fn is_eligible(&self, node_id: i32, topic: TopicId, partition: i32) -> bool {
+        self.is_live(node_id) && !self.is_replica_offline(node_id, topic, partition)
+    }
+
+    /// The replicas of the partition in failed log directories (Metadata's offline_replicas).
+    pub fn offline_replicas_of(&self, topic: TopicId, partition: &PartitionImage) -> Vec<i32> {
+        partition
+            .replicas
+            .iter()
+            .copied()
+            .filter(|replica| self.is_replica_offline(*replica, topic, partition.index))
+            .collect()
     }
 }
 

@@ -16,7 +16,6 @@ pub mod producer_state;
 pub mod replicas;
 
 use std::cell::{Cell, RefCell};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use bytes::Bytes;
 
 use crate::metadata::PartitionImage;
 use crate::storage::batch::{self, BatchHeader};
+use crate::storage::log_dirs::{self, LogDirHandle};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use append_permit::{AppendPermit, AppendPermitGuard};
 use producer_state::{ProducerState, SequenceCheck};
@@ -141,8 +141,9 @@ pub struct Partition {
     unflushed_messages: Cell<i64>,
     /// When the first message not yet fsynced was appended (for `flush.ms`).
     unflushed_since_ms: Cell<Option<i64>>,
-    /// Why the replica went offline (see `PartitionError::Offline`), if it did.
-    offline: RefCell<Option<String>>,
+    /// The log directory holding the log: offline (see `PartitionError::Offline`) once a
+    /// storage failure of any of its partitions left it in doubt.
+    dir: LogDirHandle,
 }
 
 impl Partition {
@@ -153,13 +154,21 @@ impl Partition {
         topic: Arc<str>,
         index: i32,
         node_id: i32,
-        log_dir: &Path,
+        dir: LogDirHandle,
         config: LogConfig,
         clean: bool,
     ) -> Result<Partition, StorageError> {
-        let dir = log_dir.join(format!("{topic}-{index}"));
+        let path = dir.path().join(format!("{topic}-{index}"));
         let mut producers = ProducerState::default();
-        let log = Log::open(&dir, config, clean, &mut producers).await?;
+        let log = match Log::open(&path, config, clean, &mut producers).await {
+            Ok(log) => log,
+            Err(error) => {
+                if log_dirs::fails_directory(&error) {
+                    dir.fail(&format!("opening {topic}-{index} failed: {error}"));
+                }
+                return Err(error);
+            }
+        };
         Ok(Partition {
             topic,
             index,
@@ -172,7 +181,7 @@ impl Partition {
             waiters: RefCell::new(Vec::new()),
             unflushed_messages: Cell::new(0),
             unflushed_since_ms: Cell::new(None),
-            offline: RefCell::new(None),
+            dir,
         })
     }
 
@@ -183,28 +192,46 @@ impl Partition {
         self.append_permit.acquire().await
     }
 
-    /// Takes the replica offline after a storage failure that left it in doubt (Kafka takes
-    /// the whole log directory offline; here it is the partition). Produce, fetch and
-    /// replication answer KAFKA_STORAGE_ERROR until the broker restarts, when recovery rebuilds
-    /// the log from what is on disk. Waiters wake to see it.
+    /// Takes the replica's log directory offline after a storage failure that left it in
+    /// doubt (KIP-112): produce, fetch and replication of every partition in it answer
+    /// KAFKA_STORAGE_ERROR until the broker restarts, when recovery rebuilds the logs from what
+    /// is on disk, and the controller hears of it to move their leadership. Waiters wake to see
+    /// it.
     fn take_offline(&self, reason: String) {
-        if self.offline.borrow().is_none() {
-            tracing::error!(
-                "{} is offline until the broker restarts: {reason}",
-                self.name()
-            );
-            *self.offline.borrow_mut() = Some(reason);
-        }
+        self.dir.fail(&format!("{}: {reason}", self.name()));
         self.wake_waiters();
     }
 
-    fn check_online(&self) -> Result<(), PartitionError> {
-        match self.offline.borrow().as_ref() {
+    /// Whether the replica's log directory still serves.
+    pub fn check_online(&self) -> Result<(), PartitionError> {
+        match self.dir.failure() {
             Some(reason) => Err(PartitionError::Offline {
                 partition: self.name(),
-                reason: reason.clone(),
+                reason: reason.to_string(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// The log directory of the replica.
+    pub fn log_dir(&self) -> &LogDirHandle {
+        &self.dir
+    }
+
+    /// Passes a storage result on, taking the directory offline first when its error leaves
+    /// the directory in doubt (`log_dirs::fails_directory`: an fdatasync, or a write that
+    /// failed for another reason than a full disk).
+    fn storage<T>(&self, result: Result<T, StorageError>) -> Result<T, PartitionError> {
+        match result {
+            Err(error) if log_dirs::fails_directory(&error) => {
+                let reason = error.to_string();
+                self.take_offline(reason.clone());
+                Err(PartitionError::Offline {
+                    partition: self.name(),
+                    reason,
+                })
+            }
+            other => Ok(other?),
         }
     }
 
@@ -254,8 +281,12 @@ impl Partition {
         replicas.isr.len() < replicas.replicas.len()
     }
 
-    /// The leader this replica follows (-1: none now), or `None` when it leads.
+    /// The leader this replica follows (-1: none now), or `None` when it leads or its log
+    /// directory is offline (it copies nothing more).
     pub fn leader_to_follow(&self) -> Option<i32> {
+        if self.dir.failure().is_some() {
+            return None;
+        }
         match self.replicas.borrow().role() {
             replicas::Role::Leader => None,
             replicas::Role::Follower { leader } => Some(leader),
@@ -372,7 +403,7 @@ impl Partition {
                 self.flush().await?;
                 self.await_replication(end, leader_epoch, deadline).await?;
             } else {
-                self.log.write_through(end).await?;
+                self.storage(self.log.write_through(end).await)?;
             }
             return Ok(AppendOutcome {
                 base_offset,
@@ -380,7 +411,8 @@ impl Partition {
             });
         }
         let active_before = self.log.active_base_offset();
-        let base_offset = self.log.append(batches, &mut headers, leader_epoch).await?;
+        let base_offset =
+            self.storage(self.log.append(batches, &mut headers, leader_epoch).await)?;
         if self.log.active_base_offset() != active_before {
             // Rolled: the producer state at the new segment's base, before this append.
             let snapshot = self.producers.borrow().snapshot();
@@ -411,7 +443,7 @@ impl Partition {
             // Every acks level waits for the write to the file (acks=0 too, though nobody
             // hears the answer): only then may consumers read it, and an acks=1 answer says a
             // crash of this process cannot lose it.
-            self.log.write_through(end).await?;
+            self.storage(self.log.write_through(end).await)?;
         }
         self.advance_high_watermark();
         if acks == Acks::All {
@@ -481,7 +513,7 @@ impl Partition {
         }
         if !headers.is_empty() {
             let active_before = self.log.active_base_offset();
-            self.log.append_replicated(batches, &headers).await?;
+            self.storage(self.log.append_replicated(batches, &headers).await)?;
             if self.log.active_base_offset() != active_before {
                 let snapshot = self.producers.borrow().snapshot();
                 if let Err(error) = self
@@ -499,7 +531,7 @@ impl Partition {
             // counts them as committed once every in-sync replica says so: they must survive a
             // crash of this process (written to the file; an fsync is left to flush.ms, as in
             // Kafka, whose followers leave them in the page cache).
-            self.log.write_pending().await?;
+            self.storage(self.log.write_pending().await)?;
         }
         let high_watermark = leader_high_watermark.min(self.log.next_offset());
         if high_watermark > self.high_watermark.get() {
@@ -644,7 +676,7 @@ impl Partition {
             self.replicas.borrow_mut().set_pending(wanted.isr.clone());
             self.advance_high_watermark();
         }
-        let records = self.log.read(fetch.fetch_offset, fetch.max_bytes).await?;
+        let records = self.storage(self.log.read(fetch.fetch_offset, fetch.max_bytes).await)?;
         let outcome = ReadOutcome {
             high_watermark: self.high_watermark(),
             log_start_offset: self.log.start_offset(),
@@ -686,27 +718,26 @@ impl Partition {
     pub async fn flush(&self) -> Result<(), PartitionError> {
         let pending = self.unflushed_messages.replace(0);
         let since = self.unflushed_since_ms.take();
-        if let Err(error) = self.log.flush().await {
-            if let StorageError::SyncFailed { .. } = error {
-                self.take_offline(error.to_string());
-            }
+        let flushed = self.storage(self.log.flush().await);
+        if flushed.is_err() {
             self.unflushed_messages
                 .set(self.unflushed_messages.get().saturating_add(pending));
             self.unflushed_since_ms
                 .set(since.or(self.unflushed_since_ms.get()));
-            return Err(error.into());
         }
-        Ok(())
+        flushed
     }
 
     /// Writes what the log holds only in memory to disk (no fsync), bounding what a crash of
     /// the process alone can lose of acks=0/1 writes.
     pub async fn write_pending(&self) -> Result<(), PartitionError> {
-        Ok(self.log.write_pending().await?)
+        self.check_online()?;
+        self.storage(self.log.write_pending().await)
     }
 
     /// Fsyncs if the oldest unflushed message is older than `flush.ms`.
     pub async fn flush_if_due(&self, now_ms: i64) -> Result<(), PartitionError> {
+        self.check_online()?;
         let due = self
             .unflushed_since_ms
             .get()
@@ -721,13 +752,15 @@ impl Partition {
     /// deleted. Holds the append permit, as compaction's swap does.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let _permit = self.lock_appends().await;
-        Ok(self.log.apply_retention(now_ms).await?)
+        self.check_online()?;
+        self.storage(self.log.apply_retention(now_ms).await)
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1 means the high watermark) and
     /// returns the new low watermark.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
         let _permit = self.lock_appends().await;
+        self.check_online()?;
         let offset = if offset == -1 {
             self.high_watermark()
         } else {
@@ -741,12 +774,14 @@ impl Partition {
             }
             .into());
         }
-        Ok(self.log.delete_records_before(offset).await?)
+        self.storage(self.log.delete_records_before(offset).await)
     }
 
-    /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot.
+    /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot. A log
+    /// in an offline directory is left as it is (the next start recovers it, unclean).
     pub async fn close(&self) -> Result<(), PartitionError> {
         let _permit = self.lock_appends().await;
+        self.check_online()?;
         let snapshot = self.producers.borrow().snapshot();
         Ok(self.log.close(&snapshot).await?)
     }
@@ -799,7 +834,7 @@ impl Partition {
             }
             true => Bytes::new(),
             false => {
-                let records = self.log.read(offset, max_bytes).await?;
+                let records = self.storage(self.log.read(offset, max_bytes).await)?;
                 below(records, high_watermark)
             }
         };
@@ -818,7 +853,8 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Bytes, PartitionError> {
-        Ok(self.log.read(offset, max_bytes).await?)
+        self.check_online()?;
+        self.storage(self.log.read(offset, max_bytes).await)
     }
 
     /// The first offset whose batch has a timestamp at least `timestamp`, with that timestamp.
@@ -865,6 +901,7 @@ impl Partition {
         config: &CleanerConfig,
         now_ms: i64,
     ) -> Result<Option<CompactionStats>, PartitionError> {
+        self.check_online()?;
         if !self.log.needs_compaction(config.min_cleanable_dirty_ratio) {
             return Ok(None);
         }

@@ -17,6 +17,7 @@ use crate::controller::transport::{self, Inbound};
 use crate::controller::{Controller, ControllerRequest, Job, CONTROLLER_QUEUE_CAPACITY};
 use crate::metadata::MetadataImage;
 use crate::runtime::mesh::Mesh;
+use crate::storage::log_dirs::LogDirs;
 
 /// Raft messages from other controllers queued before new ones are dropped.
 const EVENT_QUEUE: usize = 4096;
@@ -31,6 +32,7 @@ pub async fn run(
     mesh: Mesh,
     quorum: Option<(MetadataLog, Vec<Committed>)>,
     requests: flume::Receiver<ControllerRequest>,
+    log_dirs: Arc<LogDirs>,
     joined: Joined,
 ) {
     let cluster: Rc<str> = Rc::from(cluster_id.as_str());
@@ -53,7 +55,7 @@ pub async fn run(
         futures_lite::future::pending::<()>().await;
         return;
     }
-    let side = BrokerSide::new(config.clone(), cluster.clone(), mesh, local);
+    let side = BrokerSide::new(config.clone(), cluster.clone(), mesh, local, log_dirs);
     let mut link = side.link();
     tracing::info!(
         "broker {} is joining the cluster through the controller quorum",

@@ -60,6 +60,9 @@ pub struct ListOffsetsPart {
 /// (offset, timestamp) as ListOffsets answers; offset -1 when no record matches.
 pub type OffsetAnswer = (i64, i64);
 
+/// (topic, partition, log directory, bytes on disk) of a hosted partition (DescribeLogDirs).
+pub type LogSize = (Arc<str>, i32, std::path::PathBuf, u64);
+
 pub enum ShardRequest {
     Produce {
         parts: Vec<ProducePart>,
@@ -95,10 +98,8 @@ pub enum ShardRequest {
         parts: Vec<(Arc<str>, i32, i64)>,
         reply: flume::Sender<Vec<Result<i64, PartitionError>>>,
     },
-    /// DescribeLogDirs: (topic, partition, bytes on disk) of every partition the shard hosts.
-    LogSizes {
-        reply: flume::Sender<Vec<(Arc<str>, i32, u64)>>,
-    },
+    /// DescribeLogDirs: every partition the shard hosts, with its log directory and size.
+    LogSizes { reply: flume::Sender<Vec<LogSize>> },
     /// A snapshot of the shard's metrics for a scrape of `metrics.port`.
     Metrics {
         reply: flume::Sender<crate::metrics::ShardMetrics>,

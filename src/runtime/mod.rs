@@ -23,6 +23,7 @@ use crate::config::ServerConfig;
 use crate::controller::metadata_log::MetadataLog;
 use crate::controller::{ControllerRequest, CONTROLLER_QUEUE_CAPACITY};
 use crate::net::connection_quotas::{ConnectionQuotas, Limits};
+use crate::storage::log_dirs::LogDirs;
 use mesh::Mesh;
 use placement::{CpuPlan, ExecutorCpu, ShardId};
 use shard::Shard;
@@ -74,8 +75,19 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         path: config.log_dirs[0].display().to_string(),
         source,
     })?;
+    let log_dirs = LogDirs::open(&config.log_dirs);
+    if log_dirs.all_offline() {
+        return Err(RuntimeError::LogDir {
+            path: config.log_dirs[0].display().to_string(),
+            source: std::io::Error::other("no log directory can be used"),
+        });
+    }
     let clean_start = take_clean_shutdown_marker(&config.log_dirs[0]);
-    crate::storage::remove_deleted_dirs(&config.log_dirs[0]);
+    for index in 0..log_dirs.len() {
+        if log_dirs.failure(index).is_none() {
+            crate::storage::remove_deleted_dirs(log_dirs.path(index));
+        }
+    }
     if !clean_start {
         tracing::info!("no clean-shutdown marker: logs are recovered from their recovery points");
     }
@@ -107,6 +119,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let controller_config = config.clone();
     let controller_mesh = mesh.clone();
     let controller_cluster_id = cluster_id.clone();
+    let controller_log_dirs = log_dirs.clone();
     let controller_handle = executor("controller", plan.controller_cpu)
         .spawn(move || async move {
             crate::storage::prime_direct_io(&controller_probe).await;
@@ -116,6 +129,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                 controller_mesh,
                 quorum,
                 controller_queue,
+                controller_log_dirs,
                 joined,
             )
             .await
@@ -164,6 +178,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
             (config.clone(), mesh.clone(), controller_sender.clone());
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
         let quotas = quotas.clone();
+        let log_dirs = log_dirs.clone();
         let name = format!("shard-{index}");
         let handle = executor(&name, *cpu)
             .spawn(move || async move {
@@ -173,6 +188,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                     config,
                     mesh,
                     controller_sender,
+                    log_dirs,
                     clean_start,
                 ));
                 shard.apply_metadata(image).await;

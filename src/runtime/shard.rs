@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +25,7 @@ use crate::partition::replicas::Transition;
 use crate::partition::{
     Acks, AppendOutcome, FollowerFetch, Partition, PartitionError, ReadOutcome, WantedIsr,
 };
+use crate::storage::log_dirs::LogDirs;
 use crate::storage::LogConfig;
 
 type PartitionKey = (Arc<str>, i32);
@@ -103,7 +103,8 @@ pub struct Shard {
     pub config: Arc<ServerConfig>,
     pub mesh: Mesh,
     pub controller: flume::Sender<ControllerRequest>,
-    log_dir: PathBuf,
+    /// The log directories, shared with every shard (`storage::log_dirs`).
+    pub log_dirs: Arc<LogDirs>,
     /// Whether the previous run shut down cleanly (logs opened at start-up skip the scan).
     clean_start: bool,
     metadata: RefCell<Arc<MetadataImage>>,
@@ -124,12 +125,13 @@ impl Shard {
         config: Arc<ServerConfig>,
         mesh: Mesh,
         controller: flume::Sender<ControllerRequest>,
+        log_dirs: Arc<LogDirs>,
         clean_start: bool,
     ) -> Shard {
         Shard {
             background: background_queue(),
             id,
-            log_dir: config.log_dirs[0].clone(),
+            log_dirs,
             clean_start,
             mesh,
             controller,
@@ -328,7 +330,12 @@ impl Shard {
                     .borrow()
                     .iter()
                     .map(|((topic, index), (_, partition))| {
-                        (topic.clone(), *index, partition.size_bytes())
+                        (
+                            topic.clone(),
+                            *index,
+                            partition.log_dir().path().to_path_buf(),
+                            partition.size_bytes(),
+                        )
                     })
                     .collect();
                 let _ = reply.send(sizes);
@@ -712,7 +719,10 @@ impl Shard {
             .map(|(key, (_, partition))| (key.clone(), partition.clone()))
             .collect();
         for (key, partition) in stale {
-            self.partitions.borrow_mut().remove(&key);
+            let Some((topic_id, _)) = self.partitions.borrow_mut().remove(&key) else {
+                continue;
+            };
+            partition.log_dir().unhost((topic_id, partition.index));
             match partition.remove().await {
                 Ok(()) => tracing::info!(
                     "deleted partition {} on shard {}",
@@ -779,11 +789,19 @@ impl Shard {
             {
                 continue;
             }
+            let dir_name = format!("{}-{}", topic.name, partition.index);
+            let dir = match self.log_dirs.place(&dir_name, (topic.id, partition.index)) {
+                Ok(dir) => dir,
+                Err(error) => {
+                    tracing::error!("cannot open partition {dir_name}: {error}");
+                    continue;
+                }
+            };
             match Partition::open(
                 name.clone(),
                 partition.index,
                 self.config.node_id,
-                &self.log_dir,
+                dir,
                 self.log_config(topic),
                 self.clean_start,
             )

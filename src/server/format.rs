@@ -27,6 +27,14 @@ pub enum FormatError {
         found: String,
         expected: i32,
     },
+    #[error(
+        "{path} belongs to cluster {found}, but the other log directories to cluster {expected}"
+    )]
+    OtherCluster {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("{path} has no cluster.id")]
     NoClusterId { path: PathBuf },
     #[error("Log directory {0} is already formatted. Use --ignore-formatted to ignore this directory and format the others.")]
@@ -35,20 +43,86 @@ pub enum FormatError {
     InvalidClusterId(String),
 }
 
-/// Returns the cluster id of the configured log directory, formatting it first when it is the
-/// empty directory of a single combined node (a quorum of one needs no agreed cluster id).
+/// Returns the cluster id of the configured log directories, formatting them first when they
+/// are the empty directories of a single combined node (a quorum of one needs no agreed cluster
+/// id). A directory added to `log.dirs` later (no `meta.properties`, empty) is formatted with
+/// the cluster id of the others; directories of different clusters or nodes are refused.
 pub fn ensure_formatted(config: &ServerConfig) -> Result<String, FormatError> {
-    let dir = &config.log_dirs[0];
-    let path = dir.join(META_PROPERTIES);
-    if !path.exists() {
-        let single_node = config.is_controller() && config.controller_quorum_voters.len() == 1;
-        if !single_node {
+    let mut cluster_id: Option<String> = None;
+    let mut unformatted = Vec::new();
+    for (index, dir) in config.log_dirs.iter().enumerate() {
+        let found = match read_cluster_id(dir, config.node_id) {
+            // A directory but the first that cannot be read starts offline.
+            Err(FormatError::Io { path, source }) if index > 0 => {
+                tracing::error!("cannot read {}: {source}", path.display());
+                continue;
+            }
+            found => found?,
+        };
+        match found {
+            Some(found) => match &cluster_id {
+                Some(known) if *known != found => {
+                    return Err(FormatError::OtherCluster {
+                        path: dir.clone(),
+                        found,
+                        expected: known.clone(),
+                    })
+                }
+                _ => cluster_id = Some(found),
+            },
+            None => unformatted.push(dir),
+        }
+    }
+    let added = cluster_id.is_some();
+    let cluster_id = match cluster_id {
+        Some(cluster_id) => cluster_id,
+        None => {
+            let single_node = config.is_controller() && config.controller_quorum_voters.len() == 1;
+            if !single_node {
+                return Err(FormatError::NotFormatted(config.log_dirs[0].clone()));
+            }
+            let cluster_id = uuid_to_base64(random_uuid());
+            tracing::info!(
+                "Formatting log directories with cluster.id {cluster_id} (first start of a single combined node)"
+            );
+            cluster_id
+        }
+    };
+    for dir in unformatted {
+        // A directory added beside formatted ones must hold nothing yet (but a file system's
+        // lost+found and hidden files such as `.lock`).
+        let empty = std::fs::read_dir(dir).map_or(true, |mut entries| {
+            entries.all(|entry| {
+                entry.is_ok_and(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with('.') || name == "lost+found"
+                })
+            })
+        });
+        if added && !empty {
             return Err(FormatError::NotFormatted(dir.clone()));
         }
-        let cluster_id = uuid_to_base64(random_uuid());
-        tracing::info!("Formatting log directory {} with cluster.id {cluster_id} (first start of a single combined node)", dir.display());
-        write_meta_properties(dir, &cluster_id, config.node_id)?;
-        return Ok(cluster_id);
+        tracing::info!(
+            "Formatting log directory {} with cluster.id {cluster_id}",
+            dir.display()
+        );
+        match write_meta_properties(dir, &cluster_id, config.node_id) {
+            Err(FormatError::Io { path, source }) if *dir != config.log_dirs[0] => {
+                tracing::error!("cannot format {}: {source}", path.display())
+            }
+            written => written?,
+        }
+    }
+    Ok(cluster_id)
+}
+
+/// The cluster id of `dir`'s `meta.properties`, `None` when it has none; an error when it
+/// belongs to another node.
+fn read_cluster_id(dir: &Path, node_id: i32) -> Result<Option<String>, FormatError> {
+    let path = dir.join(META_PROPERTIES);
+    if !path.exists() {
+        return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(|source| FormatError::Io {
         path: path.clone(),
@@ -56,17 +130,18 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, FormatError> {
     })?;
     let properties = crate::config::properties::parse(&text);
     if let Some(found) = properties.get("node.id") {
-        if *found != config.node_id.to_string() {
+        if *found != node_id.to_string() {
             return Err(FormatError::WrongNode {
                 path,
                 found: found.clone(),
-                expected: config.node_id,
+                expected: node_id,
             });
         }
     }
     properties
         .get("cluster.id")
         .cloned()
+        .map(Some)
         .ok_or(FormatError::NoClusterId { path })
 }
 

@@ -44,7 +44,16 @@ fn start(args: Args) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     let config = Arc::new(config);
-    let _lock = lock_log_dir(&config.log_dirs[0])?;
+    // Every directory is locked; one that cannot even be created is left to start offline
+    // (`storage::log_dirs`), but the first, which holds the metadata log, must lock.
+    let mut _locks = vec![lock_log_dir(&config.log_dirs[0])?];
+    for dir in &config.log_dirs[1..] {
+        match lock_log_dir(dir) {
+            Ok(lock) => _locks.push(lock),
+            Err(error) if error.starts_with("Failed to acquire lock") => return Err(error),
+            Err(error) => tracing::error!("{error}"),
+        }
+    }
     check_ports_free(&config)?;
     let cluster_id = format::ensure_formatted(&config).map_err(|error| error.to_string())?;
     crate::runtime::block_stop_signals();

@@ -10,6 +10,7 @@ pub mod cleaner;
 pub mod epoch_cache;
 pub mod index_file;
 pub mod log;
+pub mod log_dirs;
 #[cfg(test)]
 mod log_tests;
 #[cfg(test)]

@@ -320,7 +320,9 @@ fn replay(path: &Path, bytes: &[u8], memory: &MemStorage) -> Result<usize, DiskL
         };
         let last = end == bytes.len();
         if length == 0 || crc32c::crc32c(checked) != crc {
-            if last {
+            // Zeros to the end are blocks the file system allocated but whose write never
+            // landed (a crash, or a failed write-back): as torn as a cut last record.
+            if last || bytes[position..].iter().all(|byte| *byte == 0) {
                 break;
             }
             return Err(corrupt("checksum mismatch".into()));
@@ -489,6 +491,43 @@ mod tests {
             .unwrap();
         let data: Vec<(u64, &[u8])> = entries.iter().map(|e| (e.term, &e.data[..])).collect();
         assert_eq!(data, [(1, &b"a"[..]), (1, b"b"), (2, b"C")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Proves zeros to the end of the file (allocated blocks whose write never landed) are cut
+    /// off like a torn record, while damage followed by anything else stays an error.
+    #[test]
+    fn a_zero_filled_tail_is_torn_but_damage_inside_is_not() {
+        let dir = std::env::temp_dir().join(format!("flink-raft-zeros-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut storage = DiskStorage::open(&dir, &[1], false).unwrap();
+            storage
+                .append(&[entry(1, 1, b"a"), entry(2, 1, b"b")])
+                .unwrap();
+        }
+        let path = dir.join(RAFT_LOG_FILE);
+        let valid = std::fs::read(&path).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[0u8; 8192]).unwrap();
+        drop(file);
+        let storage = DiskStorage::open(&dir, &[1], false).unwrap();
+        assert_eq!(storage.last_index().unwrap(), 2);
+        drop(storage);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            valid,
+            "the zeros are cut off"
+        );
+
+        let mut damaged = valid.clone();
+        damaged.extend_from_slice(&[0u8; 64]);
+        damaged.extend_from_slice(&valid[valid.len() - 20..]);
+        std::fs::write(&path, &damaged).unwrap();
+        assert!(matches!(
+            DiskStorage::open(&dir, &[1], false),
+            Err(DiskLogError::Corrupt { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
