@@ -117,6 +117,8 @@ pub struct Shard {
     settings: RefCell<HashMap<TopicId, Rc<TopicSettings>>>,
     /// Leaders this shard runs a replica fetcher for (`runtime::fetcher`).
     fetchers: RefCell<std::collections::BTreeSet<i32>>,
+    /// Replicas no log directory could take (`LogDirs::place`), said once.
+    unplaced: RefCell<std::collections::HashSet<PartitionKey>>,
 }
 
 impl Shard {
@@ -140,6 +142,7 @@ impl Shard {
             producer_ids: RefCell::new(0..0),
             settings: RefCell::new(HashMap::new()),
             fetchers: RefCell::new(Default::default()),
+            unplaced: RefCell::new(Default::default()),
             groups: Coordinator::new(Duration::from_millis(
                 config.group_initial_rebalance_delay_ms,
             )),
@@ -743,10 +746,19 @@ impl Shard {
                         .is_some_and(|before| before.configs != topic.configs)
                 })
         };
-        *self.metadata.borrow_mut() = image.clone();
+        let previous = self.metadata.replace(image.clone());
         self.settings.borrow_mut().clear();
         for topic in image.topics.values() {
-            self.open_owned_partitions(topic).await;
+            // Partitions first seen in this image (not in the first image after start-up) are
+            // new: only those may get a log in any directory while one is offline.
+            let known = match previous.metadata_index {
+                0 => usize::MAX,
+                _ => previous
+                    .topic(&topic.name)
+                    .filter(|before| before.id == topic.id)
+                    .map_or(0, |before| before.partitions.len()),
+            };
+            self.open_owned_partitions(topic, known).await;
         }
         if configs_changed {
             for (partition, topic) in self.hosted_partitions() {
@@ -779,7 +791,9 @@ impl Shard {
         }
     }
 
-    async fn open_owned_partitions(&self, topic: &TopicImage) {
+    /// Opens the replicas of `topic` this shard owns and does not host yet; those with an index
+    /// of `known` or more are new.
+    async fn open_owned_partitions(&self, topic: &TopicImage, known: usize) {
         let name: Arc<str> = Arc::from(topic.name.as_str());
         for partition in &topic.partitions {
             let key = (name.clone(), partition.index);
@@ -790,10 +804,18 @@ impl Shard {
                 continue;
             }
             let dir_name = format!("{}-{}", topic.name, partition.index);
-            let dir = match self.log_dirs.place(&dir_name, (topic.id, partition.index)) {
+            let new = partition.index as usize >= known;
+            let dir = match self
+                .log_dirs
+                .place(&dir_name, (topic.id, partition.index), new)
+            {
                 Ok(dir) => dir,
                 Err(error) => {
-                    tracing::error!("cannot open partition {dir_name}: {error}");
+                    // Said once; every later image tries again quietly.
+                    match self.unplaced.borrow_mut().insert(key) {
+                        true => tracing::error!("cannot open partition {dir_name}: {error}"),
+                        false => tracing::debug!("cannot open partition {dir_name}: {error}"),
+                    }
                     continue;
                 }
             };

@@ -42,6 +42,10 @@ pub enum PlacementError {
     DirOffline { path: PathBuf, reason: String },
     #[error("every log directory is offline")]
     AllOffline,
+    /// An existing replica found in no online directory while some are offline: its log may
+    /// be in one of them, and a new empty log elsewhere would fork it (Kafka refuses too).
+    #[error("its log is in none of the online log directories, and {0} is offline")]
+    MaybeOffline(PathBuf),
 }
 
 /// One directory of a `LogDirs`, as a partition keeps it.
@@ -133,11 +137,15 @@ impl LogDirs {
 
     /// The directory for the log of partition directory `name` (`<topic>-<index>`) of replica
     /// `key`: the one that holds it already, else the online one hosting the fewest replicas
-    /// (Kafka's choice), the first of equals. The replica is counted there from now on.
+    /// (Kafka's choice), the first of equals. The replica is counted there from now on. A
+    /// replica that is not `new` (it existed before this broker started or before the image
+    /// that placed it here) is not created afresh while a directory is offline: it is counted
+    /// in that directory, so that the heartbeat reports it.
     pub fn place(
         self: &Arc<Self>,
         name: &str,
         key: ReplicaKey,
+        new: bool,
     ) -> Result<LogDirHandle, PlacementError> {
         let existing: Vec<usize> = (0..self.dirs.len())
             .filter(|index| self.dirs[*index].path.join(name).is_dir())
@@ -155,16 +163,22 @@ impl LogDirs {
         let index = match existing.first() {
             Some(index) => {
                 if let Some(reason) = self.failure(*index) {
-                    // Reported as an offline replica of this broker from now on.
-                    if let Ok(mut hosted) = self.dirs[*index].hosted.lock() {
-                        hosted.insert(key);
-                    }
+                    self.count_offline(*index, key);
                     return Err(PlacementError::DirOffline {
                         path: self.dirs[*index].path.clone(),
                         reason: reason.to_string(),
                     });
                 }
                 *index
+            }
+            None if !new && !self.online_count_is_all() => {
+                let offline = (0..self.dirs.len())
+                    .find(|index| self.failure(*index).is_some())
+                    .expect("a directory is offline");
+                self.count_offline(offline, key);
+                return Err(PlacementError::MaybeOffline(
+                    self.dirs[offline].path.clone(),
+                ));
             }
             None => (0..self.dirs.len())
                 .filter(|index| self.failure(*index).is_none())
@@ -178,6 +192,22 @@ impl LogDirs {
             dirs: self.clone(),
             index,
         })
+    }
+
+    /// Counts `key` in offline directory `index`, so that the heartbeat, sent at once,
+    /// reports it.
+    fn count_offline(&self, index: usize, key: ReplicaKey) {
+        let added = self.dirs[index]
+            .hosted
+            .lock()
+            .is_ok_and(|mut hosted| hosted.insert(key));
+        if added {
+            let _ = self.failed_tx.try_send(());
+        }
+    }
+
+    fn online_count_is_all(&self) -> bool {
+        self.dirs.iter().all(|dir| dir.failure.get().is_none())
     }
 
     fn hosted_count(&self, index: usize) -> usize {
@@ -275,13 +305,16 @@ mod tests {
         let paths: Vec<PathBuf> = (0..3).map(|n| root.join(format!("d{n}"))).collect();
         let dirs = LogDirs::open(&paths);
         let handles: Vec<LogDirHandle> = (0..6)
-            .map(|n| dirs.place(&format!("t-{n}"), key(n)).expect("placed"))
+            .map(|n| dirs.place(&format!("t-{n}"), key(n), true).expect("placed"))
             .collect();
         let placed: Vec<usize> = handles.iter().map(|handle| handle.index).collect();
         assert_eq!(placed, vec![0, 1, 2, 0, 1, 2]);
 
         std::fs::create_dir_all(paths[2].join("old-0")).expect("mkdir");
-        assert_eq!(dirs.place("old-0", key(10)).expect("placed").index, 2);
+        assert_eq!(
+            dirs.place("old-0", key(10), false).expect("placed").index,
+            2
+        );
 
         let handle = &handles[1];
         handle.fail("fdatasync failed: EIO");
@@ -291,19 +324,23 @@ mod tests {
 
         std::fs::create_dir_all(paths[1].join("t-1")).expect("mkdir");
         assert!(matches!(
-            dirs.place("t-1", key(1)),
+            dirs.place("t-1", key(1), false),
             Err(PlacementError::DirOffline { .. })
         ));
-        let fresh = dirs.place("new-0", key(20)).expect("placed");
+        let fresh = dirs.place("new-0", key(20), true).expect("placed");
         assert_ne!(fresh.index, 1, "nothing new goes to an offline directory");
-        assert_eq!(dirs.offline_replicas(), vec![key(1), key(4)]);
+        assert!(matches!(
+            dirs.place("elsewhere-0", key(30), false),
+            Err(PlacementError::MaybeOffline(_))
+        ));
+        assert_eq!(dirs.offline_replicas(), vec![key(1), key(4), key(30)]);
         assert!(!dirs.all_offline());
 
         dirs.fail(0, "EIO");
         dirs.fail(2, "EIO");
         assert!(dirs.all_offline());
         assert!(matches!(
-            dirs.place("new-1", key(21)),
+            dirs.place("new-1", key(21), true),
             Err(PlacementError::AllOffline)
         ));
     }

@@ -248,6 +248,24 @@ def test_a_failed_log_dir_goes_offline_while_the_others_keep_serving(tmp_path, f
 
     assert_acknowledged_intact(broker.bootstrap, acknowledged, on_good)
 
+    # A restart with the disk still dead: the directory is offline again, its partitions are
+    # not created afresh in the healthy directory (that would fork their logs), they get no
+    # leader, and the healthy directory's partitions serve as before.
+    broker.stop()
+    broker.start()
+    assert broker.wait_for_log(rf"Log directory {bad} is offline", since_last_start=True)
+    deadline = time.monotonic() + 15
+    while True:
+        metadata = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(TOPIC,
+                                                                                    timeout=10)
+        leaders = {p: part.leader for p, part in metadata.topics[TOPIC].partitions.items()}
+        if all(leaders[p] == -1 for p in on_bad) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert all(leaders[p] == -1 for p in on_bad), leaders
+    assert partitions_in(good) == on_good, "a failed directory's partition was created elsewhere"
+    assert_acknowledged_intact(broker.bootstrap, acknowledged, on_good)
+
     broker.stop()
     failing_disk.heal()
     broker.start()
