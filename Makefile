@@ -129,7 +129,8 @@ fuzz:
 		fuzz/seeds/request_decoding -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
 		-malloc_limit_mb=256
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run produce_validation fuzz/corpus/produce_validation \
-		fuzz/seeds/produce_validation -- -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096
+		fuzz/seeds/produce_validation -- -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
+		-detect_leaks=0
 
 lint:
 	$(CARGO) fmt --check
