@@ -203,7 +203,7 @@ impl Partition {
     }
 
     /// Whether the replica's log directory still serves.
-    pub fn check_online(&self) -> Result<(), PartitionError> {
+    fn check_online(&self) -> Result<(), PartitionError> {
         match self.dir.failure() {
             Some(reason) => Err(PartitionError::Offline {
                 partition: self.name(),

@@ -171,19 +171,19 @@ impl LogDirs {
                 }
                 *index
             }
-            None if !new && !self.online_count_is_all() => {
-                let offline = (0..self.dirs.len())
-                    .find(|index| self.failure(*index).is_some())
-                    .expect("a directory is offline");
-                self.count_offline(offline, key);
-                return Err(PlacementError::MaybeOffline(
-                    self.dirs[offline].path.clone(),
-                ));
+            None => {
+                let offline = (0..self.dirs.len()).find(|index| self.failure(*index).is_some());
+                if let (Some(offline), false) = (offline, new) {
+                    self.count_offline(offline, key);
+                    return Err(PlacementError::MaybeOffline(
+                        self.dirs[offline].path.clone(),
+                    ));
+                }
+                (0..self.dirs.len())
+                    .filter(|index| self.failure(*index).is_none())
+                    .min_by_key(|index| self.hosted_count(*index))
+                    .ok_or(PlacementError::AllOffline)?
             }
-            None => (0..self.dirs.len())
-                .filter(|index| self.failure(*index).is_none())
-                .min_by_key(|index| self.hosted_count(*index))
-                .ok_or(PlacementError::AllOffline)?,
         };
         if let Ok(mut hosted) = self.dirs[index].hosted.lock() {
             hosted.insert(key);
@@ -204,10 +204,6 @@ impl LogDirs {
         if added {
             let _ = self.failed_tx.try_send(());
         }
-    }
-
-    fn online_count_is_all(&self) -> bool {
-        self.dirs.iter().all(|dir| dir.failure.get().is_none())
     }
 
     fn hosted_count(&self, index: usize) -> usize {
