@@ -17,6 +17,7 @@ pub mod metadata_log;
 mod partitions;
 pub mod quorum;
 pub mod rpc;
+mod rpc_image;
 pub mod topics;
 pub mod transport;
 

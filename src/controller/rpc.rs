@@ -14,7 +14,7 @@ use super::{
     ReplicaStatus, TopicError,
 };
 use crate::config::Listener;
-use crate::metadata::{BrokerImage, MetadataImage, PartitionImage, TopicId, TopicImage};
+use crate::metadata::{TopicId, TopicImage};
 
 /// One raft-rs `Message` (protobuf); no response.
 pub const RAFT_MESSAGE: i16 = 10_000;
@@ -219,6 +219,11 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, String> {
 pub struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
         if count > self.0.len() {
             return Err(format!("{count} bytes wanted, {} left", self.0.len()));
@@ -530,116 +535,6 @@ impl Wire for PartitionIncrease {
     }
 }
 
-impl Wire for PartitionImage {
-    fn put(&self, out: &mut Vec<u8>) {
-        self.index.put(out);
-        self.leader.put(out);
-        self.leader_epoch.put(out);
-        self.partition_epoch.put(out);
-        self.replicas.put(out);
-        self.isr.put(out);
-    }
-    fn get(reader: &mut Reader) -> Result<Self, String> {
-        Ok(PartitionImage {
-            index: i32::get(reader)?,
-            leader: i32::get(reader)?,
-            leader_epoch: i32::get(reader)?,
-            partition_epoch: i32::get(reader)?,
-            replicas: Vec::get(reader)?,
-            isr: Vec::get(reader)?,
-        })
-    }
-}
-
-impl Wire for TopicImage {
-    fn put(&self, out: &mut Vec<u8>) {
-        self.name.put(out);
-        self.id.put(out);
-        self.configs.put(out);
-        self.partitions.put(out);
-    }
-    fn get(reader: &mut Reader) -> Result<Self, String> {
-        Ok(TopicImage {
-            name: String::get(reader)?,
-            id: TopicId::get(reader)?,
-            configs: <BTreeMap<String, String> as Wire>::get(reader)?,
-            partitions: Vec::get(reader)?,
-        })
-    }
-}
-
-impl Wire for BrokerImage {
-    fn put(&self, out: &mut Vec<u8>) {
-        self.node_id.put(out);
-        self.endpoints.put(out);
-        self.epoch.put(out);
-        self.fenced.put(out);
-    }
-    fn get(reader: &mut Reader) -> Result<Self, String> {
-        Ok(BrokerImage {
-            node_id: i32::get(reader)?,
-            endpoints: Vec::get(reader)?,
-            epoch: i64::get(reader)?,
-            fenced: bool::get(reader)?,
-        })
-    }
-}
-
-/// A snapshot's data: the whole image but the fields each node sets itself (cluster id,
-/// controller id).
-impl Wire for MetadataImage {
-    fn put(&self, out: &mut Vec<u8>) {
-        self.epoch.put(out);
-        self.metadata_index.put(out);
-        self.next_producer_id.put(out);
-        self.brokers.put(out);
-        let topics: Vec<TopicImage> = self
-            .topics
-            .values()
-            .map(|topic| (**topic).clone())
-            .collect();
-        topics.put(out);
-        let broker_configs: Vec<(String, BTreeMap<String, String>)> = self
-            .broker_configs
-            .iter()
-            .map(|(broker, configs)| (broker.clone(), configs.clone()))
-            .collect();
-        broker_configs.put(out);
-        // Last, so that snapshots written before it existed still read.
-        let offline: Vec<(i32, Vec<(TopicId, i32)>)> = self
-            .offline_replicas
-            .iter()
-            .map(|(broker, replicas)| (*broker, replicas.iter().copied().collect()))
-            .collect();
-        offline.put(out);
-    }
-    fn get(reader: &mut Reader) -> Result<Self, String> {
-        let mut image = MetadataImage {
-            epoch: u64::get(reader)?,
-            metadata_index: u64::get(reader)?,
-            next_producer_id: i64::get(reader)?,
-            brokers: Vec::get(reader)?,
-            ..MetadataImage::default()
-        };
-        for topic in Vec::<TopicImage>::get(reader)? {
-            image.topic_names.insert(topic.id, topic.name.clone());
-            image
-                .topics
-                .insert(topic.name.clone(), std::sync::Arc::new(topic));
-        }
-        image.broker_configs = Vec::<(String, BTreeMap<String, String>)>::get(reader)?
-            .into_iter()
-            .collect();
-        if !reader.0.is_empty() {
-            image.offline_replicas = Vec::<(i32, Vec<(TopicId, i32)>)>::get(reader)?
-                .into_iter()
-                .map(|(broker, replicas)| (broker, replicas.into_iter().collect()))
-                .collect();
-        }
-        Ok(image)
-    }
-}
-
 impl Wire for ReplicaStatus {
     fn put(&self, out: &mut Vec<u8>) {
         self.replica_id.put(out);
@@ -899,6 +794,7 @@ impl Wire for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::{MetadataImage, PartitionImage};
     use proptest::prelude::*;
 
     proptest! {
