@@ -196,10 +196,14 @@ impl Partition {
     /// doubt (KIP-112): produce, fetch and replication of every partition in it answer
     /// KAFKA_STORAGE_ERROR until the broker restarts, when recovery rebuilds the logs from what
     /// is on disk, and the controller hears of it to move their leadership. Waiters wake to see
-    /// it.
-    fn take_offline(&self, reason: String) {
+    /// it. Returns the error that says so.
+    fn take_offline(&self, reason: String) -> PartitionError {
         self.dir.fail(&format!("{}: {reason}", self.name()));
         self.wake_waiters();
+        PartitionError::Offline {
+            partition: self.name(),
+            reason,
+        }
     }
 
     /// Whether the replica's log directory still serves.
@@ -224,12 +228,7 @@ impl Partition {
     fn storage<T>(&self, result: Result<T, StorageError>) -> Result<T, PartitionError> {
         match result {
             Err(error) if log_dirs::fails_directory(&error) => {
-                let reason = error.to_string();
-                self.take_offline(reason.clone());
-                Err(PartitionError::Offline {
-                    partition: self.name(),
-                    reason,
-                })
+                Err(self.take_offline(error.to_string()))
             }
             other => Ok(other?),
         }
@@ -241,14 +240,7 @@ impl Partition {
         result: Result<T, StorageError>,
         what: &str,
     ) -> Result<T, PartitionError> {
-        result.map_err(|error| {
-            let reason = format!("{what} failed: {error}");
-            self.take_offline(reason.clone());
-            PartitionError::Offline {
-                partition: self.name(),
-                reason,
-            }
-        })
+        result.map_err(|error| self.take_offline(format!("{what} failed: {error}")))
     }
 
     pub fn name(&self) -> String {
