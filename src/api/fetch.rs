@@ -65,6 +65,18 @@ pub fn response_bytes_max(request: &FetchRequest) -> usize {
     partitions.min(request.max_bytes.max(0) as usize)
 }
 
+/// The response's record sets of at least `min_bytes`: sent from the memory they were read
+/// into rather than copied into the response (`protocol::encode_response_sharing`).
+pub fn record_sets(response: &FetchResponse, min_bytes: usize) -> Vec<bytes::Bytes> {
+    response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.clone())
+        .filter(|records| records.len() >= min_bytes)
+        .collect()
+}
+
 pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     // No session is ever created (every response carries session id 0), so an incremental
     // fetch names a session this broker does not have; epoch -1 (close) or 0 with id 0 is a

@@ -40,7 +40,7 @@ mod sync_group;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -48,7 +48,7 @@ use kafka_protocol::ResponseError;
 use crate::controller::{ControllerRequest, TopicError};
 use crate::metrics::latency::{self, Timed};
 use crate::partition::PartitionError;
-use crate::protocol::{self, ProtocolError};
+use crate::protocol::{self, Frame, ProtocolError};
 use crate::runtime::mesh::ShardRequest;
 use crate::runtime::shard::Shard;
 
@@ -67,7 +67,7 @@ pub struct RequestContext<'a> {
 pub enum Decoded {
     /// ApiVersions at a version this broker does not serve: answered at once, without decoding
     /// its body (KIP-511: the answer lists the versions the client should use).
-    Answered(BytesMut),
+    Answered(Frame),
     /// Boxed: a decoded body is hundreds of bytes, an early answer a pointer.
     Request(Box<protocol::Request>),
 }
@@ -77,7 +77,8 @@ pub enum Decoded {
 pub fn decode(frame: Bytes) -> Result<Decoded, ProtocolError> {
     let (key, version) = protocol::peek_api(&frame)?;
     if key == ApiKey::ApiVersions && !protocol::is_supported(key, version) {
-        return api_versions::unsupported_version(&frame).map(Decoded::Answered);
+        return api_versions::unsupported_version(&frame)
+            .map(|answer| Decoded::Answered(answer.into()));
     }
     protocol::decode_request(frame).map(|request| Decoded::Request(Box::new(request)))
 }
@@ -229,7 +230,7 @@ pub async fn handle(
     connection: &ConnectionInfo,
     request: protocol::Request,
     dispatched: &Dispatched,
-) -> Result<Option<BytesMut>, ProtocolError> {
+) -> Result<Option<Frame>, ProtocolError> {
     let (key, version) = (request.key, request.version);
     let correlation_id = request.header.correlation_id;
     let client_id = request
@@ -269,7 +270,9 @@ pub async fn handle(
             };
             let response = fetch::handle(&context, body).await;
             latency::record(timed, started.elapsed());
-            respond(&response)
+            let shared = fetch::record_sets(&response, protocol::SHARED_BYTES_MIN);
+            protocol::encode_response_sharing(correlation_id, key, version, &response, shared)
+                .map(Some)
         }
         RequestKind::ListOffsets(body) => respond(&list_offsets::handle(&context, body).await),
         RequestKind::DeleteRecords(body) => respond(&delete_records::handle(&context, body).await),
@@ -334,7 +337,7 @@ trait EncodeResponse {
         correlation_id: i32,
         key: ApiKey,
         version: i16,
-    ) -> Result<BytesMut, ProtocolError>;
+    ) -> Result<Frame, ProtocolError>;
 }
 
 impl<T: kafka_protocol::protocol::Encodable> EncodeResponse for T {
@@ -343,8 +346,8 @@ impl<T: kafka_protocol::protocol::Encodable> EncodeResponse for T {
         correlation_id: i32,
         key: ApiKey,
         version: i16,
-    ) -> Result<BytesMut, ProtocolError> {
-        protocol::encode_response(correlation_id, key, version, self)
+    ) -> Result<Frame, ProtocolError> {
+        protocol::encode_response(correlation_id, key, version, self).map(Frame::from)
     }
 }
 

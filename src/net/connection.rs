@@ -23,7 +23,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
@@ -32,10 +31,10 @@ use super::connection_quotas::ConnectionSlot;
 use super::frame::{read_body, read_size, FrameError};
 use super::in_flight::InFlight;
 use crate::api::{ConnectionInfo, Decoded, Dispatched, Sequencing};
-use crate::protocol::ProtocolError;
+use crate::protocol::{Frame, ProtocolError};
 use crate::runtime::shard::Shard;
 
-type Handled = Result<Option<BytesMut>, ProtocolError>;
+type Handled = Result<Option<Frame>, ProtocolError>;
 
 /// Serves the connection until the client closes it or it fails; `slot` holds its place in
 /// the broker's connection counts until then.
@@ -88,7 +87,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream, slot:
 /// A response to write, in request order.
 enum Response {
     /// Known when the request was read (ApiVersions of an unsupported version).
-    Ready(BytesMut),
+    Ready(Frame),
     /// The handler's task.
     Handler(JoinHandle<Handled>),
 }
@@ -337,9 +336,11 @@ async fn write_responses(shard: &Shard, pipeline: &Pipeline, socket: &mut Socket
             }
         };
         crate::metrics::count_response(response.len());
-        if let Err(error) = socket.write_all(&response).await {
-            tracing::debug!("connection from {peer} closed while writing: {error}");
-            return;
+        for part in response.parts() {
+            if let Err(error) = socket.write_all(part).await {
+                tracing::debug!("connection from {peer} closed while writing: {error}");
+                return;
+            }
         }
         pipeline.answered(response.len());
     }

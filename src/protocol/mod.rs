@@ -4,9 +4,12 @@
 //!
 //! Advertise only what a test exercises: a client picks the highest version both sides list.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+
+mod frame;
+pub use frame::{Frame, SHARED_BYTES_MIN};
 
 /// Bytes of the size prefix of every request and response.
 pub const FRAME_SIZE_BYTES: usize = 4;
@@ -159,11 +162,45 @@ pub fn encode_response<T: Encodable>(
     version: i16,
     body: &T,
 ) -> Result<BytesMut, ProtocolError> {
-    let encode_error = |error: &dyn std::fmt::Display| ProtocolError::Encode {
+    let (header, header_version, size) = framing(correlation_id, key, version, body)?;
+    let mut out = BytesMut::with_capacity(FRAME_SIZE_BYTES + size);
+    put_frame(&mut out, &header, header_version, size, key, version, body)?;
+    Ok(out)
+}
+
+/// Frames a response as `encode_response` does, but leaves each of `shared` (record sets the
+/// body holds) in its own memory: the frame's parts point at them instead of copying them.
+pub fn encode_response_sharing<T: Encodable>(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    body: &T,
+    shared: Vec<Bytes>,
+) -> Result<Frame, ProtocolError> {
+    let (header, header_version, size) = framing(correlation_id, key, version, body)?;
+    let shared_len: usize = shared.iter().map(Bytes::len).sum();
+    let copied_len = (FRAME_SIZE_BYTES + size).saturating_sub(shared_len);
+    let mut out = frame::PartsBuf::new(shared, copied_len);
+    put_frame(&mut out, &header, header_version, size, key, version, body)?;
+    Ok(out.finish())
+}
+
+fn encode_error(key: ApiKey, version: i16) -> impl Fn(&dyn std::fmt::Display) -> ProtocolError {
+    move |error| ProtocolError::Encode {
         key,
         version,
         reason: error.to_string(),
-    };
+    }
+}
+
+/// The response header, its version, and the size of header and body.
+fn framing<T: Encodable>(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    body: &T,
+) -> Result<(ResponseHeader, i16, usize), ProtocolError> {
+    let encode_error = encode_error(key, version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = key.response_header_version(version);
     let size = header
@@ -172,14 +209,25 @@ pub fn encode_response<T: Encodable>(
         + body
             .compute_size(version)
             .map_err(|error| encode_error(&error))?;
-    let mut out = BytesMut::with_capacity(FRAME_SIZE_BYTES + size);
+    Ok((header, header_version, size))
+}
+
+fn put_frame<B: kafka_protocol::protocol::buf::ByteBufMut, T: Encodable>(
+    out: &mut B,
+    header: &ResponseHeader,
+    header_version: i16,
+    size: usize,
+    key: ApiKey,
+    version: i16,
+    body: &T,
+) -> Result<(), ProtocolError> {
+    let encode_error = encode_error(key, version);
     out.put_i32(size as i32);
     header
-        .encode(&mut out, header_version)
+        .encode(out, header_version)
         .map_err(|error| encode_error(&error))?;
-    body.encode(&mut out, version)
-        .map_err(|error| encode_error(&error))?;
-    Ok(out)
+    body.encode(out, version)
+        .map_err(|error| encode_error(&error))
 }
 
 #[cfg(test)]

@@ -102,6 +102,59 @@ fn write_behind_reads_back_and_loses_only_unflushed() {
     });
 }
 
+/// Proves reads of what lies on disk, made one after the other, are served by the read-ahead
+/// and return exactly the log: every batch once, in order, its CRC intact, also after a read
+/// elsewhere took the read-ahead's place.
+#[test]
+fn sequential_disk_reads_are_read_ahead_and_exact() {
+    let dir = temp_dir("read-ahead");
+    run(move || async move {
+        let log = Log::open(&dir, config(64 << 20), false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        for _ in 0..600 {
+            append(&log, 10, 1000, 1, None).await;
+        }
+        log.flush().await.unwrap();
+        drop(log);
+        // Reopened, the log holds only its last block in memory: reads go to disk.
+        let log = Log::open(&dir, config(64 << 20), false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        let taken = super::read_ahead::taken();
+        let mut offset = 0;
+        let mut batches = 0;
+        while offset < log.next_offset() {
+            if (3000..3100).contains(&offset) {
+                // A read elsewhere replaces the read-ahead; the sequence goes on exactly.
+                let elsewhere = log.read(500, 64 << 10).await.unwrap();
+                assert_eq!(
+                    batch::peek_header(&elsewhere, 0)
+                        .unwrap()
+                        .unwrap()
+                        .base_offset,
+                    500
+                );
+            }
+            let bytes = log.read(offset, 128 << 10).await.unwrap();
+            let headers = batch::validate_batches(&bytes, usize::MAX).unwrap();
+            assert_eq!(headers[0].base_offset, offset);
+            for header in &headers {
+                batch::verify_crc(&bytes, header).expect("crc of a read batch");
+            }
+            batches += headers.len();
+            offset = headers.last().unwrap().next_offset();
+        }
+        assert_eq!(batches, 600);
+        let used = super::read_ahead::taken() - taken;
+        assert!(
+            used >= 40,
+            "only {used} of about 50 reads used the read-ahead"
+        );
+        log.remove().await.unwrap();
+    });
+}
+
 /// Proves a clean close lets the next open trust every segment (the observer is restored from
 /// the snapshot and sees no batch), and a producer snapshot still answers a retry as a
 /// duplicate; after a crash only the active segment is scanned.

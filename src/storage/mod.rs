@@ -16,6 +16,7 @@ mod log_tests;
 #[cfg(test)]
 mod model_tests;
 pub mod offset_index;
+mod read_ahead;
 pub mod segment;
 pub mod tail;
 #[cfg(test)]

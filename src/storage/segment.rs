@@ -34,6 +34,7 @@ use glommio::sync::Semaphore;
 use super::batch::{self, BatchHeader};
 use super::index_file::IndexFile;
 use super::offset_index::{IndexEntry, OffsetIndex, INDEX_ENTRY_BYTES};
+use super::read_ahead::ReadAhead;
 use super::tail::{align_down, align_up, Tail, CHUNK_BYTES};
 use super::time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};
 use super::{segment_file_name, StorageError};
@@ -118,7 +119,9 @@ pub enum Recovery<'a> {
 pub struct Segment {
     pub base_offset: i64,
     log_path: PathBuf,
-    file: DmaFile,
+    file: Rc<DmaFile>,
+    /// The next sequential fetch's bytes, read from disk ahead of it.
+    read_ahead: ReadAhead,
     index_file: IndexFile,
     time_index_file: IndexFile,
     tail: RefCell<Tail>,
@@ -186,7 +189,8 @@ impl Segment {
         let segment = Segment {
             base_offset,
             log_path,
-            file,
+            file: Rc::new(file),
+            read_ahead: ReadAhead::default(),
             index_file: IndexFile::new(index_path),
             time_index_file: IndexFile::new(time_index_path),
             tail: RefCell::new(nothing_cached),
@@ -390,27 +394,43 @@ impl Segment {
     }
 
     /// Reads whole batches starting with the one that holds `offset`, about `max_bytes` of them;
-    /// the first batch is returned whole even when larger (as Kafka does since KIP-74).
+    /// the first batch is returned whole even when larger (as Kafka does since KIP-74). A read
+    /// that went to disk starts reading the next sequential read's bytes (`read_ahead`).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
         let mut position = self.position_for(offset);
         let end = self.size.get();
         while position < end {
             let want = max_bytes.max(FETCH_READ_BYTES_MIN);
+            let from_disk = position < self.tail.borrow().start();
             let chunk = self
-                .read_batches(position, want, end)
+                .read_batches(position, want, end, true)
                 .await?
                 .ok_or_else(|| self.damaged(position))?;
             let mut cursor = 0;
             while let Some(header) = self.header_at(&chunk, cursor)? {
                 if header.next_offset() > offset {
-                    let stop = whole_batches_end(&chunk, cursor, max_bytes);
-                    return Ok(Bytes::copy_from_slice(&chunk[cursor..stop]));
+                    let (stop, next_offset) = whole_batches_end(&chunk, cursor, max_bytes);
+                    if from_disk {
+                        self.read_ahead_from(next_offset, want);
+                    }
+                    return Ok(sliced(chunk, cursor, stop));
                 }
                 cursor += header.size;
             }
             position += cursor as u64;
         }
         Ok(Bytes::new())
+    }
+
+    /// Starts reading, in the background, `length` bytes from where a read of `offset` will
+    /// begin, as far as the disk holds them (the tail is in memory already).
+    fn read_ahead_from(&self, offset: i64, length: usize) {
+        let start = self.position_for(offset);
+        let on_disk = self.tail.borrow().start().min(self.size.get());
+        if start < on_disk {
+            let length = length.min((on_disk - start) as usize);
+            self.read_ahead.start(&self.file, start, length);
+        }
     }
 
     /// Headers of the batches from the one holding `offset` on, in order, with their positions.
@@ -436,7 +456,7 @@ impl Segment {
         let end = self.size.get();
         while position < end {
             let chunk = self
-                .read_batches(position, RECOVERY_READ_BYTES, end)
+                .read_batches(position, RECOVERY_READ_BYTES, end, false)
                 .await?
                 .ok_or_else(|| self.damaged(position))?;
             let mut cursor = 0;
@@ -477,8 +497,9 @@ impl Segment {
         if batch::is_log_append_time(&header) {
             return Ok(Some((header.base_offset, header.max_timestamp)));
         }
-        let bytes = self.read_at(header.position as u64, header.size).await?;
-        let mut bytes = Bytes::from(bytes);
+        let mut bytes = self
+            .read_at(header.position as u64, header.size, false)
+            .await?;
         let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
             .map_err(|error| {
                 StorageError::io(
@@ -502,7 +523,7 @@ impl Segment {
             return Ok(Vec::new());
         }
         let mut chunk = self
-            .read_batches(position, RECOVERY_READ_BYTES, end)
+            .read_batches(position, RECOVERY_READ_BYTES, end, false)
             .await?
             .ok_or_else(|| self.damaged(position))?;
         let mut cursor = 0;
@@ -510,7 +531,7 @@ impl Segment {
             cursor += header.size;
         }
         chunk.truncate(cursor);
-        Ok(chunk)
+        Ok(Vec::from(chunk))
     }
 
     /// Lets the tail go: an inactive segment is read from disk only and never appended to.
@@ -804,9 +825,10 @@ impl Segment {
         position: u64,
         want: usize,
         end: u64,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
+        ahead: bool,
+    ) -> Result<Option<Bytes>, StorageError> {
         let available = (end - position) as usize;
-        let chunk = self.read_at(position, want.min(available)).await?;
+        let chunk = self.read_at(position, want.min(available), ahead).await?;
         match batch::peek_header(&chunk, 0) {
             Ok(Some(_)) => Ok(Some(chunk)),
             Err(_) => Ok(None),
@@ -817,7 +839,7 @@ impl Segment {
                 if size > available {
                     return Ok(None);
                 }
-                let whole = self.read_at(position, size).await?;
+                let whole = self.read_at(position, size, false).await?;
                 let complete = matches!(batch::peek_header(&whole, 0), Ok(Some(_)));
                 Ok(complete.then_some(whole))
             }
@@ -836,50 +858,84 @@ impl Segment {
 
     /// The bytes `[position, position + length)`: what lies at or above the tail's start comes
     /// from memory (copied first, before any await, so a concurrent write cannot release it),
-    /// the rest from disk. A read past the end of the file comes back short.
-    async fn read_at(&self, position: u64, length: usize) -> Result<Vec<u8>, StorageError> {
+    /// the rest from disk, or (`ahead`) from the read-ahead when it holds them. A read past the
+    /// end of the file comes back short. Each byte is copied at most once on the way, none
+    /// when the read-ahead holds all of them.
+    async fn read_at(
+        &self,
+        position: u64,
+        length: usize,
+        ahead: bool,
+    ) -> Result<Bytes, StorageError> {
         let end = position + length as u64;
-        let mut out = vec![0; length];
-        let split = {
+        let (split, memory) = {
             let tail = self.tail.borrow();
             let split = tail.start().clamp(position, end);
             let memory_end = end.min(tail.end());
+            let mut memory = Vec::new();
             if split < memory_end {
-                let at = (split - position) as usize;
-                tail.copy_out(
-                    split,
-                    memory_end,
-                    &mut out[at..at + (memory_end - split) as usize],
-                );
+                memory.reserve_exact((memory_end - split) as usize);
+                tail.extend_into(split, memory_end, &mut memory);
             }
-            split
+            (split, memory)
         };
-        if position < split {
-            let wanted = (split - position) as usize;
-            let read = self
-                .file
-                .read_at(position, wanted)
-                .await
-                .map_err(|error| StorageError::io(&self.log_path, error))?;
-            out[..read.len()].copy_from_slice(&read);
-            if read.len() < wanted {
-                out.truncate(read.len());
+        if position == split {
+            return Ok(Bytes::from(memory));
+        }
+        let wanted = (split - position) as usize;
+        let mut out = Vec::new();
+        if let Some(pending) = ahead.then(|| self.read_ahead.take(position)).flatten() {
+            if let Some((start, bytes)) = pending.finish().await {
+                let skip = ((position - start) as usize).min(bytes.len());
+                let ready = bytes.slice(skip..bytes.len().min(skip + wanted));
+                if ready.len() == wanted && memory.is_empty() {
+                    return Ok(ready);
+                }
+                out.reserve_exact(wanted + memory.len());
+                out.extend_from_slice(&ready);
             }
         }
-        Ok(out)
+        let from = position + out.len() as u64;
+        if from < split {
+            let rest = (split - from) as usize;
+            let read = self
+                .file
+                .read_at(from, rest)
+                .await
+                .map_err(|error| StorageError::io(&self.log_path, error))?;
+            out.reserve_exact(read.len() + memory.len());
+            out.extend_from_slice(&read);
+            if read.len() < rest {
+                return Ok(Bytes::from(out));
+            }
+        }
+        out.extend_from_slice(&memory);
+        Ok(Bytes::from(out))
     }
 }
 
-/// End of the run of whole batches from `start` that fits `max_bytes` (at least one batch).
-fn whole_batches_end(chunk: &[u8], start: usize, max_bytes: usize) -> usize {
-    let mut end = start;
+/// `chunk[from..to]` as `Bytes`: the chunk itself when the part is most of it, else a copy, so
+/// that a small answer does not hold a large read's memory.
+fn sliced(chunk: Bytes, from: usize, to: usize) -> Bytes {
+    if 2 * (to - from) < chunk.len() {
+        Bytes::copy_from_slice(&chunk[from..to])
+    } else {
+        chunk.slice(from..to)
+    }
+}
+
+/// End of the run of whole batches from `start` that fits `max_bytes` (at least one batch),
+/// and the offset after its last batch.
+fn whole_batches_end(chunk: &[u8], start: usize, max_bytes: usize) -> (usize, i64) {
+    let (mut end, mut next_offset) = (start, 0);
     while let Ok(Some(header)) = batch::peek_header(chunk, end) {
         if end > start && end - start + header.size > max_bytes {
             break;
         }
         end += header.size;
+        next_offset = header.next_offset();
     }
-    end
+    (end, next_offset)
 }
 
 /// Writes encoded index entries after the `persisted` ones already in `file`.

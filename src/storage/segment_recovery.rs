@@ -53,7 +53,7 @@ impl Segment {
         self.next_offset.set(start_offset);
         if start > 0 {
             let first = self
-                .read_batches(0, batch::BATCH_HEADER_BYTES, file_size)
+                .read_batches(0, batch::BATCH_HEADER_BYTES, file_size, false)
                 .await?;
             let header = first.and_then(|chunk| batch::peek_header(&chunk, 0).ok().flatten());
             self.first_timestamp
@@ -73,7 +73,7 @@ impl Segment {
             return Ok(false);
         }
         let Some(chunk) = self
-            .read_batches(position, batch::BATCH_HEADER_BYTES, file_size)
+            .read_batches(position, batch::BATCH_HEADER_BYTES, file_size, false)
             .await?
         else {
             return Ok(false);
@@ -110,7 +110,7 @@ impl Segment {
         let mut position = start;
         while position < file_size {
             let Some(chunk) = self
-                .read_batches(position, RECOVERY_READ_BYTES, file_size)
+                .read_batches(position, RECOVERY_READ_BYTES, file_size, false)
                 .await?
             else {
                 break;
@@ -158,7 +158,7 @@ impl Segment {
         self.synced_offset.set(self.next_offset.get());
         let tail_start = align_down(position);
         let partial = self
-            .read_at(tail_start, (position - tail_start) as usize)
+            .read_at(tail_start, (position - tail_start) as usize, false)
             .await?;
         self.submitted.set(tail_start);
         *self.tail.borrow_mut() = Tail::new(tail_start, &partial, &|size| {
@@ -172,7 +172,11 @@ impl Segment {
     async fn cut_tail(&self, position: u64, file_size: u64) -> Result<(), StorageError> {
         let dropped = file_size - position;
         let sample = self
-            .read_at(position, dropped.min(RECOVERY_READ_BYTES as u64) as usize)
+            .read_at(
+                position,
+                dropped.min(RECOVERY_READ_BYTES as u64) as usize,
+                false,
+            )
             .await?;
         if dropped <= sample.len() as u64 && sample.iter().all(|byte| *byte == 0) {
             tracing::info!(

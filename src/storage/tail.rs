@@ -127,6 +127,22 @@ impl Tail {
 
     /// Copies the bytes `[from, to)`, which must lie within the tail, into `out`.
     pub fn copy_out(&self, from: u64, to: u64, out: &mut [u8]) {
+        let mut written = 0;
+        for slice in self.slices(from, to) {
+            out[written..written + slice.len()].copy_from_slice(slice);
+            written += slice.len();
+        }
+    }
+
+    /// Appends the bytes `[from, to)`, which must lie within the tail, to `out`.
+    pub fn extend_into(&self, from: u64, to: u64, out: &mut Vec<u8>) {
+        for slice in self.slices(from, to) {
+            out.extend_from_slice(slice);
+        }
+    }
+
+    /// The bytes `[from, to)`, which must lie within the tail, chunk by chunk.
+    fn slices(&self, from: u64, to: u64) -> impl Iterator<Item = &[u8]> {
         assert!(
             self.start <= from && from <= to && to <= self.end(),
             "[{from}, {to}) is outside the tail [{}, {})",
@@ -134,17 +150,17 @@ impl Tail {
             self.end()
         );
         let mut position = from;
-        let mut written = 0;
-        while position < to {
+        std::iter::from_fn(move || {
+            if position >= to {
+                return None;
+            }
             let relative = (position - self.start) as usize;
             let chunk = &self.chunks[relative / CHUNK_BYTES];
             let within = relative % CHUNK_BYTES;
             let take = ((to - position) as usize).min(chunk.len - within);
-            out[written..written + take]
-                .copy_from_slice(&chunk.buffer.as_bytes()[within..within + take]);
-            written += take;
             position += take as u64;
-        }
+            Some(&chunk.buffer.as_bytes()[within..within + take])
+        })
     }
 
     /// The end of the chunk holding `position` (which must lie within the tail).
