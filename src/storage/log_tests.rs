@@ -155,6 +155,52 @@ fn sequential_disk_reads_are_read_ahead_and_exact() {
     });
 }
 
+/// Proves a log written in small flushed pieces gets zeros written ahead of its end (so its
+/// writes overwrite instead of extending the file), that those never cover data: every batch
+/// reads back after a crash and after a clean close, and that a close cuts them off.
+#[test]
+fn small_flushed_writes_get_zeros_ahead_that_never_cover_data() {
+    let dir = temp_dir("zeros");
+    run(move || async move {
+        let log = Log::open(&dir, config(64 << 20), false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        let file = dir.join("00000000000000000000.log");
+        for round in 0..300 {
+            append(&log, 1, 700 + round, 1, None).await;
+            log.flush().await.unwrap();
+        }
+        // Let the last zeroing write land.
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        let on_disk = std::fs::metadata(&file).unwrap().len();
+        assert!(
+            on_disk > log.size_bytes(),
+            "zeros ahead: file {on_disk} bytes, data {}",
+            log.size_bytes()
+        );
+        assert_eq!(read_all(&log, 0).await.len(), 300);
+        // A crash: recovery takes the zeros for padding and keeps every batch.
+        drop(log);
+        let log = Log::open(&dir, config(64 << 20), false, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        assert_eq!(log.next_offset(), 300);
+        assert_eq!(read_all(&log, 0).await.len(), 300);
+        for _ in 0..20 {
+            append(&log, 1, 900, 1, None).await;
+            log.flush().await.unwrap();
+        }
+        log.close(&[]).await.unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), log.size_bytes());
+        drop(log);
+        let log = Log::open(&dir, config(64 << 20), true, &mut |_: &BatchHeader| {})
+            .await
+            .unwrap();
+        assert_eq!(read_all(&log, 0).await.len(), 320);
+        log.remove().await.unwrap();
+    });
+}
+
 /// Proves a clean close lets the next open trust every segment (the observer is restored from
 /// the snapshot and sees no batch), and a producer snapshot still answers a retry as a
 /// duplicate; after a crash only the active segment is scanned.

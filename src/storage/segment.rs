@@ -162,6 +162,12 @@ pub struct Segment {
     sync_failure: RefCell<Option<String>>,
     /// Set by `close`: a closed segment takes no more appends.
     closed: Cell<bool>,
+    /// The file holds written blocks (data or zeros) at least up to here.
+    file_end: Cell<u64>,
+    /// The last padded write was small: zeros are written ahead (`segment_zeroing`).
+    small_writes: Cell<bool>,
+    /// A zeroing write is in flight or waiting for the write slots.
+    zeroing: Cell<bool>,
 }
 
 impl Segment {
@@ -217,6 +223,9 @@ impl Segment {
             sync_lock: Semaphore::new(1),
             sync_failure: RefCell::new(None),
             closed: Cell::new(false),
+            file_end: Cell::new(0),
+            small_writes: Cell::new(false),
+            zeroing: Cell::new(false),
         };
         match recovery {
             Recovery::Scan(observe) => segment.recover(observe).await?,
@@ -224,6 +233,7 @@ impl Segment {
         }
         // Everything recovery kept is in the file.
         segment.written_offset.set(segment.next_offset.get());
+        segment.note_file_end(segment.size.get());
         Ok(Rc::new(segment))
     }
 
@@ -301,28 +311,46 @@ impl Segment {
             .borrow_mut()
             .push_back((self.size.get(), last.next_offset()));
         self.write_behind();
+        self.zero_ahead();
         Ok(())
     }
 
     /// Makes everything appended so far durable: writes what is left (padding the last block)
-    /// and fdatasyncs. Concurrent calls share one fsync: a caller whose bytes were covered by
-    /// a sync that finished while it waited returns at once (group commit).
+    /// and fdatasyncs. Two stages, so that concurrent flushes pipeline: the write is shared
+    /// with every other writer (`write_out`) and runs while an earlier flush's fdatasync is in
+    /// flight; then one fdatasync at a time covers everything written before it began, and a
+    /// caller whose bytes such a sync covered while it waited returns at once (group commit:
+    /// the group is whatever was written during the previous sync, so it grows with the load).
+    /// Index entries are not written here (see `write_pending`).
     pub async fn flush(&self) -> Result<(), StorageError> {
         let target = self.size.get();
-        self.check_synced()?;
-        if self.synced_bytes.get() >= target {
-            return Ok(());
+        let target_offset = self.next_offset.get();
+        loop {
+            self.check_synced()?;
+            if self.synced_bytes.get() >= target {
+                return Ok(());
+            }
+            if self.written.get() < target {
+                self.write_out(true, Some(target_offset)).await?;
+            }
+            let _permit = self
+                .sync_lock
+                .acquire_permit(1)
+                .await
+                .expect("the sync lock is never closed");
+            self.check_synced()?;
+            if self.synced_bytes.get() >= target {
+                return Ok(());
+            }
+            let (bytes, offset) = (self.written.get(), self.written_offset.get());
+            self.sync().await?;
+            self.synced_bytes.set(self.synced_bytes.get().max(bytes));
+            self.synced_offset.set(self.synced_offset.get().max(offset));
         }
-        let _permit = self
-            .sync_lock
-            .acquire_permit(1)
-            .await
-            .expect("the sync lock is never closed");
-        self.check_synced()?;
-        if self.synced_bytes.get() >= target {
-            return Ok(());
-        }
-        let (bytes, offset) = self.write_out(true, None).await?;
+    }
+
+    /// One fdatasync of the segment file; a failure is final (`sync_failure`).
+    async fn sync(&self) -> Result<(), StorageError> {
         FSYNCS.with(|count| count.set(count.get() + 1));
         let started = std::time::Instant::now();
         let synced = self.file.fdatasync().await;
@@ -339,9 +367,7 @@ impl Segment {
                 reason: error.to_string(),
             });
         }
-        self.synced_bytes.set(self.synced_bytes.get().max(bytes));
-        self.synced_offset.set(self.synced_offset.get().max(offset));
-        self.persist_indexes().await
+        Ok(())
     }
 
     fn check_synced(&self) -> Result<(), StorageError> {
@@ -355,12 +381,15 @@ impl Segment {
     }
 
     /// Writes what is still only in memory (padding the last block) without waiting for an
-    /// fsync, so that a crash of the process alone loses nothing; no-op when all is written.
+    /// fsync, so that a crash of the process alone loses nothing, and the index entries added
+    /// since the last call (page cache). Done by the shard's background flusher, off every
+    /// request's path; index files are synced when the segment closes, and rebuilt from the
+    /// log when a crash left them behind it.
     pub async fn write_pending(&self) -> Result<(), StorageError> {
         if self.written.get() < self.size.get() {
             self.write_out(true, None).await?;
         }
-        Ok(())
+        self.persist_indexes().await
     }
 
     /// Returns once every batch below `offset` is written to the file (not synced): what a
@@ -371,8 +400,7 @@ impl Segment {
         if self.written_offset.get() >= offset {
             return Ok(());
         }
-        self.write_out(true, Some(offset)).await?;
-        Ok(())
+        self.write_out(true, Some(offset)).await
     }
 
     /// Flushes, trims the zero padding past the last batch, syncs the indexes, and lets the
@@ -387,6 +415,7 @@ impl Segment {
         let io_error = |error| StorageError::io(&self.log_path, error);
         self.file.truncate(size).await.map_err(io_error)?;
         self.file.fdatasync().await.map_err(io_error)?;
+        self.persist_indexes().await?;
         self.index_file.sync_and_close().await?;
         self.time_index_file.sync_and_close().await?;
         self.tail.borrow_mut().clear(size);
@@ -678,6 +707,9 @@ impl Segment {
         while let Some(Some(Ok(()))) = in_flight.front().map(|write| write.outcome.clone()) {
             let write = in_flight.pop_front().expect("a front entry");
             self.written.set(self.written.get().max(write.end));
+            self.note_file_end(write.end);
+            // Whole chunks are being written: zeros ahead would write every byte twice.
+            self.small_writes.set(false);
         }
         drop(in_flight);
         self.note_written();
@@ -714,21 +746,24 @@ impl Segment {
     /// Writes everything not yet on disk, in order: whole blocks only, or (`pad`) up to the
     /// end, the last block padded with zeros. Waits first for every background write (holding
     /// all write slots meanwhile, so nothing overlaps), and starts again from `written` if one
-    /// failed. Returns the size and log end offset covered. With `until`, returns at once when
-    /// the batches below that offset were written while it waited for the slots.
-    async fn write_out(&self, pad: bool, until: Option<i64>) -> Result<(u64, i64), StorageError> {
+    /// failed. With `until`, returns at once when the batches below that offset were written
+    /// while it waited for the slots.
+    async fn write_out(&self, pad: bool, until: Option<i64>) -> Result<(), StorageError> {
         let _all_slots = self.all_write_slots().await;
         if until.is_some_and(|offset| self.written_offset.get() >= offset) {
-            return Ok((0, self.base_offset));
+            return Ok(());
         }
         self.in_flight.borrow_mut().clear();
-        let (size, next_offset) = (self.size.get(), self.next_offset.get());
+        let size = self.size.get();
         let mut from = align_down(self.written.get());
         let to = if pad {
             align_up(size)
         } else {
             align_down(size)
         };
+        if pad {
+            self.small_writes.set(to - from <= SMALL_WRITE_BYTES);
+        }
         while from < to && self.written.get() < size {
             let length = (to - from).min(WRITE_BYTES_MAX);
             let data_end = (from + length).min(size);
@@ -752,6 +787,7 @@ impl Segment {
                 return Err(StorageError::io(&self.log_path, error));
             }
             from += length;
+            self.note_file_end(from);
             self.written.set(self.written.get().max(from.min(size)));
             self.note_written();
         }
@@ -763,12 +799,7 @@ impl Segment {
             );
         }
         self.tail.borrow_mut().release_written(self.written.get());
-        let covered = if pad {
-            (size, next_offset)
-        } else {
-            (0, self.base_offset)
-        };
-        Ok(covered)
+        Ok(())
     }
 
     /// Writes index entries added since the last call to the index files (page cache; they
@@ -959,6 +990,9 @@ async fn append_entries(
 mod recovery;
 #[path = "segment_truncation.rs"]
 mod truncation;
+#[path = "segment_zeroing.rs"]
+mod zeroing;
+use zeroing::SMALL_WRITE_BYTES;
 
 /// `<path>.deleted`: a segment file waiting for `file.delete.delay.ms` to pass.
 pub fn deleted_path(path: &Path) -> PathBuf {
