@@ -365,7 +365,7 @@ impl Partition {
     /// `min.insync.replicas`.
     pub async fn append(
         &self,
-        batches: Vec<u8>,
+        batches: impl AsRef<[u8]>,
         mut headers: Vec<BatchHeader>,
         acks: Acks,
         timeout: Duration,

@@ -545,7 +545,7 @@ impl Shard {
     ) -> Result<AppendOutcome, PartitionError> {
         let partition = self.hosted(&part.topic, part.partition)?;
         partition
-            .append(Vec::from(part.batches), part.headers, acks, timeout)
+            .append(part.batches, part.headers, acks, timeout)
             .await
     }
 

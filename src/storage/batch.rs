@@ -10,7 +10,7 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 
 const MAGIC_V2: i8 = 2;
 const LENGTH_OFFSET: usize = 8;
-const LEADER_EPOCH_OFFSET: usize = 12;
+pub const LEADER_EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;

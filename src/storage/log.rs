@@ -40,7 +40,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 
-use super::batch::{self, BatchHeader};
+use super::batch::BatchHeader;
 use super::checkpoint::{self, Checkpoint};
 use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
 use super::epoch_cache::EpochCache;
@@ -288,14 +288,15 @@ impl Log {
     /// epoch cache records as starting at the first of them when it is a new epoch.
     pub async fn append(
         &self,
-        mut batches: Vec<u8>,
+        batches: impl AsRef<[u8]>,
         headers: &mut [BatchHeader],
         leader_epoch: i32,
     ) -> Result<i64, StorageError> {
         let base_offset = self.next_offset();
         let mut next = base_offset;
+        // The bytes are not changed here: the segment's copy takes each header's offset and
+        // epoch (`Segment::append`), so the request's buffer is copied once, into the tail.
         for header in headers.iter_mut() {
-            batch::assign_offset(&mut batches, header.position, next, leader_epoch);
             header.base_offset = next;
             header.leader_epoch = leader_epoch;
             next = header.next_offset();
@@ -303,7 +304,7 @@ impl Log {
         // Recorded before the data, as Kafka does: an entry whose data a crash lost starts at
         // the log end and is dropped when the log opens.
         self.epochs.borrow_mut().assign(leader_epoch, base_offset)?;
-        self.append_assigned(&batches, headers).await?;
+        self.append_assigned(batches.as_ref(), headers).await?;
         Ok(base_offset)
     }
 

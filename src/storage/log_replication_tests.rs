@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use super::*;
-use crate::storage::batch::tests::encoded_batch;
+use crate::storage::batch::{self, tests::encoded_batch};
 use crate::storage::cleaner::tests::keyed_batch;
 use crate::storage::epoch_cache::EPOCH_CHECKPOINT_FILE;
 use crate::storage::test_util::{run, temp_dir};

@@ -2,7 +2,7 @@
 //! `log_tests` drive it from outside).
 
 use super::*;
-use crate::storage::batch::tests::encoded_batch;
+use crate::storage::batch::{self, tests::encoded_batch};
 use crate::storage::test_util::{run, temp_dir};
 
 async fn append_batch(log: &Log, count: i32) -> i64 {

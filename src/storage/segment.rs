@@ -267,9 +267,11 @@ impl Segment {
         &self.log_path
     }
 
-    /// Appends validated batches whose offsets are already assigned; `headers` describe them.
-    /// Returns once they are in the tail (readable); the disk write follows behind. Fails
-    /// without appending anything if the disk has fallen too far behind and still fails.
+    /// Appends validated batches whose offsets are already assigned; `headers` describe them,
+    /// and the copy in the tail takes each header's base offset and leader epoch (outside the
+    /// CRC; for a follower's batches they are what the bytes hold already). Returns once they
+    /// are in the tail (readable); the disk write follows behind. Fails without appending
+    /// anything if the disk has fallen too far behind and still fails.
     pub async fn append(
         self: &Rc<Self>,
         batches: &[u8],
@@ -298,9 +300,18 @@ impl Segment {
             }
         }
         let position = self.size.get();
-        self.tail
-            .borrow_mut()
-            .push(batches, &|size| self.file.alloc_dma_buffer(size));
+        {
+            let mut tail = self.tail.borrow_mut();
+            tail.push(batches, &|size| self.file.alloc_dma_buffer(size));
+            for header in headers {
+                let at = position + header.position as u64;
+                tail.patch(at, &header.base_offset.to_be_bytes());
+                tail.patch(
+                    at + batch::LEADER_EPOCH_OFFSET as u64,
+                    &header.leader_epoch.to_be_bytes(),
+                );
+            }
+        }
         for header in headers {
             self.note_batch(header, position + header.position as u64);
         }

@@ -140,6 +140,22 @@ impl Tail {
         }
     }
 
+    /// Overwrites the bytes at `position` (which must lie within the tail, and not in a chunk
+    /// shared with a disk write) with `bytes`.
+    pub fn patch(&mut self, position: u64, mut bytes: &[u8]) {
+        let mut at = position;
+        while !bytes.is_empty() {
+            let relative = (at - self.start) as usize;
+            let chunk = &mut self.chunks[relative / CHUNK_BYTES];
+            let within = relative % CHUNK_BYTES;
+            let take = bytes.len().min(chunk.len - within);
+            let buffer = Rc::get_mut(&mut chunk.buffer).expect("a patched chunk is not shared");
+            buffer.as_bytes_mut()[within..within + take].copy_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            at += take as u64;
+        }
+    }
+
     /// Copies the bytes `[from, to)`, which must lie within the tail, into `out`.
     pub fn copy_out(&self, from: u64, to: u64, out: &mut [u8]) {
         let mut written = 0;
