@@ -157,6 +157,8 @@ pub struct Segment {
     /// `written`. The message is logged once per distinct failure.
     write_failure: RefCell<Option<String>>,
     sync_lock: Semaphore,
+    /// Taken while index entries are written (`persist_indexes`).
+    index_lock: Semaphore,
     /// An fdatasync failed: what was written since the last good one may not be on the device,
     /// and no later fdatasync can vouch for it ("fsyncgate"), so every flush fails from then on.
     sync_failure: RefCell<Option<String>>,
@@ -221,6 +223,7 @@ impl Segment {
             completions: Semaphore::new(0),
             write_failure: RefCell::new(None),
             sync_lock: Semaphore::new(1),
+            index_lock: Semaphore::new(1),
             sync_failure: RefCell::new(None),
             closed: Cell::new(false),
             file_end: Cell::new(0),
@@ -816,9 +819,17 @@ impl Segment {
     /// Writes index entries added since the last call to the index files (page cache; they
     /// are synced when the segment is closed and rebuilt from the log when in doubt).
     async fn persist_indexes(&self) -> Result<(), StorageError> {
+        // One at a time: each call writes after what the calls before it wrote (the flusher,
+        // a follower's fetch round and a close may all ask at once).
+        let _turn = self
+            .index_lock
+            .acquire_permit(1)
+            .await
+            .expect("the index lock is never closed");
         let fresh: Vec<u8> = {
             let index = self.index.borrow();
-            index.entries()[self.index_persisted.get()..]
+            let entries = index.entries();
+            entries[self.index_persisted.get().min(entries.len())..]
                 .iter()
                 .flat_map(IndexEntry::encode)
                 .collect()
@@ -832,7 +843,8 @@ impl Segment {
         .await?;
         let fresh: Vec<u8> = {
             let index = self.time_index.borrow();
-            index.entries()[self.time_index_persisted.get()..]
+            let entries = index.entries();
+            entries[self.time_index_persisted.get().min(entries.len())..]
                 .iter()
                 .flat_map(TimeIndexEntry::encode)
                 .collect()
