@@ -43,6 +43,9 @@ group.initial.rebalance.delay.ms=0
 /// `socket.request.max.bytes`) is still read when nothing else of its connection is in flight.
 pub const QUEUED_REQUEST_BYTES_PER_CONNECTION: usize = 16 << 20;
 
+/// The most `idle.poll.time.us` takes: 10 ms, beyond which polling only burns the CPU.
+const IDLE_POLL_TIME_US_MAX: u64 = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("missing required configuration '{key}': {reason}")]
@@ -117,6 +120,9 @@ pub struct ServerConfig {
     pub controller_dedicated_core: Option<bool>,
     /// `cpu.pinning`: how executors are placed on the CPUs of the process's CPU set.
     pub cpu_pinning: CpuPinning,
+    /// `idle.poll.time.us`: how long an idle shard polls before it sleeps; `None` is `auto`
+    /// (`runtime::placement::idle_poll_times`).
+    pub idle_poll_time: Option<std::time::Duration>,
     /// How often a broker heartbeats to the active controller.
     pub broker_heartbeat_interval_ms: u64,
     /// How long the active controller waits for a heartbeat before fencing a broker.
@@ -198,6 +204,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("shard.count", "0"),
     ("controller.dedicated.core", "auto"),
     ("cpu.pinning", "auto"),
+    ("idle.poll.time.us", "auto"),
     ("metrics.port", "0"),
     ("broker.heartbeat.interval.ms", "2000"),
     ("broker.session.timeout.ms", "9000"),
@@ -331,6 +338,14 @@ impl ServerConfig {
                 _ => Some(lookup.boolean("controller.dedicated.core")?),
             },
             cpu_pinning: lookup.cpu_pinning("cpu.pinning")?,
+            idle_poll_time: match lookup.value("idle.poll.time.us").as_str() {
+                "auto" => None,
+                _ => Some(std::time::Duration::from_micros(lookup.bounded(
+                    "idle.poll.time.us",
+                    0,
+                    IDLE_POLL_TIME_US_MAX,
+                )?)),
+            },
             broker_heartbeat_interval_ms: lookup.number("broker.heartbeat.interval.ms")?,
             broker_session_timeout_ms: lookup.number("broker.session.timeout.ms")?,
             controller_quorum_election_timeout_ms: lookup
@@ -685,6 +700,19 @@ impl Lookup<'_> {
         })
     }
 
+    /// A whole number of `key` within `[min, max]`.
+    fn bounded(&self, key: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let value: u64 = self.number(key)?;
+        if (min..=max).contains(&value) {
+            return Ok(value);
+        }
+        Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: self.value(key),
+            reason: format!("must be from {min} to {max}"),
+        })
+    }
+
     /// A Kafka INT key that must be zero or more (connection counts and rates).
     fn count(&self, key: &str) -> Result<usize, ConfigError> {
         let value: i32 = self.number(key)?;
@@ -769,6 +797,26 @@ mod tests {
     }
 
     /// Proves `cpu.pinning` defaults to auto and takes each documented value and alias.
+    #[test]
+    fn parses_idle_poll_time() {
+        let (config, _) = config_from(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(config.idle_poll_time, None);
+        let text = format!("{EMBEDDED_DEFAULT}idle.poll.time.us=200\n");
+        let (config, _) = config_from(&text).unwrap();
+        assert_eq!(
+            config.idle_poll_time,
+            Some(std::time::Duration::from_micros(200))
+        );
+        for bad in ["20000", "-1", "soon"] {
+            let text = format!("{EMBEDDED_DEFAULT}idle.poll.time.us={bad}\n");
+            let Err(error) = config_from(&text) else {
+                panic!("{bad} was taken");
+            };
+            let error = error.to_string();
+            assert!(error.contains("idle.poll.time.us"), "{bad}: {error}");
+        }
+    }
+
     #[test]
     fn parses_cpu_pinning() {
         let (config, _) = config_from(EMBEDDED_DEFAULT).unwrap();

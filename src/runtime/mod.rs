@@ -113,6 +113,15 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         false => None,
     };
     tracing::info!("{}", describe_placement(&plan, shard_count, &cpus));
+    let idle_polls =
+        placement::idle_poll_times(&plan.shard_cpus[..shard_count], config.idle_poll_time);
+    tracing::info!(
+        "Idle polling (idle.poll.time.us={}): {:?} per shard before sleeping",
+        config
+            .idle_poll_time
+            .map_or("auto".to_string(), |time| time.as_micros().to_string()),
+        idle_polls
+    );
     let probe = config.log_dirs[0].clone();
     let controller_probe = probe.clone();
     let (joined, join_result) = std::sync::mpsc::channel();
@@ -169,9 +178,10 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let (started, start_results) = std::sync::mpsc::channel();
     let quotas = ConnectionQuotas::new(Limits::from_config(&config), std::time::Instant::now());
     let mut handles = Vec::new();
-    for (index, (cpu, queue)) in plan.shard_cpus[..shard_count]
+    for (index, ((cpu, queue), idle_poll)) in plan.shard_cpus[..shard_count]
         .iter()
         .zip(queues)
+        .zip(idle_polls)
         .enumerate()
     {
         let (config, mesh, controller_sender) =
@@ -180,7 +190,12 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         let quotas = quotas.clone();
         let log_dirs = log_dirs.clone();
         let name = format!("shard-{index}");
-        let handle = executor(&name, *cpu)
+        let builder = executor(&name, *cpu);
+        let builder = match idle_poll.is_zero() {
+            true => builder,
+            false => builder.spin_before_park(idle_poll),
+        };
+        let handle = builder
             .spawn(move || async move {
                 crate::storage::prime_direct_io(&probe).await;
                 let shard = Rc::new(Shard::new(
@@ -382,10 +397,10 @@ fn describe_placement(plan: &CpuPlan, shard_count: usize, cpus: &[usize]) -> Str
 }
 
 /// An executor pinned to `cpu`, or unbound (it inherits the process's affinity mask, so it stays
-/// inside the CPU set). `spin_before_park` is never set: an idle executor parks in the kernel at
-/// once instead of busy-polling, which is what lets several processes share CPUs (glommio also
-/// clears it for unbound executors). The preemption timer only bounds how long a task queue runs
-/// while busy; it wakes nothing while idle.
+/// inside the CPU set). Idle, it parks in the kernel at once, unless the caller sets
+/// `spin_before_park` (shards, by `idle.poll.time.us`; glommio clears it for unbound
+/// executors). The preemption timer only bounds how long a task queue runs while busy; it wakes
+/// nothing while idle.
 fn executor(name: &str, cpu: ExecutorCpu) -> LocalExecutorBuilder {
     let placement = match cpu {
         ExecutorCpu::Pinned(cpu) => Placement::Fixed(cpu),
