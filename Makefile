@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-latency bench-cluster bench-replication bench-storage fuzz soak chaos
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos
 
 all: build
 
@@ -109,6 +109,11 @@ BENCH_REPLICATION_ARGS ?=
 
 bench-replication: dist
 	FLINK_DIST=$(DIST) $(PYTHON) bench/replication.py $(BENCH_REPLICATION_ARGS)
+
+# Cross-shard round trips over the mesh's channel and its alternatives, parked and polling
+# (bench/README.md, "Mesh: cross-shard round trips"); prints one line per case.
+bench-mesh:
+	$(CARGO) bench --bench mesh -- --round-trips $(or $(BENCH_ROUND_TRIPS),50000)
 
 # Storage append throughput as a ratio of the disk's raw O_DIRECT bandwidth, measured in the same
 # run (bench/README.md); writes bench/results/storage.md. BENCH_MIB, BENCH_ROUNDS, BENCH_DIR tune it.

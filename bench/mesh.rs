@@ -55,6 +55,24 @@ struct Outcome {
     burst_rate: f64,
 }
 
+impl Outcome {
+    /// `times`, and the burst rate of the bursts run since `started`.
+    fn new(times: Vec<Duration>, round_trips: usize, started: Instant) -> Outcome {
+        let burst_rate = (round_trips / BURST * BURST) as f64 / started.elapsed().as_secs_f64();
+        Outcome { times, burst_rate }
+    }
+}
+
+/// Waits for both executors; the client's outcome.
+fn finish(
+    client: glommio::ExecutorJoinHandle<Outcome>,
+    server: glommio::ExecutorJoinHandle<()>,
+) -> Outcome {
+    let outcome = client.join().expect("client");
+    server.join().expect("server");
+    outcome
+}
+
 fn builder(name: &str, cpu: usize, spin: Option<Duration>) -> LocalExecutorBuilder {
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(name);
     match spin {
@@ -126,13 +144,10 @@ fn run_flume(case: &Case) -> Outcome {
                     };
                 }
             }
-            let burst_rate = (round_trips / BURST * BURST) as f64 / started.elapsed().as_secs_f64();
-            Outcome { times, burst_rate }
+            Outcome::new(times, round_trips, started)
         })
         .expect("client executor");
-    let outcome = client.join().expect("client");
-    server.join().expect("server");
-    outcome
+    finish(client, server)
 }
 
 fn run_channel_mesh(case: &Case) -> Outcome {
@@ -180,13 +195,10 @@ fn run_channel_mesh(case: &Case) -> Outcome {
                         .expect("an answer");
                 }
             }
-            let burst_rate = (round_trips / BURST * BURST) as f64 / started.elapsed().as_secs_f64();
-            Outcome { times, burst_rate }
+            Outcome::new(times, round_trips, started)
         })
         .expect("client executor");
-    let outcome = client.join().expect("client");
-    server.join().expect("server");
-    outcome
+    finish(client, server)
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
