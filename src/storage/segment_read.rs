@@ -10,7 +10,7 @@ use crate::storage::StorageError;
 impl Segment {
     /// Reads whole batches starting with the one that holds `offset`, about `max_bytes` of them;
     /// the first batch is returned whole even when larger (as Kafka does since KIP-74). A read
-    /// that went to disk starts reading the next sequential read's bytes (`read_ahead`).
+    /// that went to disk moves the read-ahead window to where the next sequential read begins.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, StorageError> {
         let mut position = self.position_for(offset);
         let end = self.size.get();
@@ -37,15 +37,12 @@ impl Segment {
         Ok(Bytes::new())
     }
 
-    /// Starts reading, in the background, `length` bytes from where a read of `offset` will
-    /// begin, as far as the disk holds them (the tail is in memory already).
+    /// Keeps reads of `length` bytes running ahead of where a read of `offset` will begin, as
+    /// far as the disk holds them (the tail is in memory already): `read_ahead::ReadAhead`.
     fn read_ahead_from(&self, offset: i64, length: usize) {
-        let start = self.position_for(offset);
+        let next = self.position_for(offset);
         let on_disk = self.tail.borrow().start().min(self.size.get());
-        if start < on_disk {
-            let length = length.min((on_disk - start) as usize);
-            self.read_ahead.start(&self.file, start, length);
-        }
+        self.read_ahead.advance(&self.file, next, length, on_disk);
     }
 
     /// Headers of the batches from the one holding `offset` on, in order, with their positions.
@@ -232,10 +229,8 @@ impl Segment {
         }
         let wanted = (split - position) as usize;
         let mut out = Vec::new();
-        if let Some(pending) = ahead.then(|| self.read_ahead.take(position)).flatten() {
-            if let Some((start, bytes)) = pending.finish().await {
-                let skip = ((position - start) as usize).min(bytes.len());
-                let ready = bytes.slice(skip..bytes.len().min(skip + wanted));
+        if ahead {
+            if let Some(ready) = self.read_ahead.read(position, wanted).await {
                 if ready.len() == wanted && memory.is_empty() {
                     return Ok(ready);
                 }
