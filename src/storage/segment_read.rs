@@ -148,11 +148,7 @@ impl Segment {
 
     /// Parses the header at `cursor` of bytes read from this segment. Bytes below `size` were
     /// validated when written, so a malformed header here means the file changed under us.
-    fn header_at(
-        &self,
-        chunk: &[u8],
-        cursor: usize,
-    ) -> Result<Option<BatchHeader>, StorageError> {
+    fn header_at(&self, chunk: &[u8], cursor: usize) -> Result<Option<BatchHeader>, StorageError> {
         batch::peek_header(chunk, cursor).map_err(|error| {
             StorageError::io(
                 &self.log_path,
