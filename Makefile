@@ -60,8 +60,11 @@ cluster-up: image
 cluster-down:
 	cd deploy && $(COMPOSE) -f docker-compose.cluster.yml down
 
-# Everything: unit and property tests, then the integration suite against the dist copy.
+# Everything: installs what the suite needs when it is missing (tests/setup.sh: kcat and other
+# Debian packages as root, the pinned Python clients), then unit and property tests, then the
+# integration suite against the dist copy.
 test: dist
+	PYTHON=$(PYTHON) tests/setup.sh
 	$(CARGO) test --release
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 

@@ -276,6 +276,6 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (.ci/run installs it)")
+            pytest.fail(f"{name} is not installed (tests/setup.sh installs it; `make test` runs it)")
         pytest.skip(f"{name} is not installed")
     return path
