@@ -68,9 +68,10 @@ pub async fn handle(
         instance_id: request.instance_id.as_ref().map(|id| id.to_string()),
         client_id: context.client_id.clone(),
         client_host: context.connection.client_host.clone(),
-        rebalance_timeout: std::time::Duration::from_millis(
-            request.rebalance_timeout_ms.max(0) as u64
-        ),
+        // -1: unchanged since the last heartbeat (Kafka's clients send it after the first).
+        rebalance_timeout: u64::try_from(request.rebalance_timeout_ms)
+            .ok()
+            .map(std::time::Duration::from_millis),
         subscribed_topics: request
             .subscribed_topic_names
             .as_ref()

@@ -15,6 +15,10 @@ use super::ErrorCode;
 /// Server-side assignors served, as `group.consumer.assignors` names them.
 pub const ASSIGNORS: &[&str] = &["uniform", "range"];
 
+/// The rebalance timeout of a member whose first heartbeat carried none: the consumer's default
+/// `max.poll.interval.ms`, which is what Kafka's clients send.
+const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// (topic name, partition).
 pub type TopicPartition = (String, i32);
 
@@ -25,7 +29,9 @@ pub struct Heartbeat {
     pub instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
-    pub rebalance_timeout: Duration,
+    /// `None`: unchanged since the last heartbeat (a new member gets
+    /// `DEFAULT_REBALANCE_TIMEOUT`).
+    pub rebalance_timeout: Option<Duration>,
     /// `None`: unchanged since the last heartbeat.
     pub subscribed_topics: Option<Vec<String>>,
     pub server_assignor: Option<String>,
@@ -148,13 +154,15 @@ impl ConsumerGroup {
                 assigned: BTreeSet::new(),
                 owned: BTreeSet::new(),
                 last_heartbeat: now,
-                rebalance_timeout: heartbeat.rebalance_timeout,
+                rebalance_timeout: DEFAULT_REBALANCE_TIMEOUT,
                 revocation_deadline: None,
                 assignment_changed: true,
             }
         });
         member.last_heartbeat = now;
-        member.rebalance_timeout = heartbeat.rebalance_timeout;
+        if let Some(timeout) = heartbeat.rebalance_timeout {
+            member.rebalance_timeout = timeout;
+        }
         if heartbeat.member_epoch == 0 {
             // A (re)joining member owns nothing until told otherwise.
             member.assigned.clear();
@@ -430,7 +438,8 @@ mod tests {
             instance_id: None,
             client_id: "client".into(),
             client_host: "/127.0.0.1".into(),
-            rebalance_timeout: Duration::from_secs(30),
+            // As Kafka's clients do: the timeout in the first heartbeat, -1 (unchanged) after.
+            rebalance_timeout: (epoch == 0).then(|| Duration::from_secs(30)),
             subscribed_topics: (epoch == 0).then(|| vec!["t".to_string()]),
             server_assignor: None,
             owned: owned.map(|partitions| {
@@ -494,6 +503,38 @@ mod tests {
         assert_eq!(given.len(), 2);
         assert!(given.iter().all(|index| !kept.contains(index)));
         assert_eq!(group.state(), "Stable");
+    }
+
+    /// Proves a member asked to revoke keeps the rebalance timeout of its first heartbeat when
+    /// later ones say "unchanged" (-1): it is not removed before that timeout passes.
+    #[test]
+    fn unchanged_rebalance_timeout_keeps_the_first() {
+        let counts = BTreeMap::from([("t".to_string(), 2)]);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g".into(), Duration::from_secs(45));
+        group.heartbeat(now, heartbeat("a", 0, Some(&[])), "unused".into(), &counts);
+        group.heartbeat(
+            now,
+            heartbeat("a", 1, Some(&[0, 1])),
+            "unused".into(),
+            &counts,
+        );
+        group.heartbeat(now, heartbeat("b", 0, Some(&[])), "unused".into(), &counts);
+        let revoke = group.heartbeat(now, heartbeat("a", 1, None), "unused".into(), &counts);
+        assert_eq!(indexes(revoke.assignment.as_ref().unwrap()).len(), 1);
+
+        let soon = now + Duration::from_secs(1);
+        group.heartbeat(soon, heartbeat("a", 1, None), "unused".into(), &counts);
+        assert!(!group.tick(soon, &counts), "a is within its 30 s to revoke");
+        assert!(group.members.contains_key("a"));
+
+        let late = now + Duration::from_secs(31);
+        group.heartbeat(late, heartbeat("b", 2, None), "unused".into(), &counts);
+        assert!(
+            group.tick(late, &counts),
+            "a kept a revoked partition past 30 s"
+        );
+        assert!(!group.members.contains_key("a"));
     }
 
     /// Proves fencing of stale epochs, leaving, and session expiry.
