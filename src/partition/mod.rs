@@ -408,7 +408,7 @@ impl Partition {
         if self.log.active_base_offset() != active_before {
             // Rolled: the producer state at the new segment's base, before this append.
             let snapshot = self.producers.borrow().snapshot();
-            if let Err(error) = self.log.write_snapshot(base_offset, &snapshot) {
+            if let Err(error) = self.log.write_snapshot(base_offset, &snapshot).await {
                 tracing::warn!(
                     "cannot write a producer snapshot of {}: {error}",
                     self.name()
@@ -511,6 +511,7 @@ impl Partition {
                 if let Err(error) = self
                     .log
                     .write_snapshot(self.log.active_base_offset(), &snapshot)
+                    .await
                 {
                     tracing::warn!(
                         "cannot write a producer snapshot of {}: {error}",

@@ -9,12 +9,13 @@
 //!   after everything below `offset`, written when a segment rolls and at a clean shutdown, so
 //!   that start-up replays batches only from the latest snapshot on.
 //!
-//! Plain `std::fs` I/O: these are a few hundred bytes, written at rolls and checkpoints, never
-//! on the produce path.
+//! Plain `std::fs` I/O for a few hundred bytes, written at rolls and checkpoints; the writes
+//! and listings a running shard makes go to its blocking thread (`blocking::off_reactor`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::blocking::off_reactor;
 use super::{segment_file_name, StorageError};
 
 const CHECKPOINT_FILE: &str = "log.checkpoint";
@@ -55,13 +56,15 @@ impl Checkpoint {
         checkpoint
     }
 
-    /// Writes the checkpoint durably (the rename is synced too when `sync_dir`).
-    pub fn write(&self, dir: &Path, sync_dir: bool) -> Result<(), StorageError> {
+    /// Writes the checkpoint durably (the rename is synced too when `sync_dir`), off the
+    /// reactor. Callers serialize writes of one directory (they share a temporary file).
+    pub async fn write(&self, dir: &Path, sync_dir: bool) -> Result<(), StorageError> {
         let text = format!(
             "recovery.point={}\nlog.start.offset={}\nhigh.watermark={}\n",
             self.recovery_point, self.log_start_offset, self.high_watermark
         );
-        write_replacing(&dir.join(CHECKPOINT_FILE), text.as_bytes(), sync_dir)
+        let path = dir.join(CHECKPOINT_FILE);
+        off_reactor(move || write_replacing(&path, text.as_bytes(), sync_dir)).await
     }
 }
 
@@ -88,18 +91,23 @@ pub(super) fn write_replacing(
     Ok(())
 }
 
-/// Writes the snapshot taken at `offset` and deletes all but the newest few.
-pub fn write_snapshot(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), StorageError> {
-    write_replacing(
-        &dir.join(segment_file_name(offset, SNAPSHOT_EXTENSION)),
-        bytes,
-        false,
-    )?;
-    let snapshots = snapshot_offsets(dir)?;
-    for old in snapshots.iter().rev().skip(SNAPSHOTS_KEPT) {
-        remove_snapshot(dir, *old);
-    }
-    Ok(())
+/// Writes the snapshot taken at `offset` and deletes all but the newest few, off the reactor.
+/// Callers serialize writes of one directory.
+pub async fn write_snapshot(dir: &Path, offset: i64, bytes: Vec<u8>) -> Result<(), StorageError> {
+    let dir = dir.to_path_buf();
+    off_reactor(move || {
+        write_replacing(
+            &dir.join(segment_file_name(offset, SNAPSHOT_EXTENSION)),
+            &bytes,
+            false,
+        )?;
+        let snapshots = snapshot_offsets(&dir)?;
+        for old in snapshots.iter().rev().skip(SNAPSHOTS_KEPT) {
+            remove_snapshot(&dir, *old);
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// The newest snapshot taken at or below `offset`, with its offset.
@@ -157,7 +165,7 @@ fn snapshot_offsets(dir: &Path) -> Result<Vec<i64>, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::test_util::temp_dir;
+    use crate::storage::test_util::{run, temp_dir};
 
     /// Proves the checkpoint round-trips and defaults to zeros, and that snapshots are found
     /// by offset, pruned to the newest few, and removed above a cut.
@@ -166,24 +174,28 @@ mod tests {
         let dir = temp_dir("checkpoint-files");
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(Checkpoint::read(&dir), Checkpoint::default());
-        let checkpoint = Checkpoint {
-            recovery_point: 42,
-            log_start_offset: 7,
-            high_watermark: 40,
-        };
-        checkpoint.write(&dir, true).unwrap();
-        assert_eq!(Checkpoint::read(&dir), checkpoint);
-        for offset in [10, 20, 30] {
-            write_snapshot(&dir, offset, format!("at {offset}").as_bytes()).unwrap();
-        }
-        assert_eq!(snapshot_offsets(&dir).unwrap(), vec![20, 30]);
-        assert_eq!(
-            latest_snapshot(&dir, 25).unwrap(),
-            Some((20, b"at 20".to_vec()))
-        );
-        assert_eq!(latest_snapshot(&dir, 19).unwrap(), None);
-        remove_snapshots_above(&dir, 25).unwrap();
-        assert_eq!(snapshot_offsets(&dir).unwrap(), vec![20]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        run(move || async move {
+            let checkpoint = Checkpoint {
+                recovery_point: 42,
+                log_start_offset: 7,
+                high_watermark: 40,
+            };
+            checkpoint.write(&dir, true).await.unwrap();
+            assert_eq!(Checkpoint::read(&dir), checkpoint);
+            for offset in [10, 20, 30] {
+                write_snapshot(&dir, offset, format!("at {offset}").into_bytes())
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(snapshot_offsets(&dir).unwrap(), vec![20, 30]);
+            assert_eq!(
+                latest_snapshot(&dir, 25).unwrap(),
+                Some((20, b"at 20".to_vec()))
+            );
+            assert_eq!(latest_snapshot(&dir, 19).unwrap(), None);
+            remove_snapshots_above(&dir, 25).unwrap();
+            assert_eq!(snapshot_offsets(&dir).unwrap(), vec![20]);
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
     }
 }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use glommio::io::{BufferedFile, OpenOptions};
 
+use super::blocking::off_reactor;
 use super::StorageError;
 
 pub struct IndexFile {
@@ -74,14 +75,17 @@ impl IndexFile {
         self.open.borrow_mut().take();
     }
 
-    pub fn remove(&self) -> Result<(), StorageError> {
+    /// Closes and unlinks the file (off the reactor); a file already gone is no error.
+    pub async fn remove(&self) -> Result<(), StorageError> {
         self.close();
-        match std::fs::remove_file(&self.path) {
+        let path = self.path.clone();
+        off_reactor(move || match std::fs::remove_file(&path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                Err(StorageError::io(&self.path, error))
+                Err(StorageError::io(&path, error))
             }
             _ => Ok(()),
-        }
+        })
+        .await
     }
 
     async fn handle(&self) -> Result<Rc<BufferedFile>, StorageError> {

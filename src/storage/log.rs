@@ -125,6 +125,9 @@ pub struct Log {
     truncations: Cell<u64>,
     /// Held by a truncation while it runs (one permit); reads wait for it.
     truncation_lock: Semaphore,
+    /// Held while `log.checkpoint` or a snapshot is written (off the reactor, so writes of one
+    /// log could otherwise overlap on their temporary files).
+    files_lock: Semaphore,
 }
 
 /// Cleaned copies of a log's inactive segments, written but not yet swapped in.
@@ -221,8 +224,9 @@ impl Log {
             epochs: RefCell::new(epochs),
             truncations: Cell::new(0),
             truncation_lock: Semaphore::new(1),
+            files_lock: Semaphore::new(1),
         };
-        log.write_checkpoint(false)?;
+        log.write_checkpoint(false).await?;
         Ok(log)
     }
 
@@ -524,7 +528,7 @@ impl Log {
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.active().flush().await?;
         if self.active_base_offset() > self.checkpointed.get().recovery_point {
-            self.write_checkpoint(false)?;
+            self.write_checkpoint(false).await?;
         }
         Ok(())
     }
@@ -555,19 +559,21 @@ impl Log {
             return Ok(());
         }
         self.active().close().await?;
-        checkpoint::write_snapshot(&self.dir, self.next_offset(), snapshot)?;
-        self.write_checkpoint(true)
+        self.write_snapshot(self.next_offset(), snapshot).await?;
+        self.write_checkpoint(true).await
     }
 
-    /// Records the recovery point (the log end's durable part) and the log start.
-    fn write_checkpoint(&self, sync_dir: bool) -> Result<(), StorageError> {
+    /// Records the recovery point (the log end's durable part) and the log start, as they are
+    /// once earlier checkpoint writes of this log are done.
+    pub(super) async fn write_checkpoint(&self, sync_dir: bool) -> Result<(), StorageError> {
+        let _writing = self.lock_files().await;
         let checkpoint = Checkpoint {
             recovery_point: self.synced_offset(),
             log_start_offset: self.start_offset(),
             high_watermark: self.high_watermark.get().min(self.next_offset()),
         };
         if checkpoint != self.checkpointed.get() || sync_dir {
-            checkpoint.write(&self.dir, sync_dir)?;
+            checkpoint.write(&self.dir, sync_dir).await?;
             self.checkpointed.set(checkpoint);
         }
         Ok(())
@@ -575,8 +581,16 @@ impl Log {
 
     /// Writes a snapshot of the observer's state at the active segment's base (taken by the
     /// caller right after a roll, before recording the batches of the append that rolled).
-    pub fn write_snapshot(&self, offset: i64, snapshot: &[u8]) -> Result<(), StorageError> {
-        checkpoint::write_snapshot(&self.dir, offset, snapshot)
+    pub async fn write_snapshot(&self, offset: i64, snapshot: &[u8]) -> Result<(), StorageError> {
+        let _writing = self.lock_files().await;
+        checkpoint::write_snapshot(&self.dir, offset, snapshot.to_vec()).await
+    }
+
+    pub(super) async fn lock_files(&self) -> glommio::sync::Permit<'_> {
+        self.files_lock
+            .acquire_permit(1)
+            .await
+            .expect("the files lock is never closed")
     }
 
     /// Whether compaction is due: some inactive segment was rolled since the last compaction,
@@ -682,7 +696,7 @@ impl Log {
         let first = &group.segments[0];
         std::fs::rename(&group.cleaned_path, first.log_path())
             .map_err(|error| StorageError::io(first.log_path(), error))?;
-        sync_directory(&self.dir)?;
+        sync_directory(&self.dir).await?;
         let cleaned = Segment::open(
             &self.dir,
             first.base_offset,
@@ -760,7 +774,7 @@ impl Log {
         } else {
             self.segments.borrow_mut().push(segment);
         }
-        self.write_checkpoint(false)
+        self.write_checkpoint(false).await
     }
 }
 
@@ -881,11 +895,15 @@ fn remove_cleaned(path: &Path) {
     }
 }
 
-/// Makes a rename in `dir` durable.
-fn sync_directory(dir: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir)
-        .and_then(|directory| directory.sync_all())
-        .map_err(|error| StorageError::io(dir, error))
+/// Makes a rename in `dir` durable (off the reactor).
+async fn sync_directory(dir: &Path) -> Result<(), StorageError> {
+    let dir = dir.to_path_buf();
+    super::blocking::off_reactor(move || {
+        std::fs::File::open(&dir)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|error| StorageError::io(&dir, error))
+    })
+    .await
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.

@@ -452,6 +452,7 @@ fn truncation_rebuilds_the_observer_from_surviving_batches() {
         let segments = base_offsets(&log);
         for base in &segments[1..4] {
             log.write_snapshot(*base, format!("at {base}").as_bytes())
+                .await
                 .unwrap();
         }
         let bases: Vec<i64> = before
@@ -508,6 +509,7 @@ fn truncate_fully_and_start_at_then_append() {
     run(move || async move {
         let (log, _) = written_log(&dir).await;
         log.write_snapshot(log.active_base_offset(), b"state")
+            .await
             .unwrap();
         log.truncate_fully_and_start_at(500).await.unwrap();
         assert_eq!((log.start_offset(), log.next_offset()), (500, 500));

@@ -15,7 +15,7 @@ impl Log {
         if offset > start {
             self.changed.set(true);
             self.start_offset.set(offset);
-            self.write_checkpoint(true)?;
+            self.write_checkpoint(true).await?;
             self.epochs.borrow_mut().truncate_from_start(offset)?;
             self.delete_segments_below(offset).await?;
         }
@@ -55,7 +55,7 @@ impl Log {
         if new_start > self.start_offset() {
             self.start_offset.set(new_start);
         }
-        self.write_checkpoint(true)?;
+        self.write_checkpoint(true).await?;
         self.epochs
             .borrow_mut()
             .truncate_from_start(self.start_offset())?;
@@ -119,7 +119,7 @@ impl Log {
             .with_file_name(format!("{name}.{unique}{DELETED_DIR_SUFFIX}"));
         std::fs::rename(&self.dir, &target).map_err(|error| StorageError::io(&self.dir, error))?;
         if let Some(parent) = self.dir.parent() {
-            sync_directory(parent)?;
+            sync_directory(parent).await?;
         }
         glommio::spawn_local(async move {
             glommio::timer::sleep(delay).await;

@@ -286,7 +286,7 @@ fn recovery_scans_only_past_the_recovery_point() {
             log.next_offset() - active > 10,
             "the active segment holds many batches"
         );
-        log.write_snapshot(active, b"state").unwrap();
+        log.write_snapshot(active, b"state").await.unwrap();
         log.flush().await.unwrap();
         drop(log);
         let mut counter = Counter::default();

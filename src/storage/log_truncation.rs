@@ -73,7 +73,7 @@ impl Log {
                 self.dir.display()
             );
         }
-        sync_directory(&self.dir)?;
+        sync_directory(&self.dir).await?;
         // Even a segment left whole is closed this way (its cut is at its size), so that it
         // has nothing in flight when it is opened again as the active segment.
         holder.cut_at(position, new_end).await?;
@@ -91,11 +91,11 @@ impl Log {
             );
             *last = reopened;
         }
-        checkpoint::remove_snapshots_above(&self.dir, new_end)?;
+        self.remove_snapshots_above(new_end).await?;
         self.epochs.borrow_mut().truncate_from_end(new_end)?;
         let clean_offset = self.clean_offset.get().min(holder.base_offset);
         self.clean_offset.set(clean_offset);
-        self.write_checkpoint(true)?;
+        self.write_checkpoint(true).await?;
         self.rebuild_observer(observer).await
     }
 
@@ -125,33 +125,46 @@ impl Log {
         self.start_afresh(offset).await
     }
 
+    /// Deletes the producer snapshots taken above `offset` (off the reactor).
+    async fn remove_snapshots_above(&self, offset: i64) -> Result<(), StorageError> {
+        let _writing = self.lock_files().await;
+        let dir = self.dir.clone();
+        crate::storage::blocking::off_reactor(move || {
+            checkpoint::remove_snapshots_above(&dir, offset)
+        })
+        .await
+    }
+
     /// The body of `truncate_fully_and_start_at`, run under the truncation lock.
     async fn start_afresh(&self, offset: i64) -> Result<(), StorageError> {
         tracing::info!(
             "emptying {}: it starts again at offset {offset}",
             self.dir.display()
         );
-        checkpoint::remove_snapshots_above(&self.dir, i64::MIN)?;
+        self.remove_snapshots_above(i64::MIN).await?;
         self.high_watermark.set(offset);
         let checkpoint = Checkpoint {
             recovery_point: offset,
             log_start_offset: offset,
             high_watermark: offset,
         };
-        checkpoint.write(&self.dir, true)?;
-        self.checkpointed.set(checkpoint);
+        {
+            let _writing = self.lock_files().await;
+            checkpoint.write(&self.dir, true).await?;
+            self.checkpointed.set(checkpoint);
+        }
         self.epochs.borrow_mut().clear()?;
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         for segment in &segments {
             segment.delete_later(self.file_delete_delay()).await?;
         }
-        sync_directory(&self.dir)?;
+        sync_directory(&self.dir).await?;
         let interval = self.config.get().index_interval_bytes;
         let fresh = Segment::open(&self.dir, offset, interval, Recovery::Scan(&mut |_| {})).await?;
         *self.segments.borrow_mut() = vec![fresh];
         self.start_offset.set(offset);
         self.clean_offset.set(offset);
-        self.write_checkpoint(true)
+        self.write_checkpoint(true).await
     }
 
     /// Rebuilds a fresh `observer` as `open` does: from the newest producer snapshot at or

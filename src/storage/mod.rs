@@ -5,6 +5,7 @@
 //! segments, `epoch_cache` keeps Kafka's `leader-epoch-checkpoint` for replication.
 
 pub mod batch;
+mod blocking;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch_cache;

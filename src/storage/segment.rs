@@ -34,6 +34,7 @@ use glommio::io::{DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
 
 use super::batch::{self, BatchHeader};
+use super::blocking::off_reactor;
 use super::index_file::IndexFile;
 use super::offset_index::{IndexEntry, OffsetIndex, INDEX_ENTRY_BYTES};
 use super::read_ahead::ReadAhead;
@@ -454,8 +455,8 @@ impl Segment {
     pub async fn remove(&self) -> Result<(), StorageError> {
         let _all_slots = self.all_write_slots().await;
         self.closed.set(true);
-        self.index_file.remove()?;
-        self.time_index_file.remove()?;
+        self.index_file.remove().await?;
+        self.time_index_file.remove().await?;
         self.file
             .remove()
             .await
@@ -489,28 +490,36 @@ impl Segment {
         self.closed.set(true);
         self.index_file.close();
         self.time_index_file.close();
-        let mut renamed = Vec::with_capacity(3);
-        for path in [
-            self.index_file.path(),
-            self.time_index_file.path(),
-            self.log_path.as_path(),
-        ] {
-            let deleted = deleted_path(path);
-            match std::fs::rename(path, &deleted) {
-                Ok(()) => renamed.push(deleted),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(StorageError::io(path, error)),
-            }
-        }
-        glommio::spawn_local(async move {
-            glommio::timer::sleep(delay).await;
-            for path in renamed {
-                if let Err(error) = std::fs::remove_file(&path) {
-                    if error.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!("cannot delete {}: {error}", path.display());
-                    }
+        let paths = [
+            self.index_file.path().to_path_buf(),
+            self.time_index_file.path().to_path_buf(),
+            self.log_path.clone(),
+        ];
+        let renamed = off_reactor(move || {
+            let mut renamed = Vec::with_capacity(paths.len());
+            for path in paths {
+                let deleted = deleted_path(&path);
+                match std::fs::rename(&path, &deleted) {
+                    Ok(()) => renamed.push(deleted),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(StorageError::io(&path, error)),
                 }
             }
+            Ok(renamed)
+        })
+        .await?;
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            off_reactor(move || {
+                for path in renamed {
+                    if let Err(error) = std::fs::remove_file(&path) {
+                        if error.kind() != std::io::ErrorKind::NotFound {
+                            tracing::warn!("cannot delete {}: {error}", path.display());
+                        }
+                    }
+                }
+            })
+            .await;
         })
         .detach();
         Ok(())
