@@ -91,6 +91,23 @@ static void sleep_until_ns(uint64_t deadline) {
     }
 }
 
+/* Paced sends sleep only for a record due more than this far ahead; the records due sooner go at
+ * once (a little early, timed from when they really go). A sleep per record at hundreds of
+ * thousands of records per second would spend the client's CPU in timer calls (seen: 65% of it
+ * in clock_nanosleep at 295,000 records/s on a VM) and starve librdkafka's own threads. */
+#define PACE_QUANTUM_NS 50000u
+
+/* Returns when the record due at `due` may go: at once when it is late or due within
+ * PACE_QUANTUM_NS, after a sleep otherwise. Returns the time it goes. */
+static uint64_t pace(uint64_t due) {
+    uint64_t now = now_ns();
+    if (due > now + PACE_QUANTUM_NS) {
+        sleep_until_ns(due);
+        now = now_ns();
+    }
+    return now;
+}
+
 static void die(const char *what, const char *detail) {
     fprintf(stderr, "rdkafka_bench: %s: %s\n", what, detail);
     exit(1);
@@ -304,11 +321,9 @@ static int run_produce(const struct options *options) {
     uint64_t stop = options->duration_s > 0 ? start + (uint64_t)(options->duration_s * 1e9) : UINT64_MAX;
     long sent = 0;
     while (sent < options->count) {
-        uint64_t now = now_ns();
-        if (options->rate > 0) {
-            uint64_t due = start + (uint64_t)((double)sent * 1e9 / options->rate);
-            if (due > now) sleep_until_ns(due), now = now_ns();
-        }
+        uint64_t now = options->rate > 0
+                           ? pace(start + (uint64_t)((double)sent * 1e9 / options->rate))
+                           : now_ns();
         if (now >= stop) break;
         produce_one(client, options, (int)(sent % options->partitions), payload, now);
         sent++;
@@ -458,9 +473,7 @@ static int run_e2e(const struct options *options) {
     uint64_t start = now_ns();
     for (long sequence = 0; sequence < state.expected; sequence++) {
         /* Open loop: a record late for its slot goes at once, without a sleep call. */
-        uint64_t due = start + (uint64_t)((double)sequence * 1e9 / options->rate);
-        uint64_t now = now_ns();
-        if (now < due) sleep_until_ns(due), now = now_ns();
+        uint64_t now = pace(start + (uint64_t)((double)sequence * 1e9 / options->rate));
         uint64_t header[2] = {now, (uint64_t)sequence};
         memcpy(payload, header, sizeof header);
         produce_one(producer, options, (int)(sequence % options->partitions), payload, now);
@@ -519,9 +532,7 @@ static int run_latency(const struct options *options) {
     long total = (long)((options->warmup_s + options->duration_s) * options->rate);
     for (long sequence = 0; sequence < total; sequence++) {
         /* Open loop: a record late for its slot goes at once, without a sleep call. */
-        uint64_t due = start + (uint64_t)((double)sequence * 1e9 / options->rate);
-        uint64_t now = now_ns();
-        if (now < due) sleep_until_ns(due), now = now_ns();
+        uint64_t now = pace(start + (uint64_t)((double)sequence * 1e9 / options->rate));
         produce_one_polling(client, options, (int)(sequence % options->partitions), payload, now, 0);
     }
     double send_seconds = (double)(now_ns() - start) / 1e9;
