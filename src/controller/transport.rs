@@ -17,7 +17,7 @@ use super::metadata_log::raft_id;
 use super::rpc::{self, Call, Reply, CONTROLLER_CALL, RAFT_MESSAGE};
 use super::{Job, TopicError};
 use crate::config::Voter;
-use crate::net::frame::{read_frame, FrameError};
+use crate::net::frame::{FrameError, FrameReader};
 
 /// Raft messages queued for one peer before new ones are dropped.
 const PEER_QUEUE: usize = 1024;
@@ -121,8 +121,9 @@ async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let mut warned_cluster = false;
+    let mut frames = FrameReader::new();
     loop {
-        let frame = match read_frame(&mut stream, FRAME_BYTES_MAX).await {
+        let frame = match frames.read_frame(&mut stream, FRAME_BYTES_MAX).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(FrameError::Io(error)) => {
@@ -235,6 +236,8 @@ pub struct ControllerClient {
     cluster_id: Rc<str>,
     target: usize,
     stream: Option<TcpStream>,
+    /// Reads the responses of `stream` (replaced with it).
+    frames: FrameReader,
     correlation_id: i32,
     /// The metadata index the controller that answered last had applied.
     pub last_index: u64,
@@ -247,6 +250,7 @@ impl ControllerClient {
             cluster_id,
             target: 0,
             stream: None,
+            frames: FrameReader::new(),
             correlation_id: 0,
             last_index: 0,
         }
@@ -322,6 +326,7 @@ impl ControllerClient {
                 .map_err(|error| format!("{address}: {error}"))?;
             let _ = stream.set_nodelay(true);
             self.stream = Some(stream);
+            self.frames = FrameReader::new();
         }
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let frame =
@@ -331,7 +336,7 @@ impl ControllerClient {
             .write_all(&frame)
             .await
             .map_err(|error| error.to_string())?;
-        let read = read_frame(stream, FRAME_BYTES_MAX);
+        let read = self.frames.read_frame(stream, FRAME_BYTES_MAX);
         let timeout = async {
             glommio::timer::sleep(CALL_DEADLINE).await;
             Ok(None)

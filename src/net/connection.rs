@@ -11,7 +11,8 @@
 //!
 //! Bounds: `queued.max.requests` requests and `queued.max.request.bytes` bytes in flight per
 //! connection (`in_flight::InFlight`). At either, the reader stops reading the socket, leaving
-//! the next request's body unread (the client's sends then block), until responses drain.
+//! the next request's body unread (the client's sends then block), until responses drain; only
+//! what arrived with the request's size was read ahead (at most 64 KiB, `frame::FrameReader`).
 //!
 //! Any framing or decoding error closes this connection only, with a log line, once the
 //! responses of the requests before it are written; a response that cannot be encoded closes it
@@ -28,7 +29,7 @@ use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 
 use super::connection_quotas::ConnectionSlot;
-use super::frame::{read_body, read_size, FrameError};
+use super::frame::{FrameError, FrameReader, Receive};
 use super::in_flight::InFlight;
 use crate::api::{ConnectionInfo, Decoded, Dispatched, Sequencing};
 use crate::protocol::{Frame, ProtocolError};
@@ -62,6 +63,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream, slot:
         connection,
         pipeline: pipeline.clone(),
         socket: SocketHalf(socket.clone()),
+        frames: FrameReader::new(),
         peer: &peer,
     };
     let reading = async {
@@ -184,6 +186,7 @@ struct Reader<'a> {
     connection: Rc<ConnectionInfo>,
     pipeline: Rc<Pipeline>,
     socket: SocketHalf,
+    frames: FrameReader,
     peer: &'a str,
 }
 
@@ -195,7 +198,11 @@ impl Reader<'_> {
         let mut previous_produce: Option<flume::Receiver<()>> = None;
         let mut previous_exclusive = false;
         loop {
-            let size = match read_size(&mut self.socket, request_bytes_max).await {
+            let size = match self
+                .frames
+                .read_size(&mut self.socket, request_bytes_max)
+                .await
+            {
                 Ok(Some(size)) => size,
                 Ok(None) => return,
                 Err(error) => return self.log_frame_error(error),
@@ -205,7 +212,7 @@ impl Reader<'_> {
                 .until_in_flight(|in_flight| in_flight.admits(size))
                 .await;
             self.pipeline.in_flight.borrow_mut().admit(size);
-            let frame = match read_body(&mut self.socket, size).await {
+            let frame = match self.frames.read_body(&mut self.socket, size).await {
                 Ok(frame) => frame,
                 Err(error) => return self.log_frame_error(error),
             };
@@ -358,6 +365,12 @@ impl AsyncRead for SocketHalf {
         buffer: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_read(context, buffer)
+    }
+}
+
+impl Receive for SocketHalf {
+    fn receive_uninit(&mut self, buffer: &mut bytes::BytesMut) -> Option<std::io::Result<usize>> {
+        self.0.borrow_mut().receive_uninit(buffer)
     }
 }
 

@@ -265,6 +265,7 @@ fn whole_batches(records: &Bytes) -> Bytes {
 struct Connection {
     address: String,
     stream: TcpStream,
+    frames: crate::net::frame::FrameReader,
     correlation_id: i32,
 }
 
@@ -284,6 +285,7 @@ impl Connection {
         Ok(Connection {
             address: address.to_string(),
             stream,
+            frames: crate::net::frame::FrameReader::new(),
             correlation_id: 0,
         })
     }
@@ -316,7 +318,8 @@ impl Connection {
             .await
             .map_err(|error| error.to_string())?;
         let read = async {
-            crate::net::frame::read_frame(&mut self.stream, frame_bytes_max)
+            self.frames
+                .read_frame(&mut self.stream, frame_bytes_max)
                 .await
                 .map_err(|error| error.to_string())
         };
