@@ -242,14 +242,17 @@ impl Group {
         ErrorCode::None
     }
 
-    /// May a commit from (`member_id`, `generation`) be stored? Generation -1 with no member is
-    /// an admin or standalone consumer's commit, allowed while the group has no members.
+    /// May a commit from (`member_id`, `generation`) be stored? Kafka's rules: generation -1 is
+    /// an admin's or a standalone consumer's commit, taken while the group has no members
+    /// whatever member id it names (a KIP-848 consumer using `assign()` sends its own); with
+    /// members, a commit naming no member and no generation is UNKNOWN_MEMBER_ID, and one naming
+    /// either is checked member first, then generation.
     pub fn check_commit(&self, member_id: &str, generation: i32) -> ErrorCode {
+        if generation < 0 && self.members.is_empty() {
+            return ErrorCode::None;
+        }
         if generation < 0 && member_id.is_empty() {
-            return match self.members.is_empty() {
-                true => ErrorCode::None,
-                false => ErrorCode::IllegalGeneration,
-            };
+            return ErrorCode::UnknownMemberId;
         }
         if !self.members.contains_key(member_id) {
             return ErrorCode::UnknownMemberId;

@@ -120,12 +120,22 @@ fn expires_silent_members() {
     join(&mut group, now, "", "a");
     join(&mut group, now, "a", "unused");
     assert_eq!(group.check_commit("a", 1), ErrorCode::RebalanceInProgress);
+    // With members: an admin's commit (no member, no generation) names no member of the group,
+    // and a commit naming a member is checked member first, then generation (Kafka's order).
+    assert_eq!(group.check_commit("", -1), ErrorCode::UnknownMemberId);
+    assert_eq!(
+        group.check_commit("stranger", 1),
+        ErrorCode::UnknownMemberId
+    );
+    assert_eq!(group.check_commit("a", 7), ErrorCode::IllegalGeneration);
     group.tick(now + Duration::from_secs(5));
     assert_eq!(group.members.len(), 1);
     group.tick(now + Duration::from_secs(11));
     assert!(group.members.is_empty());
     assert_eq!(group.state, GroupState::Empty);
     assert_eq!(group.check_commit("", -1), ErrorCode::None);
+    // An empty group takes a standalone commit whatever member id it carries.
+    assert_eq!(group.check_commit("standalone-member", -1), ErrorCode::None);
     assert_eq!(group.heartbeat(now, "a", 1), ErrorCode::UnknownMemberId);
 }
 

@@ -12,7 +12,8 @@ import socket
 import struct
 
 from kafka.protocol.consumer import (
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest,
+    OffsetCommitResponse,
 )
 from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
@@ -183,6 +184,25 @@ class WireConnection:
                     partition.error_code, partition.high_watermark, decode_records(partition.records)
                 )
         return result
+
+    def offset_commit(self, group: str, member_id: str, generation: int,
+                      offsets: dict[tuple[str, int], int], version: int = 8):
+        """One OffsetCommitRequest (v8: what Kafka 3.x-4.x clients send to a group coordinator;
+        a single node is every group's coordinator); returns {(topic, partition): error_code}."""
+        topic_type = OffsetCommitRequest.OffsetCommitRequestTopic
+        partition_type = topic_type.OffsetCommitRequestPartition
+        topics: dict[str, list] = {}
+        for (topic, partition), offset in offsets.items():
+            topics.setdefault(topic, []).append(partition_type(
+                partition_index=partition, committed_offset=offset, committed_leader_epoch=-1,
+                committed_metadata=""))
+        request = OffsetCommitRequest(
+            group_id=group, generation_id_or_member_epoch=generation, member_id=member_id,
+            group_instance_id=None, retention_time_ms=-1,
+            topics=[topic_type(name=name, partitions=parts) for name, parts in topics.items()])
+        response = self.call(request, OffsetCommitResponse, version)
+        return {(topic.name, partition.partition_index): partition.error_code
+                for topic in response.topics for partition in topic.partitions}
 
     def list_offsets(self, topic: str, partitions: list[int],
                      timestamp: int = LATEST_TIMESTAMP) -> dict[int, tuple[int, int]]:

@@ -155,3 +155,47 @@ def test_long_poll_wakes_across_shards(start_broker):
             next_offsets[partition] += 1
             assert returned - sent_at[0] < 2.0, (
                 f"shard {shard}: fetch returned {returned - sent_at[0]:.2f}s after the produce")
+
+
+UNKNOWN_MEMBER_ID = 25
+ILLEGAL_GENERATION = 22
+
+
+def test_offset_commit_member_checks_follow_kafka(broker):
+    """OffsetCommit v8 as clients send it, against a classic group with a member and then empty:
+    with a member, an admin-style commit (generation -1, no member id) is UNKNOWN_MEMBER_ID, a
+    stranger's is UNKNOWN_MEMBER_ID and the member's with a wrong generation ILLEGAL_GENERATION;
+    once the group is empty, generation -1 is taken whatever member id it carries (what a
+    KIP-848 consumer using assign() sends)."""
+    topic, group = "commit-checks", "commit-checks-group"
+    create_topic(broker, topic)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                         "group.protocol": "classic", "enable.auto.commit": False,
+                         "session.timeout.ms": 10_000})
+    assigned = threading.Event()
+    consumer.subscribe([topic], on_assign=lambda _consumer, partitions: assigned.set())
+    deadline = time.monotonic() + 30
+    while not assigned.is_set() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    assert assigned.is_set(), "the consumer never got its assignment"
+    member_id = consumer.memberid()
+    assert member_id, "the consumer has no member id"
+    place = (topic, 0)
+    try:
+        with WireConnection(HOST, broker.port) as connection:
+            assert connection.offset_commit(group, "", -1, {place: 1}) == {
+                place: UNKNOWN_MEMBER_ID}
+            assert connection.offset_commit(group, "stranger", 1, {place: 1}) == {
+                place: UNKNOWN_MEMBER_ID}
+            assert connection.offset_commit(group, member_id, 99, {place: 1}) == {
+                place: ILLEGAL_GENERATION}
+    finally:
+        consumer.close()
+    with WireConnection(HOST, broker.port) as connection:
+        assert connection.offset_commit(group, "standalone-member", -1, {place: 5}) == {place: 0}
+    checker = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        committed = checker.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        checker.close()
+    assert committed[0].offset == 5, committed
