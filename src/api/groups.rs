@@ -32,6 +32,7 @@ pub fn error_code(error: ErrorCode) -> i16 {
         ErrorCode::NonEmptyGroup => ResponseError::NonEmptyGroup,
         ErrorCode::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         ErrorCode::InvalidGroupId => ResponseError::InvalidGroupId,
+        ErrorCode::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
         ErrorCode::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
         ErrorCode::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         ErrorCode::UnsupportedAssignor => ResponseError::UnsupportedAssignor,

@@ -16,6 +16,15 @@ pub async fn handle(context: &RequestContext<'_>, request: JoinGroupRequest) -> 
             JoinOutcome::error(ErrorCode::InvalidGroupId, &request.member_id),
         );
     }
+    let config = &context.shard.config;
+    if request.session_timeout_ms < config.group_min_session_timeout_ms
+        || request.session_timeout_ms > config.group_max_session_timeout_ms
+    {
+        return response(
+            context.version,
+            JoinOutcome::error(ErrorCode::InvalidSessionTimeout, &request.member_id),
+        );
+    }
     // Before v1 there was no rebalance timeout: it was the session timeout.
     let rebalance_timeout_ms = if context.version >= 1 {
         request.rebalance_timeout_ms

@@ -84,6 +84,10 @@ pub struct ServerConfig {
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: the session timeouts a
+    /// classic group member may ask for (JoinGroup answers INVALID_SESSION_TIMEOUT outside).
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
     pub offsets_retention_minutes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub auto_create_topics_enable: bool,
@@ -181,6 +185,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("transaction.state.log.replication.factor", "3"),
     ("transaction.state.log.min.isr", "2"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
     ("auto.create.topics.enable", "true"),
     ("log.segment.bytes", "1073741824"),
     ("log.index.interval.bytes", "4096"),
@@ -233,8 +239,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
     "unclean.leader.election.enable",
     "delete.topic.enable",
     "broker.rack",
@@ -303,6 +307,8 @@ impl ServerConfig {
             offsets_topic_replication_factor: lookup.number("offsets.topic.replication.factor")?,
             offsets_topic_num_partitions: lookup.number("offsets.topic.num.partitions")?,
             group_initial_rebalance_delay_ms: lookup.number("group.initial.rebalance.delay.ms")?,
+            group_min_session_timeout_ms: lookup.number("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: lookup.number("group.max.session.timeout.ms")?,
             offsets_retention_minutes: lookup.number("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: lookup
                 .number("offsets.retention.check.interval.ms")?,

@@ -50,6 +50,7 @@ pub enum ErrorCode {
     NonEmptyGroup,
     GroupSubscribedToTopic,
     InvalidGroupId,
+    InvalidSessionTimeout,
     FencedMemberEpoch,
     StaleMemberEpoch,
     UnsupportedAssignor,

@@ -6,6 +6,8 @@ import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from kafka.protocol.consumer import JoinGroupRequest, JoinGroupResponse
+from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
 
 from kafka_wire import WireConnection, record_batch
 from support import HOST, create_topic
@@ -199,3 +201,40 @@ def test_offset_commit_member_checks_follow_kafka(broker):
     finally:
         checker.close()
     assert committed[0].offset == 5, committed
+
+
+INVALID_SESSION_TIMEOUT = 26
+
+
+def test_join_group_session_timeout_bounds(start_broker):
+    """JoinGroup v9 asking for a session timeout outside group.min.session.timeout.ms and
+    group.max.session.timeout.ms gets INVALID_SESSION_TIMEOUT (26), as in Kafka; inside the
+    bounds the join goes on (v4+: the first join is asked to come back with its member id)."""
+    broker = start_broker({"group.min.session.timeout.ms": 2000,
+                           "group.max.session.timeout.ms": 20000})
+    member_id_required = 79
+
+    def join(connection, session_timeout_ms):
+        request = JoinGroupRequest(
+            group_id="bounded", session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=30_000, member_id="", group_instance_id=None,
+            protocol_type="consumer", reason=None,
+            protocols=[JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")])
+        return connection.call(request, JoinGroupResponse, 9).error_code
+
+    with WireConnection(HOST, broker.port) as connection:
+        # As clients do: FindCoordinator first (its first call creates __consumer_offsets),
+        # retried until the coordinator is up.
+        deadline = time.monotonic() + 30
+        while True:
+            found = connection.call(FindCoordinatorRequest(key="", key_type=0,
+                                                           coordinator_keys=["bounded"]),
+                                    FindCoordinatorResponse, 4)
+            if found.coordinators[0].error_code == 0:
+                break
+            assert time.monotonic() < deadline, f"no coordinator: {found}"
+            time.sleep(0.2)
+        assert join(connection, 1999) == INVALID_SESSION_TIMEOUT
+        assert join(connection, 20001) == INVALID_SESSION_TIMEOUT
+        assert join(connection, 2000) == member_id_required
+        assert join(connection, 20000) == member_id_required
