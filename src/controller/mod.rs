@@ -883,7 +883,8 @@ impl Controller {
 }
 
 /// Applies one IncrementalAlterConfigs operation to a resource's overrides. APPEND and SUBTRACT
-/// work on list values only, as in Kafka.
+/// work on list values only, and start from the config's default when it has no override, as
+/// in Kafka (APPEND `compact` to an unset `cleanup.policy` gives `delete,compact`).
 fn apply_config_op(
     configs: &mut BTreeMap<String, String>,
     op: &ConfigOp,
@@ -903,7 +904,9 @@ fn apply_config_op(
         }
         ConfigOp::Append(key, value) => {
             list_only(key, "append")?;
-            let entry = configs.entry(key.clone()).or_default();
+            let entry = configs
+                .entry(key.clone())
+                .or_insert_with(|| configs::list_default(key).to_string());
             let mut items: Vec<String> = split_items(entry);
             for item in split_items(value) {
                 if !items.contains(&item) {
@@ -915,13 +918,14 @@ fn apply_config_op(
         ConfigOp::Subtract(key, value) => {
             list_only(key, "subtract")?;
             let removed = split_items(value);
-            if let Some(entry) = configs.get_mut(key) {
-                let items: Vec<String> = split_items(entry)
-                    .into_iter()
-                    .filter(|item| !removed.contains(item))
-                    .collect();
-                *entry = items.join(",");
-            }
+            let entry = configs
+                .entry(key.clone())
+                .or_insert_with(|| configs::list_default(key).to_string());
+            let items: Vec<String> = split_items(entry)
+                .into_iter()
+                .filter(|item| !removed.contains(item))
+                .collect();
+            *entry = items.join(",");
         }
     }
     Ok(())

@@ -532,6 +532,26 @@ pub fn is_list(name: &str) -> bool {
     })
 }
 
+/// Where APPEND and SUBTRACT start on a list config that has no override: its static default
+/// (the topic config's, or its dynamic broker synonym's), as Kafka's
+/// `ConfigurationControlManager` takes it from the config schema.
+pub fn list_default(name: &str) -> &'static str {
+    if let Some((_, value)) = SYNONYM_DEFAULTS.iter().find(|(key, _)| *key == name) {
+        return value;
+    }
+    TOPIC_CONFIGS
+        .iter()
+        .find(|def| {
+            def.name == name
+                || def
+                    .synonyms
+                    .first()
+                    .is_some_and(|synonym| synonym.key == name)
+        })
+        .and_then(|def| def.default)
+        .unwrap_or("")
+}
+
 /// Checks a topic override the way Kafka's `LogConfig.validate` does, with Kafka's messages.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     let def = TOPIC_CONFIGS
