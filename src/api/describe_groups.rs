@@ -3,6 +3,7 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
+use super::authorized_operations::{self, Resource};
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, GroupCall};
@@ -45,14 +46,30 @@ pub async fn handle(
                     .with_member_assignment(member.assignment)
             })
             .collect();
+        // From v6 on an unknown group is GROUP_ID_NOT_FOUND (KIP-1043); before, a Dead group.
+        let (error, message) = match described.state {
+            "Dead" if context.version >= 6 && described.error == ErrorCode::None => (
+                ErrorCode::GroupIdNotFound,
+                Some(str_bytes(&format!(
+                    "Group {} not found.",
+                    described.group_id
+                ))),
+            ),
+            _ => (described.error, None),
+        };
         groups.push(
             DescribedGroup::default()
-                .with_error_code(error_code(described.error))
+                .with_error_code(error_code(error))
+                .with_error_message(message)
                 .with_group_id(GroupId(str_bytes(&described.group_id)))
                 .with_group_state(str_bytes(described.state))
                 .with_protocol_type(str_bytes(&described.protocol_type))
                 .with_protocol_data(str_bytes(&described.protocol))
-                .with_members(members),
+                .with_members(members)
+                .with_authorized_operations(authorized_operations::bitfield(
+                    Resource::Group,
+                    request.include_authorized_operations,
+                )),
         );
     }
     DescribeGroupsResponse::default().with_groups(groups)

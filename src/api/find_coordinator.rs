@@ -14,6 +14,7 @@ use crate::controller::{ControllerRequest, NewTopic, TopicError};
 use crate::group::{partition_for_group, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
 
 const GROUP_KEY_TYPE: i8 = 0;
+const TRANSACTION_KEY_TYPE: i8 = 1;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -53,11 +54,21 @@ fn coordinator(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(&message)))
     };
-    if key_type != GROUP_KEY_TYPE {
-        return refused(
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported yet".into(),
-        );
+    match key_type {
+        GROUP_KEY_TYPE => {}
+        TRANSACTION_KEY_TYPE => {
+            return refused(
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported yet".into(),
+            )
+        }
+        // Share groups (v6, KIP-932) are not served; nor is any other key type.
+        _ => {
+            return refused(
+                ResponseError::InvalidRequest,
+                format!("coordinator key type {key_type} is not supported"),
+            )
+        }
     }
     if let Err(message) = ready {
         return refused(ResponseError::CoordinatorNotAvailable, message.clone());

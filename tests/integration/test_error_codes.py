@@ -238,3 +238,65 @@ def test_join_group_session_timeout_bounds(start_broker):
         assert join(connection, 20001) == INVALID_SESSION_TIMEOUT
         assert join(connection, 2000) == member_id_required
         assert join(connection, 20000) == member_id_required
+
+
+GROUP_ID_NOT_FOUND = 69
+INVALID_REQUEST = 42
+
+
+def test_group_api_versions_kafka_4_serves(broker):
+    """The group API versions Kafka 3.7-4.0 serve, each sent as a client sends it:
+    FindCoordinator v6 (a share-group key type is refused with INVALID_REQUEST, a group key
+    answered), OffsetCommit v9 and OffsetFetch v9 (the KIP-848 versions), ListGroups v5 with a
+    group type filter, DescribeGroups v6 (an unknown group is GROUP_ID_NOT_FOUND, KIP-1043)."""
+    from kafka.protocol.admin import (DescribeGroupsRequest, DescribeGroupsResponse,
+                                      ListGroupsRequest, ListGroupsResponse)
+    from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
+
+    topic, group = "versions", "versions-group"
+    create_topic(broker, topic)
+    with WireConnection(HOST, broker.port) as connection:
+        versions = connection.api_versions()
+        for api_key, version in {10: 6, 8: 9, 9: 9, 16: 5, 15: 6}.items():
+            assert versions[api_key][1] >= version, (api_key, versions[api_key])
+
+        def find(key_type):
+            return connection.call(FindCoordinatorRequest(key="", key_type=key_type,
+                                                          coordinator_keys=[group]),
+                                   FindCoordinatorResponse, 6).coordinators[0]
+
+        deadline = time.monotonic() + 30
+        while (found := find(0)).error_code != 0:
+            assert time.monotonic() < deadline, f"no coordinator: {found}"
+            time.sleep(0.2)
+        assert found.node_id == 1
+        assert find(2).error_code == INVALID_REQUEST
+
+        assert connection.offset_commit(group, "", -1, {(topic, 0): 7}, version=9) == {
+            (topic, 0): 0}
+        fetch_group = OffsetFetchRequest.OffsetFetchRequestGroup
+        fetched = connection.call(OffsetFetchRequest(require_stable=True, groups=[fetch_group(
+            group_id=group, member_id=None, member_epoch=-1,
+            topics=[fetch_group.OffsetFetchRequestTopics(name=topic, partition_indexes=[0])])]),
+            OffsetFetchResponse, 9)
+        [answer] = fetched.groups
+        assert answer.error_code == 0
+        assert [(t.name, p.partition_index, p.committed_offset)
+                for t in answer.topics for p in t.partitions] == [(topic, 0, 7)]
+
+        # A standalone commit leaves a classic group behind, as in Kafka.
+        listed = connection.call(ListGroupsRequest(states_filter=[], types_filter=["classic"]),
+                                 ListGroupsResponse, 5)
+        assert listed.error_code == 0
+        assert (group, "classic") in {(g.group_id, g.group_type) for g in listed.groups}
+        listed = connection.call(ListGroupsRequest(states_filter=[], types_filter=["consumer"]),
+                                 ListGroupsResponse, 5)
+        assert group not in {g.group_id for g in listed.groups}
+
+        described = connection.call(DescribeGroupsRequest(
+            groups=["no-such-group", group], include_authorized_operations=False),
+            DescribeGroupsResponse, 6)
+        missing, known = described.groups
+        assert (missing.error_code, missing.error_message) == (
+            GROUP_ID_NOT_FOUND, "Group no-such-group not found."), missing
+        assert (known.error_code, known.group_state) == (0, "Empty"), known
