@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::authorized_operations::{self, Resource};
 use super::groups::call;
 use super::{str_bytes, RequestContext};
 use crate::group::consumer::TopicPartition;
@@ -73,7 +74,11 @@ pub async fn handle(
                 .with_group_epoch(described.epoch)
                 .with_assignment_epoch(described.epoch)
                 .with_assignor_name(str_bytes(&described.assignor))
-                .with_members(members),
+                .with_members(members)
+                .with_authorized_operations(authorized_operations::bitfield(
+                    Resource::Group,
+                    request.include_authorized_operations,
+                )),
         );
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -6,19 +6,12 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError;
 
+use super::authorized_operations::{self, Resource};
 use super::metadata::advertised_endpoint;
 use super::{str_bytes, RequestContext};
 
 /// `endpoint_type` values (v1+).
 const BROKER_ENDPOINTS: i8 = 1;
-
-/// Kafka's "not requested" value of authorized operations.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
-/// Kafka's `AclOperation` codes allowed on the cluster resource when no authorizer is set:
-/// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-/// IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: &[u32] = &[5, 7, 8, 9, 10, 11, 12];
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -51,12 +44,10 @@ pub async fn handle(
             )
         })
         .collect();
-    let operations = match request.include_cluster_authorized_operations {
-        true => CLUSTER_OPERATIONS
-            .iter()
-            .fold(0i32, |bits, operation| bits | (1 << operation)),
-        false => OPERATIONS_NOT_REQUESTED,
-    };
+    let operations = authorized_operations::bitfield(
+        Resource::Cluster,
+        request.include_cluster_authorized_operations,
+    );
     response
         .with_cluster_id(str_bytes(&image.cluster_id))
         .with_controller_id(BrokerId(image.controller_id))

@@ -10,6 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 
+use super::authorized_operations::{self, Resource};
 use super::{str_bytes, topic_error_code, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
@@ -31,21 +32,26 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
             image = context.shard.metadata();
         }
     }
+    // With no authorizer every supported operation is authorized (KIP-430), as in Kafka.
+    let topic_operations = authorized_operations::bitfield(
+        Resource::Topic,
+        request.include_topic_authorized_operations,
+    );
     let topics = match wanted {
         None => image
             .topics
             .values()
-            .map(|topic| topic_response(&image, topic))
+            .map(|topic| topic_response(&image, topic, topic_operations))
             .collect(),
         Some(wanted) => wanted
             .iter()
             .map(|entry| match entry {
                 Wanted::Name(name) => match image.topic(name) {
-                    Some(topic) => topic_response(&image, topic),
+                    Some(topic) => topic_response(&image, topic, topic_operations),
                     None => missing_topic(name, &creation_errors),
                 },
                 Wanted::Id(id) => match image.topic_by_id(TopicId(*id.as_bytes())) {
-                    Some(topic) => topic_response(&image, topic),
+                    Some(topic) => topic_response(&image, topic, topic_operations),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(*id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -58,6 +64,10 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics)
+        .with_cluster_authorized_operations(authorized_operations::bitfield(
+            Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
 }
 
 /// `None` means every topic: a null list (v1+) or an empty one (v0).
@@ -131,7 +141,11 @@ fn missing_topic(name: &str, creation_errors: &[(String, i16)]) -> MetadataRespo
         .with_error_code(code)
 }
 
-fn topic_response(image: &MetadataImage, topic: &Arc<TopicImage>) -> MetadataResponseTopic {
+fn topic_response(
+    image: &MetadataImage,
+    topic: &Arc<TopicImage>,
+    authorized_operations: i32,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -157,6 +171,7 @@ fn topic_response(image: &MetadataImage, topic: &Arc<TopicImage>) -> MetadataRes
         .with_topic_id(uuid::Uuid::from_bytes(topic.id.0))
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
+        .with_topic_authorized_operations(authorized_operations)
 }
 
 /// Each broker at its address for the listener this client connected through.

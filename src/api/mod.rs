@@ -6,6 +6,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod authorized_operations;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;

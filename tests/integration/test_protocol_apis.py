@@ -391,3 +391,35 @@ def test_idempotent_sequences_on_the_wire(broker, stop):
         _, high_watermark, records = connection.fetch("sequences", {0: 0})[0]
     assert high_watermark == 4
     assert [value for _, _, value in records] == [b"a", b"b", b"c", b"d"]
+
+
+def test_authorized_operations_without_an_authorizer(broker):
+    """Metadata v10 asked for topic and cluster authorized operations, and DescribeGroups v5 for
+    a group's, answer every operation the resource supports (KIP-430), as a Kafka broker without
+    an authorizer does: topic READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+    ALTER_CONFIGS (codes 3-8, 10, 11: 3576); cluster CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+    DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE (5, 7-12: 8096); group READ, DELETE,
+    DESCRIBE (3, 6, 8: 328). Not asked, the fields hold Kafka's -2147483648. kafka-python decodes
+    the bitfields into sets of operation codes."""
+    from kafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsResponse
+
+    topic = "authorized-operations"
+    create_topic(broker, topic)
+    topic_operations, cluster_operations = {3, 4, 5, 6, 7, 8, 10, 11}, {5, 7, 8, 9, 10, 11, 12}
+    not_requested = None  # kafka-python's reading of -2147483648 (bit 31 alone)
+    with WireConnection(HOST, broker.port) as connection:
+        for asked, (topic_bits, cluster_bits) in {
+                True: (topic_operations, cluster_operations),
+                False: (not_requested, not_requested)}.items():
+            response = connection.call(MetadataRequest(
+                topics=[MetadataRequest.MetadataRequestTopic(name=topic)],
+                allow_auto_topic_creation=False, include_cluster_authorized_operations=asked,
+                include_topic_authorized_operations=asked), MetadataResponse, 10)
+            (found,) = response.topics
+            assert (found.error_code, found.authorized_operations) == (0, topic_bits)
+            assert response.authorized_operations == cluster_bits
+        described = connection.call(DescribeGroupsRequest(groups=["operations-group"],
+                                                          include_authorized_operations=True),
+                                    DescribeGroupsResponse, 5)
+        (group,) = described.groups
+        assert group.authorized_operations == {3, 6, 8}, group
