@@ -21,8 +21,9 @@ use crate::storage::StorageError;
 /// Why one partition of a produce request was refused before reaching its shard.
 enum Refusal {
     Code(ResponseError, String),
-    /// A record-level refusal: Kafka also names the record at fault in `record_errors`.
-    Record(ResponseError, String, Option<i32>),
+    /// A record-level refusal: Kafka also names the records at fault in `record_errors`, each
+    /// by its index in the batch with its own message.
+    Records(ResponseError, String, Vec<(i32, String)>),
 }
 
 pub async fn handle(
@@ -63,9 +64,8 @@ pub async fn handle(
                         })?;
                     let settings = settings.as_ref().expect("settings of a known topic");
                     let mut batches = partition.records.clone().unwrap_or_default();
-                    let mut headers =
-                        batch::validate_batches(&batches, settings.max_message_bytes)
-                            .map_err(refusal)?;
+                    let mut headers = batch::validate_batches(&batches, settings.max_message_bytes)
+                        .map_err(refusal)?;
                     let validation = ValidationConfig {
                         max_message_bytes: settings.max_message_bytes,
                         log_append_time: settings.log_append_time,
@@ -82,11 +82,8 @@ pub async fn handle(
                         &partition_name,
                     )
                     .map_err(record_refusal)?;
-                    if settings.compacted && summary.keyless_records > 0 {
-                        let message = format!(
-                            "Compacted topic cannot accept message without key in topic partition {partition_name}."
-                        );
-                        return Err(Refusal::Code(ResponseError::InvalidRecord, message));
+                    if settings.compacted && !summary.keyless_records.is_empty() {
+                        return Err(keyless_refusal(&summary.keyless_records, &partition_name));
                     }
                     if settings.log_append_time {
                         batches = batch::stamp_log_append_time(&batches, &mut headers, append_time);
@@ -170,19 +167,19 @@ fn response(
                         Err(Refusal::Code(error, message)) => base
                             .with_error_code(error.code())
                             .with_error_message((!message.is_empty()).then(|| str_bytes(&message))),
-                        Err(Refusal::Record(error, message, record)) => base
+                        Err(Refusal::Records(error, message, records)) => base
                             .with_error_code(error.code())
                             .with_error_message(Some(str_bytes(&message)))
                             .with_record_errors(
-                                record
-                                    .map(|index| {
+                                records
+                                    .into_iter()
+                                    .map(|(index, message)| {
                                         BatchIndexAndErrorMessage::default()
                                             .with_batch_index(index)
                                             .with_batch_index_error_message(Some(str_bytes(
                                                 &message,
                                             )))
                                     })
-                                    .into_iter()
                                     .collect(),
                             ),
                         Ok(()) => match outcomes.next().expect("an outcome per accepted partition")
@@ -224,7 +221,40 @@ fn record_refusal(error: RecordError) -> Refusal {
         RecordError::Timestamp(..) => ResponseError::InvalidTimestamp,
         RecordError::Compression(_) => ResponseError::UnsupportedCompressionType,
     };
-    Refusal::Record(code, error.to_string(), error.record_index())
+    let message = error.to_string();
+    let records = error
+        .record_index()
+        .map(|index| (index, message.clone()))
+        .into_iter()
+        .collect();
+    Refusal::Records(code, message, records)
+}
+
+/// A compacted topic's refusal of records without a key, as Kafka's `LogValidator` gives it:
+/// INVALID_RECORD naming every keyless record, with a summary of the first three.
+fn keyless_refusal(keyless: &[i32], partition_name: &str) -> Refusal {
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {partition_name}."
+    );
+    let shown: Vec<String> = keyless
+        .iter()
+        .take(3)
+        .map(|index| format!("RecordError(batchIndex={index}, message='{message}')"))
+        .collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        keyless.len(),
+        shown.join(", ")
+    );
+    Refusal::Records(
+        ResponseError::InvalidRecord,
+        summary,
+        keyless
+            .iter()
+            .map(|index| (*index, message.clone()))
+            .collect(),
+    )
 }
 
 /// The Kafka error code for a partition-level failure on the owning shard.

@@ -63,10 +63,11 @@ impl ValidationConfig {
 }
 
 /// What the records of the validated batches showed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordsSummary {
-    /// Records without a key (a compacted topic refuses them).
-    pub keyless_records: u64,
+    /// The records without a key, by their index in their batch (a compacted topic refuses
+    /// them, naming each in `record_errors` as Kafka does).
+    pub keyless_records: Vec<i32>,
 }
 
 /// Why a produced batch was refused; each maps to a Kafka error code (`api::produce`). The
@@ -110,7 +111,7 @@ pub fn validate_client_batches(
         let mut at = None;
         let walked = walk_records(records, header, config, &mut at)
             .map_err(|error| error.in_partition(header, config, partition, at))?;
-        summary.keyless_records += walked.keyless_records;
+        summary.keyless_records.extend(walked.keyless_records);
     }
     Ok(summary)
 }
@@ -430,7 +431,7 @@ fn walk(
             });
         }
         if skip_field(source, start, size, "key")? {
-            summary.keyless_records += 1;
+            summary.keyless_records.push(index);
         }
         skip_field(source, start, size, "value")?;
         let header_count = read_varint(source)?;

@@ -107,7 +107,7 @@ fn is_invalid(result: Result<RecordsSummary, RecordError>) -> bool {
 #[test]
 fn accepts_valid_batches() {
     let summary = validate(&encoded_batch(5, 10), &config()).unwrap();
-    assert_eq!(summary.keyless_records, 0);
+    assert!(summary.keyless_records.is_empty());
     assert_eq!(
         validate(&craft(&two_records(), 2, 1, 0, NOW), &config()),
         Ok(RecordsSummary::default())
@@ -120,8 +120,19 @@ fn accepts_valid_batches() {
     ] {
         let summary = validate(&compressed_batch(compression, 50, 100), &config())
             .unwrap_or_else(|error| panic!("{compression:?}: {error}"));
-        assert_eq!(summary.keyless_records, 0, "{compression:?}");
+        assert!(summary.keyless_records.is_empty(), "{compression:?}");
     }
+}
+
+/// Proves keyless records are named by their index in the batch.
+#[test]
+fn names_keyless_records() {
+    let mut records = framed(&record_body(0, Some(b"a"), b"one"));
+    records.extend(framed(&record_body(1, None, b"two")));
+    records.extend(framed(&record_body(2, Some(b"c"), b"three")));
+    records.extend(framed(&record_body(3, None, b"four")));
+    let summary = validate(&craft(&records, 4, 3, 0, NOW), &config()).unwrap();
+    assert_eq!(summary.keyless_records, [1, 3]);
 }
 
 /// Proves a count or offset range that disagrees with the records present is refused: the

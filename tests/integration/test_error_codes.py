@@ -300,3 +300,32 @@ def test_group_api_versions_kafka_4_serves(broker):
         assert (missing.error_code, missing.error_message) == (
             GROUP_ID_NOT_FOUND, "Group no-such-group not found."), missing
         assert (known.error_code, known.group_state) == (0, "Empty"), known
+
+
+INVALID_RECORD = 87
+
+
+def test_compacted_topic_names_every_keyless_record(broker):
+    """Produce v9 of five records, the second and fourth without a key, to a compacted topic:
+    INVALID_RECORD with Kafka's summary message and every keyless record named in record_errors
+    (KIP-467) by its index in the batch, so that a client can tell the bad records from the
+    good ones; nothing is written."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = "compacted-keys"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, config={"cleanup.policy": "compact"})])[
+        topic].result(30)
+    records = [(b"k0", b"v0"), (None, b"v1"), (b"k2", b"v2"), (None, b"v3"), (b"k4", b"v4")]
+    message = f"Compacted topic cannot accept message without key in topic partition {topic}-0."
+    with WireConnection(HOST, broker.port) as connection:
+        answers = connection.produce_answers({topic: {0: record_batch(records)}}, version=9)
+        answer = answers[(topic, 0)]
+        assert answer.error_code == INVALID_RECORD, answer
+        assert answer.error_message == (
+            "One or more records have been rejected due to 2 record errors in total, and only "
+            f"showing the first three errors at most: [RecordError(batchIndex=1, message='"
+            f"{message}'), RecordError(batchIndex=3, message='{message}')]"), answer
+        assert [(error.batch_index, error.batch_index_error_message)
+                for error in answer.record_errors] == [(1, message), (3, message)]
+        assert connection.list_offsets(topic, [0])[0] == (0, 0)
