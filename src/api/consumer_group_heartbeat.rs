@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::consumer::{Heartbeat, HeartbeatOutcome, TopicPartition};
-use crate::group::{ErrorCode, GroupCall, CONSUMER_HEARTBEAT_INTERVAL};
+use crate::group::{ErrorCode, GroupCall};
 use crate::metadata::{MetadataImage, TopicId};
 
 pub async fn handle(
@@ -20,6 +20,7 @@ pub async fn handle(
     let image = context.shard.metadata();
     if request.group_id.is_empty() {
         return response(
+            context,
             &image,
             HeartbeatOutcome {
                 error: ErrorCode::InvalidGroupId,
@@ -100,15 +101,22 @@ pub async fn handle(
         member_epoch: -1,
         assignment: None,
     });
-    response(&image, outcome)
+    response(context, &image, outcome)
 }
 
-fn response(image: &MetadataImage, outcome: HeartbeatOutcome) -> ConsumerGroupHeartbeatResponse {
+fn response(
+    context: &RequestContext<'_>,
+    image: &MetadataImage,
+    outcome: HeartbeatOutcome,
+) -> ConsumerGroupHeartbeatResponse {
     let response = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(error_code(outcome.error))
         .with_member_id(Some(str_bytes(&outcome.member_id)))
         .with_member_epoch(outcome.member_epoch)
-        .with_heartbeat_interval_ms(CONSUMER_HEARTBEAT_INTERVAL.as_millis() as i32);
+        .with_heartbeat_interval_ms(
+            i32::try_from(context.shard.config.group_consumer_heartbeat_interval_ms)
+                .unwrap_or(i32::MAX),
+        );
     match (outcome.error, outcome.assignment) {
         (ErrorCode::None, Some(assignment)) => response.with_assignment(Some(
             Assignment::default().with_topic_partitions(by_topic_id(image, &assignment)),

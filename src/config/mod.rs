@@ -88,6 +88,11 @@ pub struct ServerConfig {
     /// classic group member may ask for (JoinGroup answers INVALID_SESSION_TIMEOUT outside).
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`: what a
+    /// KIP-848 member gets, within their `.min.` and `.max.` bounds (checked at start-up, as
+    /// Kafka does).
+    pub group_consumer_session_timeout_ms: u64,
+    pub group_consumer_heartbeat_interval_ms: u64,
     pub offsets_retention_minutes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub auto_create_topics_enable: bool,
@@ -187,6 +192,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.min.session.timeout.ms", "45000"),
+    ("group.consumer.max.session.timeout.ms", "60000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.min.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.heartbeat.interval.ms", "15000"),
     ("auto.create.topics.enable", "true"),
     ("log.segment.bytes", "1073741824"),
     ("log.index.interval.bytes", "4096"),
@@ -244,6 +255,39 @@ const ACCEPTED_KEYS: &[&str] = &[
     "broker.rack",
     "cluster.id",
 ];
+
+/// Kafka's checks of the KIP-848 group timeouts (`GroupCoordinatorConfig`): each value within
+/// its bounds, the bounds in order, and the heartbeat interval below the session timeout.
+fn validate_consumer_group_timeouts(lookup: &Lookup) -> Result<(), ConfigError> {
+    let value = |key: &str| lookup.number::<u64>(key);
+    let check = |holds: bool, key: &str, relation: &str, other: &str| match holds {
+        true => Ok(()),
+        false => Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: lookup.value(key),
+            reason: format!("{key} must be {relation} {other}"),
+        }),
+    };
+    for kind in ["session.timeout", "heartbeat.interval"] {
+        let key = format!("group.consumer.{kind}.ms");
+        let min_key = format!("group.consumer.min.{kind}.ms");
+        let max_key = format!("group.consumer.max.{kind}.ms");
+        let (set, min, max) = (value(&key)?, value(&min_key)?, value(&max_key)?);
+        check(max >= min, &max_key, "greater than or equal to", &min_key)?;
+        check(set >= min, &key, "greater than or equal to", &min_key)?;
+        check(set <= max, &key, "less than or equal to", &max_key)?;
+    }
+    let (interval, session) = (
+        value("group.consumer.heartbeat.interval.ms")?,
+        value("group.consumer.session.timeout.ms")?,
+    );
+    check(
+        interval < session,
+        "group.consumer.heartbeat.interval.ms",
+        "less than",
+        "group.consumer.session.timeout.ms",
+    )
+}
 
 impl ServerConfig {
     /// Builds and validates the configuration; returns it with warnings for unknown keys.
@@ -309,6 +353,10 @@ impl ServerConfig {
             group_initial_rebalance_delay_ms: lookup.number("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: lookup.number("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: lookup.number("group.max.session.timeout.ms")?,
+            group_consumer_session_timeout_ms: lookup
+                .number("group.consumer.session.timeout.ms")?,
+            group_consumer_heartbeat_interval_ms: lookup
+                .number("group.consumer.heartbeat.interval.ms")?,
             offsets_retention_minutes: lookup.number("offsets.retention.minutes")?,
             offsets_retention_check_interval_ms: lookup
                 .number("offsets.retention.check.interval.ms")?,
@@ -430,6 +478,7 @@ impl ServerConfig {
         if self.node_id < 0 {
             return Err(invalid("node.id", "must be zero or more".into()));
         }
+        validate_consumer_group_timeouts(lookup)?;
         if self.controller_listener_names.is_empty() {
             return Err(ConfigError::Missing {
                 key: "controller.listener.names".into(),
@@ -799,6 +848,49 @@ mod tests {
         assert_eq!(
             config.log_dirs,
             vec![PathBuf::from("/tmp/flink-combined-logs")]
+        );
+    }
+
+    /// Proves the KIP-848 group timeouts take Kafka's defaults and are held to Kafka's bounds:
+    /// each within its min and max, and the heartbeat interval below the session timeout.
+    #[test]
+    fn checks_consumer_group_timeouts() {
+        let (config, _) = config_from(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(
+            (
+                config.group_consumer_session_timeout_ms,
+                config.group_consumer_heartbeat_interval_ms
+            ),
+            (45_000, 5_000)
+        );
+        let with = |extra: &str| config_from(&format!("{EMBEDDED_DEFAULT}{extra}"));
+        let faster = "group.consumer.min.heartbeat.interval.ms=500\n\
+                      group.consumer.heartbeat.interval.ms=500\n";
+        assert_eq!(
+            with(faster).unwrap().0.group_consumer_heartbeat_interval_ms,
+            500
+        );
+        let refused = |extra: &str| match with(extra) {
+            Err(ConfigError::Invalid { key, reason, .. }) => (key, reason),
+            other => panic!("{extra:?} was not refused: {other:?}"),
+        };
+        assert_eq!(
+            refused("group.consumer.heartbeat.interval.ms=1000\n").1,
+            "group.consumer.heartbeat.interval.ms must be greater than or equal to \
+             group.consumer.min.heartbeat.interval.ms"
+        );
+        assert_eq!(
+            refused("group.consumer.session.timeout.ms=90000\n").0,
+            "group.consumer.session.timeout.ms"
+        );
+        assert_eq!(
+            refused(
+                "group.consumer.max.heartbeat.interval.ms=50000\n\
+                 group.consumer.heartbeat.interval.ms=50000\n"
+            )
+            .1,
+            "group.consumer.heartbeat.interval.ms must be less than \
+             group.consumer.session.timeout.ms"
         );
     }
 

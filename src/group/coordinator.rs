@@ -14,7 +14,7 @@ use super::offsets_log::{self, GroupRecord, OffsetRecord, OffsetsTopicRecord};
 use super::{
     consumer, ConsumerGroupDescription, ConsumerMemberDescription, ErrorCode, FetchedOffset,
     GroupCall, GroupDescription, GroupListing, JoinOutcome, MemberDescription, SyncOutcome,
-    CONSUMER_SESSION_TIMEOUT, LOAD_READ_BYTES,
+    LOAD_READ_BYTES,
 };
 use crate::partition::{Acks, Partition};
 use crate::storage::batch;
@@ -32,16 +32,19 @@ pub struct Coordinator {
     /// (generation, state) of each group as last stored in `__consumer_offsets`.
     persisted: RefCell<HashMap<String, (i32, GroupState)>>,
     initial_delay: Duration,
+    /// `group.consumer.session.timeout.ms`, for KIP-848 groups.
+    consumer_session_timeout: Duration,
 }
 
 impl Coordinator {
-    pub fn new(initial_delay: Duration) -> Coordinator {
+    pub fn new(initial_delay: Duration, consumer_session_timeout: Duration) -> Coordinator {
         Coordinator {
             groups: RefCell::new(HashMap::new()),
             consumer_groups: RefCell::new(HashMap::new()),
             loaded: RefCell::new(HashSet::new()),
             persisted: RefCell::new(HashMap::new()),
             initial_delay,
+            consumer_session_timeout,
         }
     }
 
@@ -344,9 +347,9 @@ impl Coordinator {
         }
         let new_member_id = crate::metadata::uuid::uuid_to_base64(crate::controller::random_uuid());
         let mut groups = self.consumer_groups.borrow_mut();
-        let group = groups
-            .entry(group_id.clone())
-            .or_insert_with(|| consumer::ConsumerGroup::new(group_id, CONSUMER_SESSION_TIMEOUT));
+        let group = groups.entry(group_id.clone()).or_insert_with(|| {
+            consumer::ConsumerGroup::new(group_id, self.consumer_session_timeout)
+        });
         group.heartbeat(now, heartbeat, new_member_id, partition_counts)
     }
 

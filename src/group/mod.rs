@@ -24,10 +24,6 @@ use classic::CommittedOffset;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Kafka's `offsets.topic.segment.bytes` default.
 pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 << 20;
-/// Kafka's `group.consumer.session.timeout.ms` default.
-pub const CONSUMER_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
-/// Kafka's `group.consumer.heartbeat.interval.ms` default.
-pub const CONSUMER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often group timeouts (sessions, rebalance deadlines) are checked.
 pub const GROUP_TICK: Duration = Duration::from_millis(100);
 /// Bytes read at a time while loading offsets.

@@ -143,9 +143,10 @@ impl Shard {
             settings: RefCell::new(HashMap::new()),
             fetchers: RefCell::new(Default::default()),
             unplaced: RefCell::new(Default::default()),
-            groups: Coordinator::new(Duration::from_millis(
-                config.group_initial_rebalance_delay_ms,
-            )),
+            groups: Coordinator::new(
+                Duration::from_millis(config.group_initial_rebalance_delay_ms),
+                Duration::from_millis(config.group_consumer_session_timeout_ms),
+            ),
             config,
         }
     }

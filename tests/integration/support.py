@@ -271,15 +271,16 @@ def check_history(sent: list[tuple[str, str]], consumed: list[tuple[int, int, st
     return offsets
 
 
-def shared_broker_fixtures(name: str):
+def shared_broker_fixtures(name: str, overrides: dict[str, str] | None = None):
     """Fixtures for a module whose tests share one broker: `shared_broker` (module scope, data
-    under a temp directory called `name`) and an autouse fixture that puts its log in every
-    failure report of the module (conftest forgets brokers between tests) and fails fast once it
-    is gone. Use as `shared_broker, _report_shared_broker = shared_broker_fixtures("name")`."""
+    under a temp directory called `name`, config `overrides` on top of the suite's) and an
+    autouse fixture that puts its log in every failure report of the module (conftest forgets
+    brokers between tests) and fails fast once it is gone. Use as
+    `shared_broker, _report_shared_broker = shared_broker_fixtures("name")`."""
 
     @pytest.fixture(scope="module")
     def shared_broker(tmp_path_factory):
-        broker = Broker(tmp_path_factory.mktemp(name)).start()
+        broker = Broker(tmp_path_factory.mktemp(name), overrides).start()
         yield broker
         broker.kill()
 

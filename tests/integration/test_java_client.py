@@ -115,7 +115,12 @@ def versions(*only: str):
     return pytest.mark.parametrize("java", list(only or VERSIONS), indirect=True)
 
 
-shared_broker, _report_shared_broker = support.shared_broker_fixtures("java-client")
+# KIP-848 members heartbeat every second instead of Kafka's 5 s, within bounds lowered as Kafka
+# requires, so that the group tests see their rebalances in seconds.
+shared_broker, _report_shared_broker = support.shared_broker_fixtures("java-client", {
+    "group.consumer.min.heartbeat.interval.ms": "1000",
+    "group.consumer.heartbeat.interval.ms": "1000",
+})
 
 
 def topic_name(java: JavaClient, what: str) -> str:
