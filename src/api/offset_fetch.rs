@@ -53,7 +53,16 @@ pub async fn handle(
                     })
                     .collect()
             });
-            let fetched = fetch(context, &group.group_id, wanted).await;
+            // v9+: a member reading its group's offsets names itself (Kafka checks it against a
+            // KIP-848 group); no member id and a negative epoch name nobody.
+            let member = match (&group.member_id, group.member_epoch) {
+                (None, epoch) if epoch < 0 => None,
+                (id, epoch) => Some((
+                    id.as_ref().map_or_else(String::new, |id| id.to_string()),
+                    epoch,
+                )),
+            };
+            let fetched = fetch(context, &group.group_id, wanted, member).await;
             groups.push(group_response(group.group_id.clone(), fetched));
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -69,7 +78,7 @@ pub async fn handle(
             })
             .collect()
     });
-    match fetch(context, &request.group_id, wanted).await {
+    match fetch(context, &request.group_id, wanted, None).await {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_in_layout!(
             OffsetFetchResponseTopic,
             OffsetFetchResponsePartition,
@@ -83,6 +92,7 @@ async fn fetch(
     context: &RequestContext<'_>,
     group_id: &GroupId,
     partitions: Option<Vec<(String, i32)>>,
+    member: Option<(String, i32)>,
 ) -> Result<Vec<FetchedOffset>, ErrorCode> {
     if group_id.is_empty() {
         return Err(ErrorCode::InvalidGroupId);
@@ -91,6 +101,7 @@ async fn fetch(
     call(context, |reply| GroupCall::FetchOffsets {
         group_id,
         partitions,
+        member,
         reply,
     })
     .await

@@ -231,8 +231,16 @@ impl ConsumerGroup {
                 ErrorCode::None
             }
             None => ErrorCode::UnknownMemberId,
-            Some(member) if member.epoch != member_epoch => ErrorCode::StaleMemberEpoch,
-            Some(_) => ErrorCode::None,
+            Some(member) => epoch_check(member.epoch, member_epoch),
+        }
+    }
+
+    /// May `member_id` at `member_epoch` read the group's committed offsets (OffsetFetch v9+
+    /// from a member; a request naming no member is always let through, as Kafka does)?
+    pub fn check_fetch(&self, member_id: &str, member_epoch: i32) -> ErrorCode {
+        match self.members.get(member_id) {
+            None => ErrorCode::UnknownMemberId,
+            Some(member) => epoch_check(member.epoch, member_epoch),
         }
     }
 
@@ -427,6 +435,16 @@ fn range_assignment(
     target
 }
 
+/// Kafka's `validateMemberEpoch`: an epoch ahead of the member's is FENCED_MEMBER_EPOCH, one
+/// behind it STALE_MEMBER_EPOCH.
+fn epoch_check(expected: i32, received: i32) -> ErrorCode {
+    match received.cmp(&expected) {
+        std::cmp::Ordering::Greater => ErrorCode::FencedMemberEpoch,
+        std::cmp::Ordering::Less => ErrorCode::StaleMemberEpoch,
+        std::cmp::Ordering::Equal => ErrorCode::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +553,23 @@ mod tests {
             "a kept a revoked partition past 30 s"
         );
         assert!(!group.members.contains_key("a"));
+    }
+
+    /// Proves OffsetFetch and OffsetCommit from a member are checked as Kafka's
+    /// `validateMemberEpoch` does: unknown member, epoch behind (stale) or ahead (fenced).
+    #[test]
+    fn checks_members_reading_and_committing_offsets() {
+        let counts = BTreeMap::from([("t".to_string(), 2)]);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g".into(), Duration::from_secs(45));
+        group.heartbeat(now, heartbeat("a", 0, Some(&[])), "unused".into(), &counts);
+        let epoch = group.members["a"].epoch;
+        for check in [ConsumerGroup::check_fetch, ConsumerGroup::check_commit] {
+            assert_eq!(check(&group, "a", epoch), ErrorCode::None);
+            assert_eq!(check(&group, "a", epoch - 1), ErrorCode::StaleMemberEpoch);
+            assert_eq!(check(&group, "a", epoch + 1), ErrorCode::FencedMemberEpoch);
+            assert_eq!(check(&group, "b", epoch), ErrorCode::UnknownMemberId);
+        }
     }
 
     /// Proves fencing of stale epochs, leaving, and session expiry.

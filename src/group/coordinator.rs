@@ -261,9 +261,21 @@ impl Coordinator {
             GroupCall::FetchOffsets {
                 group_id,
                 partitions,
+                member,
                 reply,
             } => {
-                let _ = reply.send(Ok(self.fetch_offsets(&group_id, partitions)));
+                let verdict = member.map_or(ErrorCode::None, |(member_id, epoch)| {
+                    self.consumer_groups
+                        .borrow()
+                        .get(&group_id)
+                        .map_or(ErrorCode::None, |group| {
+                            group.check_fetch(&member_id, epoch)
+                        })
+                });
+                let _ = reply.send(match verdict {
+                    ErrorCode::None => Ok(self.fetch_offsets(&group_id, partitions)),
+                    error => Err(error),
+                });
             }
             GroupCall::Describe { group_id, reply } => {
                 let _ = reply.send(self.describe(&group_id));

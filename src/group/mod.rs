@@ -178,6 +178,8 @@ pub enum GroupCall {
     FetchOffsets {
         group_id: String,
         partitions: Option<Vec<(String, i32)>>,
+        /// (member id, member epoch) when the request names a member (OffsetFetch v9+).
+        member: Option<(String, i32)>,
         reply: flume::Sender<Result<Vec<FetchedOffset>, ErrorCode>>,
     },
     Describe {

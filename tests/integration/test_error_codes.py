@@ -163,6 +163,20 @@ UNKNOWN_MEMBER_ID = 25
 ILLEGAL_GENERATION = 22
 
 
+def member_with_assignment(broker, group: str, topic: str, protocol: str) -> Consumer:
+    """A confluent-kafka consumer of `topic` in `group` (group.protocol `protocol`), returned
+    once it has its assignment."""
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                         "group.protocol": protocol, "enable.auto.commit": False})
+    assigned = threading.Event()
+    consumer.subscribe([topic], on_assign=lambda _consumer, partitions: assigned.set())
+    deadline = time.monotonic() + 30
+    while not assigned.is_set() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    assert assigned.is_set(), "the consumer never got its assignment"
+    return consumer
+
+
 def test_offset_commit_member_checks_follow_kafka(broker):
     """OffsetCommit v8 as clients send it, against a classic group with a member and then empty:
     with a member, an admin-style commit (generation -1, no member id) is UNKNOWN_MEMBER_ID, a
@@ -171,15 +185,7 @@ def test_offset_commit_member_checks_follow_kafka(broker):
     KIP-848 consumer using assign() sends)."""
     topic, group = "commit-checks", "commit-checks-group"
     create_topic(broker, topic)
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
-                         "group.protocol": "classic", "enable.auto.commit": False,
-                         "session.timeout.ms": 10_000})
-    assigned = threading.Event()
-    consumer.subscribe([topic], on_assign=lambda _consumer, partitions: assigned.set())
-    deadline = time.monotonic() + 30
-    while not assigned.is_set() and time.monotonic() < deadline:
-        consumer.poll(0.2)
-    assert assigned.is_set(), "the consumer never got its assignment"
+    consumer = member_with_assignment(broker, group, topic, "classic")
     member_id = consumer.memberid()
     assert member_id, "the consumer has no member id"
     place = (topic, 0)
@@ -329,3 +335,34 @@ def test_compacted_topic_names_every_keyless_record(broker):
         assert [(error.batch_index, error.batch_index_error_message)
                 for error in answer.record_errors] == [(1, message), (3, message)]
         assert connection.list_offsets(topic, [0])[0] == (0, 0)
+
+
+FENCED_MEMBER_EPOCH = 110
+
+
+def test_offset_fetch_v9_checks_the_kip848_member(broker):
+    """OffsetFetch v9 against a KIP-848 group with one member (confluent-kafka,
+    group.protocol=consumer): naming no member (an admin's read) is answered; a member the
+    group does not have gets UNKNOWN_MEMBER_ID and an epoch ahead of the member's
+    FENCED_MEMBER_EPOCH, as Kafka's validateOffsetFetch answers."""
+    from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
+
+    topic, group = "fetch-checks", "fetch-checks-group"
+    create_topic(broker, topic)
+    consumer = member_with_assignment(broker, group, topic, "consumer")
+    member_id = consumer.memberid()
+    fetch_group = OffsetFetchRequest.OffsetFetchRequestGroup
+
+    def fetch(member, epoch):
+        request = OffsetFetchRequest(require_stable=True, groups=[fetch_group(
+            group_id=group, member_id=member, member_epoch=epoch,
+            topics=[fetch_group.OffsetFetchRequestTopics(name=topic, partition_indexes=[0])])])
+        return connection.call(request, OffsetFetchResponse, 9).groups[0].error_code
+
+    try:
+        with WireConnection(HOST, broker.port) as connection:
+            assert fetch(None, -1) == 0
+            assert fetch("stranger", 1) == UNKNOWN_MEMBER_ID
+            assert fetch(member_id, 1_000_000) == FENCED_MEMBER_EPOCH
+    finally:
+        consumer.close()
