@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
@@ -133,8 +133,11 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         slot.max_bytes = slot.max_bytes.min(response_max_bytes);
     }
     let deadline = Instant::now() + wait;
+    // READ_COMMITTED (1): consumers read below the last stable offset, told which aborted
+    // transactions to skip. Followers always read everything.
+    let read_committed = replica_id < 0 && request.isolation_level == 1;
     let outcomes = loop {
-        let outcomes = read_all(context, &owners, replica_id).await;
+        let outcomes = read_all(context, &owners, replica_id, read_committed).await;
         let bytes: usize = outcomes
             .iter()
             .flatten()
@@ -159,6 +162,7 @@ async fn read_all(
     context: &RequestContext<'_>,
     owners: &[Option<FetchSlot>],
     replica_id: i32,
+    read_committed: bool,
 ) -> Vec<Option<Result<ReadOutcome, PartitionError>>> {
     let parts: Vec<(ShardId, FetchPart)> = owners
         .iter()
@@ -172,6 +176,7 @@ async fn read_all(
                 replica_id,
                 current_leader_epoch: slot.current_leader_epoch,
                 last_fetched_epoch: slot.last_fetched_epoch,
+                read_committed,
             };
             (slot.shard, part)
         })
@@ -287,9 +292,20 @@ fn response(
                                 ),
                                 None => data,
                             };
+                            let aborted = read.aborted.map(|aborted| {
+                                aborted
+                                    .into_iter()
+                                    .map(|(producer_id, first_offset)| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(producer_id))
+                                            .with_first_offset(first_offset)
+                                    })
+                                    .collect()
+                            });
                             data.with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
+                                .with_last_stable_offset(read.last_stable_offset)
                                 .with_log_start_offset(read.log_start_offset)
+                                .with_aborted_transactions(aborted)
                                 .with_records(Some(records))
                         }
                     }

@@ -1,6 +1,8 @@
-//! FindCoordinator: this node coordinates every group (single node). The `__consumer_offsets`
-//! topic is created on first use, as Kafka does, with `offsets.topic.num.partitions` partitions
-//! and `offsets.topic.replication.factor` replicas.
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition,
+//! a transactional id's the leader of its `__transaction_state` partition. Each topic is
+//! created on first use, as Kafka does: `offsets.topic.num.partitions` partitions of
+//! `offsets.topic.replication.factor` replicas, and `transaction.state.log.num.partitions` of
+//! `transaction.state.log.replication.factor` (with `transaction.state.log.min.isr`).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic, TopicError};
 use crate::group::{partition_for_group, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
+use crate::txn::{partition_for_txn, TRANSACTION_STATE_TOPIC};
 
 const GROUP_KEY_TYPE: i8 = 0;
 const TRANSACTION_KEY_TYPE: i8 = 1;
@@ -20,7 +23,10 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let ready = ensure_offsets_topic(context).await;
+    let ready = match request.key_type {
+        TRANSACTION_KEY_TYPE => ensure_transaction_state_topic(context).await,
+        _ => ensure_offsets_topic(context).await,
+    };
     let keys: Vec<StrBytes> = match context.version >= 4 {
         true => request.coordinator_keys.clone(),
         false => vec![request.key.clone()],
@@ -54,14 +60,9 @@ fn coordinator(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(&message)))
     };
-    match key_type {
-        GROUP_KEY_TYPE => {}
-        TRANSACTION_KEY_TYPE => {
-            return refused(
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported yet".into(),
-            )
-        }
+    let (topic_name, partition_for): (&str, fn(&str, i32) -> i32) = match key_type {
+        GROUP_KEY_TYPE => (OFFSETS_TOPIC, partition_for_group),
+        TRANSACTION_KEY_TYPE => (TRANSACTION_STATE_TOPIC, partition_for_txn),
         // Share groups (v6, KIP-932) are not served; nor is any other key type.
         _ => {
             return refused(
@@ -69,14 +70,14 @@ fn coordinator(
                 format!("coordinator key type {key_type} is not supported"),
             )
         }
-    }
+    };
     if let Err(message) = ready {
         return refused(ResponseError::CoordinatorNotAvailable, message.clone());
     }
-    // The coordinator is the leader of the group's `__consumer_offsets` partition.
+    // The coordinator is the leader of the key's partition of the topic.
     let image = context.shard.metadata();
-    let leader = image.topic(OFFSETS_TOPIC).map_or(-1, |topic| {
-        let partition = partition_for_group(&key, topic.partitions.len() as i32);
+    let leader = image.topic(topic_name).map_or(-1, |topic| {
+        let partition = partition_for(&key, topic.partitions.len() as i32);
         topic.partitions[partition as usize].leader
     });
     let node_id = leader;
@@ -104,10 +105,7 @@ fn coordinator(
 }
 
 /// Creates `__consumer_offsets` unless it exists; Err explains why it cannot be.
-async fn ensure_offsets_topic(context: &RequestContext<'_>) -> Result<(), String> {
-    if context.shard.metadata().topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
+pub async fn ensure_offsets_topic(context: &RequestContext<'_>) -> Result<(), String> {
     let config = &context.shard.config;
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
@@ -123,6 +121,48 @@ async fn ensure_offsets_topic(context: &RequestContext<'_>) -> Result<(), String
         ]),
         assignments: None,
     };
+    ensure_internal_topic(context, topic, "offsets.topic.replication.factor").await
+}
+
+/// Creates `__transaction_state` unless it exists; Err explains why it cannot be.
+pub async fn ensure_transaction_state_topic(context: &RequestContext<'_>) -> Result<(), String> {
+    let config = &context.shard.config;
+    let topic = NewTopic {
+        name: TRANSACTION_STATE_TOPIC.to_string(),
+        partitions: config.transaction_state_log_num_partitions,
+        replication_factor: config.transaction_state_log_replication_factor,
+        configs: BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                config.transaction_state_log_segment_bytes.to_string(),
+            ),
+            (
+                "min.insync.replicas".to_string(),
+                config.transaction_state_log_min_isr.to_string(),
+            ),
+            ("compression.type".to_string(), "uncompressed".to_string()),
+            (
+                "unclean.leader.election.enable".to_string(),
+                "false".to_string(),
+            ),
+        ]),
+        assignments: None,
+    };
+    ensure_internal_topic(context, topic, "transaction.state.log.replication.factor").await
+}
+
+/// Creates the internal `topic` unless it exists; Err explains why it cannot be (naming
+/// `replication_key`, the usual cause).
+async fn ensure_internal_topic(
+    context: &RequestContext<'_>,
+    topic: NewTopic,
+    replication_key: &str,
+) -> Result<(), String> {
+    if context.shard.metadata().topic(&topic.name).is_some() {
+        return Ok(());
+    }
+    let name = topic.name.clone();
     let (reply, answer) = flume::bounded(1);
     let request = ControllerRequest::CreateTopics {
         topics: vec![topic],
@@ -142,10 +182,8 @@ async fn ensure_offsets_topic(context: &RequestContext<'_>) -> Result<(), String
     match outcome.into_iter().next() {
         Some(Ok(_)) | Some(Err(TopicError::AlreadyExists(_))) => Ok(()),
         Some(Err(error)) => {
-            tracing::warn!(
-                "cannot create {OFFSETS_TOPIC}: {error} (check offsets.topic.replication.factor)"
-            );
-            Err(format!("cannot create {OFFSETS_TOPIC}: {error}"))
+            tracing::warn!("cannot create {name}: {error} (check {replication_key})");
+            Err(format!("cannot create {name}: {error}"))
         }
         None => Err("the controller gave no answer".into()),
     }

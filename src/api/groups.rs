@@ -33,6 +33,7 @@ pub fn error_code(error: ErrorCode) -> i16 {
         ErrorCode::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         ErrorCode::InvalidGroupId => ResponseError::InvalidGroupId,
         ErrorCode::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        ErrorCode::ProducerFenced => ResponseError::ProducerFenced,
         ErrorCode::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
         ErrorCode::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         ErrorCode::UnsupportedAssignor => ResponseError::UnsupportedAssignor,

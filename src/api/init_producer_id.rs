@@ -1,22 +1,38 @@
-//! InitProducerId for idempotent producers: a producer id unique in the cluster (allocated by
-//! the controller in blocks) and epoch 0, or the next epoch when a producer re-initialises
-//! (v3+). Transactions are not served yet, so a transactional id is refused.
+//! InitProducerId. Without a transactional id (an idempotent producer): a producer id unique
+//! in the cluster (allocated by the controller in blocks) and epoch 0, or the next epoch when a
+//! producer re-initialises (v3+). With one: the transaction coordinator of the id
+//! (`txn::coordinator`) bumps its epoch, fencing older producers of the id, after aborting a
+//! transaction they left open.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{transactions, RequestContext};
+use crate::txn::{TxnCall, TxnError};
+
+/// InitProducerId v4+ may answer PRODUCER_FENCED.
+const PRODUCER_FENCED_VERSION: i16 = 4;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
-        tracing::warn!(
-            "refusing InitProducerId with a transactional id: transactions are not supported yet"
-        );
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    if let Some(transactional_id) = &request.transactional_id {
+        let answer = transactional(context, transactional_id.to_string(), &request).await;
+        return match answer {
+            Ok((producer_id, epoch)) => response
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            Err(error) => response
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_error_code(transactions::error_code(
+                    error,
+                    context.version,
+                    PRODUCER_FENCED_VERSION,
+                )),
+        };
     }
     if request.producer_id.0 >= 0
         && request.producer_epoch >= 0
@@ -35,4 +51,25 @@ pub async fn handle(
             response.with_error_code(ResponseError::CoordinatorNotAvailable.code())
         }
     }
+}
+
+async fn transactional(
+    context: &RequestContext<'_>,
+    transactional_id: String,
+    request: &InitProducerIdRequest,
+) -> Result<(i64, i16), TxnError> {
+    let max = context.shard.config.transaction_max_timeout_ms;
+    if request.transaction_timeout_ms <= 0 || request.transaction_timeout_ms > max {
+        return Err(TxnError::InvalidTransactionTimeout);
+    }
+    let expected = (request.producer_id.0 >= 0 && request.producer_epoch >= 0)
+        .then_some((request.producer_id.0, request.producer_epoch));
+    transactions::ask(context, |reply| TxnCall::InitProducerId {
+        transactional_id,
+        timeout_ms: request.transaction_timeout_ms,
+        expected,
+        reply,
+    })
+    .await
+    .unwrap_or_else(transactions::unavailable)
 }

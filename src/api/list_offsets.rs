@@ -1,4 +1,4 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+) and by timestamp, answered by
+//! ListOffsets: earliest (-2), latest (-1; the last stable offset for READ_COMMITTED), max timestamp (-3, v7+) and by timestamp, answered by
 //! each partition's shard.
 
 use std::sync::Arc;
@@ -34,6 +34,7 @@ pub async fn handle(
             let name: Arc<str> = Arc::from(topic.name.as_str());
             topic.partitions.iter().map(move |partition| {
                 let query = match partition.timestamp {
+                    LATEST_TIMESTAMP if request.isolation_level == 1 => OffsetQuery::LastStable,
                     LATEST_TIMESTAMP => OffsetQuery::Latest,
                     EARLIEST_TIMESTAMP => OffsetQuery::Earliest,
                     MAX_TIMESTAMP if context.version >= 7 => OffsetQuery::MaxTimestamp,

@@ -4,6 +4,8 @@
 //! ordered against the other requests of its connection (`net::connection` keeps to it), and
 //! `handle` serves it into at most one response.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod authorized_operations;
@@ -18,9 +20,12 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod groups;
@@ -30,6 +35,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -37,6 +43,9 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod transactions;
+mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -126,7 +135,10 @@ pub fn sequencing(request: &protocol::Request) -> Sequencing {
         | RequestKind::OffsetForLeaderEpoch(_)
         | RequestKind::DescribeLogDirs(_)
         | RequestKind::DescribeTopicPartitions(_)
-        | RequestKind::DescribeQuorum(_) => Sequencing::Concurrent,
+        | RequestKind::DescribeQuorum(_)
+        | RequestKind::ListTransactions(_)
+        | RequestKind::DescribeTransactions(_)
+        | RequestKind::DescribeProducers(_) => Sequencing::Concurrent,
         _ => Sequencing::Exclusive,
     }
 }
@@ -168,36 +180,18 @@ impl Dispatched {
 }
 
 /// Sends one part per requested (topic, partition), in request order, to the shard owning it,
-/// and returns the answers in that order. A partition of an unknown topic, or past the topic's
-/// partition count, is answered `NotHosted`, and one another broker leads `NotLeader`, without
-/// leaving this shard.
+/// and returns the answers in that order (`Shard::scatter_led`: unknown partitions are
+/// answered `NotHosted`, those another broker leads `NotLeader`).
 pub async fn scatter_partitions<P, R>(
     context: &RequestContext<'_>,
     requested: Vec<(&str, i32, P)>,
     build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
 ) -> Vec<Result<R, PartitionError>> {
-    let image = context.shard.metadata();
-    let node_id = context.shard.config.node_id;
-    let mut parts = Vec::new();
-    let mut led = Vec::with_capacity(requested.len());
-    for (topic, partition, part) in requested {
-        let known = image
-            .topic(topic)
-            .filter(|known| (0..known.partitions.len() as i32).contains(&partition));
-        let leader = known.map(|known| known.partitions[partition as usize].leader);
-        led.push(leader.map(|leader| leader == node_id));
-        if let (Some(known), Some(true)) = (known, leader.map(|leader| leader == node_id)) {
-            parts.push((context.shard.owner_of(known, partition), part));
-        }
-    }
-    let mut answers = context.shard.scatter(parts, build).await.into_iter();
-    led.into_iter()
-        .map(|led| match led {
-            Some(true) => answers.next().expect("an answer per led part"),
-            Some(false) => Err(PartitionError::NotLeader),
-            None => Err(PartitionError::NotHosted(String::new())),
-        })
-        .collect()
+    let requested = requested
+        .into_iter()
+        .map(|(topic, partition, part)| (std::sync::Arc::from(topic), partition, part))
+        .collect();
+    context.shard.scatter_led(requested, build).await
 }
 
 /// Sends the controller the request `build` makes around a reply channel and waits for its
@@ -327,6 +321,28 @@ pub async fn handle(
             respond(&describe_quorum::handle(&context, body).await)
         }
         RequestKind::ElectLeaders(body) => respond(&elect_leaders::handle(&context, body).await),
+        RequestKind::AddPartitionsToTxn(body) => {
+            respond(&add_partitions_to_txn::handle(&context, body).await)
+        }
+        RequestKind::AddOffsetsToTxn(body) => {
+            respond(&add_offsets_to_txn::handle(&context, body).await)
+        }
+        RequestKind::TxnOffsetCommit(body) => {
+            respond(&txn_offset_commit::handle(&context, body).await)
+        }
+        RequestKind::EndTxn(body) => respond(&end_txn::handle(&context, body).await),
+        RequestKind::WriteTxnMarkers(body) => {
+            respond(&write_txn_markers::handle(&context, body).await)
+        }
+        RequestKind::ListTransactions(body) => {
+            respond(&list_transactions::handle(&context, body).await)
+        }
+        RequestKind::DescribeTransactions(body) => {
+            respond(&describe_transactions::handle(&context, body).await)
+        }
+        RequestKind::DescribeProducers(body) => {
+            respond(&describe_producers::handle(&context, body).await)
+        }
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
 }

@@ -17,68 +17,91 @@ use crate::group::{ErrorCode, GroupCall};
 /// Kafka's `offset.metadata.max.bytes` default.
 const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 
-pub async fn handle(
+/// One partition's offset as a commit request carries it.
+pub struct RequestedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Each requested partition: the offset to store, or the error code it gets without being
+/// stored (an unknown partition, metadata over `offset.metadata.max.bytes`).
+pub fn check_offsets(
     context: &RequestContext<'_>,
-    request: OffsetCommitRequest,
-) -> OffsetCommitResponse {
+    requested: Vec<RequestedOffset>,
+) -> Vec<Result<(String, i32, CommittedOffset), i16>> {
     let image = context.shard.metadata();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64);
-    // Each partition: Ok(offset to store) or the error it gets without being stored.
-    let mut checked = Vec::new();
-    for topic in &request.topics {
-        let known = image.topic(topic.name.as_str());
-        for partition in &topic.partitions {
-            let metadata = partition
-                .committed_metadata
-                .as_ref()
-                .map(|text| text.to_string())
-                .unwrap_or_default();
-            let exists = known.is_some_and(|known| {
-                (0..known.partitions.len() as i32).contains(&partition.partition_index)
+    requested
+        .into_iter()
+        .map(|requested| {
+            let metadata = requested.metadata.unwrap_or_default();
+            let exists = image.topic(&requested.topic).is_some_and(|known| {
+                (0..known.partitions.len() as i32).contains(&requested.partition)
             });
-            checked.push(match (exists, metadata.len() > OFFSET_METADATA_BYTES_MAX) {
+            match (exists, metadata.len() > OFFSET_METADATA_BYTES_MAX) {
                 (false, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
                 (true, true) => Err(ResponseError::OffsetMetadataTooLarge.code()),
                 (true, false) => Ok((
-                    topic.name.to_string(),
-                    partition.partition_index,
+                    requested.topic,
+                    requested.partition,
                     CommittedOffset {
-                        offset: partition.committed_offset,
-                        leader_epoch: partition.committed_leader_epoch,
+                        offset: requested.offset,
+                        leader_epoch: requested.leader_epoch,
                         metadata,
                         commit_timestamp: now,
                     },
                 )),
-            });
-        }
-    }
-    let offsets: Vec<_> = checked
-        .iter()
-        .filter_map(|entry| entry.as_ref().ok().cloned())
-        .collect();
-    let group_code = if request.group_id.is_empty() {
-        ErrorCode::InvalidGroupId
-    } else if offsets.is_empty() {
-        ErrorCode::None
-    } else {
-        let (group_id, member_id) = (request.group_id.to_string(), request.member_id.to_string());
-        let generation = request.generation_id_or_member_epoch;
-        call(context, |reply| GroupCall::Commit {
-            group_id,
-            member_id,
-            generation,
-            offsets,
-            reply,
+            }
         })
-        .await
-        .unwrap_or(ErrorCode::CoordinatorNotAvailable)
-    };
-    let mut codes = checked.into_iter().map(|entry| match entry {
-        Ok(_) => error_code(group_code),
-        Err(code) => code,
-    });
+        .collect()
+}
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let requested = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|partition| RequestedOffset {
+                topic: topic.name.to_string(),
+                partition: partition.partition_index,
+                offset: partition.committed_offset,
+                leader_epoch: partition.committed_leader_epoch,
+                metadata: partition
+                    .committed_metadata
+                    .as_ref()
+                    .map(|text| text.to_string()),
+            })
+        })
+        .collect();
+    let (group_id, member_id) = (request.group_id.to_string(), request.member_id.to_string());
+    let generation = request.generation_id_or_member_epoch;
+    let codes = commit_codes(
+        context,
+        &request.group_id,
+        requested,
+        |offsets| async move {
+            let code = call(context, |reply| GroupCall::Commit {
+                group_id,
+                member_id,
+                generation,
+                offsets,
+                reply,
+            })
+            .await
+            .unwrap_or(ErrorCode::CoordinatorNotAvailable);
+            error_code(code)
+        },
+    )
+    .await;
+    let mut codes = codes.into_iter();
     let topics = request
         .topics
         .iter()
@@ -98,4 +121,34 @@ pub async fn handle(
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Each requested partition's error code: its own refusal (`check_offsets`), or else what
+/// `store` answers for all the partitions that passed (INVALID_GROUP_ID for an empty group id;
+/// nothing is stored when no partition passed).
+pub async fn commit_codes<F: std::future::Future<Output = i16>>(
+    context: &RequestContext<'_>,
+    group_id: &str,
+    requested: Vec<RequestedOffset>,
+    store: impl FnOnce(Vec<(String, i32, CommittedOffset)>) -> F,
+) -> Vec<i16> {
+    let checked = check_offsets(context, requested);
+    let offsets: Vec<_> = checked
+        .iter()
+        .filter_map(|entry| entry.as_ref().ok().cloned())
+        .collect();
+    let group_code = if group_id.is_empty() {
+        error_code(ErrorCode::InvalidGroupId)
+    } else if offsets.is_empty() {
+        0
+    } else {
+        store(offsets).await
+    };
+    checked
+        .into_iter()
+        .map(|entry| match entry {
+            Ok(_) => group_code,
+            Err(code) => code,
+        })
+        .collect()
 }

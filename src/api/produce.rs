@@ -264,6 +264,7 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicasAfterAppend { .. } => {
             ResponseError::NotEnoughReplicasAfterAppend

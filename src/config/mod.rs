@@ -83,6 +83,19 @@ pub struct ServerConfig {
     pub default_replication_factor: i16,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
+    /// `transaction.state.log.*`: how `__transaction_state` is created on first use.
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_min_isr: i32,
+    pub transaction_state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id idle this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_interval_ms: u64,
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: the session timeouts a
     /// classic group member may ask for (JoinGroup answers INVALID_SESSION_TIMEOUT outside).
@@ -189,6 +202,18 @@ pub const KEYS: &[(&str, &str)] = &[
     ("offsets.retention.check.interval.ms", "600000"),
     ("transaction.state.log.replication.factor", "3"),
     ("transaction.state.log.min.isr", "2"),
+    ("transaction.state.log.num.partitions", "50"),
+    ("transaction.state.log.segment.bytes", "104857600"),
+    ("transaction.max.timeout.ms", "900000"),
+    ("transactional.id.expiration.ms", "604800000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+    ),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -350,6 +375,19 @@ impl ServerConfig {
             default_replication_factor: lookup.number("default.replication.factor")?,
             offsets_topic_replication_factor: lookup.number("offsets.topic.replication.factor")?,
             offsets_topic_num_partitions: lookup.number("offsets.topic.num.partitions")?,
+            transaction_state_log_replication_factor: lookup
+                .number("transaction.state.log.replication.factor")?,
+            transaction_state_log_num_partitions: lookup
+                .number("transaction.state.log.num.partitions")?,
+            transaction_state_log_min_isr: lookup.number("transaction.state.log.min.isr")?,
+            transaction_state_log_segment_bytes: lookup
+                .number("transaction.state.log.segment.bytes")?,
+            transaction_max_timeout_ms: lookup.number("transaction.max.timeout.ms")?,
+            transactional_id_expiration_ms: lookup.number("transactional.id.expiration.ms")?,
+            transaction_abort_interval_ms: lookup
+                .number("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+            transaction_remove_expired_interval_ms: lookup
+                .number("transaction.remove.expired.transaction.cleanup.interval.ms")?,
             group_initial_rebalance_delay_ms: lookup.number("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: lookup.number("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: lookup.number("group.max.session.timeout.ms")?,
@@ -594,6 +632,18 @@ impl ServerConfig {
         if self.offsets_topic_num_partitions < 1 {
             return Err(invalid(
                 "offsets.topic.num.partitions",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.transaction_state_log_num_partitions < 1 {
+            return Err(invalid(
+                "transaction.state.log.num.partitions",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return Err(invalid(
+                "transaction.max.timeout.ms",
                 "must be at least 1".into(),
             ));
         }

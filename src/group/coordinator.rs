@@ -7,17 +7,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kafka_protocol::records::RecordBatchDecoder;
-
 use super::classic::{CommittedOffset, Group, GroupState};
 use super::offsets_log::{self, GroupRecord, OffsetRecord, OffsetsTopicRecord};
 use super::{
     consumer, ConsumerGroupDescription, ConsumerMemberDescription, ErrorCode, FetchedOffset,
     GroupCall, GroupDescription, GroupListing, JoinOutcome, MemberDescription, SyncOutcome,
-    LOAD_READ_BYTES,
+    TxnCommit,
 };
 use crate::partition::{Acks, Partition};
-use crate::storage::batch;
+use crate::storage::batch::{self, Writer};
 
 /// How long a commit waits for the offsets partition's in-sync replicas (Kafka's
 /// `offsets.commit.timeout.ms` default).
@@ -31,6 +29,9 @@ pub struct Coordinator {
     loaded: RefCell<HashSet<i32>>,
     /// (generation, state) of each group as last stored in `__consumer_offsets`.
     persisted: RefCell<HashMap<String, (i32, GroupState)>>,
+    /// Offsets committed in open transactions, by producer id: they take effect when the
+    /// transaction's COMMIT marker reaches the offsets partition, and vanish at ABORT.
+    pending_txn: RefCell<HashMap<i64, Vec<OffsetRecord>>>,
     initial_delay: Duration,
     /// `group.consumer.session.timeout.ms`, for KIP-848 groups.
     consumer_session_timeout: Duration,
@@ -43,41 +44,52 @@ impl Coordinator {
             consumer_groups: RefCell::new(HashMap::new()),
             loaded: RefCell::new(HashSet::new()),
             persisted: RefCell::new(HashMap::new()),
+            pending_txn: RefCell::new(HashMap::new()),
             initial_delay,
             consumer_session_timeout,
         }
     }
 
-    /// Reads every committed offset stored in `partition` into the groups it holds.
+    /// Reads every committed offset stored in `partition` into the groups it holds. Offsets
+    /// of a transaction take effect at its COMMIT marker.
     pub async fn load(&self, partition: &Partition) {
-        let mut offset = partition.log_start_offset();
         let mut loaded = 0usize;
-        while offset < partition.log_end_offset() {
-            let mut records = match partition.read_to_log_end(offset, LOAD_READ_BYTES).await {
-                Ok(records) if !records.is_empty() => records,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::error!("cannot load {}: {error}", partition.name());
-                    return;
-                }
-            };
-            while let Ok(set) = RecordBatchDecoder::decode(&mut records) {
-                for record in &set.records {
-                    offset = record.offset + 1;
-                    let Some(decoded) = record
+        let visited = partition
+            .for_each_record(|record| {
+                if record.control {
+                    // A transaction marker: its key is (version, type), COMMIT being 1.
+                    let commit = record
                         .key
                         .as_ref()
-                        .and_then(|key| offsets_log::decode_record(key, record.value.as_ref()))
-                    else {
-                        continue;
-                    };
-                    self.apply(decoded);
-                    loaded += 1;
+                        .is_some_and(|key| key.len() >= 4 && key[2..4] == [0, 1]);
+                    self.complete_txn(record.producer_id, commit);
+                    return;
                 }
-                if records.is_empty() {
-                    break;
+                let Some(decoded) = record
+                    .key
+                    .as_ref()
+                    .and_then(|key| offsets_log::decode_record(key, record.value.as_ref()))
+                else {
+                    return;
+                };
+                match (record.transactional, decoded) {
+                    (true, OffsetsTopicRecord::Offset(pending)) => self
+                        .pending_txn
+                        .borrow_mut()
+                        .entry(record.producer_id)
+                        .or_default()
+                        .push(pending),
+                    (true, OffsetsTopicRecord::Group(_)) => {}
+                    (false, decoded) => {
+                        self.apply(decoded);
+                        loaded += 1;
+                    }
                 }
-            }
+            })
+            .await;
+        if let Err(error) = visited {
+            tracing::error!("cannot load {}: {error}", partition.name());
+            return;
         }
         self.loaded.borrow_mut().insert(partition.index);
         tracing::info!(
@@ -240,6 +252,9 @@ impl Coordinator {
                     .collect();
                 let _ = reply.send(codes);
             }
+            GroupCall::TxnCommit { commit, reply } => {
+                let _ = reply.send(self.txn_commit(*commit, offsets_partition).await);
+            }
             GroupCall::Commit {
                 group_id,
                 member_id,
@@ -400,6 +415,97 @@ impl Coordinator {
         })
     }
 
+    /// Ends the offsets producer `producer_id` committed in its transaction: applied on a
+    /// COMMIT marker, dropped on an ABORT.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
+        let Some(records) = self.pending_txn.borrow_mut().remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            records
+                .into_iter()
+                .for_each(|record| self.apply_offset(record));
+        }
+    }
+
+    /// TxnOffsetCommit: stores the offsets as part of the producer's transaction (a
+    /// transactional batch of its id and epoch); they count once the COMMIT marker is written.
+    pub async fn txn_commit(
+        &self,
+        commit: TxnCommit,
+        offsets_partition: Option<Rc<Partition>>,
+    ) -> ErrorCode {
+        // A producer that does not name a member (before v3, or outside a group) is not checked.
+        let anonymous = commit.generation < 0 && commit.member_id.is_empty();
+        let verdict = match anonymous {
+            true => ErrorCode::None,
+            false => self.commit_verdict(&commit.group_id, &commit.member_id, commit.generation),
+        };
+        if verdict != ErrorCode::None {
+            return verdict;
+        }
+        let Some(partition) = offsets_partition else {
+            return ErrorCode::CoordinatorNotAvailable;
+        };
+        let records: Vec<OffsetRecord> = commit
+            .offsets
+            .into_iter()
+            .map(|(topic, partition, value)| OffsetRecord {
+                group: commit.group_id.clone(),
+                topic,
+                partition,
+                value: Some(value),
+            })
+            .collect();
+        let encoded: Vec<OffsetsTopicRecord> = records
+            .iter()
+            .cloned()
+            .map(OffsetsTopicRecord::Offset)
+            .collect();
+        let writer = Writer::Transaction {
+            producer_id: commit.producer_id,
+            producer_epoch: commit.producer_epoch,
+        };
+        let bytes = offsets_log::encode_batch(&encoded, now_ms(), writer);
+        let headers =
+            batch::validate_batches(&bytes, usize::MAX).expect("a batch we encoded is valid");
+        match partition
+            .append(bytes, headers, Acks::All, OFFSET_COMMIT_TIMEOUT)
+            .await
+        {
+            Ok(_) => {}
+            Err(crate::partition::PartitionError::InvalidProducerEpoch { .. }) => {
+                return ErrorCode::ProducerFenced
+            }
+            Err(error) => {
+                tracing::error!("cannot store offsets in {}: {error}", partition.name());
+                return ErrorCode::CoordinatorNotAvailable;
+            }
+        }
+        self.pending_txn
+            .borrow_mut()
+            .entry(commit.producer_id)
+            .or_default()
+            .extend(records);
+        ErrorCode::None
+    }
+
+    /// Whether `member_id` in `generation` may commit offsets for the group.
+    fn commit_verdict(&self, group_id: &str, member_id: &str, generation: i32) -> ErrorCode {
+        let consumer_verdict = self
+            .consumer_groups
+            .borrow()
+            .get(group_id)
+            .filter(|group| !group.members.is_empty())
+            .map(|group| group.check_commit(member_id, generation));
+        match self.groups.borrow().get(group_id) {
+            _ if consumer_verdict.is_some() => consumer_verdict.expect("checked"),
+            Some(group) => group.check_commit(member_id, generation),
+            None if generation < 0 => ErrorCode::None,
+            None => ErrorCode::IllegalGeneration,
+        }
+    }
+
     async fn commit(
         &self,
         group_id: &str,
@@ -408,18 +514,7 @@ impl Coordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
         offsets_partition: Option<Rc<Partition>>,
     ) -> ErrorCode {
-        let consumer_verdict = self
-            .consumer_groups
-            .borrow()
-            .get(group_id)
-            .filter(|group| !group.members.is_empty())
-            .map(|group| group.check_commit(member_id, generation));
-        let verdict = match self.groups.borrow().get(group_id) {
-            _ if consumer_verdict.is_some() => consumer_verdict.expect("checked"),
-            Some(group) => group.check_commit(member_id, generation),
-            None if generation < 0 => ErrorCode::None,
-            None => ErrorCode::IllegalGeneration,
-        };
+        let verdict = self.commit_verdict(group_id, member_id, generation);
         if verdict != ErrorCode::None {
             return verdict;
         }
@@ -669,7 +764,7 @@ impl Coordinator {
         let Some(partition) = offsets_partition else {
             return ErrorCode::CoordinatorNotAvailable;
         };
-        let bytes = offsets_log::encode_batch(&records, now_ms());
+        let bytes = offsets_log::encode_batch(&records, now_ms(), Writer::Broker);
         let headers =
             batch::validate_batches(&bytes, usize::MAX).expect("a batch we encoded is valid");
         let append = partition.append(bytes, headers, Acks::All, OFFSET_COMMIT_TIMEOUT);

@@ -26,8 +26,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 << 20;
 /// How often group timeouts (sessions, rebalance deadlines) are checked.
 pub const GROUP_TICK: Duration = Duration::from_millis(100);
-/// Bytes read at a time while loading offsets.
-const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// Outcomes of group operations; `api/` maps each to its Kafka error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +45,8 @@ pub enum ErrorCode {
     GroupSubscribedToTopic,
     InvalidGroupId,
     InvalidSessionTimeout,
+    /// A transactional offset commit from a producer epoch older than the partition's.
+    ProducerFenced,
     FencedMemberEpoch,
     StaleMemberEpoch,
     UnsupportedAssignor,
@@ -174,6 +174,11 @@ pub enum GroupCall {
         offsets: Vec<(String, i32, CommittedOffset)>,
         reply: flume::Sender<ErrorCode>,
     },
+    /// TxnOffsetCommit: offsets committed in a transaction.
+    TxnCommit {
+        commit: Box<TxnCommit>,
+        reply: flume::Sender<ErrorCode>,
+    },
     /// `partitions` None means every committed offset of the group.
     FetchOffsets {
         group_id: String,
@@ -212,6 +217,17 @@ pub enum GroupCall {
     },
 }
 
+/// Offsets a transactional producer commits for a group (TxnOffsetCommit).
+pub struct TxnCommit {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The member and generation (v3+; empty and -1 when the client does not say).
+    pub member_id: String,
+    pub generation: i32,
+    pub offsets: Vec<(String, i32, CommittedOffset)>,
+}
+
 /// A KIP-848 group as ConsumerGroupDescribe shows it.
 pub struct ConsumerGroupDescription {
     pub state: &'static str,
@@ -246,6 +262,7 @@ impl GroupCall {
             GroupCall::Sync { reply, .. } => drop(reply.send(SyncOutcome::error(error))),
             GroupCall::Heartbeat { reply, .. }
             | GroupCall::Commit { reply, .. }
+            | GroupCall::TxnCommit { reply, .. }
             | GroupCall::Delete { reply, .. } => drop(reply.send(error)),
             GroupCall::Leave { members, reply, .. } => drop(reply.send(vec![error; members.len()])),
             GroupCall::FetchOffsets { reply, .. } => drop(reply.send(Err(error))),
@@ -275,6 +292,7 @@ impl GroupCall {
     pub fn group_id(&self) -> Option<&str> {
         match self {
             GroupCall::Join { request, .. } => Some(&request.group_id),
+            GroupCall::TxnCommit { commit, .. } => Some(&commit.group_id),
             GroupCall::Sync { group_id, .. }
             | GroupCall::Heartbeat { group_id, .. }
             | GroupCall::Leave { group_id, .. }

@@ -4,10 +4,8 @@
 //! version 3: protocol type, generation, protocol, leader, state timestamp, members). A null
 //! value deletes what its key names.
 
+use crate::storage::batch::{self, Writer};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use super::classic::CommittedOffset;
 
@@ -62,48 +60,22 @@ pub enum OffsetsTopicRecord {
     Group(GroupRecord),
 }
 
-/// Encodes records as one uncompressed record batch (offsets are assigned on append).
-pub fn encode_batch(records: &[OffsetsTopicRecord], timestamp: i64) -> Vec<u8> {
-    let records: Vec<Record> = records
+/// Encodes records as one uncompressed record batch (offsets are assigned on append), the
+/// transaction's when `writer` names one (TxnOffsetCommit).
+pub fn encode_batch(records: &[OffsetsTopicRecord], timestamp: i64, writer: Writer) -> Vec<u8> {
+    let records = records
         .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let (key, value) = match record {
-                OffsetsTopicRecord::Offset(offset) => {
-                    (offset_key(offset), offset.value.as_ref().map(offset_value))
-                }
-                OffsetsTopicRecord::Group(group) => (
-                    group_key(&group.group),
-                    group.value.as_ref().map(group_value),
-                ),
-            };
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: index as i64,
-                // The encoder keeps records in one batch only while offset minus sequence is
-                // constant; this makes it so with the batch's base sequence -1 (no producer id).
-                sequence: index as i32 - 1,
-                timestamp,
-                key: Some(key),
-                value,
-                headers: Default::default(),
+        .map(|record| match record {
+            OffsetsTopicRecord::Offset(offset) => {
+                (offset_key(offset), offset.value.as_ref().map(offset_value))
             }
+            OffsetsTopicRecord::Group(group) => (
+                group_key(&group.group),
+                group.value.as_ref().map(group_value),
+            ),
         })
         .collect();
-    let mut buffer = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buffer, &records, &options)
-        .expect("encoding into memory cannot fail");
-    buffer.to_vec()
+    batch::encode_records(records, timestamp, writer)
 }
 
 /// Decodes one `__consumer_offsets` record; `None` for a record of a kind or version we do not know.
@@ -244,7 +216,7 @@ fn decode_group_value(value: &mut Bytes) -> Option<GroupSnapshot> {
     })
 }
 
-fn put_string(buffer: &mut BytesMut, text: &str) {
+pub(crate) fn put_string(buffer: &mut BytesMut, text: &str) {
     buffer.put_i16(text.len() as i16);
     buffer.put_slice(text.as_bytes());
 }
@@ -261,15 +233,15 @@ fn put_bytes(buffer: &mut BytesMut, bytes: &Bytes) {
     buffer.put_slice(bytes);
 }
 
-fn read_i16(buffer: &mut Bytes) -> Option<i16> {
+pub(crate) fn read_i16(buffer: &mut Bytes) -> Option<i16> {
     (buffer.remaining() >= 2).then(|| buffer.get_i16())
 }
 
-fn read_i32(buffer: &mut Bytes) -> Option<i32> {
+pub(crate) fn read_i32(buffer: &mut Bytes) -> Option<i32> {
     (buffer.remaining() >= 4).then(|| buffer.get_i32())
 }
 
-fn read_i64(buffer: &mut Bytes) -> Option<i64> {
+pub(crate) fn read_i64(buffer: &mut Bytes) -> Option<i64> {
     (buffer.remaining() >= 8).then(|| buffer.get_i64())
 }
 
@@ -282,7 +254,7 @@ fn read_nullable_string(buffer: &mut Bytes) -> Option<Option<String>> {
     read_string(buffer).map(Some)
 }
 
-fn read_string(buffer: &mut Bytes) -> Option<String> {
+pub(crate) fn read_string(buffer: &mut Bytes) -> Option<String> {
     let length = read_i16(buffer)?;
     if length < 0 {
         return Some(String::new());
@@ -354,7 +326,7 @@ mod tests {
                 value: None,
             }),
         ];
-        let batch = encode_batch(&records, 7);
+        let batch = encode_batch(&records, 7, Writer::Broker);
         let set = RecordBatchDecoder::decode(&mut Bytes::from(batch)).unwrap();
         let decoded: Vec<OffsetsTopicRecord> = set
             .records

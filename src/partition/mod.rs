@@ -22,12 +22,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::metadata::PartitionImage;
-use crate::storage::batch::{self, BatchHeader};
+use crate::storage::batch::{self, BatchHeader, ControlType};
 use crate::storage::log_dirs::{self, LogDirHandle};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use append_permit::{AppendPermit, AppendPermitGuard};
 use producer_state::{ProducerState, SequenceCheck};
 use replicas::{Replicas, Transition};
+
+/// Bytes read at a time by `for_each_record`.
+const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// Waiters kept per partition before disconnected ones are pruned.
 const WAITERS_PRUNE_AT: usize = 256;
@@ -54,6 +57,10 @@ pub enum PartitionError {
     OutOfOrderSequence { expected: i32, received: i32 },
     #[error("producer epoch {received} is older than the current epoch {current}")]
     InvalidProducerEpoch { current: i16, received: i16 },
+    #[error(
+        "a marker from coordinator epoch {received}, older than the {current} of the last one"
+    )]
+    CoordinatorFenced { current: i32, received: i32 },
     #[error("the in-sync replicas of {partition} are {isr:?}, fewer than min.insync.replicas={required}")]
     NotEnoughReplicas {
         partition: String,
@@ -93,6 +100,12 @@ pub struct AppendOutcome {
 #[derive(Clone, Debug)]
 pub struct ReadOutcome {
     pub high_watermark: i64,
+    /// Below the first open transaction and the high watermark: what read_committed
+    /// consumers may read.
+    pub last_stable_offset: i64,
+    /// For a read_committed read: the aborted transactions its records overlap, as (producer
+    /// id, first offset); `None` for other reads.
+    pub aborted: Option<Vec<(i64, i64)>>,
     pub log_start_offset: i64,
     pub records: Bytes,
     /// For a follower whose log diverged from the leader's: the largest epoch both logs may
@@ -632,6 +645,8 @@ impl Partition {
             if epoch != fetch.last_fetched_epoch || end < fetch.fetch_offset {
                 let outcome = ReadOutcome {
                     high_watermark: self.high_watermark(),
+                    last_stable_offset: self.last_stable_offset(),
+                    aborted: None,
                     log_start_offset: self.log.start_offset(),
                     records: Bytes::new(),
                     diverging: Some((epoch, end)),
@@ -672,6 +687,8 @@ impl Partition {
         let records = self.storage(self.log.read(fetch.fetch_offset, fetch.max_bytes).await)?;
         let outcome = ReadOutcome {
             high_watermark: self.high_watermark(),
+            last_stable_offset: self.last_stable_offset(),
+            aborted: None,
             log_start_offset: self.log.start_offset(),
             records,
             diverging: None,
@@ -746,7 +763,11 @@ impl Partition {
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let _permit = self.lock_appends().await;
         self.check_online()?;
-        self.storage(self.log.apply_retention(now_ms).await)
+        let deleted = self.storage(self.log.apply_retention(now_ms).await)?;
+        self.producers
+            .borrow_mut()
+            .prune_aborted(self.log.start_offset());
+        Ok(deleted)
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1 means the high watermark) and
@@ -767,7 +788,9 @@ impl Partition {
             }
             .into());
         }
-        self.storage(self.log.delete_records_before(offset).await)
+        let start = self.storage(self.log.delete_records_before(offset).await)?;
+        self.producers.borrow_mut().prune_aborted(start);
+        Ok(start)
     }
 
     /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot. A log
@@ -811,32 +834,92 @@ impl Partition {
                 SequenceCheck::StaleEpoch { current, received } => {
                     return Err(PartitionError::InvalidProducerEpoch { current, received })
                 }
+                SequenceCheck::StaleCoordinator { current, received } => {
+                    return Err(PartitionError::CoordinatorFenced { current, received })
+                }
             }
         }
         Ok(None)
     }
 
-    /// A consumer's read: whole batches from `offset`, none at or past the high watermark.
-    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+    /// A consumer's read: whole batches from `offset`, none at or past the high watermark
+    /// (`read_committed`: the last stable offset), with the aborted transactions a
+    /// read_committed consumer must skip.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<ReadOutcome, PartitionError> {
         self.check_online()?;
         let high_watermark = self.high_watermark();
+        let last_stable_offset = self.last_stable_offset();
+        let limit = match read_committed {
+            true => last_stable_offset,
+            false => high_watermark,
+        };
         let (start, end) = (self.log.start_offset(), self.log.next_offset());
-        let records = match offset >= high_watermark {
+        let records = match offset >= limit {
             true if offset < start || offset > end => {
                 return Err(StorageError::OffsetOutOfRange { offset, start, end }.into())
             }
             true => Bytes::new(),
             false => {
                 let records = self.storage(self.log.read(offset, max_bytes).await)?;
-                below(records, high_watermark)
+                below(records, limit)
             }
         };
+        let aborted = read_committed.then(|| {
+            let upper = last_offset(&records).map_or(offset, |last| last + 1);
+            self.producers.borrow().aborted_between(offset, upper)
+        });
         Ok(ReadOutcome {
             high_watermark,
+            last_stable_offset,
+            aborted,
             log_start_offset: self.log.start_offset(),
             records,
             diverging: None,
         })
+    }
+
+    /// The offset below which no transaction is open and every record is committed (Kafka's
+    /// last stable offset): the high watermark, or the first offset of the oldest open
+    /// transaction if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.producers
+            .borrow()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Writes a transaction marker (COMMIT or ABORT) for `producer_id` as the leader, and
+    /// waits until every in-sync replica has it (or `timeout`). A marker of an older producer
+    /// epoch is refused (INVALID_PRODUCER_EPOCH), as is one from an older coordinator.
+    pub async fn write_marker(
+        &self,
+        marker: Marker,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let bytes = batch::encode_marker(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.coordinator_epoch,
+            marker.kind,
+            now_ms(),
+        );
+        let headers =
+            batch::validate_batches(&bytes, usize::MAX).expect("a marker we encoded is valid");
+        self.append(bytes, headers, Acks::All, timeout).await?;
+        Ok(())
+    }
+
+    /// Idempotent and transactional producers of this partition, as DescribeProducers lists
+    /// them: (id, epoch, last sequence, last timestamp, coordinator epoch, first offset of its
+    /// open transaction or -1).
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        self.producers.borrow().describe()
     }
 
     /// Whole batches from `offset` up to the log end, committed or not (loading the group
@@ -848,6 +931,33 @@ impl Partition {
     ) -> Result<Bytes, PartitionError> {
         self.check_online()?;
         self.storage(self.log.read(offset, max_bytes).await)
+    }
+
+    /// Visits every record from the log start to the log end, committed or not, decoded (a
+    /// coordinator loading its state from a partition it now leads); returns how many.
+    pub async fn for_each_record(
+        &self,
+        mut visit: impl FnMut(&kafka_protocol::records::Record),
+    ) -> Result<usize, PartitionError> {
+        let mut offset = self.log_start_offset();
+        let mut visited = 0;
+        while offset < self.log_end_offset() {
+            let mut records = self.read_to_log_end(offset, LOAD_READ_BYTES).await?;
+            if records.is_empty() {
+                break;
+            }
+            while let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut records) {
+                for record in &set.records {
+                    offset = record.offset + 1;
+                    visit(record);
+                    visited += 1;
+                }
+                if records.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(visited)
     }
 
     /// The first offset whose batch has a timestamp at least `timestamp`, with that timestamp.
@@ -920,6 +1030,26 @@ impl Partition {
             let _ = waiter.try_send(());
         }
     }
+}
+
+/// A transaction marker the coordinator asks a partition's leader to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub kind: ControlType,
+}
+
+/// The last offset of the last whole batch of `records`.
+fn last_offset(records: &[u8]) -> Option<i64> {
+    let mut position = 0;
+    let mut last = None;
+    while let Ok(Some(header)) = batch::peek_header(records, position) {
+        last = Some(header.last_offset());
+        position += header.size;
+    }
+    last
 }
 
 /// The whole batches of `records` that end below `limit`.

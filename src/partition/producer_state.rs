@@ -1,11 +1,14 @@
-//! Idempotent-producer state of one partition: for each producer id, its epoch and the last
-//! five batches' sequence ranges and offsets, as Kafka keeps them. A retried batch is answered
-//! with the offset it got the first time; a gap in sequences is refused. Pure: no I/O, rebuilt
-//! from batch headers when the log is recovered.
+//! Idempotent and transactional producer state of one partition: for each producer id, its
+//! epoch and the last five batches' sequence ranges and offsets, as Kafka keeps them, and the
+//! first offset of its open transaction; plus the transactions of the partition that ended in
+//! an ABORT marker. A retried batch is answered with the offset it got the first time; a gap in
+//! sequences is refused. The first offset of the oldest open transaction bounds the last
+//! stable offset (what read_committed consumers may read). Pure: no I/O, rebuilt from batch
+//! headers when the log is recovered.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::storage::batch::BatchHeader;
+use crate::storage::batch::{self, BatchHeader, ControlType};
 use crate::storage::BatchObserver;
 
 /// Batches remembered per producer (Kafka's limit on in-flight requests with idempotence).
@@ -28,6 +31,21 @@ pub enum SequenceCheck {
         current: i16,
         received: i16,
     },
+    /// A marker from a transaction coordinator older than one that already wrote a marker for
+    /// this producer (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    StaleCoordinator {
+        current: i32,
+        received: i32,
+    },
+}
+
+/// A transaction of the partition that ended in an ABORT marker: read_committed consumers
+/// skip the producer's records from `first_offset` up to the marker at `last_offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +63,31 @@ struct Producer {
     /// `producer.id.expiration.ms` counts from; -1 when a snapshot written before it was kept
     /// did not say.
     last_timestamp: i64,
+    /// The first offset of its open transaction here, if one is open.
+    open_txn: Option<i64>,
+    /// The epoch of the coordinator that wrote its last marker here (-1: none).
+    coordinator_epoch: i32,
+}
+
+impl Producer {
+    fn new(epoch: i16) -> Producer {
+        Producer {
+            epoch,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            open_txn: None,
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct ProducerState {
     producers: HashMap<i64, Producer>,
+    /// Open transactions: first offset → producer id.
+    open_txns: BTreeMap<i64, i64>,
+    /// Aborted transactions, in marker order.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerState {
@@ -65,6 +103,20 @@ impl ProducerState {
                 current: producer.epoch,
                 received: header.producer_epoch,
             };
+        }
+        if let Some(control) = header.control {
+            let received = control.coordinator_epoch;
+            if received < producer.coordinator_epoch {
+                return SequenceCheck::StaleCoordinator {
+                    current: producer.coordinator_epoch,
+                    received,
+                };
+            }
+            return SequenceCheck::Append;
+        }
+        if header.base_sequence < 0 {
+            // A coordinator's own transactional write (offsets of a transaction): no sequence.
+            return SequenceCheck::Append;
         }
         if header.producer_epoch > producer.epoch {
             return match header.base_sequence {
@@ -104,15 +156,34 @@ impl ProducerState {
         let producer = self
             .producers
             .entry(header.producer_id)
-            .or_insert(Producer {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: -1,
-            });
+            .or_insert_with(|| Producer::new(header.producer_epoch));
         producer.last_timestamp = header.max_timestamp;
         if header.producer_epoch != producer.epoch {
             producer.epoch = header.producer_epoch;
             producer.batches.clear();
+        }
+        if let Some(control) = header.control {
+            // A marker ends the producer's open transaction, if any.
+            producer.coordinator_epoch = control.coordinator_epoch;
+            if let Some(first_offset) = producer.open_txn.take() {
+                self.open_txns.remove(&first_offset);
+                if control.kind == ControlType::Abort {
+                    self.aborted.push(AbortedTxn {
+                        producer_id: header.producer_id,
+                        first_offset,
+                        last_offset: header.base_offset,
+                    });
+                }
+            }
+            return;
+        }
+        if batch::is_transactional(header) && producer.open_txn.is_none() {
+            producer.open_txn = Some(header.base_offset);
+            self.open_txns
+                .insert(header.base_offset, header.producer_id);
+        }
+        if header.base_sequence < 0 {
+            return;
         }
         if producer.batches.len() == BATCHES_REMEMBERED {
             producer.batches.pop_front();
@@ -132,9 +203,62 @@ impl ProducerState {
     /// does for a producer id it no longer knows.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, producer| now_ms.saturating_sub(producer.last_timestamp) < expiration_ms);
+        // A producer with an open transaction is kept whatever its age: the coordinator ends it.
+        self.producers.retain(|_, producer| {
+            producer.open_txn.is_some()
+                || now_ms.saturating_sub(producer.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset cannot pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.open_txns.keys().next().copied()
+    }
+
+    /// Open transactions as (producer id, epoch, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        self.open_txns
+            .iter()
+            .map(|(first, id)| (*id, self.producers.get(id).map_or(-1, |p| p.epoch), *first))
+            .collect()
+    }
+
+    /// Every producer as DescribeProducers shows it: (id, epoch, last sequence, last
+    /// timestamp, coordinator epoch, first offset of its open transaction or -1).
+    pub fn describe(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        let mut producers: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, producer)| {
+                (
+                    *id,
+                    producer.epoch,
+                    producer.batches.back().map_or(-1, |batch| batch.last),
+                    producer.last_timestamp,
+                    producer.coordinator_epoch,
+                    producer.open_txn.unwrap_or(-1),
+                )
+            })
+            .collect();
+        producers.sort_unstable();
+        producers
+    }
+
+    /// Aborted transactions a read of `[from, to)` must tell: those ending at or after `from`
+    /// that began before `to`, as (producer id, first offset).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.aborted
+            .iter()
+            .filter(|txn| txn.last_offset >= from && txn.first_offset < to)
+            .map(|txn| (txn.producer_id, txn.first_offset))
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start (retention, DeleteRecords).
+    pub fn prune_aborted(&mut self, log_start_offset: i64) {
+        self.aborted
+            .retain(|txn| txn.last_offset >= log_start_offset);
     }
 
     pub fn len(&self) -> usize {
@@ -157,6 +281,12 @@ impl ProducerState {
                 "{id} {} t={}",
                 producer.epoch, producer.last_timestamp
             ));
+            if let Some(first) = producer.open_txn {
+                text.push_str(&format!(" x={first}"));
+            }
+            if producer.coordinator_epoch >= 0 {
+                text.push_str(&format!(" c={}", producer.coordinator_epoch));
+            }
             for batch in &producer.batches {
                 text.push_str(&format!(
                     " {}:{}:{}",
@@ -165,48 +295,65 @@ impl ProducerState {
             }
             text.push('\n');
         }
+        for txn in &self.aborted {
+            text.push_str(&format!(
+                "a {} {} {}\n",
+                txn.producer_id, txn.first_offset, txn.last_offset
+            ));
+        }
         text.into_bytes()
     }
 
-    fn parse_snapshot(bytes: &[u8]) -> Option<HashMap<i64, Producer>> {
+    fn parse_snapshot(bytes: &[u8]) -> Option<ProducerState> {
         let text = std::str::from_utf8(bytes).ok()?;
-        let mut producers = HashMap::new();
+        let mut state = ProducerState::default();
         for line in text.lines() {
             let mut fields = line.split(' ');
-            let id = fields.next()?.parse().ok()?;
+            let first = fields.next()?;
+            if first == "a" {
+                state.aborted.push(AbortedTxn {
+                    producer_id: fields.next()?.parse().ok()?,
+                    first_offset: fields.next()?.parse().ok()?,
+                    last_offset: fields.next()?.parse().ok()?,
+                });
+                continue;
+            }
+            let id = first.parse().ok()?;
             let epoch = fields.next()?.parse().ok()?;
-            let mut batches = VecDeque::new();
-            let mut last_timestamp = -1;
+            let mut producer = Producer::new(epoch);
             for field in fields {
                 if let Some(timestamp) = field.strip_prefix("t=") {
-                    last_timestamp = timestamp.parse().ok()?;
+                    producer.last_timestamp = timestamp.parse().ok()?;
+                    continue;
+                }
+                if let Some(first_offset) = field.strip_prefix("x=") {
+                    let first_offset = first_offset.parse().ok()?;
+                    producer.open_txn = Some(first_offset);
+                    state.open_txns.insert(first_offset, id);
+                    continue;
+                }
+                if let Some(coordinator_epoch) = field.strip_prefix("c=") {
+                    producer.coordinator_epoch = coordinator_epoch.parse().ok()?;
                     continue;
                 }
                 let mut parts = field.split(':');
-                batches.push_back(BatchSequence {
+                producer.batches.push_back(BatchSequence {
                     first: parts.next()?.parse().ok()?,
                     last: parts.next()?.parse().ok()?,
                     base_offset: parts.next()?.parse().ok()?,
                 });
             }
-            producers.insert(
-                id,
-                Producer {
-                    epoch,
-                    batches,
-                    last_timestamp,
-                },
-            );
+            state.producers.insert(id, producer);
         }
-        Some(producers)
+        Some(state)
     }
 }
 
 impl BatchObserver for ProducerState {
     fn restore(&mut self, snapshot: &[u8]) -> bool {
         match ProducerState::parse_snapshot(snapshot) {
-            Some(producers) => {
-                self.producers = producers;
+            Some(state) => {
+                *self = state;
                 true
             }
             None => false,
@@ -249,6 +396,7 @@ mod tests {
             producer_id,
             producer_epoch: epoch,
             base_sequence,
+            control: None,
             leader_epoch: 0,
         }
     }
@@ -341,5 +489,73 @@ mod tests {
         let mut legacy = ProducerState::default();
         assert!(legacy.restore(b"7 0 0:0:100\n"));
         assert_eq!(legacy.expire(60_000, 30_000), 1);
+    }
+
+    fn transactional(
+        producer_id: i64,
+        base_sequence: i32,
+        records: i32,
+        base_offset: i64,
+    ) -> BatchHeader {
+        BatchHeader {
+            attributes: 1 << 4,
+            ..header(producer_id, 0, base_sequence, records, base_offset)
+        }
+    }
+
+    fn marker(
+        producer_id: i64,
+        kind: ControlType,
+        coordinator_epoch: i32,
+        offset: i64,
+    ) -> BatchHeader {
+        BatchHeader {
+            attributes: (1 << 4) | (1 << 5),
+            control: Some(batch::Control {
+                kind,
+                coordinator_epoch,
+            }),
+            ..header(producer_id, 0, -1, 1, offset)
+        }
+    }
+
+    /// Proves open transactions bound the last stable offset, an ABORT marker is remembered
+    /// for read_committed readers and a COMMIT one is not, both survive a snapshot, and a
+    /// marker from an older coordinator is refused.
+    #[test]
+    fn tracks_transactions() {
+        let mut state = ProducerState::default();
+        state.record(&header(5, 0, 0, 2, 0));
+        assert_eq!(state.first_unstable_offset(), None);
+        state.record(&transactional(7, 0, 3, 2));
+        state.record(&transactional(9, 0, 1, 5));
+        state.record(&transactional(7, 3, 1, 6));
+        assert_eq!(state.first_unstable_offset(), Some(2));
+        state.record(&marker(7, ControlType::Abort, 3, 7));
+        assert_eq!(state.first_unstable_offset(), Some(5));
+        assert_eq!(state.aborted_between(0, 100), vec![(7, 2)]);
+        assert_eq!(state.aborted_between(8, 100), Vec::<(i64, i64)>::new());
+        assert_eq!(state.aborted_between(0, 2), Vec::<(i64, i64)>::new());
+        assert!(matches!(
+            state.check(&marker(7, ControlType::Commit, 2, -1)),
+            SequenceCheck::StaleCoordinator {
+                current: 3,
+                received: 2
+            }
+        ));
+        let mut restored = ProducerState::default();
+        assert!(restored.restore(&state.snapshot()));
+        assert_eq!(restored.snapshot(), state.snapshot());
+        assert_eq!(restored.first_unstable_offset(), Some(5));
+        state.record(&marker(9, ControlType::Commit, 3, 8));
+        assert_eq!(state.first_unstable_offset(), None);
+        assert_eq!(state.aborted_between(0, 100), vec![(7, 2)]);
+        assert_eq!(
+            state.check(&transactional(7, 4, 1, -1)),
+            SequenceCheck::Append,
+            "sequences go on across transactions"
+        );
+        state.prune_aborted(8);
+        assert!(state.aborted_between(0, 100).is_empty());
     }
 }

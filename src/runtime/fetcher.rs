@@ -15,17 +15,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::peer::PeerConnection;
 use super::shard::Shard;
 use crate::partition::{FetchedAt, Partition};
 use crate::storage::batch;
@@ -34,8 +31,6 @@ use crate::storage::batch;
 const FETCH_VERSION: i16 = 12;
 /// The pause after an answer that only says the leader has not caught up with the metadata.
 const SETTLING_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than its wait a fetch may take before the connection is given up
 /// (Kafka's `replica.socket.timeout.ms` is 30 s; a leader that stops answering is found
 /// sooner this way).
@@ -45,7 +40,7 @@ const RESPONSE_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(shard: Rc<Shard>, leader: i32) {
     let config = shard.config.clone();
     let backoff = Duration::from_millis(config.replica_fetch_backoff_ms);
-    let mut connection: Option<Connection> = None;
+    let mut connection: Option<PeerConnection> = None;
     // Partitions whose last fetch failed, and when they may be fetched again.
     let mut delayed: HashMap<(Rc<str>, i32), Instant> = HashMap::new();
     tracing::info!("shard {} starts fetching from broker {leader}", shard.id);
@@ -75,7 +70,7 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
             .as_ref()
             .is_none_or(|open| open.address != address)
         {
-            connection = match Connection::open(&address).await {
+            connection = match PeerConnection::open(&address, "flink-replica-fetcher").await {
                 Ok(opened) => Some(opened),
                 Err(error) => {
                     tracing::debug!("cannot reach leader {leader} at {address}: {error}");
@@ -87,10 +82,16 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
         let open = connection.as_mut().expect("connected above");
         let (request, positions) = fetch_request(&shard, &fetched);
         let wait = Duration::from_millis(config.replica_fetch_wait_max_ms);
-        let response = match open
-            .fetch(&request, wait + RESPONSE_GRACE, response_bytes_max(&config))
-            .await
-        {
+        let fetched_response = open
+            .request(
+                ApiKey::Fetch,
+                FETCH_VERSION,
+                &request,
+                wait + RESPONSE_GRACE,
+                response_bytes_max(&config),
+            )
+            .await;
+        let response: FetchResponse = match fetched_response {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!("fetch from leader {leader} at {address} failed: {error}");
@@ -259,88 +260,6 @@ fn whole_batches(records: &Bytes) -> Bytes {
         position += header.size;
     }
     records.slice(..position)
-}
-
-/// One connection to a leader, used for one request at a time.
-struct Connection {
-    address: String,
-    stream: TcpStream,
-    frames: crate::net::frame::FrameReader,
-    correlation_id: i32,
-}
-
-impl Connection {
-    async fn open(address: &str) -> Result<Connection, String> {
-        let connect = async {
-            TcpStream::connect(address)
-                .await
-                .map_err(|error| error.to_string())
-        };
-        let timeout = async {
-            glommio::timer::sleep(CONNECT_TIMEOUT).await;
-            Err("connect timed out".to_string())
-        };
-        let stream = futures_lite::future::or(connect, timeout).await?;
-        let _ = stream.set_nodelay(true);
-        Ok(Connection {
-            address: address.to_string(),
-            stream,
-            frames: crate::net::frame::FrameReader::new(),
-            correlation_id: 0,
-        })
-    }
-
-    async fn fetch(
-        &mut self,
-        request: &FetchRequest,
-        timeout: Duration,
-        frame_bytes_max: usize,
-    ) -> Result<FetchResponse, String> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Fetch as i16)
-            .with_request_api_version(FETCH_VERSION)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("flink-replica-fetcher")));
-        let mut frame = BytesMut::with_capacity(256);
-        frame.put_i32(0);
-        header
-            .encode(
-                &mut frame,
-                ApiKey::Fetch.request_header_version(FETCH_VERSION),
-            )
-            .and_then(|()| request.encode(&mut frame, FETCH_VERSION))
-            .map_err(|error| format!("cannot encode a fetch: {error}"))?;
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream
-            .write_all(&frame)
-            .await
-            .map_err(|error| error.to_string())?;
-        let read = async {
-            self.frames
-                .read_frame(&mut self.stream, frame_bytes_max)
-                .await
-                .map_err(|error| error.to_string())
-        };
-        let timeout = async {
-            glommio::timer::sleep(timeout).await;
-            Err("no response in time".to_string())
-        };
-        let mut body = futures_lite::future::or(read, timeout)
-            .await?
-            .ok_or("the leader closed the connection")?;
-        let header = ResponseHeader::decode(
-            &mut body,
-            ApiKey::Fetch.response_header_version(FETCH_VERSION),
-        )
-        .map_err(|error| format!("bad response header: {error}"))?;
-        if header.correlation_id != self.correlation_id {
-            return Err("response does not match the request".into());
-        }
-        FetchResponse::decode(&mut body, FETCH_VERSION)
-            .map_err(|error| format!("bad fetch response: {error}"))
-    }
 }
 
 /// The largest Fetch response a leader may send: `replica.fetch.response.max.bytes`, plus one

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::placement::ShardId;
 use crate::metadata::MetadataImage;
-use crate::partition::{Acks, AppendOutcome, PartitionError, ReadOutcome};
+use crate::partition::{Acks, AppendOutcome, Marker, PartitionError, ReadOutcome};
 use crate::storage::batch::BatchHeader;
 
 /// Requests queued per shard before senders wait: backpressure, never an unbounded queue.
@@ -34,12 +34,16 @@ pub struct FetchPart {
     pub current_leader_epoch: i32,
     /// A follower's epoch of its last batch (-1: none).
     pub last_fetched_epoch: i32,
+    /// A consumer with isolation.level=read_committed: reads stop at the last stable offset.
+    pub read_committed: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub enum OffsetQuery {
     Earliest,
     Latest,
+    /// LATEST for isolation.level=read_committed: the last stable offset.
+    LastStable,
     /// The first offset with a timestamp at least this (milliseconds).
     Timestamp(i64),
     /// The record with the largest timestamp (ListOffsets v7+).
@@ -56,6 +60,10 @@ pub struct ListOffsetsPart {
     pub partition: i32,
     pub query: OffsetQuery,
 }
+
+/// (id, epoch, last sequence, last timestamp, coordinator epoch, first offset of its open
+/// transaction or -1), as DescribeProducers shows a producer.
+pub type ProducerDescription = (i64, i16, i32, i64, i32, i64);
 
 /// (offset, timestamp) as ListOffsets answers; offset -1 when no record matches.
 pub type OffsetAnswer = (i64, i64);
@@ -87,6 +95,19 @@ pub enum ShardRequest {
     },
     /// A call for the coordinator of the group whose offsets partition this shard owns.
     Group(Box<crate::group::GroupCall>),
+    /// A call for the coordinator of the transactional id whose `__transaction_state`
+    /// partition this shard owns.
+    Txn(Box<crate::txn::TxnCall>),
+    /// Write a transaction marker to each (topic, partition), led here.
+    WriteMarkers {
+        parts: Vec<(Arc<str>, i32, Marker)>,
+        reply: flume::Sender<Vec<Result<(), PartitionError>>>,
+    },
+    /// DescribeProducers: the producers of each (topic, partition), led here.
+    DescribeProducers {
+        parts: Vec<(Arc<str>, i32)>,
+        reply: flume::Sender<Vec<Result<Vec<ProducerDescription>, PartitionError>>>,
+    },
     /// Adopt a new metadata image: open newly owned partitions, drop deleted ones.
     ApplyMetadata {
         image: Arc<MetadataImage>,

@@ -9,6 +9,7 @@ mod controller_node;
 pub mod cpu;
 pub mod fetcher;
 pub mod mesh;
+pub mod peer;
 pub mod placement;
 pub mod preflight;
 pub mod shard;
@@ -240,6 +241,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                         }
                         glommio::spawn_local(shard.clone().tick_groups()).detach();
                         glommio::spawn_local(shard.clone().tick_replicas()).detach();
+                        glommio::spawn_local(shard.clone().tick_transactions()).detach();
                         // Maintenance in the background queue; requests, replica fetchers
                         // (acks=all waits on them) and group timers stay in the default one.
                         shard.spawn_background(cleaner::run(shard.clone()));

@@ -23,12 +23,19 @@ use crate::metadata::configs::{self, BrokerLayers};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
 use crate::partition::replicas::Transition;
 use crate::partition::{
-    Acks, AppendOutcome, FollowerFetch, Partition, PartitionError, ReadOutcome, WantedIsr,
+    Acks, AppendOutcome, FollowerFetch, Marker, Partition, PartitionError, ReadOutcome, WantedIsr,
 };
 use crate::storage::log_dirs::LogDirs;
 use crate::storage::LogConfig;
+use crate::txn::{
+    partition_for_txn, TxnCall, TxnCoordinator, TxnError, TxnMetadata, TRANSACTION_STATE_TOPIC,
+};
 
 type PartitionKey = (Arc<str>, i32);
+
+/// How long writing a transaction marker may wait for the partition's in-sync replicas
+/// (Kafka's `request.timeout.ms` for the markers' requests).
+const MARKER_WRITE_TIMEOUT_MS: u64 = 30_000;
 
 /// What a topic's resolved configs mean to this broker; cached per shard until the next image.
 pub struct TopicSettings {
@@ -113,6 +120,8 @@ pub struct Shard {
     producer_ids: RefCell<std::ops::Range<i64>>,
     /// Coordinator of the groups whose offsets partitions this shard owns.
     groups: Coordinator,
+    /// Coordinator of the transactional ids whose `__transaction_state` partitions it owns.
+    txns: TxnCoordinator,
     /// Resolved topic settings by topic id, emptied whenever a new image arrives.
     settings: RefCell<HashMap<TopicId, Rc<TopicSettings>>>,
     /// Leaders this shard runs a replica fetcher for (`runtime::fetcher`).
@@ -143,6 +152,7 @@ impl Shard {
             settings: RefCell::new(HashMap::new()),
             fetchers: RefCell::new(Default::default()),
             unplaced: RefCell::new(Default::default()),
+            txns: TxnCoordinator::new(),
             groups: Coordinator::new(
                 Duration::from_millis(config.group_initial_rebalance_delay_ms),
                 Duration::from_millis(config.group_consumer_session_timeout_ms),
@@ -313,6 +323,29 @@ impl Shard {
                 }
             }
             ShardRequest::Group(call) => self.serve_group_call(*call).await,
+            ShardRequest::Txn(call) => self.serve_txn_call(*call).await,
+            ShardRequest::WriteMarkers { parts, reply } => {
+                let tasks: Vec<_> = parts
+                    .into_iter()
+                    .map(|(topic, index, marker)| {
+                        glommio::spawn_local(self.clone().write_marker(topic, index, marker))
+                    })
+                    .collect();
+                let _ = reply.send(join_tasks(tasks).await);
+            }
+            ShardRequest::DescribeProducers { parts, reply } => {
+                let answers = parts
+                    .into_iter()
+                    .map(|(topic, index)| {
+                        let partition = self.hosted(&topic, index)?;
+                        match partition.is_leader() {
+                            true => Ok(partition.producers()),
+                            false => Err(PartitionError::NotLeader),
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(answers);
+            }
             ShardRequest::ApplyMetadata { image, reply } => {
                 self.apply_metadata(image).await;
                 let _ = reply.send(());
@@ -409,6 +442,175 @@ impl Shard {
                 .send(owner, ShardRequest::Group(Box::new(call)))
                 .await;
         }
+    }
+
+    /// Sends `call` to the shard coordinating its transactional id. Fails it when
+    /// `__transaction_state` does not exist yet.
+    pub async fn txn_call(self: &Rc<Self>, call: TxnCall) {
+        let image = self.metadata();
+        let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
+            call.fail(TxnError::CoordinatorNotAvailable);
+            return;
+        };
+        let id = call.transactional_id().unwrap_or_default();
+        let partition = partition_for_txn(id, topic.partitions.len() as i32);
+        let owner = self.owner_of(topic, partition);
+        if owner == self.id {
+            self.serve_txn_call(call).await;
+        } else {
+            self.mesh
+                .send(owner, ShardRequest::Txn(Box::new(call)))
+                .await;
+        }
+    }
+
+    /// Every transactional id coordinated on this broker (ListTransactions).
+    pub async fn list_transactions(self: &Rc<Self>) -> Vec<TxnMetadata> {
+        let mut listed = Vec::new();
+        for shard in 0..self.mesh.shard_count() {
+            let (reply, answer) = flume::bounded(1);
+            let call = TxnCall::List { reply };
+            match ShardId(shard) == self.id {
+                true => self.serve_txn_call(call).await,
+                false => {
+                    self.mesh
+                        .send(ShardId(shard), ShardRequest::Txn(Box::new(call)))
+                        .await
+                }
+            }
+            listed.extend(answer.recv_async().await.unwrap_or_default());
+        }
+        listed
+    }
+
+    async fn serve_txn_call(self: &Rc<Self>, call: TxnCall) {
+        let Some(id) = call.transactional_id().map(str::to_string) else {
+            if let TxnCall::List { reply } = call {
+                let _ = reply.send(self.txns.list());
+            }
+            return;
+        };
+        let image = self.metadata();
+        let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
+            return call.fail(TxnError::CoordinatorNotAvailable);
+        };
+        let index = partition_for_txn(&id, topic.partitions.len() as i32);
+        if topic.partitions[index as usize].leader != self.config.node_id {
+            return call.fail(TxnError::NotCoordinator);
+        }
+        if self.txns.coordinator_epoch(index).is_none() {
+            return call.fail(TxnError::CoordinatorLoadInProgress);
+        }
+        let Some(partition) = self.partition(&Arc::from(TRANSACTION_STATE_TOPIC), index) else {
+            return call.fail(TxnError::NotCoordinator);
+        };
+        self.txns.handle(self, call, partition).await;
+    }
+
+    /// The transaction coordinator of this shard.
+    pub fn txns(&self) -> &TxnCoordinator {
+        &self.txns
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`, if this shard leads it.
+    pub fn transaction_state_partition(&self, transactional_id: &str) -> Option<Rc<Partition>> {
+        let image = self.metadata();
+        let topic = image.topic(TRANSACTION_STATE_TOPIC)?;
+        let index = partition_for_txn(transactional_id, topic.partitions.len() as i32);
+        if topic.partitions[index as usize].leader != self.config.node_id {
+            return None;
+        }
+        self.partition(&Arc::from(TRANSACTION_STATE_TOPIC), index)
+    }
+
+    /// Every `transaction.abort.timed.out.transaction.cleanup.interval.ms`, aborts transactions
+    /// open past their timeout; every
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`, forgets idle ids.
+    pub async fn tick_transactions(self: Rc<Self>) {
+        let interval = Duration::from_millis(self.config.transaction_abort_interval_ms.max(10));
+        let expire_every =
+            Duration::from_millis(self.config.transaction_remove_expired_interval_ms.max(10));
+        let mut next_expiry = std::time::Instant::now() + expire_every;
+        loop {
+            glommio::timer::sleep(interval).await;
+            let now = std::time::Instant::now();
+            let expire = now >= next_expiry;
+            if expire {
+                next_expiry = now + expire_every;
+            }
+            self.txns.tick(&self, expire).await;
+        }
+    }
+
+    /// Writes transaction markers to partitions this broker leads, each on its owning shard;
+    /// answers in the order of `parts`.
+    pub async fn write_markers(
+        self: &Rc<Self>,
+        parts: Vec<(Arc<str>, i32, Marker)>,
+    ) -> Vec<Result<(), PartitionError>> {
+        let requested = parts
+            .into_iter()
+            .map(|(topic, index, marker)| (topic.clone(), index, (topic, index, marker)))
+            .collect();
+        self.scatter_led(requested, |parts, reply| ShardRequest::WriteMarkers {
+            parts,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends one part per (topic, partition), in order, to the shard owning it, and returns
+    /// the answers in that order. A partition of an unknown topic, or past the topic's
+    /// partition count, is answered `NotHosted`, and one another broker leads `NotLeader`,
+    /// without leaving this shard.
+    pub async fn scatter_led<P, R>(
+        self: &Rc<Self>,
+        requested: Vec<(Arc<str>, i32, P)>,
+        build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
+    ) -> Vec<Result<R, PartitionError>> {
+        let image = self.metadata();
+        let node_id = self.config.node_id;
+        let mut parts = Vec::new();
+        let mut led = Vec::with_capacity(requested.len());
+        for (topic, partition, part) in requested {
+            let known = image
+                .topic(&topic)
+                .filter(|known| (0..known.partitions.len() as i32).contains(&partition));
+            let leader = known.map(|known| known.partitions[partition as usize].leader);
+            led.push(leader.map(|leader| leader == node_id));
+            if let (Some(known), Some(true)) = (known, leader.map(|leader| leader == node_id)) {
+                parts.push((self.owner_of(known, partition), part));
+            }
+        }
+        let mut answers = self.scatter(parts, build).await.into_iter();
+        led.into_iter()
+            .map(|led| match led {
+                Some(true) => answers.next().expect("an answer per led part"),
+                Some(false) => Err(PartitionError::NotLeader),
+                None => Err(PartitionError::NotHosted(String::new())),
+            })
+            .collect()
+    }
+
+    /// Writes one marker on the partition's owner (this shard); a marker on a
+    /// `__consumer_offsets` partition also ends the transaction's pending offsets.
+    async fn write_marker(
+        self: Rc<Self>,
+        topic: Arc<str>,
+        index: i32,
+        marker: Marker,
+    ) -> Result<(), PartitionError> {
+        let partition = self.hosted(&topic, index)?;
+        partition
+            .write_marker(marker, Duration::from_millis(MARKER_WRITE_TIMEOUT_MS))
+            .await?;
+        if *topic == *OFFSETS_TOPIC {
+            self.groups.complete_txn(
+                marker.producer_id,
+                marker.kind == crate::storage::batch::ControlType::Commit,
+            );
+        }
+        Ok(())
     }
 
     /// Sends `build(reply)` to every shard (this one included, through its own queue) and
@@ -571,7 +773,9 @@ impl Shard {
             if !partition.is_leader() {
                 return Err(PartitionError::NotLeader);
             }
-            return partition.read(part.offset, part.max_bytes).await;
+            return partition
+                .read(part.offset, part.max_bytes, part.read_committed)
+                .await;
         }
         let fetch = FollowerFetch {
             replica_id: part.replica_id,
@@ -697,6 +901,7 @@ impl Shard {
         match part.query {
             OffsetQuery::Earliest => Ok((partition.log_start_offset(), -1)),
             OffsetQuery::Latest => Ok((partition.high_watermark(), -1)),
+            OffsetQuery::LastStable => Ok((partition.last_stable_offset(), -1)),
             OffsetQuery::EpochEnd(epoch) => {
                 let (epoch, end) = partition.end_offset_for_epoch(epoch);
                 Ok((end, i64::from(epoch)))
@@ -772,22 +977,32 @@ impl Shard {
         self.start_fetchers();
     }
 
-    /// Hands every hosted partition its place from `image`. Group coordination follows the
-    /// leadership of `__consumer_offsets` partitions: a new leader loads the groups from its
-    /// log, a former one forgets them.
-    async fn adopt_roles(&self) {
+    /// Hands every hosted partition its place from `image`. Group and transaction coordination
+    /// follow the leadership of `__consumer_offsets` and `__transaction_state` partitions: a
+    /// new leader loads the groups or transactional ids from its log, a former one forgets
+    /// them.
+    async fn adopt_roles(self: &Rc<Self>) {
         for (partition, topic) in self.hosted_partitions() {
             let Some(state) = topic.partitions.get(partition.index as usize) else {
                 continue;
             };
             let transition = partition.adopt(state).await;
-            if topic.name != OFFSETS_TOPIC || transition == Transition::Unchanged {
+            if transition == Transition::Unchanged {
                 continue;
             }
             let count = topic.partitions.len() as i32;
-            self.groups.unload(partition.index, count);
-            if transition == Transition::BecameLeader {
-                self.groups.load(&partition).await;
+            let leads = transition == Transition::BecameLeader;
+            if topic.name == OFFSETS_TOPIC {
+                self.groups.unload(partition.index, count);
+                if leads {
+                    self.groups.load(&partition).await;
+                }
+            } else if topic.name == TRANSACTION_STATE_TOPIC {
+                self.txns.unload(partition.index, count);
+                if leads {
+                    let epoch = partition.leader_epoch();
+                    self.txns.load(self, &partition, epoch).await;
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ const BASE_SEQUENCE_OFFSET: usize = 53;
 const RECORD_COUNT_OFFSET: usize = 57;
 const LOG_APPEND_TIME_ATTRIBUTE: i16 = 1 << 3;
 const CONTROL_ATTRIBUTE: i16 = 1 << 5;
+const TRANSACTIONAL_ATTRIBUTE: i16 = 1 << 4;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
@@ -68,6 +69,35 @@ pub struct BatchHeader {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// For a control batch: what its first record says; `None` for a data batch.
+    pub control: Option<Control>,
+}
+
+/// A control record: a transaction marker's type and the epoch of the coordinator that wrote
+/// it (-1 when the value cannot be read or is not a marker's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Control {
+    pub kind: ControlType,
+    pub coordinator_epoch: i32,
+}
+
+/// What a control record says (Kafka's `ControlRecordType`, the key's second field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+    /// Another type (a KRaft leader change or snapshot record), or a key that cannot be read.
+    Other(i16),
+}
+
+impl ControlType {
+    pub fn code(self) -> i16 {
+        match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+            ControlType::Other(code) => code,
+        }
+    }
 }
 
 impl BatchHeader {
@@ -117,6 +147,7 @@ pub fn peek_header(buffer: &[u8], position: usize) -> Result<Option<BatchHeader>
         producer_id: read_i64(buffer, position + PRODUCER_ID_OFFSET),
         producer_epoch: read_i16(buffer, position + PRODUCER_EPOCH_OFFSET),
         base_sequence: read_i32(buffer, position + BASE_SEQUENCE_OFFSET),
+        control: None,
     };
     if header.last_offset_delta < 0 {
         return Err(BatchError::InvalidOffsetRange {
@@ -127,7 +158,68 @@ pub fn peek_header(buffer: &[u8], position: usize) -> Result<Option<BatchHeader>
     if buffer.len() < position + size {
         return Ok(None);
     }
-    Ok(Some(header))
+    let control = match header.attributes & CONTROL_ATTRIBUTE != 0 {
+        true => Some(control_type(
+            &buffer[position + BATCH_HEADER_BYTES..position + size],
+        )),
+        false => None,
+    };
+    Ok(Some(BatchHeader { control, ..header }))
+}
+
+/// What the first record of a control batch says (`records`: the batch after its header):
+/// the type its key names and, for a marker, the coordinator epoch of its value. Control
+/// batches are never compressed; a key that cannot be read is `Other(-1)`.
+fn control_type(records: &[u8]) -> Control {
+    let mut cursor = records;
+    let mut key = || {
+        let _length = read_varint(&mut cursor)?;
+        let _attributes = take(&mut cursor, 1)?;
+        let _timestamp_delta = read_varint(&mut cursor)?;
+        let _offset_delta = read_varint(&mut cursor)?;
+        let key_length = usize::try_from(read_varint(&mut cursor)?).ok()?;
+        let key = take(&mut cursor, key_length)?;
+        let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
+        Some(kind)
+    };
+    let kind = match key() {
+        Some(0) => ControlType::Abort,
+        Some(1) => ControlType::Commit,
+        Some(other) => ControlType::Other(other),
+        None => ControlType::Other(-1),
+    };
+    let mut value = || {
+        let value_length = read_varint(&mut cursor)?;
+        let value = take(&mut cursor, usize::try_from(value_length).ok()?)?;
+        Some(i32::from_be_bytes(value.get(2..6)?.try_into().ok()?))
+    };
+    let coordinator_epoch = match kind {
+        ControlType::Abort | ControlType::Commit => value().unwrap_or(-1),
+        ControlType::Other(_) => -1,
+    };
+    Control {
+        kind,
+        coordinator_epoch,
+    }
+}
+
+fn take<'a>(cursor: &mut &'a [u8], count: usize) -> Option<&'a [u8]> {
+    let (head, tail) = (cursor.get(..count)?, cursor.get(count..)?);
+    *cursor = tail;
+    Some(head)
+}
+
+/// A zig-zag varint (at most 10 bytes, as a varlong).
+fn read_varint(cursor: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in 0..10 {
+        let byte = *take(cursor, 1)?.first()?;
+        value |= u64::from(byte & 0x7f) << (7 * shift);
+        if byte & 0x80 == 0 {
+            return Some((value >> 1) as i64 ^ -((value & 1) as i64));
+        }
+    }
+    None
 }
 
 /// Checks the stored CRC-32C of a whole batch.
@@ -235,6 +327,134 @@ pub fn retain_header(buffer: &mut [u8], retained: &RetainedHeader) {
 /// Whether the batch holds control records (transaction markers) rather than data.
 pub fn is_control(header: &BatchHeader) -> bool {
     header.attributes & CONTROL_ATTRIBUTE != 0
+}
+
+/// Whether the batch belongs to a transaction (its producer's data or its marker).
+pub fn is_transactional(header: &BatchHeader) -> bool {
+    header.attributes & TRANSACTIONAL_ATTRIBUTE != 0
+}
+
+/// Encodes a transaction marker as Kafka writes one: a control batch of the producer's, one
+/// record with key (version 0, type) and value (version 0, coordinator epoch), no sequence.
+pub fn encode_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    control: ControlType,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&control.code().to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut record = Vec::with_capacity(16);
+    record.push(0); // attributes
+    write_varint(&mut record, 0); // timestamp delta
+    write_varint(&mut record, 0); // offset delta
+    write_varint(&mut record, key.len() as i64);
+    record.extend_from_slice(&key);
+    write_varint(&mut record, value.len() as i64);
+    record.extend_from_slice(&value);
+    write_varint(&mut record, 0); // headers
+    let mut records = Vec::with_capacity(record.len() + 2);
+    write_varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+
+    let size = BATCH_HEADER_BYTES + records.len();
+    let mut batch = vec![0u8; size];
+    let mut put = |at: usize, bytes: &[u8]| batch[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &0i64.to_be_bytes());
+    put(
+        LENGTH_OFFSET,
+        &((size - LOG_OVERHEAD_BYTES) as i32).to_be_bytes(),
+    );
+    put(LEADER_EPOCH_OFFSET, &(-1i32).to_be_bytes());
+    put(MAGIC_OFFSET, &[MAGIC_V2 as u8]);
+    put(
+        ATTRIBUTES_OFFSET,
+        &(CONTROL_ATTRIBUTE | TRANSACTIONAL_ATTRIBUTE).to_be_bytes(),
+    );
+    put(LAST_OFFSET_DELTA_OFFSET, &0i32.to_be_bytes());
+    put(BASE_TIMESTAMP_OFFSET, &timestamp.to_be_bytes());
+    put(MAX_TIMESTAMP_OFFSET, &timestamp.to_be_bytes());
+    put(PRODUCER_ID_OFFSET, &producer_id.to_be_bytes());
+    put(PRODUCER_EPOCH_OFFSET, &producer_epoch.to_be_bytes());
+    put(BASE_SEQUENCE_OFFSET, &(-1i32).to_be_bytes());
+    put(RECORD_COUNT_OFFSET, &1i32.to_be_bytes());
+    put(BATCH_HEADER_BYTES, &records);
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Who writes a batch the broker encodes itself: the producer id and epoch of a transactional
+/// write (the offsets of a transaction), or nobody.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    Broker,
+    Transaction {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+}
+
+/// Encodes (key, value) records as one uncompressed batch (offsets are assigned on append),
+/// with no sequence: the broker's own records in its internal topics.
+pub fn encode_records(
+    records: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
+    timestamp: i64,
+    writer: Writer,
+) -> Vec<u8> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let (transactional, producer_id, producer_epoch) = match writer {
+        Writer::Broker => (false, -1, -1),
+        Writer::Transaction {
+            producer_id,
+            producer_epoch,
+        } => (true, producer_id, producer_epoch),
+    };
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(index, (key, value))| Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            // The encoder keeps records in one batch only while offset minus sequence is
+            // constant; this makes it so with the batch's base sequence -1 (no sequence).
+            sequence: index as i32 - 1,
+            timestamp,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buffer, &records, &options)
+        .expect("encoding into memory cannot fail");
+    buffer.to_vec()
+}
+
+fn write_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
 }
 
 /// Whether the batch's timestamps were set by the broker (`message.timestamp.type=LogAppendTime`).

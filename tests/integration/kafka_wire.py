@@ -32,9 +32,17 @@ LIST_OFFSETS_VERSION_MIN = 1  # The first with a single offset per partition.
 LATEST_TIMESTAMP = -1  # ListOffsets: the log end offset.
 
 
-def record_batch(records: list[tuple[bytes | None, bytes]]) -> bytes:
-    """One uncompressed magic-2 record batch holding the given (key, value) records."""
-    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=FRAME_BYTES_MAX)
+def record_batch(records: list[tuple[bytes | None, bytes]],
+                 producer: tuple[int, int, int] | None = None) -> bytes:
+    """One uncompressed magic-2 record batch holding the given (key, value) records; with
+    `producer` (id, epoch, base sequence), a transactional batch of that producer."""
+    if producer is None:
+        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=FRAME_BYTES_MAX)
+    else:
+        producer_id, epoch, sequence = producer
+        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=FRAME_BYTES_MAX,
+                                       transactional=True, producer_id=producer_id,
+                                       producer_epoch=epoch, base_sequence=sequence)
     for key, value in records:
         builder.append(timestamp=None, key=key, value=value, headers=[])
     builder.close()
@@ -42,7 +50,8 @@ def record_batch(records: list[tuple[bytes | None, bytes]]) -> bytes:
 
 
 def decode_records(data: bytes | None) -> list[tuple[int, bytes | None, bytes]]:
-    """(offset, key, value) for every record in a Fetch response's records field."""
+    """(offset, key, value) for every record in a Fetch response's records field, but for
+    transaction markers (control batches), which clients never show either."""
     result = []
     if not data:
         return result
@@ -51,6 +60,8 @@ def decode_records(data: bytes | None) -> list[tuple[int, bytes | None, bytes]]:
         batch = records.next_batch()
         if batch is None:
             break
+        if batch.is_control_batch:
+            continue
         for record in batch:
             result.append((record.offset, record.key, record.value))
     return result
@@ -161,12 +172,24 @@ class WireConnection:
     def fetch(self, topic: str, offsets: dict[int, int], max_wait_ms: int = 0,
               min_bytes: int = 1, max_bytes: int = 1 << 20):
         """One FetchRequest; returns {partition: (error_code, high_watermark, records)}."""
+        return {
+            index: (partition.error_code, partition.high_watermark,
+                    decode_records(partition.records))
+            for index, partition in self.fetch_answers(topic, offsets, max_wait_ms, min_bytes,
+                                                       max_bytes).items()
+        }
+
+    def fetch_answers(self, topic: str, offsets: dict[int, int], max_wait_ms: int = 0,
+                      min_bytes: int = 1, max_bytes: int = 1 << 20, isolation_level: int = 0):
+        """One FetchRequest (READ_COMMITTED with `isolation_level=1`); returns {partition: the
+        partition's whole answer} (records, high watermark, last stable offset, aborted
+        transactions)."""
         version = self.version_for(FetchRequest.API_KEY, FETCH_VERSION_MIN, FETCH_VERSION_MAX)
         topic_type = FetchRequest.FetchTopic
         partition_type = topic_type.FetchPartition
         request = FetchRequest(
             replica_id=-1, max_wait_ms=max_wait_ms, min_bytes=min_bytes, max_bytes=max_bytes,
-            isolation_level=0, session_id=0, session_epoch=-1,
+            isolation_level=isolation_level, session_id=0, session_epoch=-1,
             topics=[topic_type(topic=topic, partitions=[
                 partition_type(partition=index, fetch_offset=offset, log_start_offset=-1,
                                partition_max_bytes=max_bytes)
@@ -177,13 +200,9 @@ class WireConnection:
         response = self.call(request, FetchResponse, version)
         if version >= 7:
             assert response.error_code == 0, f"Fetch top-level error_code {response.error_code}"
-        result = {}
-        for topic_response in response.responses:
-            for partition in topic_response.partitions:
-                result[partition.partition_index] = (
-                    partition.error_code, partition.high_watermark, decode_records(partition.records)
-                )
-        return result
+        return {partition.partition_index: partition
+                for topic_response in response.responses
+                for partition in topic_response.partitions}
 
     def offset_commit(self, group: str, member_id: str, generation: int,
                       offsets: dict[tuple[str, int], int], version: int = 8):
@@ -204,16 +223,17 @@ class WireConnection:
         return {(topic.name, partition.partition_index): partition.error_code
                 for topic in response.topics for partition in topic.partitions}
 
-    def list_offsets(self, topic: str, partitions: list[int],
-                     timestamp: int = LATEST_TIMESTAMP) -> dict[int, tuple[int, int]]:
-        """One ListOffsetsRequest (read uncommitted); returns {partition: (error_code, offset)}.
-        The default timestamp asks for the log end offset."""
+    def list_offsets(self, topic: str, partitions: list[int], timestamp: int = LATEST_TIMESTAMP,
+                     isolation_level: int = 0) -> dict[int, tuple[int, int]]:
+        """One ListOffsetsRequest (read uncommitted, or READ_COMMITTED with
+        `isolation_level=1`); returns {partition: (error_code, offset)}. The default timestamp
+        asks for the log end offset (READ_COMMITTED: the last stable offset)."""
         version = self.version_for(ListOffsetsRequest.API_KEY, LIST_OFFSETS_VERSION_MIN,
                                    LIST_OFFSETS_VERSION_MAX)
         topic_type = ListOffsetsRequest.ListOffsetsTopic
         partition_type = topic_type.ListOffsetsPartition
         request = ListOffsetsRequest(
-            replica_id=-1, isolation_level=0,
+            replica_id=-1, isolation_level=isolation_level,
             topics=[topic_type(name=topic, partitions=[
                 partition_type(partition_index=index, current_leader_epoch=-1,
                                timestamp=timestamp)

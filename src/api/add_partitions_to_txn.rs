@@ -1,0 +1,129 @@
+//! AddPartitionsToTxn: adds partitions to the producer's transaction at its coordinator (which
+//! starts the transaction if none is open). v0-3 carry one transaction from a client; v4+ a
+//! batch of them, each possibly `verify_only` (KIP-890: a partition leader asking whether a
+//! batch belongs to an open transaction). A partition of an unknown topic fails the whole
+//! transaction's request: it is UNKNOWN_TOPIC_OR_PARTITION and the others
+//! OPERATION_NOT_ATTEMPTED, as in Kafka.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::ResponseError;
+
+use super::{transactions, RequestContext};
+use crate::txn::{TopicPartition, TxnCall};
+
+/// v2+ may answer PRODUCER_FENCED.
+const PRODUCER_FENCED_VERSION: i16 = 2;
+/// v4+ batch transactions.
+const BATCHED_VERSION: i16 = 4;
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    if context.version < BATCHED_VERSION {
+        let topics = add(
+            context,
+            request.v3_and_below_transactional_id.to_string(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &request.v3_and_below_topics,
+            false,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
+    }
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for transaction in &request.transactions {
+        let topics = add(
+            context,
+            transaction.transactional_id.to_string(),
+            transaction.producer_id.0,
+            transaction.producer_epoch,
+            &transaction.topics,
+            transaction.verify_only,
+        )
+        .await;
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(transaction.transactional_id.clone())
+                .with_topic_results(topics),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+async fn add(
+    context: &RequestContext<'_>,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let image = context.shard.metadata();
+    let partitions: Vec<TopicPartition> = topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|partition| (topic.name.to_string(), *partition))
+        })
+        .collect();
+    let known = |(topic, partition): &TopicPartition| {
+        image
+            .topic(topic)
+            .is_some_and(|known| (0..known.partitions.len() as i32).contains(partition))
+    };
+    let codes: Vec<i16> = if partitions.iter().all(known) {
+        let answer = transactions::ask(context, |reply| TxnCall::AddPartitions {
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions: partitions.clone(),
+            verify_only,
+            reply,
+        })
+        .await
+        .unwrap_or_else(transactions::unavailable);
+        let code =
+            |error| transactions::error_code(error, context.version, PRODUCER_FENCED_VERSION);
+        match answer {
+            Ok(results) => results
+                .into_iter()
+                .map(|result| result.err().map_or(0, code))
+                .collect(),
+            Err(error) => vec![code(error); partitions.len()],
+        }
+    } else {
+        partitions
+            .iter()
+            .map(|tp| match known(tp) {
+                true => ResponseError::OperationNotAttempted.code(),
+                false => ResponseError::UnknownTopicOrPartition.code(),
+            })
+            .collect()
+    };
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|topic| {
+            let results = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*partition)
+                        .with_partition_error_code(codes.next().unwrap_or_default())
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_results_by_partition(results)
+        })
+        .collect()
+}

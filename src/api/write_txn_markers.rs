@@ -1,0 +1,72 @@
+//! WriteTxnMarkers: a transaction coordinator on another broker asks this one to write COMMIT
+//! or ABORT markers to partitions it leads (`Shard::write_markers`, on each partition's
+//! shard). Each partition is answered with Kafka's code for what happened.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+use super::RequestContext;
+use crate::partition::Marker;
+use crate::storage::batch::ControlType;
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let mut markers = Vec::with_capacity(request.markers.len());
+    for requested in &request.markers {
+        let marker = Marker {
+            producer_id: requested.producer_id.0,
+            producer_epoch: requested.producer_epoch,
+            coordinator_epoch: requested.coordinator_epoch,
+            kind: match requested.transaction_result {
+                true => ControlType::Commit,
+                false => ControlType::Abort,
+            },
+        };
+        let parts = requested
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                let name: Arc<str> = Arc::from(topic.name.as_str());
+                topic
+                    .partition_indexes
+                    .iter()
+                    .map(move |index| (name.clone(), *index, marker))
+            })
+            .collect();
+        let mut outcomes = context.shard.write_markers(parts).await.into_iter();
+        let topics = requested
+            .topics
+            .iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partition_indexes
+                    .iter()
+                    .map(|index| {
+                        let code = match outcomes.next().expect("an outcome per partition") {
+                            Ok(()) => 0,
+                            Err(error) => super::produce::partition_error_code(&error),
+                        };
+                        WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(*index)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(partitions)
+            })
+            .collect();
+        markers.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(requested.producer_id)
+                .with_topics(topics),
+        );
+    }
+    WriteTxnMarkersResponse::default().with_markers(markers)
+}
