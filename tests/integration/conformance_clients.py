@@ -214,10 +214,11 @@ def confluent_consume(bootstrap: str, topic: str, partitions: int,
             Record(message.key(), message.value(), headers_of(message.headers()))))
 
 
-def kafka_python_consume(bootstrap: str, topic: str, partitions: int,
-                         expected: int) -> list[Consumed]:
+def kafka_python_consume(bootstrap: str, topic: str, partitions: int, expected: int,
+                         isolation_level: str = "read_uncommitted") -> list[Consumed]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             isolation_level=isolation_level)
     consumed: list[Consumed] = []
 
     def take(batches):
@@ -240,11 +241,12 @@ def kafka_python_consume(bootstrap: str, topic: str, partitions: int,
     return consumed
 
 
-def aiokafka_consume(bootstrap: str, topic: str, partitions: int,
-                     expected: int) -> list[Consumed]:
+def aiokafka_consume(bootstrap: str, topic: str, partitions: int, expected: int,
+                     isolation_level: str = "read_uncommitted") -> list[Consumed]:
     async def run():
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    isolation_level=isolation_level)
         await consumer.start()
         consumed: list[Consumed] = []
 

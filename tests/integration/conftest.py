@@ -3,12 +3,16 @@
 `broker` is a fresh single-node broker per test. `start_broker({key: value})` starts one with extra
 `--override`s (for example `shard.count=2`). Both kill the process at teardown; a failing test's
 report carries the tail of every broker log it started.
+
+`java` is tests/java/JavaClient.java compiled against one kafka-clients version (java_clients.py),
+once per version and session, for the modules that drive the official Java client.
 """
 
 from __future__ import annotations
 
 import pytest
 
+import java_clients
 import support
 
 
@@ -57,3 +61,21 @@ def start_broker(tmp_path):
 def broker(start_broker) -> support.Broker:
     return start_broker()
 
+
+@pytest.fixture(scope="session")
+def _java_builds() -> dict[str, java_clients.JavaClient | str]:
+    """Compiled programs (or why compiling failed) by client version."""
+    return {}
+
+
+@pytest.fixture
+def java(request, _java_builds, tmp_path_factory) -> java_clients.JavaClient:
+    """JavaClient.java compiled against kafka-clients `request.param` (indirect parametrize,
+    see `java_clients.versions`)."""
+    version = request.param
+    if version not in _java_builds:
+        _java_builds[version] = java_clients.compile_client(
+            version, tmp_path_factory.mktemp(f"java-{version}"))
+    build = _java_builds[version]
+    assert isinstance(build, java_clients.JavaClient), build
+    return build

@@ -271,6 +271,45 @@ def check_history(sent: list[tuple[str, str]], consumed: list[tuple[int, int, st
     return offsets
 
 
+# ---- records on explicit partitions (transactions) --------------------------------------------
+
+def spread(tag: str, count: int, partitions: int = 3) -> list[tuple[int, str]]:
+    """`count` (partition, value) records, values `tag`-NNNN, round-robin over the partitions
+    (tests/java/JavaClient.java's sendSpread makes the same)."""
+    return [(index % partitions, f"{tag}-{index:04d}") for index in range(count)]
+
+
+def layout(records: list[tuple[int, str]]) -> dict[int, list[str]]:
+    """What each partition holds after `records` were written in order: values by partition."""
+    values: dict[int, list[str]] = defaultdict(list)
+    for partition, value in records:
+        values[partition].append(value)
+    return dict(values)
+
+
+def by_partition(consumed: list[tuple[int, int, str]]) -> dict[int, list[str]]:
+    """Consumed (partition, offset, value) as values by partition, checking that each
+    partition's offsets increase."""
+    values: dict[int, list[str]] = defaultdict(list)
+    last: dict[int, int] = {}
+    for partition, offset, value in consumed:
+        assert offset > last.get(partition, -1), (
+            f"partition {partition}: offset {offset} after {last[partition]}")
+        last[partition] = offset
+        values[partition].append(value)
+    return dict(values)
+
+
+def check_acks(acks: list[tuple[int, int]], records: list[tuple[int, str]],
+               consumed: list[tuple[int, int, str]]) -> None:
+    """Each record was acknowledged on its partition at an offset that holds it."""
+    at = {(partition, offset): value for partition, offset, value in consumed}
+    for (partition, offset), (sent_partition, value) in zip(acks, records, strict=True):
+        assert partition == sent_partition and at.get((partition, offset)) == value, (
+            f"{value} sent to partition {sent_partition}, acknowledged at {partition}/{offset}, "
+            f"which holds {at.get((partition, offset))!r}")
+
+
 def shared_broker_fixtures(name: str, overrides: dict[str, str] | None = None):
     """Fixtures for a module whose tests share one broker: `shared_broker` (module scope, data
     under a temp directory called `name`, config `overrides` on top of the suite's) and an

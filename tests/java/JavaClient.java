@@ -1,10 +1,12 @@
 // The official Apache Kafka Java client (kafka-clients) driven through the scenarios of
-// tests/integration/test_java_client.py, which compiles this file against each client version's
-// jars (plain javac, no build tool) and checks what it prints.
+// tests/integration/test_java_client.py and test_java_transactions.py, which check what it prints;
+// tests/integration/java_clients.py compiles this file against each client version's jars (plain
+// javac, no build tool).
 //
 // Usage: java JavaClient <scenario> key=value...
-// Scenarios: round-trip, admin, alter-list, group, offsets (see each method). Input records, where
-// a scenario takes them, come on stdin one per line: key TAB value [TAB header-name=value]...
+// Scenarios: round-trip, admin, alter-list, group, offsets, txn, txn-ctp, txn-fence (see each
+// method). Input records, where a scenario takes them, come on stdin one per line: key TAB value
+// [TAB header-name=value]...
 // Output: one JSON object on stdout; the client's own log goes to stderr. Exit code 0 when the
 // scenario ran to its end, 1 (with {"ok": false, "error": ...}) when a call it needs failed.
 // The checks are the test's: this program reports what the client saw, including the errors it
@@ -96,6 +98,9 @@ public final class JavaClient {
                 case "alter-list": out = alterList(new Args(args)); break;
                 case "group": out = group(new Args(args)); break;
                 case "offsets": out = offsets(new Args(args)); break;
+                case "txn": out = transactions(new Args(args)); break;
+                case "txn-ctp": out = consumeTransformProduce(new Args(args)); break;
+                case "txn-fence": out = fence(new Args(args)); break;
                 default: throw new IllegalArgumentException("unknown scenario " + argv[0]);
             }
             out.put("ok", true);
@@ -236,9 +241,16 @@ public final class JavaClient {
      * `count` have come and then TRAILING_POLL_MS more: [partition, offset, key, value, headers,
      * timestamp] each, in the order polled. */
     static List<List<Object>> consumeAll(String bootstrap, String topic, int count) {
+        return consumeAll(bootstrap, topic, count, "read_uncommitted");
+    }
+
+    /** consumeAll at an isolation level: read_committed or read_uncommitted. */
+    static List<List<Object>> consumeAll(String bootstrap, String topic, int count,
+                                         String isolation) {
         List<List<Object>> records = new ArrayList<>();
-        try (KafkaConsumer<String, String> consumer =
-                     new KafkaConsumer<>(consumerConfig(bootstrap, "java-consumer"))) {
+        Properties config = consumerConfig(bootstrap, "java-consumer");
+        config.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(config)) {
             List<TopicPartition> partitions = new ArrayList<>();
             Duration timeout = Duration.ofMillis(DEADLINE_MS);
             for (PartitionInfo info : consumer.partitionsFor(topic, timeout)) {
@@ -981,6 +993,274 @@ public final class JavaClient {
             out.put("admin_committed", byPartition(admin.listConsumerGroupOffsets(group)
                     .partitionsToOffsetAndMetadata().get(), JavaClient::committedView));
         }
+        return out;
+    }
+
+    // ---- transactions -------------------------------------------------------------------------
+
+    /** How long initTransactions, commitTransaction and the producer's other blocking calls may
+     * wait (max.block.ms): finding the transaction coordinator takes moments on loopback. */
+    static final int TRANSACTION_BLOCK_MS = 30_000;
+
+    static Properties transactionalConfig(Args args, String clientId) {
+        Properties config = producerConfig(args);
+        config.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
+        config.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args.get("transactional.id"));
+        config.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        config.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, TRANSACTION_BLOCK_MS);
+        return config;
+    }
+
+    /** Sends `count` records valued `tag`-NNNN, record i to partition i % `partitions` and keyed
+     * by its value (the test's spread() makes the same), and waits for every acknowledgement:
+     * [partition, offset] each. */
+    static List<List<Object>> sendSpread(KafkaProducer<String, String> producer, String topic,
+                                         String tag, int count, int partitions)
+            throws Exception {
+        List<Future<RecordMetadata>> futures = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            String value = String.format("%s-%04d", tag, i);
+            futures.add(producer.send(new ProducerRecord<>(topic, i % partitions, value, value)));
+        }
+        producer.flush();
+        return acknowledgements(futures);
+    }
+
+    static List<List<Object>> acknowledgements(List<Future<RecordMetadata>> futures)
+            throws Exception {
+        List<List<Object>> acks = new ArrayList<>();
+        for (Future<RecordMetadata> future : futures) {
+            RecordMetadata metadata = future.get(DEADLINE_MS, TimeUnit.MILLISECONDS);
+            acks.add(List.of(metadata.partition(), metadata.offset()));
+        }
+        return acks;
+    }
+
+    static List<TopicPartition> partitionsOf(String topic, int partitions) {
+        List<TopicPartition> all = new ArrayList<>();
+        for (int i = 0; i < partitions; i++) {
+            all.add(new TopicPartition(topic, i));
+        }
+        return all;
+    }
+
+    /** Each partition's end offset at an isolation level (the last stable offset at
+     * read_committed): partition -> offset. */
+    static Map<String, Object> endOffsets(String bootstrap, String topic, int partitions,
+                                          String isolation) {
+        Properties config = consumerConfig(bootstrap, "java-end-offsets");
+        config.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(config)) {
+            return byPartition(consumer.endOffsets(partitionsOf(topic, partitions),
+                    Duration.ofMillis(DEADLINE_MS)), v -> v);
+        }
+    }
+
+    /** Runs one call that may fail: {"result": ...} or {"errors": the exception's class and its
+     * causes' classes, outermost first, "message": ...}. */
+    static Map<String, Object> outcome(Callable<Object> call) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        try {
+            out.put("result", call.call());
+        } catch (Exception e) {
+            List<String> classes = new ArrayList<>();
+            for (Throwable t = e; t != null && classes.size() < 10; t = t.getCause()) {
+                classes.add(t.getClass().getSimpleName());
+            }
+            out.put("errors", classes);
+            out.put("message", String.valueOf(unwrap(e).getMessage()));
+        }
+        return out;
+    }
+
+    /** txn bootstrap= topic= transactional.id= partitions= commit= abort=: one transactional
+     * producer commits `commit` records (tag c1), aborts `abort` records (tag a; each one
+     * acknowledged, so in the log, before the abort) and commits `commit` more (c2). Then the
+     * topic is read from the beginning and its end offsets asked at both isolation levels. */
+    static Map<String, Object> transactions(Args args) throws Exception {
+        String bootstrap = args.get("bootstrap");
+        String topic = args.get("topic");
+        int partitions = args.integer("partitions");
+        int commit = args.integer("commit");
+        int abort = args.integer("abort");
+        Map<String, Object> acks = new LinkedHashMap<>();
+        try (KafkaProducer<String, String> producer =
+                     new KafkaProducer<>(transactionalConfig(args, "java-transactional"))) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            acks.put("c1", sendSpread(producer, topic, "c1", commit, partitions));
+            producer.commitTransaction();
+            producer.beginTransaction();
+            acks.put("a", sendSpread(producer, topic, "a", abort, partitions));
+            producer.abortTransaction();
+            producer.beginTransaction();
+            acks.put("c2", sendSpread(producer, topic, "c2", commit, partitions));
+            producer.commitTransaction();
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("acks", acks);
+        out.put("read_committed", consumeAll(bootstrap, topic, 2 * commit, "read_committed"));
+        out.put("read_uncommitted", consumeAll(bootstrap, topic, 2 * commit + abort,
+                "read_uncommitted"));
+        out.put("end_read_committed", endOffsets(bootstrap, topic, partitions, "read_committed"));
+        out.put("end_read_uncommitted", endOffsets(bootstrap, topic, partitions,
+                "read_uncommitted"));
+        return out;
+    }
+
+    /** One consume-transform-produce transaction: polls `consumer` until at least `minimum`
+     * records came, sends each to `output` as out:<value> on its own partition number, adds the
+     * consumer's positions to the transaction with its group metadata (KIP-447) and commits or
+     * aborts. Returns the records consumed: [partition, offset, value] each. */
+    static List<List<Object>> transform(KafkaConsumer<String, String> consumer,
+                                        KafkaProducer<String, String> producer, String output,
+                                        int minimum, boolean commit) throws Exception {
+        producer.beginTransaction();
+        List<List<Object>> inputs = new ArrayList<>();
+        List<Future<RecordMetadata>> futures = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + DEADLINE_MS;
+        while (inputs.size() < minimum) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("consumed " + inputs.size() + " of " + minimum);
+            }
+            for (ConsumerRecord<String, String> record : consumer.poll(POLL)) {
+                inputs.add(List.of(record.partition(), record.offset(), record.value()));
+                futures.add(producer.send(new ProducerRecord<>(output, record.partition(),
+                        record.key(), "out:" + record.value())));
+            }
+        }
+        producer.flush();
+        acknowledgements(futures);
+        Map<TopicPartition, OffsetAndMetadata> positions = new HashMap<>();
+        for (TopicPartition tp : consumer.assignment()) {
+            positions.put(tp, new OffsetAndMetadata(consumer.position(tp)));
+        }
+        producer.sendOffsetsToTransaction(positions, consumer.groupMetadata());
+        if (commit) {
+            producer.commitTransaction();
+        } else {
+            producer.abortTransaction();
+        }
+        return inputs;
+    }
+
+    static Map<String, Object> committedOffsets(KafkaConsumer<String, String> consumer,
+                                                List<TopicPartition> partitions) {
+        return byPartition(consumer.committed(new HashSet<>(partitions),
+                Duration.ofMillis(DEADLINE_MS)), v -> ((OffsetAndMetadata) v).offset());
+    }
+
+    /** txn-ctp bootstrap= input= output= group= transactional.id= partitions= count= extra=:
+     * consume-transform-produce. `count` records in-NNNN go to `input` (not transactional); a
+     * read_committed member of `group` consumes them and a transactional producer sends them on,
+     * transformed, to `output`, one transaction per poll that returned records, with the member's
+     * positions. Then `extra` records more-NNNN go to `input`: their round is aborted, the member
+     * seeks back to the group's committed offsets and does the round again, committed. Reports
+     * what each round consumed, the group's committed offsets after each stage, the input's end
+     * offsets and `output` read at both isolation levels. */
+    static Map<String, Object> consumeTransformProduce(Args args) throws Exception {
+        String bootstrap = args.get("bootstrap");
+        String input = args.get("input");
+        String output = args.get("output");
+        int partitions = args.integer("partitions");
+        int count = args.integer("count");
+        int extra = args.integer("extra");
+        List<TopicPartition> inputPartitions = partitionsOf(input, partitions);
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (KafkaProducer<String, String> plain = new KafkaProducer<>(producerConfig(args))) {
+            sendSpread(plain, input, "in", count, partitions);
+        }
+        Properties config = consumerConfig(bootstrap, "java-ctp-member");
+        config.put(ConsumerConfig.GROUP_ID_CONFIG, args.get("group"));
+        config.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(config);
+             KafkaProducer<String, String> producer =
+                     new KafkaProducer<>(transactionalConfig(args, "java-ctp"))) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            List<List<Object>> consumed = new ArrayList<>();
+            int transactions = 0;
+            while (consumed.size() < count) {
+                consumed.addAll(transform(consumer, producer, output, 1, true));
+                transactions++;
+            }
+            out.put("consumed", consumed);
+            out.put("transactions", transactions);
+            out.put("committed", committedOffsets(consumer, inputPartitions));
+
+            try (KafkaProducer<String, String> plain =
+                         new KafkaProducer<>(producerConfig(args))) {
+                sendSpread(plain, input, "more", extra, partitions);
+            }
+            out.put("aborted", transform(consumer, producer, output, extra, false));
+            Map<TopicPartition, OffsetAndMetadata> committed =
+                    consumer.committed(new HashSet<>(inputPartitions));
+            out.put("committed_after_abort", byPartition(committed,
+                    v -> ((OffsetAndMetadata) v).offset()));
+            for (TopicPartition tp : inputPartitions) {
+                if (committed.get(tp) == null) {
+                    throw new AssertionError("no committed offset for " + tp);
+                }
+                consumer.seek(tp, committed.get(tp).offset());
+            }
+            out.put("again", transform(consumer, producer, output, extra, true));
+            out.put("committed_final", committedOffsets(consumer, inputPartitions));
+        }
+        out.put("input_end", endOffsets(bootstrap, input, partitions, "read_uncommitted"));
+        out.put("read_committed", consumeAll(bootstrap, output, count + extra,
+                "read_committed"));
+        out.put("read_uncommitted", consumeAll(bootstrap, output, count + 2 * extra,
+                "read_uncommitted"));
+        return out;
+    }
+
+    /** txn-fence bootstrap= topic= transactional.id= partitions= count=: a producer (the zombie)
+     * begins a transaction and sends `count` records zombie-NNNN, all acknowledged; a second
+     * producer with the same transactional.id (the survivor) initialises, which fences the
+     * zombie. The zombie then sends one more record and tries to commit, and when that fails to
+     * abort: each outcome is reported, errors as exception classes. The survivor commits `count`
+     * records survivor-NNNN; the topic is read at both isolation levels. */
+    static Map<String, Object> fence(Args args) throws Exception {
+        String bootstrap = args.get("bootstrap");
+        String topic = args.get("topic");
+        int partitions = args.integer("partitions");
+        int count = args.integer("count");
+        Map<String, Object> out = new LinkedHashMap<>();
+        KafkaProducer<String, String> zombie =
+                new KafkaProducer<>(transactionalConfig(args, "java-zombie"));
+        try (KafkaProducer<String, String> survivor =
+                     new KafkaProducer<>(transactionalConfig(args, "java-survivor"))) {
+            zombie.initTransactions();
+            zombie.beginTransaction();
+            out.put("zombie_acks", sendSpread(zombie, topic, "zombie", count, partitions));
+            survivor.initTransactions();
+
+            out.put("late_send", outcome(() -> {
+                RecordMetadata metadata = zombie.send(new ProducerRecord<>(topic, 0,
+                        "zombie-late", "zombie-late")).get(DEADLINE_MS, TimeUnit.MILLISECONDS);
+                return List.of(metadata.partition(), metadata.offset());
+            }));
+            Map<String, Object> commit = outcome(() -> {
+                zombie.commitTransaction();
+                return "committed";
+            });
+            out.put("zombie_commit", commit);
+            if (commit.containsKey("errors")) {
+                out.put("zombie_abort", outcome(() -> {
+                    zombie.abortTransaction();
+                    return "aborted";
+                }));
+            }
+
+            survivor.beginTransaction();
+            out.put("survivor_acks", sendSpread(survivor, topic, "survivor", count, partitions));
+            survivor.commitTransaction();
+        } finally {
+            zombie.close(Duration.ofSeconds(5));
+        }
+        out.put("read_committed", consumeAll(bootstrap, topic, count, "read_committed"));
+        out.put("read_uncommitted", consumeAll(bootstrap, topic, 2 * count,
+                "read_uncommitted"));
         return out;
     }
 
