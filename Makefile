@@ -68,18 +68,23 @@ test: dist
 	$(CARGO) test --release
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
-# The long fault-injection run (tests/integration/chaos.py) against the dist, as `test` runs the
-# suite: 3 controllers and 3 brokers, every fault for CHAOS_SECONDS, a history checker at the end.
+# The long fault-injection runs against the dist, as `test` runs the suite: 3 controllers and 3
+# brokers, every fault for CHAOS_SECONDS, a history checker at the end; first an idempotent
+# producer (tests/integration/chaos.py), then transactions (tests/integration/txn_chaos.py).
 # The network partition needs root, iptables and setpriv (util-linux); without them only that
 # fault is skipped. CHAOS_SEED replays a run (each run prints its seed); CHAOS_ARGS adds options
-# (--faults kill-leader,stop-follower, --keep, --work-dir DIR).
+# (--faults kill-leader,stop-follower, --keep, --work-dir DIR), CHAOS_TXN_ARGS the same for
+# txn_chaos.py.
 CHAOS_SECONDS ?= 600
 CHAOS_SEED ?=
 CHAOS_ARGS ?=
+CHAOS_TXN_ARGS ?=
 
 chaos: dist
 	$(PYTHON) tests/integration/chaos.py --duration $(CHAOS_SECONDS) \
 		$(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
+	$(PYTHON) tests/integration/txn_chaos.py --duration $(CHAOS_SECONDS) \
+		$(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_TXN_ARGS)
 
 # Flink against a peer Kafka-compatible broker (tansu, built once into $$FLINK_BENCH_CACHE, by
 # default ~/.cache/flink-bench) and against the machine's disk, loopback and memcpy ceilings, all

@@ -1010,7 +1010,12 @@ impl Partition {
         }
         let plan = self
             .log
-            .plan_compaction(config.delete_retention_ms, now_ms, self.high_watermark())
+            .plan_compaction(
+                config.delete_retention_ms,
+                now_ms,
+                self.last_stable_offset(),
+                self.producers.borrow().aborted(),
+            )
             .await?;
         let permit = self.lock_appends().await;
         let stats = self.log.install_compaction(plan).await?;

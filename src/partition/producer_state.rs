@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::storage::batch::{self, BatchHeader, ControlType};
+use crate::storage::batch::{self, AbortedTxn, BatchHeader, ControlType};
 use crate::storage::BatchObserver;
 
 /// Batches remembered per producer (Kafka's limit on in-flight requests with idempotence).
@@ -37,15 +37,6 @@ pub enum SequenceCheck {
         current: i32,
         received: i32,
     },
-}
-
-/// A transaction of the partition that ended in an ABORT marker: read_committed consumers
-/// skip the producer's records from `first_offset` up to the marker at `last_offset`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AbortedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
-    pub last_offset: i64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -253,6 +244,11 @@ impl ProducerState {
             .filter(|txn| txn.last_offset >= from && txn.first_offset < to)
             .map(|txn| (txn.producer_id, txn.first_offset))
             .collect()
+    }
+
+    /// Every aborted transaction still in the log (what the cleaner drops).
+    pub fn aborted(&self) -> Vec<AbortedTxn> {
+        self.aborted.clone()
     }
 
     /// Forgets aborted transactions wholly below the log start (retention, DeleteRecords).

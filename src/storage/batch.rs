@@ -81,6 +81,16 @@ pub struct Control {
     pub coordinator_epoch: i32,
 }
 
+/// A transaction of a partition that ended in an ABORT marker: read_committed consumers skip
+/// the producer's records from `first_offset` up to the marker at `last_offset`, and the
+/// cleaner drops them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
 /// What a control record says (Kafka's `ControlRecordType`, the key's second field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlType {

@@ -24,7 +24,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 
-use super::batch::{self, BatchHeader, RetainedHeader};
+use super::batch::{self, AbortedTxn, BatchHeader, RetainedHeader};
 use super::segment::Segment;
 use super::{segment_file_name, StorageError};
 
@@ -98,9 +98,22 @@ impl CompactionStats {
 pub struct KeyMap {
     latest: HashMap<Bytes, i64>,
     bytes: usize,
+    /// Aborted transactions of the log: their records neither count for their keys nor
+    /// survive (Kafka's cleaner discards them the same way).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl KeyMap {
+    /// Whether the data batch belongs to an aborted transaction.
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        batch::is_transactional(header)
+            && !batch::is_control(header)
+            && self.aborted.iter().any(|txn| {
+                txn.producer_id == header.producer_id
+                    && (txn.first_offset..=txn.last_offset).contains(&header.base_offset)
+            })
+    }
+
     pub fn latest(&self, key: &[u8]) -> Option<i64> {
         self.latest.get(key).copied()
     }
@@ -129,13 +142,17 @@ impl KeyMap {
 pub async fn build_key_map(
     segments: &[Rc<Segment>],
     durable_end: i64,
+    aborted: Vec<AbortedTxn>,
 ) -> Result<KeyMap, StorageError> {
-    let mut map = KeyMap::default();
+    let mut map = KeyMap {
+        aborted,
+        ..KeyMap::default()
+    };
     for segment in segments {
         let mut scan = SegmentScan::new(segment);
         while let Some(chunk) = scan.next().await? {
             for (header, bytes) in batches_of(&chunk) {
-                if batch::is_control(&header) {
+                if batch::is_control(&header) || map.is_aborted(&header) {
                     continue;
                 }
                 for record in decode_batch(segment.log_path(), &header, bytes)? {
@@ -299,7 +316,7 @@ pub struct FilterOutcome {
 }
 
 /// Filters one batch (`bytes`, described by `header`) against the key map. Control batches are
-/// kept as they are.
+/// kept as they are; a batch of an aborted transaction goes whole.
 pub fn filter_batch(
     path: &Path,
     header: &BatchHeader,
@@ -313,6 +330,13 @@ pub fn filter_batch(
             filtered: Filtered::Unchanged,
             records,
             kept: records,
+        });
+    }
+    if map.is_aborted(header) {
+        return Ok(FilterOutcome {
+            filtered: Filtered::Removed,
+            records: u64::try_from(header.record_count).unwrap_or(0),
+            kept: 0,
         });
     }
     let (records, compression) = decode_batch_with_codec(path, header, bytes)?;
@@ -664,6 +688,48 @@ pub mod tests {
     /// Proves a plain batch ends at its last survivor, drops keyless records and expired
     /// tombstones, keeps young tombstones, and is left alone or removed when nothing or
     /// everything goes.
+    /// Proves a batch of an aborted transaction goes whole, one of a committed transaction of
+    /// the same producer is filtered by key as usual, and markers stay.
+    #[test]
+    fn drops_aborted_transactions() {
+        let transactional = |key: &str| {
+            let mut bytes = batch::encode_records(
+                vec![(Bytes::from(key.to_string()), Some(Bytes::from_static(b"v")))],
+                0,
+                batch::Writer::Transaction {
+                    producer_id: 7,
+                    producer_epoch: 0,
+                },
+            );
+            batch::assign_offset(&mut bytes, 0, 10, 0);
+            bytes
+        };
+        let map = KeyMap {
+            aborted: vec![AbortedTxn {
+                producer_id: 7,
+                first_offset: 5,
+                last_offset: 12,
+            }],
+            ..key_map(&[("k", 10)])
+        };
+        let outcome = filter(transactional("k"), &map, 0);
+        assert!(matches!(outcome.filtered, Filtered::Removed));
+        assert_eq!((outcome.records, outcome.kept), (1, 0));
+        let committed = KeyMap {
+            aborted: Vec::new(),
+            ..key_map(&[("k", 10)])
+        };
+        assert!(matches!(
+            filter(transactional("k"), &committed, 0).filtered,
+            Filtered::Unchanged
+        ));
+        let marker = batch::encode_marker(7, 0, 0, batch::ControlType::Abort, 0);
+        assert!(matches!(
+            filter(marker, &map, 0).filtered,
+            Filtered::Unchanged
+        ));
+    }
+
     #[test]
     fn filters_plain_batches() {
         let records = [

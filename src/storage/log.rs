@@ -40,7 +40,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 
-use super::batch::BatchHeader;
+use super::batch::{AbortedTxn, BatchHeader};
 use super::checkpoint::{self, Checkpoint};
 use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
 use super::epoch_cache::EpochCache;
@@ -619,7 +619,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<CompactionStats, StorageError> {
         let plan = self
-            .plan_compaction(delete_retention_ms, now_ms, i64::MAX)
+            .plan_compaction(delete_retention_ms, now_ms, i64::MAX, Vec::new())
             .await?;
         self.install_compaction(plan).await
     }
@@ -632,16 +632,19 @@ impl Log {
         delete_retention_ms: i64,
         now_ms: i64,
         committed_end: i64,
+        aborted: Vec<AbortedTxn>,
     ) -> Result<CompactionPlan, StorageError> {
-        // Only durable, committed records (below `committed_end`, the high watermark: a
-        // follower may still truncate what is above) may make older values of their keys go:
-        // flush first, and leave whatever is appended meanwhile out of the map.
+        // Only durable, committed records (below `committed_end`, the last stable offset: a
+        // follower may still truncate what is above the high watermark, and an open
+        // transaction may still abort) may make older values of their keys go: flush first,
+        // and leave whatever is appended meanwhile out of the map. Records of `aborted`
+        // transactions are dropped.
         self.active().flush().await?;
         let truncations = self.truncations.get();
         let durable_end = self.synced_offset().min(committed_end);
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         let clean_offset = segments.last().map_or(0, |active| active.base_offset);
-        let map = cleaner::build_key_map(&segments, durable_end).await?;
+        let map = cleaner::build_key_map(&segments, durable_end, aborted).await?;
         let horizon_ms = now_ms.saturating_sub(delete_retention_ms);
         let groups = cleaner::write_groups(
             &self.dir,

@@ -647,7 +647,7 @@ fn compaction_planned_before_a_truncation_is_dropped() {
             log.append(bytes, &mut headers, 0).await.unwrap();
         }
         let plan = log
-            .plan_compaction(0, 1_700_000_000_000, i64::MAX)
+            .plan_compaction(0, 1_700_000_000_000, i64::MAX, Vec::new())
             .await
             .unwrap();
         log.truncate_to(30, &mut |_: &BatchHeader| {})

@@ -122,10 +122,17 @@ class ChaosViolation(AssertionError):
 
 # ---- entry points -----------------------------------------------------------------------------
 
-def run(work_dir: Path, settings: Settings, check: bool = True, out=print) -> "Report":
+def run(work_dir: Path, settings: Settings, check: bool = True, out=print,
+        workload=None, properties: dict[str, str] | None = None,
+        report_class: type | None = None) -> "Report":
     """One chaos run under `work_dir` (nodes' data and logs, the clients' log); returns the report.
 
-    With `check`, raises ChaosViolation if the checker found anything. `out` prints progress."""
+    With `check`, raises ChaosViolation if the checker found anything. `out` prints progress.
+    `workload` (default: `run_workload`, the idempotent producer and its readers), extra cluster
+    `properties` and `report_class` (a `Report` subclass) let a sibling harness (txn_chaos.py)
+    run its own clients and checks under the same faults."""
+    workload = workload or run_workload
+    report_class = report_class or Report
     work_dir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(settings.faults) - set(FAULTS))
     assert not unknown, f"unknown faults {unknown}; known: {', '.join(FAULTS)}"
@@ -137,20 +144,21 @@ def run(work_dir: Path, settings: Settings, check: bool = True, out=print) -> "R
     if "partition-leader" in faults and not network.available:
         out(f"skipping fault partition-leader: {network.reason}")
         faults.remove("partition-leader")
-    cluster = Cluster(work_dir / "cluster", properties=CLUSTER_PROPERTIES, hosts=NODE_HOSTS)
+    cluster = Cluster(work_dir / "cluster", properties={**CLUSTER_PROPERTIES, **(properties or {})},
+                      hosts=NODE_HOSTS)
     if network.available:
         for node in cluster.nodes.values():
             node.command_prefix = ["setpriv", f"--regid={NODE_GROUP_ID_BASE + node.node_id}",
                                    "--clear-groups", "--"]
-    report = Report(settings=settings, work_dir=work_dir, faults_enabled=faults,
-                    network_note=network.reason, client_log=client_log)
+    report = report_class(settings=settings, work_dir=work_dir, faults_enabled=faults,
+                          network_note=network.reason, client_log=client_log)
     try:
         out(f"starting 3 controllers and 3 brokers under {work_dir}")
         cluster.format()
         cluster.start_all()
         create_chaos_topic(cluster)
         out(f"topic {TOPIC} ready: {describe_partitions(partition_states(cluster, set()))}")
-        run_workload(cluster, network, settings, faults, clock, report, out)
+        workload(cluster, network, settings, faults, clock, report, out)
     except BaseException:
         out(f"the run failed; node logs are under {work_dir / 'cluster'}")
         out(cluster.log_tails())
@@ -1109,6 +1117,13 @@ def render_report(report: Report) -> str:
     if report.history is not None:
         kinds = Counter(failure.error for failure in report.history.failed)
         lines.append(f"failed sends by error: {dict(kinds) or 'none'}")
+    lines.extend(render_faults_and_verdict(report))
+    return "\n".join(lines)
+
+
+def render_faults_and_verdict(report: Report) -> list[str]:
+    """The report's client log errors, faults, final cluster state, incidents and violations."""
+    lines = []
     client_errors = report.client_log.errors() if report.client_log else []
     if client_errors:
         lines.append(f"client log errors ({report.work_dir / 'clients.log'}), most frequent:")
@@ -1134,7 +1149,7 @@ def render_report(report: Report) -> str:
         lines.extend(f"  {line}" for line in report.violations)
     else:
         lines.append("no violations")
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka.protocol.admin import DescribeClusterRequest, DescribeClusterResponse
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewTopic, ResourceType)
@@ -27,9 +27,10 @@ from clients import OFFSET_BEGINNING, check_reports, confluent_consume, confluen
 from cluster import (BROKER_IDS, BROKER_SESSION_TIMEOUT_MS, CONTROLLER_IDS, Cluster, NodeExited,
                      eventually, format_node, random_cluster_id)
 from kafka_wire import WireConnection
-from support import (HOST, check_history, describe_run, executor_cpus, keyed_messages,
-                     run_script)
+from support import (HOST, check_history, describe_run, executor_cpus, keyed_messages, layout,
+                     run_script, spread)
 from test_kcat import kcat
+from test_transactions import Reader, send, transaction
 
 PARTITIONS = 6
 ADMIN_TIMEOUT_S = 30
@@ -491,3 +492,61 @@ def test_second_broker_with_a_taken_id_is_refused(cluster):
             assert listed[6] == original[6], (broker_id, listed)
     finally:
         twin.kill()
+
+
+def test_transactions_span_brokers(cluster):
+    """A confluent-kafka transaction writing partitions led by all three brokers, coordinated by
+    whichever broker leads its `__transaction_state` partition: the coordinator marks the other
+    brokers' partitions with WriteTxnMarkers. Read at read_committed through any broker, the
+    committed records arrive exactly once in order and the aborted ones never; offsets sent to a
+    committed transaction reach the group, those of an aborted one do not; a broker restart
+    keeps all of it."""
+    topic, group = "txn-across-brokers", "txn-across-brokers-group"
+    create_topic(cluster.address(4), topic)
+    leaders = wait_for_topic(cluster, topic)
+    assert set(leaders.values()) == set(BROKER_IDS), leaders
+    producer = Producer({"bootstrap.servers": cluster.bootstrap(),
+                         "transactional.id": "txn-across-brokers", "linger.ms": 5})
+    producer.init_transactions(ADMIN_TIMEOUT_S)
+    first, aborted, second = (spread(tag, 5 * PARTITIONS, PARTITIONS)
+                              for tag in ("first", "aborted", "second"))
+    transaction(producer, topic, first, commit=True)
+    transaction(producer, topic, aborted, commit=False)
+    producer.begin_transaction()
+    send(producer, topic, second)
+    metadata = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": group})
+    try:
+        offsets = [TopicPartition(topic, partition, 7) for partition in range(PARTITIONS)]
+        producer.send_offsets_to_transaction(offsets, metadata.consumer_group_metadata(),
+                                             ADMIN_TIMEOUT_S)
+        producer.commit_transaction(ADMIN_TIMEOUT_S)
+        producer.begin_transaction()
+        later = [TopicPartition(topic, partition, 9) for partition in range(PARTITIONS)]
+        producer.send_offsets_to_transaction(later, metadata.consumer_group_metadata(),
+                                             ADMIN_TIMEOUT_S)
+        producer.abort_transaction(ADMIN_TIMEOUT_S)
+        committed = metadata.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                                       timeout=ADMIN_TIMEOUT_S)
+        assert {tp.partition: tp.offset for tp in committed} == {
+            p: 7 for p in range(PARTITIONS)}
+    finally:
+        metadata.close()
+
+    expected = layout(first + second)
+
+    def read_committed(bootstrap_node) -> dict[int, list[str]]:
+        with Reader(bootstrap_node, topic, "read_committed", PARTITIONS) as reader:
+            values: dict[int, list[str]] = {}
+            for partition, _, value in reader.read(len(first) + len(second)):
+                values.setdefault(partition, []).append(value)
+            return values
+
+    for broker_id in BROKER_IDS:
+        assert read_committed(cluster.nodes[broker_id]) == expected
+    # Every marker is in every partition's log: a restart (recovery from the log) keeps the
+    # aborted records out and the committed ones in.
+    cluster.kill(5)
+    cluster.start(5)
+    cluster.wait_until_ready()
+    wait_for_topic(cluster, topic)
+    assert read_committed(cluster.nodes[4]) == expected
