@@ -7,8 +7,10 @@ READ_COMMITTED offsets, the producers the leader knows).
 
 from __future__ import annotations
 
+import signal
 import time
 
+import pytest
 from kafka.protocol.admin import (
     DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
     DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse,
@@ -288,3 +290,37 @@ def test_transactional_offsets_and_fencing_on_the_wire(broker):
             WriteTxnMarkersResponse, 1)
         assert [p.error_code for m in stale.markers for t in m.topics for p in t.partitions] == [
             INVALID_PRODUCER_EPOCH]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "clean"])
+def test_transactions_survive_a_restart(broker, sig):
+    """After a SIGKILL, recovery rebuilds a partition's transactions from its log (after a
+    SIGTERM, from the producer snapshot written at shutdown): the aborted
+    transaction is still listed for READ_COMMITTED reads, the open one still holds the last
+    stable offset, and the coordinator, reloaded from `__transaction_state`, still knows the
+    open transaction, which its producer then commits."""
+    topic, transactional_id = "txn-crash", "txn-crash-id"
+    create_topic(broker, topic)
+    with WireConnection(HOST, broker.port) as connection:
+        find_transaction_coordinator(connection, transactional_id)
+        producer = init_producer_id(connection, transactional_id)
+        for sequence, (values, commit) in enumerate([([b"c1", b"c2"], True), ([b"a1"], False)]):
+            assert add_partitions(connection, transactional_id, producer, {topic: [0]}) == {
+                (topic, 0): 0}
+            transactional_produce(connection, topic, producer, 2 * sequence, values)
+            assert end_txn(connection, transactional_id, producer, commit=commit) == 0
+        assert add_partitions(connection, transactional_id, producer, {topic: [0]}) == {
+            (topic, 0): 0}
+        open_first = transactional_produce(connection, topic, producer, 3, [b"o1"])
+        before = committed_view(connection, topic)
+    assert before == ([b"c1", b"c2", b"a1"], open_first, open_first + 1, [(producer[0], 3)])
+
+    broker.restart(sig)
+    with WireConnection(HOST, broker.port) as connection:
+        find_transaction_coordinator(connection, transactional_id)
+        assert committed_view(connection, topic) == before
+        assert end_txn(connection, transactional_id, producer, commit=True) == 0
+        values, lso, high_watermark, aborted = committed_view(connection, topic)
+        assert values == [b"c1", b"c2", b"a1", b"o1"]
+        assert lso == high_watermark == open_first + 2
+        assert aborted == [(producer[0], 3)]
