@@ -1,10 +1,14 @@
-//! OffsetFetch: committed offsets of one group (v0-7) or several (v8+); -1 where none.
+//! OffsetFetch: committed offsets of one group (v0-7) or several (v8+); -1 where none. With
+//! `require_stable` (v7+), a partition whose offset an open transaction has pending is
+//! UNSTABLE_OFFSET_COMMIT until the transaction ends.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
@@ -19,12 +23,13 @@ macro_rules! topics_in_layout {
             .map(|(topic, partitions)| {
                 let partitions = partitions
                     .into_iter()
-                    .map(|(index, offset, epoch, metadata)| {
+                    .map(|(index, offset, epoch, metadata, error)| {
                         $partition::default()
                             .with_partition_index(index)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
                             .with_metadata(Some(str_bytes(&metadata)))
+                            .with_error_code(error)
                     })
                     .collect();
                 $topic::default()
@@ -62,7 +67,14 @@ pub async fn handle(
                     epoch,
                 )),
             };
-            let fetched = fetch(context, &group.group_id, wanted, member).await;
+            let fetched = fetch(
+                context,
+                &group.group_id,
+                wanted,
+                member,
+                request.require_stable,
+            )
+            .await;
             groups.push(group_response(group.group_id.clone(), fetched));
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -78,7 +90,8 @@ pub async fn handle(
             })
             .collect()
     });
-    match fetch(context, &request.group_id, wanted, None).await {
+    let require_stable = context.version >= 7 && request.require_stable;
+    match fetch(context, &request.group_id, wanted, None, require_stable).await {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_in_layout!(
             OffsetFetchResponseTopic,
             OffsetFetchResponsePartition,
@@ -93,6 +106,7 @@ async fn fetch(
     group_id: &GroupId,
     partitions: Option<Vec<(String, i32)>>,
     member: Option<(String, i32)>,
+    require_stable: bool,
 ) -> Result<Vec<FetchedOffset>, ErrorCode> {
     if group_id.is_empty() {
         return Err(ErrorCode::InvalidGroupId);
@@ -102,6 +116,7 @@ async fn fetch(
         group_id,
         partitions,
         member,
+        require_stable,
         reply,
     })
     .await
@@ -130,20 +145,30 @@ fn group_response(
         .with_topics(topics)
 }
 
-/// (partition, offset or -1, leader epoch or -1, metadata) per topic, topics in first-seen order.
-type PartitionRow = (i32, i64, i32, String);
+/// (partition, offset or -1, leader epoch or -1, metadata, error code) per topic, topics in
+/// first-seen order. A partition whose offset a transaction has pending, when the reader asked
+/// for stable offsets, is UNSTABLE_OFFSET_COMMIT with no offset, as Kafka answers.
+type PartitionRow = (i32, i64, i32, String, i16);
 
 fn grouped(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<PartitionRow>)> {
     let mut topics: Vec<(String, Vec<PartitionRow>)> = Vec::new();
-    for (topic, partition, committed) in offsets {
+    for (topic, partition, committed, unstable) in offsets {
         let row = match committed {
+            _ if unstable => (
+                partition,
+                -1,
+                -1,
+                String::new(),
+                ResponseError::UnstableOffsetCommit.code(),
+            ),
             Some(committed) => (
                 partition,
                 committed.offset,
                 committed.leader_epoch,
                 committed.metadata,
+                0,
             ),
-            None => (partition, -1, -1, String::new()),
+            None => (partition, -1, -1, String::new(), 0),
         };
         match topics.iter_mut().find(|(name, _)| *name == topic) {
             Some((_, rows)) => rows.push(row),

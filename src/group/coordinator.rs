@@ -277,6 +277,7 @@ impl Coordinator {
                 group_id,
                 partitions,
                 member,
+                require_stable,
                 reply,
             } => {
                 let verdict = member.map_or(ErrorCode::None, |(member_id, epoch)| {
@@ -288,7 +289,9 @@ impl Coordinator {
                         })
                 });
                 let _ = reply.send(match verdict {
-                    ErrorCode::None => Ok(self.fetch_offsets(&group_id, partitions)),
+                    ErrorCode::None => {
+                        Ok(self.fetch_offsets(&group_id, partitions, require_stable))
+                    }
                     error => Err(error),
                 });
             }
@@ -534,30 +537,35 @@ impl Coordinator {
         &self,
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
     ) -> Vec<FetchedOffset> {
         let groups = self.groups.borrow();
         let group = groups.get(group_id);
-        match partitions {
-            Some(partitions) => partitions
-                .into_iter()
-                .map(|(topic, partition)| {
-                    let committed = group
-                        .and_then(|group| group.offsets.get(&(topic.clone(), partition)).cloned());
-                    (topic, partition, committed)
-                })
+        let pending: std::collections::HashSet<(String, i32)> = match require_stable {
+            true => self
+                .pending_txn
+                .borrow()
+                .values()
+                .flatten()
+                .filter(|record| record.group == group_id)
+                .map(|record| (record.topic.clone(), record.partition))
                 .collect(),
-            None => group
-                .map(|group| {
-                    group
-                        .offsets
-                        .iter()
-                        .map(|((topic, partition), committed)| {
-                            (topic.clone(), *partition, Some(committed.clone()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+            false => Default::default(),
+        };
+        let partitions = partitions.unwrap_or_else(|| {
+            group
+                .map(|group| group.offsets.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        partitions
+            .into_iter()
+            .map(|(topic, partition)| {
+                let key = (topic, partition);
+                let committed = group.and_then(|group| group.offsets.get(&key).cloned());
+                let unstable = pending.contains(&key);
+                (key.0, key.1, committed, unstable)
+            })
+            .collect()
     }
 
     fn describe(&self, group_id: &str) -> GroupDescription {

@@ -142,8 +142,9 @@ pub struct GroupListing {
     pub group_type: &'static str,
 }
 
-/// (topic, partition, committed offset if any).
-pub type FetchedOffset = (String, i32, Option<CommittedOffset>);
+/// (topic, partition, committed offset if any, whether a transaction's offset for it is
+/// pending: UNSTABLE_OFFSET_COMMIT when the reader asked for stable offsets only).
+pub type FetchedOffset = (String, i32, Option<CommittedOffset>, bool);
 
 /// A request for the coordinator of one group, carried to the owning shard.
 pub enum GroupCall {
@@ -185,6 +186,9 @@ pub enum GroupCall {
         partitions: Option<Vec<(String, i32)>>,
         /// (member id, member epoch) when the request names a member (OffsetFetch v9+).
         member: Option<(String, i32)>,
+        /// OffsetFetch v7+'s `require_stable`: flag partitions with offsets pending in an
+        /// open transaction.
+        require_stable: bool,
         reply: flume::Sender<Result<Vec<FetchedOffset>, ErrorCode>>,
     },
     Describe {

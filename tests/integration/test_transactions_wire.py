@@ -35,6 +35,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 OPERATION_NOT_ATTEMPTED = 55
 PRODUCER_FENCED = 90
+UNSTABLE_OFFSET_COMMIT = 88
 TIMEOUT_MS = 60_000
 
 
@@ -211,7 +212,8 @@ def test_transaction_lifecycle_on_the_wire(broker):
 
 def test_transactional_offsets_and_fencing_on_the_wire(broker):
     """AddOffsetsToTxn and TxnOffsetCommit: offsets committed in a transaction count only once
-    it commits (an aborted one leaves the group's offset as it was). A second InitProducerId
+    it commits (an aborted one leaves the group's offset as it was); meanwhile a reader asking
+    for stable offsets gets UNSTABLE_OFFSET_COMMIT. A second InitProducerId
     for the same id bumps the epoch and fences the first producer: its EndTxn gets
     PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2), its batches INVALID_PRODUCER_EPOCH. A
     WriteTxnMarkers of an older epoch is refused by the partition."""
@@ -243,22 +245,25 @@ def test_transactional_offsets_and_fencing_on_the_wire(broker):
             [code] = [p.error_code for t in answer.topics for p in t.partitions]
             return code
 
-        def group_offset() -> int:
+        def group_offset(require_stable: bool = False) -> int:
+            """The group's offset of partition 0, or the partition's error code if any."""
             fetch_group = OffsetFetchRequest.OffsetFetchRequestGroup
-            answer = connection.call(OffsetFetchRequest(require_stable=False, groups=[fetch_group(
-                group_id=group, member_id=None, member_epoch=-1,
-                topics=[fetch_group.OffsetFetchRequestTopics(name=topic,
-                                                             partition_indexes=[0])])]),
+            answer = connection.call(OffsetFetchRequest(
+                require_stable=require_stable, groups=[fetch_group(
+                    group_id=group, member_id=None, member_epoch=-1,
+                    topics=[fetch_group.OffsetFetchRequestTopics(name=topic,
+                                                                 partition_indexes=[0])])]),
                 OffsetFetchResponse, 9)
-            [offset] = [p.committed_offset for g in answer.groups for t in g.topics
-                        for p in t.partitions]
-            return offset
+            [(offset, error)] = [(p.committed_offset, p.error_code) for g in answer.groups
+                                 for t in g.topics for p in t.partitions]
+            return error or offset
 
         assert add_offsets() == 0
         assert commit_offset(5) == 0
         assert group_offset() == -1, "not before the transaction commits"
+        assert group_offset(require_stable=True) == UNSTABLE_OFFSET_COMMIT
         assert end_txn(connection, transactional_id, producer, commit=True) == 0
-        assert group_offset() == 5
+        assert group_offset() == group_offset(require_stable=True) == 5
         assert add_offsets() == 0
         assert commit_offset(9) == 0
         assert end_txn(connection, transactional_id, producer, commit=False) == 0
