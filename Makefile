@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-txn bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos
 
 all: build
 
@@ -92,6 +92,12 @@ chaos: dist
 # its PNGs. BENCH_SECONDS, BENCH_E2E_SECONDS, BENCH_ROUNDS, BENCH_DIR, BENCH_E2E_RATE tune it.
 bench: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/transactions.sh
+
+# Transactional throughput and commit latency against the same workload without transactions
+# (bench/README.md, "Transactions"); writes bench/results/transactions.md. Part of `bench`.
+bench-txn: dist
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/transactions.sh
 
 # Delivery latency against offered load (1% to 100% of Flink's own maximum, per producer setting)
 # for Flink, the null sink (bench/null-sink, the client's ceiling) and the peer, in one run

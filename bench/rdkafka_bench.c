@@ -14,6 +14,11 @@
  *            each payload, one consumer thread (same process, same clock) that takes
  *            receive - send per record; reports p50 ... p99.99 and max in microseconds and writes
  *            the percentile curve as CSV (--csv) for plotting.
+ *   txn      like produce, but as a transactional producer (enable.idempotence, acks=all): one
+ *            transaction per --txn-records records (1000), committed; reports records/s, MiB/s,
+ *            transactions/s and the commit latency (commit_transaction call to its return,
+ *            which includes flushing the transaction's last records). `produce --idempotent` is
+ *            the same workload without transactions.
  *   latency  one producer thread at a fixed --rate for --warmup + --duration seconds (open loop),
  *            one thread blocked in rd_kafka_poll that takes each delivery report as it arrives;
  *            reports the delivery latency (produce call to delivery report) of the records sent
@@ -71,6 +76,8 @@ struct options {
     long batch_size;
     int fetch_wait_ms;
     int in_flight_max;
+    int idempotent;
+    long txn_records;
 };
 
 struct samples {
@@ -268,7 +275,7 @@ static rd_kafka_t *new_producer(const struct options *options, struct delivery *
     set_int(conf, "linger.ms", options->linger_ms);
     if (options->batch_size > 0) set_int(conf, "batch.size", options->batch_size);
     set_int(conf, "max.in.flight.requests.per.connection", options->in_flight_max);
-    set(conf, "enable.idempotence", "false");
+    set(conf, "enable.idempotence", options->idempotent ? "true" : "false");
     set(conf, "compression.type", "none");
     /* librdkafka's default, said out loud: it bounds how long a timed run drains after its end. */
     set(conf, "queue.buffering.max.messages", "100000");
@@ -344,6 +351,61 @@ static int run_produce(const struct options *options) {
     rd_kafka_destroy(client);
     free(payload);
     free(delivery.latency.ns);
+    return delivery.failed ? 1 : 0;
+}
+
+static void check_txn(rd_kafka_error_t *error, const char *what) {
+    if (!error) return;
+    fprintf(stderr, "rdkafka_bench: %s failed: %s\n", what, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    exit(1);
+}
+
+static int run_txn(const struct options *options) {
+    struct delivery delivery = {0};
+    struct samples commits = {0};
+    rd_kafka_conf_t *conf = base_conf(options);
+    set(conf, "transactional.id", "rdkafka-bench");
+    set(conf, "acks", "all");
+    set_int(conf, "linger.ms", options->linger_ms);
+    if (options->batch_size > 0) set_int(conf, "batch.size", options->batch_size);
+    set_int(conf, "max.in.flight.requests.per.connection", options->in_flight_max);
+    set(conf, "compression.type", "none");
+    set(conf, "queue.buffering.max.messages", "100000");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, &delivery);
+    rd_kafka_t *client = new_client(RD_KAFKA_PRODUCER, conf);
+    wait_for_topic(client, options);
+    check_txn(rd_kafka_init_transactions(client, 30000), "init_transactions");
+    unsigned char *payload = new_payload(options->size);
+    uint64_t start = now_ns();
+    uint64_t stop = options->duration_s > 0 ? start + (uint64_t)(options->duration_s * 1e9) : UINT64_MAX;
+    long sent = 0, transactions = 0;
+    while (sent < options->count && now_ns() < stop) {
+        check_txn(rd_kafka_begin_transaction(client), "begin_transaction");
+        for (long i = 0; i < options->txn_records && sent < options->count; i++, sent++) {
+            produce_one(client, options, (int)(sent % options->partitions), payload, now_ns());
+            rd_kafka_poll(client, 0);
+        }
+        uint64_t committing = now_ns();
+        check_txn(rd_kafka_commit_transaction(client, 60000), "commit_transaction");
+        samples_push(&commits, now_ns() - committing);
+        transactions++;
+    }
+    double seconds = (double)(now_ns() - start) / 1e9;
+    double mib = (double)delivery.delivered * options->size / 1048576.0;
+    printf("rdkafka_bench mode=txn topic=%s size=%d linger_ms=%d txn_records=%ld records=%ld "
+           "errors=%ld transactions=%ld seconds=%.3f records_per_s=%.0f mib_per_s=%.1f "
+           "txn_per_s=%.1f",
+           options->topic, options->size, options->linger_ms, options->txn_records,
+           delivery.delivered, delivery.failed, transactions, seconds,
+           delivery.delivered / seconds, mib / seconds, transactions / seconds);
+    print_percentiles(&commits);
+    printf("\n");
+    rd_kafka_destroy(client);
+    free(payload);
+    free(delivery.latency.ns);
+    free(commits.ns);
     return delivery.failed ? 1 : 0;
 }
 
@@ -565,7 +627,8 @@ static void usage(void) {
             "  [--rate RECORDS_PER_S] [--duration S] [--warmup S (e2e, latency: 1)] [--linger-ms MS]\n"
             "  [--batch-size BYTES (librdkafka's batch.size)]\n"
             "  [--in-flight N (requests per connection; e2e and latency 5)]\n"
-            "  [--fetch-wait-ms MS (10)] [--csv PATH (e2e percentile curve)]\n");
+            "  [--fetch-wait-ms MS (10)] [--csv PATH (e2e percentile curve)]\n"
+            "  [--idempotent (produce)] | txn ... [--txn-records N (1000)]\n");
     exit(2);
 }
 
@@ -578,9 +641,11 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'w'}, {"linger-ms", required_argument, 0, 'l'},
         {"fetch-wait-ms", required_argument, 0, 'f'}, {"csv", required_argument, 0, 'c'},
         {"in-flight", required_argument, 0, 'i'}, {"batch-size", required_argument, 0, 'B'},
+        {"idempotent", no_argument, 0, 'I'}, {"txn-records", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     struct options options = {.partitions = 2, .count = 100000, .size = 1024, .acks = "all",
-                              .warmup_s = 1, .linger_ms = -1, .fetch_wait_ms = 10, .in_flight_max = -1};
+                              .warmup_s = 1, .linger_ms = -1, .fetch_wait_ms = 10, .in_flight_max = -1,
+                              .txn_records = 1000};
     if (argc < 2) usage();
     options.mode = argv[1];
     if (strcmp(options.mode, "version") == 0) {
@@ -605,11 +670,14 @@ int main(int argc, char **argv) {
         case 'c': options.csv_path = optarg; break;
         case 'i': options.in_flight_max = atoi(optarg); break;
         case 'B': options.batch_size = atol(optarg); break;
+        case 'I': options.idempotent = 1; break;
+        case 'T': options.txn_records = atol(optarg); break;
         default: usage();
         }
     }
     if (!options.brokers || !options.topic || options.partitions < 1 ||
-        options.partitions > PARTITIONS_MAX || options.size < 1 || options.count < 1)
+        options.partitions > PARTITIONS_MAX || options.size < 1 || options.count < 1 ||
+        options.txn_records < 1)
         usage();
     int is_e2e = strcmp(options.mode, "e2e") == 0;
     int is_latency = strcmp(options.mode, "latency") == 0;
@@ -618,9 +686,13 @@ int main(int argc, char **argv) {
     /* Without linger, records batch only while earlier requests are in flight: 5, the Java
      * producer's default, instead of librdkafka's 1000000 (one request per record at any rate). */
     if (options.in_flight_max < 0) options.in_flight_max = (is_e2e || is_latency) ? 5 : 1000000;
+    /* Idempotence (transactions too) allows at most 5 requests in flight. */
+    int is_txn = strcmp(options.mode, "txn") == 0;
+    if ((options.idempotent || is_txn) && options.in_flight_max > 5) options.in_flight_max = 5;
     if (strcmp(options.mode, "create") == 0) return run_create(&options);
     if (strcmp(options.mode, "produce") == 0) return run_produce(&options);
     if (strcmp(options.mode, "consume") == 0) return run_consume(&options);
+    if (strcmp(options.mode, "txn") == 0) return run_txn(&options);
     if (is_e2e) return run_e2e(&options);
     if (is_latency) return run_latency(&options);
     usage();
