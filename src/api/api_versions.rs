@@ -1,17 +1,37 @@
-//! ApiVersions: the APIs and versions this broker serves (`protocol::SUPPORTED_APIS`).
+//! ApiVersions: the APIs and versions this broker serves (`protocol::SUPPORTED_APIS`), and from
+//! v3 the feature levels: `transaction.version` supported from 0 to 2 and finalized at
+//! `txn::TRANSACTION_VERSION`, which Kafka 4 clients read to choose transactions version 2.
 
 use bytes::BytesMut;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::protocol::{self, ProtocolError, SUPPORTED_APIS};
+use crate::txn::TRANSACTION_VERSION;
+
+const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+/// The levels never change while the broker runs: one epoch, valid (>= 0) so clients take them.
+const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 /// Our list; from v3 the client's software name and version must be what Kafka accepts
 /// (letters, digits, '-' and '.', starting and ending with a letter or digit), else the answer
 /// carries INVALID_REQUEST, still with the list.
 pub fn handle(request: ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
-    let response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    let response = ApiVersionsResponse::default()
+        .with_api_keys(api_keys())
+        .with_supported_features(vec![SupportedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION_FEATURE))
+            .with_min_version(0)
+            .with_max_version(TRANSACTION_VERSION)])
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(vec![FinalizedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION_FEATURE))
+            .with_min_version_level(TRANSACTION_VERSION)
+            .with_max_version_level(TRANSACTION_VERSION)]);
     let valid = version < 3
         || (valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version));

@@ -1,5 +1,5 @@
-//! DescribeProducers: the idempotent and transactional producers each partition's leader
-//! knows, with the first offset of a producer's open transaction (what
+//! DescribeProducers: the idempotent and transactional producers each replica of a partition
+//! hosted here knows (leader or follower, as Kafka answers), with the first offset of a producer's open transaction (what
 //! `kafka-transactions.sh describe-producers` and `find-hanging` read).
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub async fn handle(
         .collect();
     let mut answers = context
         .shard
-        .scatter_led(requested, |parts, reply| ShardRequest::DescribeProducers {
+        .scatter_hosted(requested, |parts, reply| ShardRequest::DescribeProducers {
             parts,
             reply,
         })

@@ -1,32 +1,43 @@
 //! EndTxn: commits or aborts the producer's transaction at its coordinator. Answered once the
 //! outcome is stored and, normally, every partition has its marker (at most a few seconds
-//! later; the markers are written whatever happens to the client).
+//! later; the markers are written whatever happens to the client). From v5 (transactions
+//! version 2) every end bumps the producer's epoch, and the answer names it.
 
-use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use super::{transactions, RequestContext};
-use crate::txn::TxnCall;
+use crate::txn::{TxnCall, TxnVersion};
+
+/// EndTxn v5: transactions version 2.
+const TXN_V2_VERSION: i16 = 5;
 
 /// v2+ may answer PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub async fn handle(context: &RequestContext<'_>, request: EndTxnRequest) -> EndTxnResponse {
+    // v5 is what clients of transactions version 2 send: the end bumps the epoch, and the
+    // answer carries the producer id and epoch to use next.
+    let version = match context.version >= TXN_V2_VERSION {
+        true => TxnVersion::V2,
+        false => TxnVersion::V1,
+    };
     let answer = transactions::ask(context, |reply| TxnCall::EndTxn {
         transactional_id: request.transactional_id.to_string(),
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
         commit: request.committed,
+        version,
         reply,
     })
     .await
     .unwrap_or_else(transactions::unavailable);
-    // v5 answers the producer id and epoch to use next (transactions version 2); in version 1
-    // they stay as they were.
     let response = EndTxnResponse::default()
-        .with_producer_id(request.producer_id)
-        .with_producer_epoch(request.producer_epoch);
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     match answer {
-        Ok(()) => response,
+        Ok((producer_id, epoch)) => response
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch),
         Err(error) => response.with_error_code(transactions::error_code(
             error,
             context.version,

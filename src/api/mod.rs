@@ -43,7 +43,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
-mod transactions;
+pub mod transactions;
 mod txn_offset_commit;
 mod write_txn_markers;
 
@@ -216,6 +216,9 @@ pub struct ConnectionInfo {
     pub listener: Rc<str>,
     /// The client's address as Kafka's tools show it (`/127.0.0.1`).
     pub client_host: String,
+    /// Partitions this connection's transactional producer has had added to its transaction
+    /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
+    pub txn_added: std::cell::RefCell<transactions::AddedPartitions>,
 }
 
 /// Serves one decoded request. `Ok(None)` means no response is due (a produce with acks=0).

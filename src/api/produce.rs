@@ -11,7 +11,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, RequestContext};
+use super::{str_bytes, transactions, RequestContext};
 use crate::partition::{Acks, AppendOutcome, PartitionError};
 use crate::runtime::mesh::{ProducePart, ShardRequest};
 use crate::storage::batch::{self, BatchError};
@@ -40,6 +40,8 @@ pub async fn handle(
     // One broker time for every batch of the request stamped with LogAppendTime.
     let append_time = crate::storage::now_ms();
     let mut parts = Vec::new();
+    // The slot (request position) of each part.
+    let mut part_slots: Vec<usize> = Vec::new();
     let mut stamped: Vec<bool> = Vec::new();
     let mut slots: Vec<Result<(), Refusal>> = Vec::new();
     for topic in &request.topic_data {
@@ -101,6 +103,7 @@ pub async fn handle(
             );
             match checked {
                 Ok((shard, batches, headers)) => {
+                    part_slots.push(slots.len());
                     parts.push((
                         shard,
                         ProducePart {
@@ -118,6 +121,26 @@ pub async fn handle(
     }
     let acks_for_append = acks.unwrap_or(Acks::Leader);
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    if let (true, Some(transactional_id)) = (
+        context.version >= TXN_V2_PRODUCE_VERSION,
+        request.transactional_id.as_ref(),
+    ) {
+        let deadline = std::time::Instant::now() + timeout;
+        let refused = add_produced(context, transactional_id, &parts, deadline).await;
+        let mut kept = Vec::with_capacity(parts.len());
+        for ((part, slot), refusal) in parts.into_iter().zip(part_slots).zip(refused) {
+            match refusal {
+                None => kept.push(part),
+                Some(error) => {
+                    slots[slot] = Err(Refusal::Code(
+                        error,
+                        "the partition could not join the producer's transaction".to_string(),
+                    ))
+                }
+            }
+        }
+        parts = kept;
+    }
     let scattered = context
         .shard
         .dispatch(parts, |parts, reply| ShardRequest::Produce {
@@ -135,6 +158,83 @@ pub async fn handle(
         return None;
     }
     Some(response(&request, slots, outcomes, &stamped, append_time))
+}
+
+/// Produce v12: what clients of transactions version 2 send; their transactional batches add
+/// their partitions to the transaction here (KIP-890 part 2).
+const TXN_V2_PRODUCE_VERSION: i16 = 12;
+
+/// Transactions version 2: the partitions of transactional batches join the producer's
+/// transaction at its coordinator before they are appended (once per partition and epoch on a
+/// connection). Returns, per part, the error it gets if its partition could not join.
+async fn add_produced(
+    context: &RequestContext<'_>,
+    transactional_id: &str,
+    parts: &[(crate::runtime::placement::ShardId, ProducePart)],
+    deadline: std::time::Instant,
+) -> Vec<Option<ResponseError>> {
+    let transactional = |part: &ProducePart| {
+        part.headers
+            .iter()
+            .find(|header| batch::is_transactional(header) && header.control.is_none())
+            .map(|header| (header.producer_id, header.producer_epoch))
+    };
+    let Some(producer) = parts.iter().find_map(|(_, part)| transactional(part)) else {
+        return vec![None; parts.len()];
+    };
+    let wanted: Vec<(Arc<str>, i32)> = parts
+        .iter()
+        .filter(|(_, part)| transactional(part).is_some())
+        .map(|(_, part)| (part.topic.clone(), part.partition))
+        .collect();
+    let missing = context
+        .connection
+        .txn_added
+        .borrow_mut()
+        .missing(producer, &wanted);
+    if missing.is_empty() {
+        return vec![None; parts.len()];
+    }
+    let named: Vec<(String, i32)> = missing
+        .iter()
+        .map(|(topic, partition)| (topic.to_string(), *partition))
+        .collect();
+    let answer = transactions::add_to_transaction(
+        context.shard,
+        transactional_id,
+        producer,
+        &named,
+        false,
+        deadline,
+    )
+    .await;
+    let mut refused = std::collections::HashMap::new();
+    match answer {
+        Ok(results) => {
+            for (partition, result) in missing.into_iter().zip(results) {
+                match result {
+                    Ok(()) => context
+                        .connection
+                        .txn_added
+                        .borrow_mut()
+                        .added(producer, partition),
+                    Err(error) => {
+                        refused.insert(partition, transactions::produce_code(error));
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            tracing::debug!("{transactional_id}: partitions not added to the transaction: {error}");
+            for partition in missing {
+                refused.insert(partition, transactions::produce_code(error));
+            }
+        }
+    }
+    parts
+        .iter()
+        .map(|(_, part)| refused.get(&(part.topic.clone(), part.partition)).copied())
+        .collect()
 }
 
 /// The response in request order; `stamped` says which partitions took `append_time` as their

@@ -2,7 +2,8 @@
 //! produce loop's `sendOffsetsToTransaction`). The group's coordinator stores them in
 //! `__consumer_offsets` as part of the producer's transaction; they take effect with its COMMIT
 //! marker and vanish with an ABORT. From v3 the member and generation are checked as an
-//! OffsetCommit's are.
+//! OffsetCommit's are; from v5 (transactions version 2) the group's offsets partition joins the
+//! transaction here, with no AddOffsetsToTxn before.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -11,8 +12,46 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::groups::{call, error_code};
 use super::offset_commit::{commit_codes, RequestedOffset};
-use super::RequestContext;
-use crate::group::{ErrorCode, GroupCall, TxnCommit};
+use super::{transactions, RequestContext};
+use crate::group::{partition_for_group, ErrorCode, GroupCall, TxnCommit, OFFSETS_TOPIC};
+use crate::txn::TxnError;
+
+/// TxnOffsetCommit v5: transactions version 2.
+const TXN_V2_VERSION: i16 = 5;
+/// How long adding the offsets partition may wait for the coordinator.
+const ADD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Adds the group's `__consumer_offsets` partition to the producer's transaction.
+async fn add_offsets_partition(
+    context: &RequestContext<'_>,
+    transactional_id: &str,
+    group_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<(), TxnError> {
+    let count = context
+        .shard
+        .metadata()
+        .topic(OFFSETS_TOPIC)
+        .map_or(0, |topic| topic.partitions.len() as i32);
+    if count == 0 {
+        return Err(TxnError::CoordinatorNotAvailable);
+    }
+    let partition = (
+        OFFSETS_TOPIC.to_string(),
+        partition_for_group(group_id, count),
+    );
+    let results = transactions::add_to_transaction(
+        context.shard,
+        transactional_id,
+        (producer_id, producer_epoch),
+        &[partition],
+        false,
+        std::time::Instant::now() + ADD_TIMEOUT,
+    )
+    .await?;
+    results.into_iter().next().unwrap_or(Ok(()))
+}
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -37,7 +76,23 @@ pub async fn handle(
     let (group_id, member_id) = (request.group_id.to_string(), request.member_id.to_string());
     let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
     let generation = request.generation_id;
+    let transactional_id = request.transactional_id.to_string();
     let commit = |offsets| async move {
+        // Transactions version 2 (v5): the group's offsets partition joins the transaction here,
+        // where version 1 clients sent AddOffsetsToTxn first.
+        if context.version >= TXN_V2_VERSION {
+            if let Err(error) = add_offsets_partition(
+                context,
+                &transactional_id,
+                &group_id,
+                producer_id,
+                producer_epoch,
+            )
+            .await
+            {
+                return transactions::error_code(error, context.version, 3);
+            }
+        }
         let commit = TxnCommit {
             group_id,
             producer_id,

@@ -51,6 +51,7 @@ pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream, slot:
             .peer_addr()
             .map(|address| format!("/{}", address.ip()))
             .unwrap_or_default(),
+        txn_added: Default::default(),
     });
     let pipeline = Rc::new(Pipeline::new(InFlight::new(
         shard.config.queued_max_requests,

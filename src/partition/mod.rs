@@ -1008,13 +1008,14 @@ impl Partition {
         if !self.log.needs_compaction(config.min_cleanable_dirty_ratio) {
             return Ok(None);
         }
+        let aborted = self.producers.borrow().aborted();
         let plan = self
             .log
             .plan_compaction(
                 config.delete_retention_ms,
                 now_ms,
                 self.last_stable_offset(),
-                self.producers.borrow().aborted(),
+                aborted,
             )
             .await?;
         let permit = self.lock_appends().await;

@@ -1,7 +1,10 @@
 //! A connection from this broker to another's inter-broker listener, carrying one Kafka request
-//! at a time: replica fetches (`runtime::fetcher`) and transaction markers
-//! (`txn::coordinator`). Plain request and response; the other broker serves it like any client.
+//! at a time: replica fetches (`runtime::fetcher`), and through a shard's `PeerPool` transaction
+//! markers (`txn::coordinator`) and partitions added to transactions (`api::transactions`).
+//! Plain request and response; the other broker serves it like any client.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -126,3 +129,45 @@ impl PeerConnection {
         })
     }
 }
+
+/// Idle connections to other brokers, one kept per broker, shared by a shard's tasks: a request
+/// takes the broker's connection (or opens one), and gives it back once answered; a connection
+/// that failed is dropped.
+pub struct PeerPool {
+    idle: RefCell<HashMap<i32, PeerConnection>>,
+    client_id: &'static str,
+}
+
+impl PeerPool {
+    pub fn new(client_id: &'static str) -> PeerPool {
+        PeerPool {
+            idle: RefCell::new(HashMap::new()),
+            client_id,
+        }
+    }
+
+    /// Sends `request` to broker `node_id` at `address` and waits for its response.
+    pub async fn request<Request: Encodable, Response: Decodable>(
+        &self,
+        node_id: i32,
+        address: &str,
+        key: ApiKey,
+        version: i16,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, PeerError> {
+        let cached = self.idle.borrow_mut().remove(&node_id);
+        let mut connection = match cached.filter(|open| open.address == address) {
+            Some(open) => open,
+            None => PeerConnection::open(address, self.client_id).await?,
+        };
+        let response = connection
+            .request(key, version, request, timeout, POOLED_RESPONSE_BYTES_MAX)
+            .await?;
+        self.idle.borrow_mut().insert(node_id, connection);
+        Ok(response)
+    }
+}
+
+/// The largest response a pooled request takes (coordinator traffic, never records).
+const POOLED_RESPONSE_BYTES_MAX: usize = 16 << 20;

@@ -122,6 +122,8 @@ pub struct Shard {
     groups: Coordinator,
     /// Coordinator of the transactional ids whose `__transaction_state` partitions it owns.
     txns: TxnCoordinator,
+    /// Connections to other brokers for coordinator traffic (markers, transaction adds).
+    pub peers: super::peer::PeerPool,
     /// Resolved topic settings by topic id, emptied whenever a new image arrives.
     settings: RefCell<HashMap<TopicId, Rc<TopicSettings>>>,
     /// Leaders this shard runs a replica fetcher for (`runtime::fetcher`).
@@ -153,6 +155,7 @@ impl Shard {
             fetchers: RefCell::new(Default::default()),
             unplaced: RefCell::new(Default::default()),
             txns: TxnCoordinator::new(),
+            peers: super::peer::PeerPool::new("flink-broker"),
             groups: Coordinator::new(
                 Duration::from_millis(config.group_initial_rebalance_delay_ms),
                 Duration::from_millis(config.group_consumer_session_timeout_ms),
@@ -336,13 +339,7 @@ impl Shard {
             ShardRequest::DescribeProducers { parts, reply } => {
                 let answers = parts
                     .into_iter()
-                    .map(|(topic, index)| {
-                        let partition = self.hosted(&topic, index)?;
-                        match partition.is_leader() {
-                            true => Ok(partition.producers()),
-                            false => Err(PartitionError::NotLeader),
-                        }
-                    })
+                    .map(|(topic, index)| Ok(self.hosted(&topic, index)?.producers()))
                     .collect();
                 let _ = reply.send(answers);
             }
@@ -568,24 +565,48 @@ impl Shard {
         requested: Vec<(Arc<str>, i32, P)>,
         build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
     ) -> Vec<Result<R, PartitionError>> {
-        let image = self.metadata();
         let node_id = self.config.node_id;
+        self.scatter_where(requested, build, |partition| partition.leader == node_id)
+            .await
+    }
+
+    /// `scatter_led` for every partition this broker hosts a replica of, leader or follower
+    /// (DescribeProducers, which Kafka answers from any replica).
+    pub async fn scatter_hosted<P, R>(
+        self: &Rc<Self>,
+        requested: Vec<(Arc<str>, i32, P)>,
+        build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
+    ) -> Vec<Result<R, PartitionError>> {
+        let node_id = self.config.node_id;
+        self.scatter_where(requested, build, |partition| {
+            partition.replicas.contains(&node_id)
+        })
+        .await
+    }
+
+    async fn scatter_where<P, R>(
+        self: &Rc<Self>,
+        requested: Vec<(Arc<str>, i32, P)>,
+        build: impl Fn(Vec<P>, flume::Sender<Vec<Result<R, PartitionError>>>) -> ShardRequest,
+        served_here: impl Fn(&crate::metadata::PartitionImage) -> bool,
+    ) -> Vec<Result<R, PartitionError>> {
+        let image = self.metadata();
         let mut parts = Vec::new();
-        let mut led = Vec::with_capacity(requested.len());
+        let mut here = Vec::with_capacity(requested.len());
         for (topic, partition, part) in requested {
             let known = image
                 .topic(&topic)
                 .filter(|known| (0..known.partitions.len() as i32).contains(&partition));
-            let leader = known.map(|known| known.partitions[partition as usize].leader);
-            led.push(leader.map(|leader| leader == node_id));
-            if let (Some(known), Some(true)) = (known, leader.map(|leader| leader == node_id)) {
+            let served = known.map(|known| served_here(&known.partitions[partition as usize]));
+            here.push(served);
+            if let (Some(known), Some(true)) = (known, served) {
                 parts.push((self.owner_of(known, partition), part));
             }
         }
         let mut answers = self.scatter(parts, build).await.into_iter();
-        led.into_iter()
-            .map(|led| match led {
-                Some(true) => answers.next().expect("an answer per led part"),
+        here.into_iter()
+            .map(|served| match served {
+                Some(true) => answers.next().expect("an answer per part served here"),
                 Some(false) => Err(PartitionError::NotLeader),
                 None => Err(PartitionError::NotHosted(String::new())),
             })

@@ -21,10 +21,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::state::{self, EndOutcome, InitOutcome, TopicPartition, TxnError, TxnMetadata};
+use super::state::{
+    self, EndOutcome, InitOutcome, TopicPartition, TxnError, TxnMetadata, TxnVersion,
+};
 use super::{log, partition_for_txn, PartitionResults, TxnCall};
 use crate::partition::{Acks, Marker, Partition, PartitionError};
-use crate::runtime::peer::PeerConnection;
 use crate::runtime::shard::Shard;
 use crate::storage::batch::{self, ControlType};
 use crate::storage::now_ms;
@@ -49,8 +50,6 @@ pub struct TxnCoordinator {
     busy: RefCell<HashSet<String>>,
     /// Who waits for an id's markers to be written (EndTxn).
     completions: RefCell<HashMap<String, Vec<flume::Sender<()>>>>,
-    /// Idle connections to other brokers, for WriteTxnMarkers.
-    peers: RefCell<HashMap<i32, PeerConnection>>,
 }
 
 /// Marks an id busy until dropped.
@@ -78,7 +77,6 @@ impl TxnCoordinator {
             loaded: RefCell::new(HashMap::new()),
             busy: RefCell::new(HashSet::new()),
             completions: RefCell::new(HashMap::new()),
-            peers: RefCell::new(HashMap::new()),
         }
     }
 
@@ -204,6 +202,7 @@ impl TxnCoordinator {
                 producer_id,
                 producer_epoch,
                 commit,
+                version,
                 reply,
             } => {
                 let answer = self
@@ -211,9 +210,9 @@ impl TxnCoordinator {
                         shard,
                         &partition,
                         &transactional_id,
-                        producer_id,
-                        producer_epoch,
+                        (producer_id, producer_epoch),
                         commit,
+                        version,
                     )
                     .await;
                 let _ = reply.send(answer);
@@ -306,10 +305,10 @@ impl TxnCoordinator {
         shard: &Rc<Shard>,
         partition: &Rc<Partition>,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
-    ) -> Result<(), TxnError> {
+        version: TxnVersion,
+    ) -> Result<(i64, i16), TxnError> {
         let busy = self.mark_busy(id)?;
         let current = self
             .txns
@@ -317,11 +316,17 @@ impl TxnCoordinator {
             .get(id)
             .cloned()
             .ok_or(TxnError::InvalidProducerIdMapping)?;
-        let prepared = match state::end_txn(&current, producer_id, epoch, commit, now_ms())? {
-            EndOutcome::AlreadyDone => return Ok(()),
+        let outcome = state::end_txn(&current, producer_id, epoch, commit, version, now_ms())?;
+        let prepared = match outcome {
+            EndOutcome::AlreadyDone => return Ok((current.producer_id, current.producer_epoch)),
+            EndOutcome::Complete(done) => {
+                self.store(partition, &done).await?;
+                return Ok((done.producer_id, done.producer_epoch));
+            }
             EndOutcome::Prepare(prepared) => prepared,
         };
         self.store(partition, &prepared).await?;
+        let next = (prepared.producer_id, prepared.producer_epoch);
         let (done, finished) = flume::bounded(1);
         self.completions
             .borrow_mut()
@@ -337,7 +342,7 @@ impl TxnCoordinator {
             glommio::timer::sleep(END_TXN_WAIT),
         )
         .await;
-        Ok(())
+        Ok(next)
     }
 
     /// Stores `metadata` in `partition` (fsynced, every in-sync replica) and, once stored,
@@ -467,7 +472,7 @@ async fn finish(shard: Rc<Shard>, index: i32, prepared: TxnMetadata) {
             coordinator.busy.borrow_mut().remove(&id);
             return;
         }
-        pending = write_markers(&shard, coordinator, marker, pending).await;
+        pending = write_markers(&shard, marker, pending).await;
         if !pending.is_empty() {
             glommio::timer::sleep(MARKER_RETRY_BACKOFF).await;
         }
@@ -500,7 +505,6 @@ async fn finish(shard: Rc<Shard>, index: i32, prepared: TxnMetadata) {
 /// Writes `marker` to each partition once, on its leader; returns those to try again.
 async fn write_markers(
     shard: &Rc<Shard>,
-    coordinator: &TxnCoordinator,
     marker: Marker,
     partitions: Vec<TopicPartition>,
 ) -> Vec<TopicPartition> {
@@ -546,7 +550,7 @@ async fn write_markers(
         }
     }
     for (leader, partitions) in remote {
-        retry.extend(send_markers(shard, coordinator, leader, marker, partitions).await);
+        retry.extend(send_markers(shard, leader, marker, partitions).await);
     }
     retry
 }
@@ -554,7 +558,6 @@ async fn write_markers(
 /// Sends WriteTxnMarkers to broker `leader`; returns the partitions to try again.
 async fn send_markers(
     shard: &Rc<Shard>,
-    coordinator: &TxnCoordinator,
     leader: i32,
     marker: Marker,
     partitions: Vec<TopicPartition>,
@@ -581,24 +584,15 @@ async fn send_markers(
             .with_transaction_result(marker.kind == ControlType::Commit)
             .with_coordinator_epoch(marker.coordinator_epoch)
             .with_topics(topics)]);
-    let cached = coordinator.peers.borrow_mut().remove(&leader);
-    let mut connection = match cached.filter(|open| open.address == address) {
-        Some(open) => open,
-        None => match PeerConnection::open(&address, "flink-txn-coordinator").await {
-            Ok(open) => open,
-            Err(error) => {
-                tracing::debug!("cannot reach broker {leader} for markers: {error}");
-                return partitions;
-            }
-        },
-    };
-    let response: Result<WriteTxnMarkersResponse, _> = connection
+    let response: Result<WriteTxnMarkersResponse, _> = shard
+        .peers
         .request(
+            leader,
+            &address,
             ApiKey::WriteTxnMarkers,
             WRITE_TXN_MARKERS_VERSION,
             &request,
             MARKER_REQUEST_TIMEOUT,
-            1 << 20,
         )
         .await;
     let response = match response {
@@ -608,7 +602,6 @@ async fn send_markers(
             return partitions;
         }
     };
-    coordinator.peers.borrow_mut().insert(leader, connection);
     let mut retry = Vec::new();
     let answered: HashMap<(String, i32), i16> = response
         .markers

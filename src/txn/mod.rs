@@ -14,7 +14,11 @@ pub mod log;
 pub mod state;
 
 pub use coordinator::TxnCoordinator;
-pub use state::{TopicPartition, TxnError, TxnMetadata, TxnState};
+pub use state::{TopicPartition, TxnError, TxnMetadata, TxnState, TxnVersion};
+
+/// The `transaction.version` feature level this broker finalizes and advertises in ApiVersions:
+/// 2, so Kafka 4 clients use transactions version 2 (KIP-890 part 2); older clients ignore it.
+pub const TRANSACTION_VERSION: i16 = 2;
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -45,12 +49,14 @@ pub enum TxnCall {
         verify_only: bool,
         reply: flume::Sender<Result<PartitionResults, TxnError>>,
     },
+    /// Answered with the producer id and epoch to use next (a new epoch in version 2).
     EndTxn {
         transactional_id: String,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-        reply: flume::Sender<Result<(), TxnError>>,
+        version: TxnVersion,
+        reply: flume::Sender<Result<(i64, i16), TxnError>>,
     },
     Describe {
         transactional_id: String,

@@ -128,8 +128,20 @@ pub enum InitOutcome {
 pub enum EndOutcome {
     /// Store this (PrepareCommit or PrepareAbort), write the markers, then complete.
     Prepare(TxnMetadata),
+    /// Store this, already complete: nothing to mark (transactions version 2 aborting with no
+    /// transaction open, which only bumps the epoch).
+    Complete(TxnMetadata),
     /// A retry of an end already completed: answer success.
     AlreadyDone,
+}
+
+/// The transaction protocol a client speaks: version 1 (Kafka 0.11 to 3.x), or version 2
+/// (KIP-890 part 2, Kafka 4: every EndTxn bumps the epoch, and partitions join a transaction
+/// when the partition's leader or the group coordinator adds them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnVersion {
+    V1,
+    V2,
 }
 
 /// The largest epoch handed out; past it a producer gets a fresh producer id.
@@ -273,26 +285,60 @@ pub fn verify_partitions(
         .collect())
 }
 
-/// EndTxn: commit (`commit`) or abort the open transaction.
+/// EndTxn: commit (`commit`) or abort the open transaction. With transactions version 2 the
+/// prepared state carries the next epoch (the markers fence the ended transaction's epoch), a
+/// retry that names the epoch before that bump is recognised, and an abort with no transaction
+/// open only bumps the epoch.
 pub fn end_txn(
     current: &TxnMetadata,
     producer_id: i64,
     epoch: i16,
     commit: bool,
+    version: TxnVersion,
     now_ms: i64,
 ) -> Result<EndOutcome, TxnError> {
+    let retry_after_bump = version == TxnVersion::V2
+        && producer_id == current.producer_id
+        && epoch == current.last_producer_epoch
+        && epoch + 1 == current.producer_epoch;
+    if retry_after_bump {
+        return match (current.state, commit) {
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Ok(EndOutcome::AlreadyDone)
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(TxnError::ConcurrentTransactions)
+            }
+            _ => Err(TxnError::ProducerFenced),
+        };
+    }
     check_producer(current, producer_id, epoch)?;
-    match (current.state, commit) {
-        (TxnState::Ongoing, _) => {
-            let mut next = current.clone();
-            next.state = match commit {
-                true => TxnState::PrepareCommit,
-                false => TxnState::PrepareAbort,
-            };
-            next.last_update_ms = now_ms;
-            Ok(EndOutcome::Prepare(next))
+    let bumped = |state: TxnState| {
+        let mut next = current.clone();
+        next.state = state;
+        next.last_update_ms = now_ms;
+        if version == TxnVersion::V2 {
+            next.last_producer_epoch = current.producer_epoch;
+            next.producer_epoch = current.producer_epoch.saturating_add(1).min(EPOCH_MAX);
         }
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+        next
+    };
+    match (current.state, commit) {
+        (TxnState::Ongoing, true) => Ok(EndOutcome::Prepare(bumped(TxnState::PrepareCommit))),
+        (TxnState::Ongoing, false) => Ok(EndOutcome::Prepare(bumped(TxnState::PrepareAbort))),
+        (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+            if version == TxnVersion::V2 =>
+        {
+            let mut done = bumped(TxnState::CompleteAbort);
+            done.partitions.clear();
+            done.start_ms = -1;
+            Ok(EndOutcome::Complete(done))
+        }
+        // In version 2 a retry names the epoch before the bump (above): the current epoch
+        // ending again is a new transaction that never began.
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false)
+            if version == TxnVersion::V1 =>
+        {
             Ok(EndOutcome::AlreadyDone)
         }
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
@@ -373,7 +419,9 @@ mod tests {
             add_partitions(&ongoing, 8, 0, &[tp("a", 1)], 11),
             Err(TxnError::InvalidProducerIdMapping)
         );
-        let EndOutcome::Prepare(prepared) = end_txn(&ongoing, 7, 0, true, 20).unwrap() else {
+        let EndOutcome::Prepare(prepared) =
+            end_txn(&ongoing, 7, 0, true, TxnVersion::V1, 20).unwrap()
+        else {
             panic!("an open transaction is prepared");
         };
         assert_eq!(prepared.state, TxnState::PrepareCommit);
@@ -382,15 +430,18 @@ mod tests {
             Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
-            end_txn(&prepared, 7, 0, true, 21),
+            end_txn(&prepared, 7, 0, true, TxnVersion::V1, 21),
             Err(TxnError::ConcurrentTransactions)
         );
         let done = complete(&prepared, 30);
         assert_eq!(done.state, TxnState::CompleteCommit);
         assert!(done.partitions.is_empty());
-        assert_eq!(end_txn(&done, 7, 0, true, 31), Ok(EndOutcome::AlreadyDone));
         assert_eq!(
-            end_txn(&done, 7, 0, false, 31),
+            end_txn(&done, 7, 0, true, TxnVersion::V1, 31),
+            Ok(EndOutcome::AlreadyDone)
+        );
+        assert_eq!(
+            end_txn(&done, 7, 0, false, TxnVersion::V1, 31),
             Err(TxnError::InvalidTxnState)
         );
 
@@ -491,6 +542,51 @@ mod tests {
         assert_eq!(
             verify_partitions(&open, 3, 0, &[tp("a", 0), tp("a", 1)]),
             Ok(vec![Ok(()), Err(TxnError::InvalidTxnState)])
+        );
+    }
+
+    /// Proves transactions version 2: every end bumps the epoch (the markers carry the new
+    /// one), a retry naming the epoch before the bump is answered, the old epoch is fenced
+    /// afterwards, and an abort with nothing open only bumps the epoch.
+    #[test]
+    fn version_2_bumps_the_epoch_per_transaction() {
+        let first = ready(init_producer_id(None, "t", 60_000, None, Some(7), 0));
+        let open = add_partitions(&first, 7, 0, &[tp("a", 0)], 1)
+            .unwrap()
+            .unwrap();
+        let EndOutcome::Prepare(prepared) = end_txn(&open, 7, 0, true, TxnVersion::V2, 2).unwrap()
+        else {
+            panic!("an open transaction is prepared");
+        };
+        assert_eq!(
+            (prepared.producer_epoch, prepared.last_producer_epoch),
+            (1, 0)
+        );
+        assert_eq!(
+            end_txn(&prepared, 7, 0, true, TxnVersion::V2, 3),
+            Err(TxnError::ConcurrentTransactions)
+        );
+        let done = complete(&prepared, 4);
+        assert_eq!(
+            end_txn(&done, 7, 0, true, TxnVersion::V2, 5),
+            Ok(EndOutcome::AlreadyDone)
+        );
+        assert_eq!(
+            add_partitions(&done, 7, 0, &[tp("a", 0)], 6),
+            Err(TxnError::ProducerFenced)
+        );
+        let EndOutcome::Complete(empty_abort) =
+            end_txn(&done, 7, 1, false, TxnVersion::V2, 7).unwrap()
+        else {
+            panic!("an abort with nothing open completes at once");
+        };
+        assert_eq!(
+            (empty_abort.state, empty_abort.producer_epoch),
+            (TxnState::CompleteAbort, 2)
+        );
+        assert_eq!(
+            end_txn(&done, 7, 1, true, TxnVersion::V2, 7),
+            Err(TxnError::InvalidTxnState)
         );
     }
 }

@@ -133,3 +133,33 @@ def test_zombie_fenced(java, shared_broker):
         "the zombie's late record reached the log, or its acknowledged ones did not")
     check_acks([tuple(ack) for ack in output["zombie_acks"] + output["survivor_acks"]],
                zombie + survivor, uncommitted)
+
+
+@versions()
+def test_transaction_protocol_version(java, start_broker):
+    """The broker finalizes `transaction.version` 2: kafka-clients 4.3 runs transactions
+    version 2 (KIP-890 part 2: no AddPartitionsToTxn or AddOffsetsToTxn, the partitions join
+    through Produce v12 and TxnOffsetCommit v5, every EndTxn bumps the epoch), 3.9 version 1,
+    and both commit and abort the same records correctly (the checks of the other tests)."""
+    from test_metrics import scrape, total
+
+    port = support.free_port()
+    broker = start_broker({"metrics.port": port})
+    topic = topic_name(java, "protocol")
+    create_topic(broker, topic, partitions=PARTITIONS)
+    before = scrape(port)["flink_requests"]
+    output = java.run("txn", {"bootstrap": broker.bootstrap, "topic": topic,
+                              "transactional.id": f"{topic}-txn", "partitions": PARTITIONS,
+                              "commit": 30, "abort": 15})
+    after = scrape(port)["flink_requests"]
+
+    def sent(api: str) -> float:
+        return total(after, api=api) - total(before, api=api)
+
+    assert by_partition(consumed(output["read_committed"])) == layout(
+        spread("c1", 30) + spread("c2", 30))
+    assert sent("EndTxn") >= 3 and sent("Produce") > 0
+    if java.version.startswith("3."):
+        assert sent("AddPartitionsToTxn") >= 3, "version 1 adds partitions explicitly"
+    else:
+        assert sent("AddPartitionsToTxn") == 0, "version 2 adds partitions through Produce"
