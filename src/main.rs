@@ -1,9 +1,9 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
 //! `flink server` runs the broker; `topics`, `configs`, `console-producer`, `console-consumer`,
-//! `consumer-groups`, `metadata-quorum`, `leader-election`, `storage`, `producer-perf-test`, `consumer-perf-test` and
-//! `e2e-latency` are the command-line tools that the `bin/flink-*.sh` wrappers call, with Kafka's
-//! flags and output.
+//! `consumer-groups`, `metadata-quorum`, `leader-election`, `transactions`, `storage`,
+//! `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are the command-line tools that
+//! the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
 use flink::{cli, server};
 
@@ -36,6 +36,8 @@ enum Command {
     MetadataQuorum(cli::metadata_quorum::Args),
     /// Elect preferred or unclean partition leaders (flink-leader-election.sh).
     LeaderElection(cli::leader_election::Args),
+    /// List, describe and abort transactions, find hanging ones (flink-transactions.sh).
+    Transactions(cli::producer_perf::RawArgs),
     /// Measure producer throughput and latency (flink-producer-perf-test.sh).
     ProducerPerfTest(cli::producer_perf::RawArgs),
     /// Measure consumer throughput (flink-consumer-perf-test.sh).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::ConsumerGroups(args) => cli::consumer_groups::run(args),
         Command::MetadataQuorum(args) => cli::metadata_quorum::run(args),
         Command::LeaderElection(args) => cli::leader_election::run(args),
+        Command::Transactions(args) => cli::transactions::run(args),
         Command::ProducerPerfTest(args) => cli::producer_perf::run(args),
         Command::ConsumerPerfTest(args) => cli::consumer_perf::run(args),
         Command::E2eLatency(args) => cli::e2e_latency::run(args),

@@ -375,7 +375,7 @@ fn relative_time_ms(
 
 /// Kafka's `ToolsUtils.prettyPrintTable`: each cell padded to its column's widest, and every
 /// cell, the last one too, followed by a tab.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|header| header.chars().count())
@@ -401,7 +401,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)

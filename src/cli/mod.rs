@@ -12,6 +12,7 @@ pub mod metadata_quorum;
 pub mod producer_perf;
 pub mod storage;
 pub mod topics;
+pub mod transactions;
 
 /// Parses a tool's arguments as `flink <tool> ...` would, for the tools' own tests.
 #[cfg(test)]

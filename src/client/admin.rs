@@ -630,7 +630,7 @@ fn unknown_server_error(message: &str) -> KafkaError {
 }
 
 /// Fetches broker addresses from Metadata when the client does not know one of `nodes` yet.
-fn learn_addresses(
+pub(super) fn learn_addresses(
     client: &mut Client,
     nodes: impl IntoIterator<Item = NodeId>,
 ) -> Result<(), ClientError> {

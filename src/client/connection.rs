@@ -73,6 +73,10 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::DescribeGroups => 5,
         ApiKey::DeleteGroups => 2,
         ApiKey::OffsetDelete => 0,
+        ApiKey::ListTransactions => 2,
+        ApiKey::DescribeTransactions => 0,
+        ApiKey::DescribeProducers => 0,
+        ApiKey::WriteTxnMarkers => 1,
         _ => 0,
     }
 }

@@ -51,6 +51,13 @@ impl TopicPartition {
     }
 }
 
+impl std::fmt::Display for TopicPartition {
+    /// `topic-partition`, as Kafka's `TopicPartition.toString` prints it.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}-{}", self.topic, self.partition)
+    }
+}
+
 /// The coordinator of one group, found lazily and forgotten when it moves.
 #[derive(Debug, Clone)]
 pub struct GroupCoordinator {
@@ -135,39 +142,10 @@ impl GroupCoordinator {
         if let Some(node) = self.node {
             return Ok(node);
         }
-        let group = StrBytes::from_string(self.group_id.clone());
-        let response = client.send_built_any(ApiKey::FindCoordinator, |version| {
-            let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
-            match version >= 4 {
-                true => request.with_coordinator_keys(vec![group]),
-                false => request.with_key(group),
-            }
-        })?;
-        let (code, message, node, host, port) = match response.coordinators.first() {
-            Some(found) => (
-                found.error_code,
-                found.error_message.clone(),
-                found.node_id.0,
-                found.host.to_string(),
-                found.port,
-            ),
-            None => (
-                response.error_code,
-                response.error_message.clone(),
-                response.node_id.0,
-                response.host.to_string(),
-                response.port,
-            ),
-        };
-        if let Some(error) = KafkaError::with_message(code, message.as_ref().map(StrBytes::as_str))
-        {
-            return Err(error.into());
-        }
-        let address = format!("{host}:{port}");
-        client.remember_node(NodeId(node), address.clone());
-        self.node = Some(NodeId(node));
+        let (node, address) = find_coordinator(client, KEY_TYPE_GROUP, &self.group_id)?;
+        self.node = Some(node);
         self.address = address;
-        Ok(NodeId(node))
+        Ok(node)
     }
 
     /// Commits `offsets`; a member passes its generation and id, an admin -1 and "".
@@ -322,6 +300,46 @@ fn decode_member_assignment(
         "consumer" => Ok(Assignment::decode(bytes)?),
         _ => Ok(Assignment::default()),
     }
+}
+
+/// Asks any broker with FindCoordinator which node coordinates `key` (a group id for key type 0,
+/// a transactional id for 1) and remembers its address: the node and its `host:port`. The
+/// coordinator's error comes back with its code and the broker's message.
+pub fn find_coordinator(
+    client: &mut Client,
+    key_type: i8,
+    key: &str,
+) -> Result<(NodeId, String), ClientError> {
+    let key = StrBytes::from_string(key.to_string());
+    let response = client.send_built_any(ApiKey::FindCoordinator, |version| {
+        let request = FindCoordinatorRequest::default().with_key_type(key_type);
+        match version >= 4 {
+            true => request.with_coordinator_keys(vec![key]),
+            false => request.with_key(key),
+        }
+    })?;
+    let (code, message, node, host, port) = match response.coordinators.first() {
+        Some(found) => (
+            found.error_code,
+            found.error_message.clone(),
+            found.node_id.0,
+            found.host.to_string(),
+            found.port,
+        ),
+        None => (
+            response.error_code,
+            response.error_message.clone(),
+            response.node_id.0,
+            response.host.to_string(),
+            response.port,
+        ),
+    };
+    if let Some(error) = KafkaError::with_message(code, message.as_ref().map(StrBytes::as_str)) {
+        return Err(error.into());
+    }
+    let address = format!("{host}:{port}");
+    client.remember_node(NodeId(node), address.clone());
+    Ok((NodeId(node), address))
 }
 
 pub fn group_id(group: &str) -> GroupId {

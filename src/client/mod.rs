@@ -4,8 +4,9 @@
 //!
 //! `connection` frames requests and negotiates versions, `cluster` holds metadata and connections,
 //! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
-//! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool, and
-//! the rest (`consumer_protocol`, `range_assignor`, `records`, ...) are pure helpers.
+//! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool,
+//! `transactions` the admin calls of the transactions tool, and the rest (`consumer_protocol`,
+//! `range_assignor`, `records`, ...) are pure helpers.
 //! `pipelined_producer` (with `accumulator` and `pipelined_connection`) is the exception to one
 //! request at a time: the performance tools' producer keeps several Produce requests in flight.
 
@@ -26,3 +27,4 @@ pub mod producer;
 pub mod properties;
 pub mod range_assignor;
 pub mod records;
+pub mod transactions;
