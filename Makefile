@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-txn bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-txn bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos librdkafka-tests
 
 all: build
 
@@ -61,12 +61,24 @@ cluster-down:
 	cd deploy && $(COMPOSE) -f docker-compose.cluster.yml down
 
 # Everything: installs what the suite needs when it is missing (tests/setup.sh: kcat and other
-# Debian packages as root, the pinned Python clients), then unit and property tests, then the
-# integration suite against the dist copy.
+# Debian packages as root, the pinned Python clients), then unit and property tests, then
+# librdkafka's own transaction tests (librdkafka-tests), then the integration suite against the
+# dist copy.
 test: dist
 	PYTHON=$(PYTHON) tests/setup.sh
 	$(CARGO) test --release
+	PYTHON=$(PYTHON) FLINK_DIST=$(DIST) tests/librdkafka/run.sh $(LIBRDKAFKA_TESTS)
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+
+# librdkafka's own test suite (its tests/ directory and test-runner) against a fresh cluster of
+# three combined Flink nodes: tests 0103 (transactions) and 0129 (fetch aborted messages) by
+# default (tests/librdkafka/README.md). librdkafka is built once into $$FLINK_TEST_CACHE (by
+# default ~/.cache/flink-tests; one to two minutes); a run then takes about 70 s. LIBRDKAFKA_TESTS
+# names other tests; LIBRDKAFKA_DEBUG, LIBRDKAFKA_ARGS, SUBTESTS, TEST_KAFKA_VERSION tune it.
+LIBRDKAFKA_TESTS ?= 0103 0129
+
+librdkafka-tests: dist
+	PYTHON=$(PYTHON) FLINK_DIST=$(DIST) tests/librdkafka/run.sh $(LIBRDKAFKA_TESTS)
 
 # The long fault-injection runs against the dist, as `test` runs the suite: 3 controllers and 3
 # brokers, every fault for CHAOS_SECONDS, a history checker at the end; first an idempotent

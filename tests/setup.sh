@@ -19,8 +19,10 @@ export PIP_BREAK_SYSTEM_PACKAGES=1
 # wrappers run under a minimal POSIX shell and is the image's `sh` (`make image`; it replaces
 # Debian's dynamically linked busybox); util-linux provides unshare, used to test
 # flink-server-stop.sh in its own process namespace, and setpriv; iptables cuts a leader off from
-# the other nodes in the chaos test (tests/integration/chaos.py).
-packages=(build-essential kcat procps busybox-static util-linux iptables)
+# the other nodes in the chaos test (tests/integration/chaos.py); curl fetches librdkafka's
+# sources from crates.io for its own test suite (tests/librdkafka/run.sh, which build-essential
+# builds and util-linux's flock serializes).
+packages=(build-essential kcat procps busybox-static util-linux iptables curl)
 # A JDK compiles and runs the official Java client's programs (tests/java, used by
 # tests/integration/test_java_client.py); any javac on the PATH will do.
 if ! command -v javac >/dev/null; then
