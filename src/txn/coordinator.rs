@@ -316,7 +316,22 @@ impl TxnCoordinator {
             .get(id)
             .cloned()
             .ok_or(TxnError::InvalidProducerIdMapping)?;
-        let outcome = state::end_txn(&current, producer_id, epoch, commit, version, now_ms())?;
+        let fresh_id = match state::end_needs_fresh_producer_id(&current, version) {
+            true => Some(shard.next_producer_id().await.map_err(|error| {
+                tracing::error!("cannot allocate a producer id: {error}");
+                TxnError::CoordinatorNotAvailable
+            })?),
+            false => None,
+        };
+        let outcome = state::end_txn(
+            &current,
+            producer_id,
+            epoch,
+            commit,
+            version,
+            fresh_id,
+            now_ms(),
+        )?;
         let prepared = match outcome {
             EndOutcome::AlreadyDone => return Ok((current.producer_id, current.producer_epoch)),
             EndOutcome::Complete(done) => {
@@ -326,7 +341,10 @@ impl TxnCoordinator {
             EndOutcome::Prepare(prepared) => prepared,
         };
         self.store(partition, &prepared).await?;
-        let next = (prepared.producer_id, prepared.producer_epoch);
+        let next = match prepared.next_producer_id {
+            Some(producer_id) => (producer_id, 0),
+            None => (prepared.producer_id, prepared.producer_epoch),
+        };
         let (done, finished) = flume::bounded(1);
         self.completions
             .borrow_mut()

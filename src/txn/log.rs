@@ -98,6 +98,7 @@ pub fn decode_record(key: &Bytes, value: Option<&Bytes>) -> Option<(String, Opti
         partitions,
         start_ms,
         last_update_ms,
+        next_producer_id: None,
     };
     Some((transactional_id, Some(metadata)))
 }
@@ -126,6 +127,7 @@ mod tests {
             .collect(),
             start_ms: 10,
             last_update_ms: 20,
+            next_producer_id: None,
         };
         let records = vec![
             ("t".to_string(), Some(metadata.clone())),

@@ -111,6 +111,11 @@ pub struct TxnMetadata {
     /// When the open transaction began (-1: none open).
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// Version 2: the producer id the client gets when a transaction ending at the last epoch
+    /// completes (its markers carry the last epoch of the old id). Not stored: a coordinator
+    /// that takes over such a transaction completes it under the old id, and the client's next
+    /// InitProducerId or end renews it.
+    pub next_producer_id: Option<i64>,
 }
 
 /// What InitProducerId leads to.
@@ -147,6 +152,12 @@ pub enum TxnVersion {
 /// The largest epoch handed out; past it a producer gets a fresh producer id.
 const EPOCH_MAX: i16 = i16::MAX - 1;
 
+/// Whether EndTxn in `version` needs a producer id never used before: a version 2 end that
+/// bumps to the last epoch hands the client a fresh id for its next transaction.
+pub fn end_needs_fresh_producer_id(current: &TxnMetadata, version: TxnVersion) -> bool {
+    version == TxnVersion::V2 && current.producer_epoch.saturating_add(1) >= EPOCH_MAX
+}
+
 /// Whether InitProducerId for this state needs a producer id never used before.
 pub fn needs_fresh_producer_id(current: Option<&TxnMetadata>) -> bool {
     match current {
@@ -176,6 +187,7 @@ pub fn init_producer_id(
         partitions: BTreeSet::new(),
         start_ms: -1,
         last_update_ms: now_ms,
+        next_producer_id: None,
     };
     let current = match current {
         Some(current) if current.state != TxnState::Dead => current,
@@ -295,6 +307,7 @@ pub fn end_txn(
     epoch: i16,
     commit: bool,
     version: TxnVersion,
+    fresh_id: Option<i64>,
     now_ms: i64,
 ) -> Result<EndOutcome, TxnError> {
     let retry_after_bump = version == TxnVersion::V2
@@ -320,6 +333,9 @@ pub fn end_txn(
         if version == TxnVersion::V2 {
             next.last_producer_epoch = current.producer_epoch;
             next.producer_epoch = current.producer_epoch.saturating_add(1).min(EPOCH_MAX);
+            if next.producer_epoch >= EPOCH_MAX {
+                next.next_producer_id = fresh_id;
+            }
         }
         next
     };
@@ -329,10 +345,10 @@ pub fn end_txn(
         (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
             if version == TxnVersion::V2 =>
         {
-            let mut done = bumped(TxnState::CompleteAbort);
-            done.partitions.clear();
-            done.start_ms = -1;
-            Ok(EndOutcome::Complete(done))
+            Ok(EndOutcome::Complete(complete(
+                &bumped(TxnState::PrepareAbort),
+                now_ms,
+            )))
         }
         // In version 2 a retry names the epoch before the bump (above): the current epoch
         // ending again is a new transaction that never began.
@@ -358,6 +374,11 @@ pub fn complete(prepared: &TxnMetadata, now_ms: i64) -> TxnMetadata {
     next.partitions.clear();
     next.start_ms = -1;
     next.last_update_ms = now_ms;
+    if let Some(producer_id) = next.next_producer_id.take() {
+        next.producer_id = producer_id;
+        next.producer_epoch = 0;
+        next.last_producer_epoch = -1;
+    }
     next
 }
 
@@ -420,7 +441,7 @@ mod tests {
             Err(TxnError::InvalidProducerIdMapping)
         );
         let EndOutcome::Prepare(prepared) =
-            end_txn(&ongoing, 7, 0, true, TxnVersion::V1, 20).unwrap()
+            end_txn(&ongoing, 7, 0, true, TxnVersion::V1, None, 20).unwrap()
         else {
             panic!("an open transaction is prepared");
         };
@@ -430,18 +451,18 @@ mod tests {
             Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
-            end_txn(&prepared, 7, 0, true, TxnVersion::V1, 21),
+            end_txn(&prepared, 7, 0, true, TxnVersion::V1, None, 21),
             Err(TxnError::ConcurrentTransactions)
         );
         let done = complete(&prepared, 30);
         assert_eq!(done.state, TxnState::CompleteCommit);
         assert!(done.partitions.is_empty());
         assert_eq!(
-            end_txn(&done, 7, 0, true, TxnVersion::V1, 31),
+            end_txn(&done, 7, 0, true, TxnVersion::V1, None, 31),
             Ok(EndOutcome::AlreadyDone)
         );
         assert_eq!(
-            end_txn(&done, 7, 0, false, TxnVersion::V1, 31),
+            end_txn(&done, 7, 0, false, TxnVersion::V1, None, 31),
             Err(TxnError::InvalidTxnState)
         );
 
@@ -554,7 +575,8 @@ mod tests {
         let open = add_partitions(&first, 7, 0, &[tp("a", 0)], 1)
             .unwrap()
             .unwrap();
-        let EndOutcome::Prepare(prepared) = end_txn(&open, 7, 0, true, TxnVersion::V2, 2).unwrap()
+        let EndOutcome::Prepare(prepared) =
+            end_txn(&open, 7, 0, true, TxnVersion::V2, None, 2).unwrap()
         else {
             panic!("an open transaction is prepared");
         };
@@ -563,12 +585,12 @@ mod tests {
             (1, 0)
         );
         assert_eq!(
-            end_txn(&prepared, 7, 0, true, TxnVersion::V2, 3),
+            end_txn(&prepared, 7, 0, true, TxnVersion::V2, None, 3),
             Err(TxnError::ConcurrentTransactions)
         );
         let done = complete(&prepared, 4);
         assert_eq!(
-            end_txn(&done, 7, 0, true, TxnVersion::V2, 5),
+            end_txn(&done, 7, 0, true, TxnVersion::V2, None, 5),
             Ok(EndOutcome::AlreadyDone)
         );
         assert_eq!(
@@ -576,7 +598,7 @@ mod tests {
             Err(TxnError::ProducerFenced)
         );
         let EndOutcome::Complete(empty_abort) =
-            end_txn(&done, 7, 1, false, TxnVersion::V2, 7).unwrap()
+            end_txn(&done, 7, 1, false, TxnVersion::V2, None, 7).unwrap()
         else {
             panic!("an abort with nothing open completes at once");
         };
@@ -585,8 +607,33 @@ mod tests {
             (TxnState::CompleteAbort, 2)
         );
         assert_eq!(
-            end_txn(&done, 7, 1, true, TxnVersion::V2, 7),
+            end_txn(&done, 7, 1, true, TxnVersion::V2, None, 7),
             Err(TxnError::InvalidTxnState)
         );
+    }
+
+    /// Proves a version 2 end that reaches the last epoch hands the client a fresh producer id
+    /// at epoch 0 once it completes, the markers keeping the old id's last epoch.
+    #[test]
+    fn version_2_renews_an_exhausted_producer_id() {
+        let mut open = ready(init_producer_id(None, "t", 60_000, None, Some(7), 0));
+        open.producer_epoch = EPOCH_MAX - 1;
+        let open = add_partitions(&open, 7, EPOCH_MAX - 1, &[tp("a", 0)], 1)
+            .unwrap()
+            .unwrap();
+        assert!(end_needs_fresh_producer_id(&open, TxnVersion::V2));
+        assert!(!end_needs_fresh_producer_id(&open, TxnVersion::V1));
+        let EndOutcome::Prepare(prepared) =
+            end_txn(&open, 7, EPOCH_MAX - 1, true, TxnVersion::V2, Some(9), 2).unwrap()
+        else {
+            panic!("an open transaction is prepared");
+        };
+        assert_eq!(
+            (prepared.producer_id, prepared.producer_epoch),
+            (7, EPOCH_MAX)
+        );
+        let done = complete(&prepared, 3);
+        assert_eq!((done.producer_id, done.producer_epoch), (9, 0));
+        assert_eq!(done.next_producer_id, None);
     }
 }
