@@ -30,6 +30,7 @@ from kafka_wire import WireConnection
 from support import (HOST, check_history, describe_run, executor_cpus, keyed_messages, layout,
                      run_script, spread)
 from test_kcat import kcat
+from java_clients import topic_name, versions
 from test_transactions import Reader, send, transaction
 
 PARTITIONS = 6
@@ -550,3 +551,28 @@ def test_transactions_span_brokers(cluster):
     cluster.wait_until_ready()
     wait_for_topic(cluster, topic)
     assert read_committed(cluster.nodes[4]) == expected
+
+
+@versions()
+def test_java_transactions_span_brokers(cluster, java):
+    """kafka-clients 4.3 (transactions version 2: each partition joins the transaction through
+    Produce v12, whichever broker leads it, with AddPartitionsToTxn v5 to the coordinator's
+    broker) and 3.9 (version 1): a consume-transform-produce loop over topics whose partitions
+    all three brokers lead commits every input once, an aborted round moves nothing, and
+    read_committed consumers see exactly the committed output."""
+    source, sink = topic_name(java, "cluster-ctp-in"), topic_name(java, "cluster-ctp-out")
+    for topic in (source, sink):
+        create_topic(cluster.address(4), topic)
+        assert set(wait_for_topic(cluster, topic).values()) == set(BROKER_IDS)
+    output = java.run("txn-ctp", {
+        "bootstrap": cluster.bootstrap(), "input": source, "output": sink,
+        "group": f"{source}-group", "transactional.id": f"{source}-txn",
+        "partitions": PARTITIONS, "count": 6 * PARTITIONS, "extra": 2 * PARTITIONS})
+    first = spread("in", 6 * PARTITIONS, PARTITIONS)
+    more = spread("more", 2 * PARTITIONS, PARTITIONS)
+    committed = {int(p): offset for p, offset in output["committed_final"].items()}
+    assert committed == {p: 8 for p in range(PARTITIONS)}, output["committed_final"]
+    read = {}
+    for partition, _, _, value, _, _ in output["read_committed"]:
+        read.setdefault(partition, []).append(value)
+    assert read == layout([(p, f"out:{v}") for p, v in first + more])
