@@ -329,3 +329,43 @@ def test_transactions_survive_a_restart(broker, sig):
         assert values == [b"c1", b"c2", b"a1", b"o1"]
         assert lso == high_watermark == open_first + 2
         assert aborted == [(producer[0], 3)]
+
+
+INVALID_TRANSACTION_TIMEOUT = 50
+TRANSACTIONAL_ID_NOT_FOUND = 105
+
+
+def test_transaction_timeouts_and_expiry(start_broker):
+    """InitProducerId with a `transaction.timeout.ms` above the broker's
+    `transaction.max.timeout.ms` gets INVALID_TRANSACTION_TIMEOUT; a transactional id idle for
+    `transactional.id.expiration.ms` is forgotten (DescribeTransactions: TRANSACTIONAL_ID_NOT_FOUND),
+    one with a transaction open is not."""
+    broker = start_broker({"transaction.max.timeout.ms": "120000",
+                           "transactional.id.expiration.ms": "1000",
+                           "transaction.remove.expired.transaction.cleanup.interval.ms": "200",
+                           "transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    topic = "txn-expiry"
+    create_topic(broker, topic)
+    with WireConnection(HOST, broker.port) as connection:
+        find_transaction_coordinator(connection, "idle-id")
+        too_long = connection.call(
+            InitProducerIdRequest(transactional_id="idle-id", transaction_timeout_ms=120_001,
+                                  producer_id=-1, producer_epoch=-1),
+            InitProducerIdResponse, 5)
+        assert too_long.error_code == INVALID_TRANSACTION_TIMEOUT
+        init_producer_id(connection, "idle-id")
+        busy = init_producer_id(connection, "busy-id")
+        assert add_partitions(connection, "busy-id", busy, {topic: [0]}) == {(topic, 0): 0}
+
+        def state(transactional_id: str):
+            [described] = connection.call(
+                DescribeTransactionsRequest(transactional_ids=[transactional_id]),
+                DescribeTransactionsResponse, 0).transaction_states
+            return described.error_code, described.transaction_state
+
+        assert state("idle-id") == (0, "Empty")
+        deadline = time.monotonic() + 20
+        while state("idle-id")[0] != TRANSACTIONAL_ID_NOT_FOUND:
+            assert time.monotonic() < deadline, "the idle transactional id was never forgotten"
+            time.sleep(0.2)
+        assert state("busy-id") == (0, "Ongoing")
