@@ -218,7 +218,7 @@ pub struct ConnectionInfo {
     pub client_host: String,
     /// Partitions this connection's transactional producer has had added to its transaction
     /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
-    pub txn_added: std::cell::RefCell<transactions::AddedPartitions>,
+    pub txn_added: std::cell::RefCell<crate::txn::join::AddedPartitions>,
 }
 
 /// Serves one decoded request. `Ok(None)` means no response is due (a produce with acks=0).

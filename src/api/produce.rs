@@ -39,6 +39,19 @@ pub async fn handle(
     let image = context.shard.metadata();
     // One broker time for every batch of the request stamped with LogAppendTime.
     let append_time = crate::storage::now_ms();
+    // Version 1 clients' transactional batches are verified by their partitions' leaders
+    // (`transaction.partition.verification.enable`); version 2 ones join below.
+    let verify_transaction: Option<Arc<str>> = request
+        .transactional_id
+        .as_ref()
+        .filter(|_| {
+            context.version < TXN_V2_PRODUCE_VERSION
+                && context
+                    .shard
+                    .config
+                    .transaction_partition_verification_enable
+        })
+        .map(|id| Arc::from(id.as_str()));
     let mut parts = Vec::new();
     // The slot (request position) of each part.
     let mut part_slots: Vec<usize> = Vec::new();
@@ -111,6 +124,7 @@ pub async fn handle(
                             partition: partition.index,
                             batches,
                             headers,
+                            verify_transaction: verify_transaction.clone(),
                         },
                     ));
                     slots.push(Ok(()));
@@ -199,7 +213,7 @@ async fn add_produced(
         .iter()
         .map(|(topic, partition)| (topic.to_string(), *partition))
         .collect();
-    let answer = transactions::add_to_transaction(
+    let answer = crate::txn::join::add_to_transaction(
         context.shard,
         transactional_id,
         producer,
@@ -365,6 +379,8 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         PartitionError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
+        PartitionError::NotInTransaction => ResponseError::InvalidTxnState,
+        PartitionError::VerificationUnavailable(_) => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicasAfterAppend { .. } => {
             ResponseError::NotEnoughReplicasAfterAppend

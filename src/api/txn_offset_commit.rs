@@ -41,7 +41,7 @@ async fn add_offsets_partition(
         OFFSETS_TOPIC.to_string(),
         partition_for_group(group_id, count),
     );
-    let results = transactions::add_to_transaction(
+    let results = crate::txn::join::add_to_transaction(
         context.shard,
         transactional_id,
         (producer_id, producer_epoch),

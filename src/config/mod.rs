@@ -96,6 +96,9 @@ pub struct ServerConfig {
     pub transaction_abort_interval_ms: u64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub transaction_remove_expired_interval_ms: u64,
+    /// `transaction.partition.verification.enable`: leaders verify version 1 clients'
+    /// transactional batches with the coordinator (KIP-890 part 1).
+    pub transaction_partition_verification_enable: bool,
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: the session timeouts a
     /// classic group member may ask for (JoinGroup answers INVALID_SESSION_TIMEOUT outside).
@@ -214,6 +217,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "3600000",
     ),
+    ("transaction.partition.verification.enable", "true"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -388,6 +392,8 @@ impl ServerConfig {
                 .number("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             transaction_remove_expired_interval_ms: lookup
                 .number("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+            transaction_partition_verification_enable: lookup
+                .boolean("transaction.partition.verification.enable")?,
             group_initial_rebalance_delay_ms: lookup.number("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: lookup.number("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: lookup.number("group.max.session.timeout.ms")?,

@@ -32,6 +32,17 @@ use replicas::{Replicas, Transition};
 /// Bytes read at a time by `for_each_record`.
 const LOAD_READ_BYTES: usize = 1 << 20;
 
+/// Asks the transaction coordinator whether producer (id, epoch) has this partition in an open
+/// transaction (KIP-890 part 1); `Partition::append_verified` calls it, holding the append
+/// permit, only for a batch that would start a transaction here.
+pub type TxnVerifier = Box<
+    dyn FnOnce(
+        i64,
+        i16,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PartitionError>>>>,
+>;
+
 /// Waiters kept per partition before disconnected ones are pruned.
 const WAITERS_PRUNE_AT: usize = 256;
 
@@ -61,6 +72,13 @@ pub enum PartitionError {
         "a marker from coordinator epoch {received}, older than the {current} of the last one"
     )]
     CoordinatorFenced { current: i32, received: i32 },
+    /// A transactional batch whose partition is not in an open transaction of its producer,
+    /// as the coordinator says (KIP-890's verification).
+    #[error("the batch's transaction is not open on this partition at its coordinator")]
+    NotInTransaction,
+    /// The coordinator could not verify the batch's transaction (it is moving or loading).
+    #[error("the transaction coordinator could not verify the batch: {0}")]
+    VerificationUnavailable(String),
     #[error("the in-sync replicas of {partition} are {isr:?}, fewer than min.insync.replicas={required}")]
     NotEnoughReplicas {
         partition: String,
@@ -379,9 +397,25 @@ impl Partition {
     pub async fn append(
         &self,
         batches: impl AsRef<[u8]>,
+        headers: Vec<BatchHeader>,
+        acks: Acks,
+        timeout: Duration,
+    ) -> Result<AppendOutcome, PartitionError> {
+        self.append_verified(batches, headers, acks, timeout, None)
+            .await
+    }
+
+    /// `append`, first asking `verifier` about a transactional batch that would start its
+    /// producer's transaction on this partition. The permit is held meanwhile, so appends stay
+    /// in request order; a verification costs one question to the coordinator per partition
+    /// and transaction.
+    pub async fn append_verified(
+        &self,
+        batches: impl AsRef<[u8]>,
         mut headers: Vec<BatchHeader>,
         acks: Acks,
         timeout: Duration,
+        verifier: Option<TxnVerifier>,
     ) -> Result<AppendOutcome, PartitionError> {
         let deadline = Instant::now() + timeout;
         let permit = self.lock_appends().await;
@@ -400,6 +434,15 @@ impl Partition {
             }
             replicas.leader_epoch
         };
+        if let Some(verifier) = verifier {
+            let starting = self.producers.borrow().starts_transaction(&headers);
+            if let Some((producer_id, epoch)) = starting {
+                verifier(producer_id, epoch).await?;
+                if !self.is_leader() {
+                    return Err(PartitionError::NotLeader);
+                }
+            }
+        }
         if let Some(base_offset) = self.check_sequences(&headers)? {
             drop(permit);
             // A retried batch is answered once its first append is as safe as acks asks.

@@ -202,6 +202,22 @@ impl ProducerState {
         before - self.producers.len()
     }
 
+    /// The producer (id, epoch) whose transactional data batch among `headers` would open a
+    /// transaction here (its producer has none open in that epoch); `None` when none would.
+    pub fn starts_transaction(&self, headers: &[BatchHeader]) -> Option<(i64, i16)> {
+        headers
+            .iter()
+            .filter(|header| batch::is_transactional(header) && header.control.is_none())
+            .find(|header| {
+                self.producers
+                    .get(&header.producer_id)
+                    .is_none_or(|producer| {
+                        producer.open_txn.is_none() || producer.epoch != header.producer_epoch
+                    })
+            })
+            .map(|header| (header.producer_id, header.producer_epoch))
+    }
+
     /// The first offset of the oldest open transaction: the last stable offset cannot pass it.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.open_txns.keys().next().copied()
@@ -553,5 +569,15 @@ mod tests {
         );
         state.prune_aborted(8);
         assert!(state.aborted_between(0, 100).is_empty());
+        assert_eq!(
+            state.starts_transaction(&[transactional(7, 5, 1, -1)]),
+            Some((7, 0))
+        );
+        state.record(&transactional(7, 5, 1, 9));
+        assert_eq!(
+            state.starts_transaction(&[transactional(7, 6, 1, -1)]),
+            None
+        );
+        assert_eq!(state.starts_transaction(&[header(7, 0, 6, 1, -1)]), None);
     }
 }

@@ -21,6 +21,9 @@ pub struct ProducePart {
     pub partition: i32,
     pub batches: Bytes,
     pub headers: Vec<BatchHeader>,
+    /// The transactional id of a version 1 client whose batches the leader verifies with the
+    /// coordinator before they open a transaction here (KIP-890 part 1).
+    pub verify_transaction: Option<Arc<str>>,
 }
 
 pub struct FetchPart {

@@ -33,6 +33,10 @@ use crate::txn::{
 
 type PartitionKey = (Arc<str>, i32);
 
+/// How long a leader waits for the coordinator to verify a transactional batch, holding the
+/// partition's append permit meanwhile.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long writing a transaction marker may wait for the partition's in-sync replicas
 /// (Kafka's `request.timeout.ms` for the markers' requests).
 const MARKER_WRITE_TIMEOUT_MS: u64 = 30_000;
@@ -768,9 +772,61 @@ impl Shard {
         timeout: Duration,
     ) -> Result<AppendOutcome, PartitionError> {
         let partition = self.hosted(&part.topic, part.partition)?;
+        let verifier = part
+            .verify_transaction
+            .map(|transactional_id| self.verifier(transactional_id, &part.topic, part.partition));
         partition
-            .append(part.batches, part.headers, acks, timeout)
+            .append_verified(part.batches, part.headers, acks, timeout, verifier)
             .await
+    }
+
+    /// Asks the coordinator of `transactional_id` whether a producer's batch for the partition
+    /// belongs to its open transaction (KIP-890 part 1), for at most `VERIFY_TIMEOUT`.
+    fn verifier(
+        self: &Rc<Self>,
+        transactional_id: Arc<str>,
+        topic: &Arc<str>,
+        index: i32,
+    ) -> crate::partition::TxnVerifier {
+        let shard = self.clone();
+        let partition = (topic.to_string(), index);
+        Box::new(move |producer_id, epoch| {
+            Box::pin(async move {
+                let deadline = std::time::Instant::now() + VERIFY_TIMEOUT;
+                let answer = crate::txn::join::add_to_transaction(
+                    &shard,
+                    &transactional_id,
+                    (producer_id, epoch),
+                    &[partition],
+                    true,
+                    deadline,
+                )
+                .await;
+                match answer.map(|results| results.into_iter().next().unwrap_or(Ok(()))) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(TxnError::ProducerFenced | TxnError::InvalidProducerEpoch))
+                    | Err(TxnError::ProducerFenced | TxnError::InvalidProducerEpoch) => {
+                        Err(PartitionError::InvalidProducerEpoch {
+                            current: -1,
+                            received: epoch,
+                        })
+                    }
+                    Ok(Err(
+                        TxnError::InvalidTxnState
+                        | TxnError::InvalidProducerIdMapping
+                        | TxnError::TransactionalIdNotFound,
+                    ))
+                    | Err(
+                        TxnError::InvalidTxnState
+                        | TxnError::InvalidProducerIdMapping
+                        | TxnError::TransactionalIdNotFound,
+                    ) => Err(PartitionError::NotInTransaction),
+                    Ok(Err(error)) | Err(error) => {
+                        Err(PartitionError::VerificationUnavailable(error.to_string()))
+                    }
+                }
+            })
+        })
     }
 
     /// A consumer's fetch reads below the high watermark of a partition led here; a

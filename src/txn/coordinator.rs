@@ -282,6 +282,17 @@ impl TxnCoordinator {
         partitions: Vec<TopicPartition>,
         verify_only: bool,
     ) -> Result<PartitionResults, TxnError> {
+        // A verification only reads: it never waits for a change in progress (a leader asks
+        // it holding its partition's append permit, which that change's markers may need).
+        if verify_only {
+            let current = self
+                .txns
+                .borrow()
+                .get(id)
+                .cloned()
+                .ok_or(TxnError::InvalidProducerIdMapping)?;
+            return state::verify_partitions(&current, producer_id, epoch, &partitions);
+        }
         let _busy = self.mark_busy(id)?;
         let current = self
             .txns
@@ -289,9 +300,6 @@ impl TxnCoordinator {
             .get(id)
             .cloned()
             .ok_or(TxnError::InvalidProducerIdMapping)?;
-        if verify_only {
-            return state::verify_partitions(&current, producer_id, epoch, &partitions);
-        }
         if let Some(next) =
             state::add_partitions(&current, producer_id, epoch, &partitions, now_ms())?
         {

@@ -10,6 +10,7 @@
 //! mesh, to other brokers with WriteTxnMarkers), then stores CompleteCommit or CompleteAbort.
 
 pub mod coordinator;
+pub mod join;
 pub mod log;
 pub mod state;
 

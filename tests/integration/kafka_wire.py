@@ -134,16 +134,17 @@ class WireConnection:
         return version
 
     def produce(self, topic_partitions: dict[str, dict[int, bytes]], acks: int = -1,
-                timeout_ms: int = 10_000):
+                timeout_ms: int = 10_000, transactional_id: str | None = None):
         """One ProduceRequest; returns {(topic, partition): (error_code, base_offset)}."""
         return {
             place: (partition.error_code, partition.base_offset)
-            for place, partition in self.produce_answers(topic_partitions, acks,
-                                                         timeout_ms).items()
+            for place, partition in self.produce_answers(
+                topic_partitions, acks, timeout_ms, transactional_id=transactional_id).items()
         }
 
     def produce_answers(self, topic_partitions: dict[str, dict[int, bytes]], acks: int = -1,
-                        timeout_ms: int = 10_000, version: int | None = None):
+                        timeout_ms: int = 10_000, version: int | None = None,
+                        transactional_id: str | None = None):
         """One ProduceRequest (the newest version both sides know, or `version`); returns
         {(topic, partition): the partition's whole answer} (error_code, base_offset, and from
         v8 on error_message and record_errors)."""
@@ -153,7 +154,7 @@ class WireConnection:
         topic_type = ProduceRequest.TopicProduceData
         partition_type = topic_type.PartitionProduceData
         request = ProduceRequest(
-            transactional_id=None, acks=acks, timeout_ms=timeout_ms,
+            transactional_id=transactional_id, acks=acks, timeout_ms=timeout_ms,
             topic_data=[
                 topic_type(name=topic, partition_data=[
                     partition_type(index=index, records=records)

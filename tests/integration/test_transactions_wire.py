@@ -369,3 +369,31 @@ def test_transaction_timeouts_and_expiry(start_broker):
             assert time.monotonic() < deadline, "the idle transactional id was never forgotten"
             time.sleep(0.2)
         assert state("busy-id") == (0, "Ongoing")
+
+
+def test_leader_verifies_transactional_batches(broker):
+    """KIP-890 part 1: a version 1 client's transactional batch (Produce before v12, naming its
+    transactional id) for a partition its coordinator has not added to the open transaction is
+    refused with INVALID_TXN_STATE and not written; once AddPartitionsToTxn added it, the batch
+    is appended; after the commit, a late batch of the ended transaction is refused again, so
+    it cannot open a transaction no coordinator would ever end."""
+    topic, transactional_id = "txn-verified", "txn-verified-id"
+    create_topic(broker, topic)
+    with WireConnection(HOST, broker.port) as connection:
+        find_transaction_coordinator(connection, transactional_id)
+        producer = init_producer_id(connection, transactional_id)
+
+        def produce(sequence: int, value: bytes):
+            batch = record_batch([(None, value)], (*producer, sequence))
+            [(code, _)] = connection.produce({topic: {0: batch}},
+                                             transactional_id=transactional_id).values()
+            return code
+
+        assert produce(0, b"unadded") == INVALID_TXN_STATE
+        assert add_partitions(connection, transactional_id, producer, {topic: [0]}) == {
+            (topic, 0): 0}
+        assert produce(0, b"added") == 0
+        assert end_txn(connection, transactional_id, producer, commit=True) == 0
+        assert produce(1, b"late") == INVALID_TXN_STATE
+        values, lso, high_watermark, aborted = committed_view(connection, topic)
+        assert (values, lso, high_watermark, aborted) == ([b"added"], 2, 2, [])
