@@ -90,6 +90,15 @@ impl TxnCoordinator {
         self.loaded.borrow().get(&partition).copied()
     }
 
+    /// The id's state; a producer naming an id this coordinator does not know has no mapping.
+    fn current(&self, id: &str) -> Result<TxnMetadata, TxnError> {
+        self.txns
+            .borrow()
+            .get(id)
+            .cloned()
+            .ok_or(TxnError::InvalidProducerIdMapping)
+    }
+
     fn mark_busy(&self, id: &str) -> Result<Busy<'_>, TxnError> {
         if !self.busy.borrow_mut().insert(id.to_string()) {
             return Err(TxnError::ConcurrentTransactions);
@@ -285,21 +294,11 @@ impl TxnCoordinator {
         // A verification only reads: it never waits for a change in progress (a leader asks
         // it holding its partition's append permit, which that change's markers may need).
         if verify_only {
-            let current = self
-                .txns
-                .borrow()
-                .get(id)
-                .cloned()
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
+            let current = self.current(id)?;
             return state::verify_partitions(&current, producer_id, epoch, &partitions);
         }
         let _busy = self.mark_busy(id)?;
-        let current = self
-            .txns
-            .borrow()
-            .get(id)
-            .cloned()
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let current = self.current(id)?;
         if let Some(next) =
             state::add_partitions(&current, producer_id, epoch, &partitions, now_ms())?
         {
@@ -318,12 +317,7 @@ impl TxnCoordinator {
         version: TxnVersion,
     ) -> Result<(i64, i16), TxnError> {
         let busy = self.mark_busy(id)?;
-        let current = self
-            .txns
-            .borrow()
-            .get(id)
-            .cloned()
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let current = self.current(id)?;
         let fresh_id = match state::end_needs_fresh_producer_id(&current, version) {
             true => Some(shard.next_producer_id().await.map_err(|error| {
                 tracing::error!("cannot allocate a producer id: {error}");
