@@ -13,12 +13,14 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use kafka_protocol::ResponseError;
 
 use super::{transactions, RequestContext};
-use crate::txn::{TopicPartition, TxnCall};
+use crate::txn::{TopicPartition, TxnCall, TxnError};
 
 /// v2+ may answer PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION: i16 = 2;
 /// v4+ batch transactions.
 const BATCHED_VERSION: i16 = 4;
+/// v5+ may answer TRANSACTION_ABORTABLE.
+const ABORTABLE_VERSION: i16 = 5;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -90,8 +92,13 @@ async fn add(
         })
         .await
         .unwrap_or_else(transactions::unavailable);
-        let code =
-            |error| transactions::error_code(error, context.version, PRODUCER_FENCED_VERSION);
+        // TRANSACTION_ABORTABLE exists from v5 (KIP-890); v4 hears INVALID_TXN_STATE.
+        let code = |error| match error {
+            TxnError::TransactionAbortable if context.version < ABORTABLE_VERSION => {
+                ResponseError::InvalidTxnState.code()
+            }
+            error => transactions::error_code(error, context.version, PRODUCER_FENCED_VERSION),
+        };
         match answer {
             Ok(results) => results
                 .into_iter()

@@ -171,7 +171,14 @@ pub async fn handle(
     if acks == Some(Acks::None) {
         return None;
     }
-    Some(response(&request, slots, outcomes, &stamped, append_time))
+    Some(response(
+        context.version,
+        &request,
+        slots,
+        outcomes,
+        &stamped,
+        append_time,
+    ))
 }
 
 /// Produce v12: what clients of transactions version 2 send; their transactional batches add
@@ -254,6 +261,7 @@ async fn add_produced(
 /// The response in request order; `stamped` says which partitions took `append_time` as their
 /// batches' timestamp (reported as `log_append_time_ms`, -1 for the others).
 fn response(
+    version: i16,
     request: &ProduceRequest,
     slots: Vec<Result<(), Refusal>>,
     outcomes: Vec<Result<AppendOutcome, PartitionError>>,
@@ -302,6 +310,13 @@ fn response(
                                 .with_base_offset(appended.base_offset)
                                 .with_log_append_time_ms(if stamped { append_time } else { -1 })
                                 .with_log_start_offset(appended.log_start_offset),
+                            // Produce v11+ (KIP-890) hears that a batch's transaction is
+                            // not open as TRANSACTION_ABORTABLE: the client aborts and goes on.
+                            Err(PartitionError::NotInTransaction) if version >= 11 => base
+                                .with_error_code(ResponseError::TransactionAbortable.code())
+                                .with_error_message(Some(str_bytes(
+                                    &PartitionError::NotInTransaction.to_string(),
+                                ))),
                             Err(error) => base
                                 .with_error_code(partition_error_code(&error))
                                 .with_error_message(Some(str_bytes(&error.to_string()))),

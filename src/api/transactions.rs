@@ -33,6 +33,7 @@ pub fn error_code(error: TxnError, version: i16, fenced_from: i16) -> i16 {
         TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
     };
     error.code()
 }
@@ -58,5 +59,6 @@ pub fn produce_code(error: TxnError) -> ResponseError {
         TxnError::InvalidTxnState
         | TxnError::InvalidTransactionTimeout
         | TxnError::TransactionalIdNotFound => ResponseError::InvalidTxnState,
+        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
     }
 }

@@ -812,12 +812,14 @@ impl Shard {
                         })
                     }
                     Ok(Err(
-                        TxnError::InvalidTxnState
+                        TxnError::TransactionAbortable
+                        | TxnError::InvalidTxnState
                         | TxnError::InvalidProducerIdMapping
                         | TxnError::TransactionalIdNotFound,
                     ))
                     | Err(
-                        TxnError::InvalidTxnState
+                        TxnError::TransactionAbortable
+                        | TxnError::InvalidTxnState
                         | TxnError::InvalidProducerIdMapping
                         | TxnError::TransactionalIdNotFound,
                     ) => Err(PartitionError::NotInTransaction),

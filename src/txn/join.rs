@@ -48,6 +48,7 @@ fn txn_error(code: i16) -> Result<(), TxnError> {
         Some(ResponseError::InvalidTxnState) => TxnError::InvalidTxnState,
         Some(ResponseError::NotCoordinator) => TxnError::NotCoordinator,
         Some(ResponseError::CoordinatorLoadInProgress) => TxnError::CoordinatorLoadInProgress,
+        Some(ResponseError::TransactionAbortable) => TxnError::TransactionAbortable,
         _ => TxnError::CoordinatorNotAvailable,
     };
     Err(error)

@@ -95,6 +95,10 @@ pub enum TxnError {
     CoordinatorNotAvailable,
     #[error("the transactional id is not known")]
     TransactionalIdNotFound,
+    /// A partition a leader verifies is not in the producer's open transaction: the client can
+    /// abort the transaction and go on (KIP-890's TRANSACTION_ABORTABLE).
+    #[error("the partition is not in the producer's open transaction")]
+    TransactionAbortable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,7 +295,7 @@ pub fn verify_partitions(
         .map(
             |tp| match current.state == TxnState::Ongoing && current.partitions.contains(tp) {
                 true => Ok(()),
-                false => Err(TxnError::InvalidTxnState),
+                false => Err(TxnError::TransactionAbortable),
             },
         )
         .collect())
@@ -562,7 +566,7 @@ mod tests {
         assert!(!is_expired(&first, 999, 1_000));
         assert_eq!(
             verify_partitions(&open, 3, 0, &[tp("a", 0), tp("a", 1)]),
-            Ok(vec![Ok(()), Err(TxnError::InvalidTxnState)])
+            Ok(vec![Ok(()), Err(TxnError::TransactionAbortable)])
         );
     }
 

@@ -36,6 +36,7 @@ INVALID_TXN_STATE = 48
 OPERATION_NOT_ATTEMPTED = 55
 PRODUCER_FENCED = 90
 UNSTABLE_OFFSET_COMMIT = 88
+TRANSACTION_ABORTABLE = 120
 TIMEOUT_MS = 60_000
 
 
@@ -374,7 +375,7 @@ def test_transaction_timeouts_and_expiry(start_broker):
 def test_leader_verifies_transactional_batches(broker):
     """KIP-890 part 1: a version 1 client's transactional batch (Produce before v12, naming its
     transactional id) for a partition its coordinator has not added to the open transaction is
-    refused with INVALID_TXN_STATE and not written; once AddPartitionsToTxn added it, the batch
+    refused with INVALID_TXN_STATE (TRANSACTION_ABORTABLE from Produce v11) and not written; once AddPartitionsToTxn added it, the batch
     is appended; after the commit, a late batch of the ended transaction is refused again, so
     it cannot open a transaction no coordinator would ever end."""
     topic, transactional_id = "txn-verified", "txn-verified-id"
@@ -390,6 +391,11 @@ def test_leader_verifies_transactional_batches(broker):
             return code
 
         assert produce(0, b"unadded") == INVALID_TXN_STATE
+        # From Produce v11 (KIP-890) the client is told it may abort and go on.
+        [answer] = connection.produce_answers(
+            {topic: {0: record_batch([(None, b"unadded")], (*producer, 0))}}, version=11,
+            transactional_id=transactional_id).values()
+        assert answer.error_code == TRANSACTION_ABORTABLE
         assert add_partitions(connection, transactional_id, producer, {topic: [0]}) == {
             (topic, 0): 0}
         assert produce(0, b"added") == 0
