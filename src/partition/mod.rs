@@ -12,8 +12,13 @@
 //! high watermark or the replica's role changes.
 
 pub mod append_permit;
+mod loading;
+use loading::{below, last_offset};
 pub mod producer_state;
 pub mod replicas;
+mod transactions;
+
+pub use transactions::{Marker, TxnVerifier};
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -22,26 +27,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::metadata::PartitionImage;
-use crate::storage::batch::{self, BatchHeader, ControlType};
+use crate::storage::batch::BatchHeader;
 use crate::storage::log_dirs::{self, LogDirHandle};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use append_permit::{AppendPermit, AppendPermitGuard};
 use producer_state::{ProducerState, SequenceCheck};
 use replicas::{Replicas, Transition};
-
-/// Bytes read at a time by `for_each_record`.
-const LOAD_READ_BYTES: usize = 1 << 20;
-
-/// Asks the transaction coordinator whether producer (id, epoch) has this partition in an open
-/// transaction (KIP-890 part 1); `Partition::append_verified` calls it, holding the append
-/// permit, only for a batch that would start a transaction here.
-pub type TxnVerifier = Box<
-    dyn FnOnce(
-        i64,
-        i16,
-    )
-        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PartitionError>>>>,
->;
 
 /// Waiters kept per partition before disconnected ones are pruned.
 const WAITERS_PRUNE_AT: usize = 256;
@@ -926,83 +917,6 @@ impl Partition {
         })
     }
 
-    /// The offset below which no transaction is open and every record is committed (Kafka's
-    /// last stable offset): the high watermark, or the first offset of the oldest open
-    /// transaction if that is lower.
-    pub fn last_stable_offset(&self) -> i64 {
-        let high_watermark = self.high_watermark();
-        self.producers
-            .borrow()
-            .first_unstable_offset()
-            .map_or(high_watermark, |first| first.min(high_watermark))
-    }
-
-    /// Writes a transaction marker (COMMIT or ABORT) for `producer_id` as the leader, and
-    /// waits until every in-sync replica has it (or `timeout`). A marker of an older producer
-    /// epoch is refused (INVALID_PRODUCER_EPOCH), as is one from an older coordinator.
-    pub async fn write_marker(
-        &self,
-        marker: Marker,
-        timeout: Duration,
-    ) -> Result<(), PartitionError> {
-        let bytes = batch::encode_marker(
-            marker.producer_id,
-            marker.producer_epoch,
-            marker.coordinator_epoch,
-            marker.kind,
-            now_ms(),
-        );
-        let headers =
-            batch::validate_batches(&bytes, usize::MAX).expect("a marker we encoded is valid");
-        self.append(bytes, headers, Acks::All, timeout).await?;
-        Ok(())
-    }
-
-    /// Idempotent and transactional producers of this partition, as DescribeProducers lists
-    /// them: (id, epoch, last sequence, last timestamp, coordinator epoch, first offset of its
-    /// open transaction or -1).
-    pub fn producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
-        self.producers.borrow().describe()
-    }
-
-    /// Whole batches from `offset` up to the log end, committed or not (loading the group
-    /// coordinator's state from a log this replica now leads).
-    pub async fn read_to_log_end(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-    ) -> Result<Bytes, PartitionError> {
-        self.check_online()?;
-        self.storage(self.log.read(offset, max_bytes).await)
-    }
-
-    /// Visits every record from the log start to the log end, committed or not, decoded (a
-    /// coordinator loading its state from a partition it now leads); returns how many.
-    pub async fn for_each_record(
-        &self,
-        mut visit: impl FnMut(&kafka_protocol::records::Record),
-    ) -> Result<usize, PartitionError> {
-        let mut offset = self.log_start_offset();
-        let mut visited = 0;
-        while offset < self.log_end_offset() {
-            let mut records = self.read_to_log_end(offset, LOAD_READ_BYTES).await?;
-            if records.is_empty() {
-                break;
-            }
-            while let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut records) {
-                for record in &set.records {
-                    offset = record.offset + 1;
-                    visit(record);
-                    visited += 1;
-                }
-                if records.is_empty() {
-                    break;
-                }
-            }
-        }
-        Ok(visited)
-    }
-
     /// The first offset whose batch has a timestamp at least `timestamp`, with that timestamp.
     pub async fn offset_for_timestamp(
         &self,
@@ -1079,36 +993,4 @@ impl Partition {
             let _ = waiter.try_send(());
         }
     }
-}
-
-/// A transaction marker the coordinator asks a partition's leader to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Marker {
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub coordinator_epoch: i32,
-    pub kind: ControlType,
-}
-
-/// The last offset of the last whole batch of `records`.
-fn last_offset(records: &[u8]) -> Option<i64> {
-    let mut position = 0;
-    let mut last = None;
-    while let Ok(Some(header)) = batch::peek_header(records, position) {
-        last = Some(header.last_offset());
-        position += header.size;
-    }
-    last
-}
-
-/// The whole batches of `records` that end below `limit`.
-fn below(records: Bytes, limit: i64) -> Bytes {
-    let mut position = 0;
-    while let Ok(Some(header)) = batch::peek_header(&records, position) {
-        if header.last_offset() >= limit {
-            break;
-        }
-        position += header.size;
-    }
-    records.slice(..position)
 }
