@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Shard, ShardId, ShardRequest};
+use super::{Shard, ShardRequest};
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::{Marker, Partition, PartitionError};
 use crate::txn::{
@@ -44,21 +44,11 @@ impl Shard {
 
     /// Every transactional id coordinated on this broker (ListTransactions).
     pub async fn list_transactions(self: &Rc<Self>) -> Vec<TxnMetadata> {
-        let mut listed = Vec::new();
-        for shard in 0..self.mesh.shard_count() {
-            let (reply, answer) = flume::bounded(1);
-            let call = TxnCall::List { reply };
-            match ShardId(shard) == self.id {
-                true => self.serve_txn_call(call).await,
-                false => {
-                    self.mesh
-                        .send(ShardId(shard), ShardRequest::Txn(Box::new(call)))
-                        .await
-                }
-            }
-            listed.extend(answer.recv_async().await.unwrap_or_default());
-        }
-        listed
+        self.ask_every_shard(|reply| ShardRequest::Txn(Box::new(TxnCall::List { reply })))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     pub(super) async fn serve_txn_call(self: &Rc<Self>, call: TxnCall) {
