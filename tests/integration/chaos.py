@@ -193,13 +193,7 @@ def run_workload(cluster: Cluster, network: "Network", settings: Settings, fault
     for reader in readers:
         reader.start()
     try:
-        try:
-            time.sleep(WARM_UP_S)
-            nemesis.run(faults)
-            time.sleep(WARM_UP_S)
-        finally:
-            nemesis.heal_everything()
-        report.settled = nemesis.recover(settings.settle_timeout_s, "after the last fault")
+        inject_faults(nemesis, settings, faults, report)
         out(f"{clock.now():7.1f}s  healed; flushing the producer")
         producer.stop_and_join()
         end_offsets = watermarks(bootstrap)
@@ -222,6 +216,23 @@ def run_workload(cluster: Cluster, network: "Network", settings: Settings, fault
     # A reader that cannot reach the end of a healthy cluster's log is stuck; without the whole
     # final log the other checks mean little.
     report.violations.extend(f"stalled: {line}" for line in caught_up + final_complete)
+
+
+def inject_faults(nemesis: "Nemesis", settings: Settings, faults: list[str], report: "Report",
+                  during: threading.Event | None = None) -> None:
+    """A warm-up, every fault, another warm-up; then everything healed and the cluster given
+    time to settle (`report.settled`). `during` is set while the faults are injected."""
+    try:
+        time.sleep(WARM_UP_S)
+        if during is not None:
+            during.set()
+        nemesis.run(faults)
+        if during is not None:
+            during.clear()
+        time.sleep(WARM_UP_S)
+    finally:
+        nemesis.heal_everything()
+    report.settled = nemesis.recover(settings.settle_timeout_s, "after the last fault")
 
 
 def main(argv: list[str] | None = None) -> int:

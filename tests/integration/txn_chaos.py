@@ -41,7 +41,7 @@ from kafka import TopicPartition as KafkaPythonTopicPartition
 import chaos
 import support
 from chaos import (CLIENT_LOGGER, EXAMPLES_MAX, PARTITIONS, READER_BATCH_MAX, READER_POLL_S,
-                   REQUEST_TIMEOUT_MS, TOPIC, WARM_UP_S, Clock, Nemesis, Settings)
+                   REQUEST_TIMEOUT_MS, TOPIC, Clock, Nemesis, Settings)
 from cluster import Cluster
 
 PROPERTIES = {
@@ -118,15 +118,7 @@ def run_workload(cluster: Cluster, network: chaos.Network, settings: Settings,
     for reader in readers:
         reader.start()
     try:
-        try:
-            time.sleep(WARM_UP_S)
-            faulty.set()
-            nemesis.run(faults)
-            faulty.clear()
-            time.sleep(WARM_UP_S)
-        finally:
-            nemesis.heal_everything()
-        report.settled = nemesis.recover(settings.settle_timeout_s, "after the last fault")
+        chaos.inject_faults(nemesis, settings, faults, report, during=faulty)
         out(f"{clock.now():7.1f}s  healed; finishing the last transaction")
         producer.stop_and_join()
         end_offsets = chaos.watermarks(bootstrap)
