@@ -462,7 +462,7 @@ impl Partition {
                 );
             }
         }
-        self.record_producers(&headers);
+        self.record_producers(&headers).await?;
         drop(permit);
         let end = headers.last().map_or(base_offset, BatchHeader::next_offset);
         // Followers may fetch it now; consumers once it is written (`advance_high_watermark`).
@@ -566,7 +566,7 @@ impl Partition {
                     );
                 }
             }
-            self.record_producers(&headers);
+            self.record_producers(&headers).await?;
             // The next fetch tells the leader this replica has these records, and the leader
             // counts them as committed once every in-sync replica says so: they must survive a
             // crash of this process (written to the file; an fsync is left to flush.ms, as in
@@ -797,11 +797,7 @@ impl Partition {
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let _permit = self.lock_appends().await;
         self.check_online()?;
-        let deleted = self.storage(self.log.apply_retention(now_ms).await)?;
-        self.producers
-            .borrow_mut()
-            .prune_aborted(self.log.start_offset());
-        Ok(deleted)
+        self.storage(self.log.apply_retention(now_ms).await)
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1 means the high watermark) and
@@ -822,9 +818,7 @@ impl Partition {
             }
             .into());
         }
-        let start = self.storage(self.log.delete_records_before(offset).await)?;
-        self.producers.borrow_mut().prune_aborted(start);
-        Ok(start)
+        self.storage(self.log.delete_records_before(offset).await)
     }
 
     /// Flushes and closes the log for a clean shutdown, with a producer-state snapshot. A log
@@ -841,9 +835,20 @@ impl Partition {
         self.producers.borrow_mut().expire(now_ms, expiration_ms)
     }
 
-    fn record_producers(&self, headers: &[BatchHeader]) {
-        let mut producers = self.producers.borrow_mut();
-        headers.iter().for_each(|header| producers.record(header));
+    /// Takes appended batches into the producer state, and the transactions their ABORT
+    /// markers ended into the log's transaction indexes.
+    async fn record_producers(&self, headers: &[BatchHeader]) -> Result<(), PartitionError> {
+        let aborted: Vec<_> = {
+            let mut producers = self.producers.borrow_mut();
+            headers
+                .iter()
+                .filter_map(|header| producers.record(header))
+                .collect()
+        };
+        if aborted.is_empty() {
+            return Ok(());
+        }
+        self.storage(self.log.add_aborted(aborted).await)
     }
 
     /// Checks idempotent producers' sequences; `Some(offset)` when the batch was already
@@ -905,7 +910,7 @@ impl Partition {
         };
         let aborted = read_committed.then(|| {
             let upper = last_offset(&records).map_or(offset, |last| last + 1);
-            self.producers.borrow().aborted_between(offset, upper)
+            self.log.aborted_between(offset, upper)
         });
         Ok(ReadOutcome {
             high_watermark,
@@ -965,14 +970,12 @@ impl Partition {
         if !self.log.needs_compaction(config.min_cleanable_dirty_ratio) {
             return Ok(None);
         }
-        let aborted = self.producers.borrow().aborted();
         let plan = self
             .log
             .plan_compaction(
                 config.delete_retention_ms,
                 now_ms,
                 self.last_stable_offset(),
-                aborted,
             )
             .await?;
         let permit = self.lock_appends().await;

@@ -77,8 +77,9 @@ pub struct ProducerState {
     producers: HashMap<i64, Producer>,
     /// Open transactions: first offset → producer id.
     open_txns: BTreeMap<i64, i64>,
-    /// Aborted transactions, in marker order.
-    aborted: Vec<AbortedTxn>,
+    /// Aborted transactions a snapshot written before segments had transaction indexes
+    /// carried (`a` lines), until the log takes them into its indexes.
+    restored_aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerState {
@@ -139,10 +140,11 @@ impl ProducerState {
         SequenceCheck::Append
     }
 
-    /// Records an appended batch (its `base_offset` already assigned).
-    pub fn record(&mut self, header: &BatchHeader) {
+    /// Records an appended batch (its `base_offset` already assigned); returns the
+    /// transaction an ABORT marker ended, for the segment's transaction index.
+    pub fn record(&mut self, header: &BatchHeader) -> Option<AbortedTxn> {
         if header.producer_id < 0 {
-            return;
+            return None;
         }
         let producer = self
             .producers
@@ -156,17 +158,20 @@ impl ProducerState {
         if let Some(control) = header.control {
             // A marker ends the producer's open transaction, if any.
             producer.coordinator_epoch = control.coordinator_epoch;
-            if let Some(first_offset) = producer.open_txn.take() {
-                self.open_txns.remove(&first_offset);
-                if control.kind == ControlType::Abort {
-                    self.aborted.push(AbortedTxn {
-                        producer_id: header.producer_id,
-                        first_offset,
-                        last_offset: header.base_offset,
-                    });
-                }
+            let first_offset = producer.open_txn.take()?;
+            self.open_txns.remove(&first_offset);
+            if control.kind != ControlType::Abort {
+                return None;
             }
-            return;
+            let after_marker = header.base_offset + 1;
+            return Some(AbortedTxn {
+                producer_id: header.producer_id,
+                first_offset,
+                last_offset: header.base_offset,
+                last_stable_offset: self
+                    .first_unstable_offset()
+                    .map_or(after_marker, |first| first.min(after_marker)),
+            });
         }
         if batch::is_transactional(header) && producer.open_txn.is_none() {
             producer.open_txn = Some(header.base_offset);
@@ -174,7 +179,7 @@ impl ProducerState {
                 .insert(header.base_offset, header.producer_id);
         }
         if header.base_sequence < 0 {
-            return;
+            return None;
         }
         if producer.batches.len() == BATCHES_REMEMBERED {
             producer.batches.pop_front();
@@ -184,6 +189,7 @@ impl ProducerState {
             last: header.last_sequence(),
             base_offset: header.base_offset,
         });
+        None
     }
 }
 
@@ -252,27 +258,6 @@ impl ProducerState {
         producers
     }
 
-    /// Aborted transactions a read of `[from, to)` must tell: those ending at or after `from`
-    /// that began before `to`, as (producer id, first offset).
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
-        self.aborted
-            .iter()
-            .filter(|txn| txn.last_offset >= from && txn.first_offset < to)
-            .map(|txn| (txn.producer_id, txn.first_offset))
-            .collect()
-    }
-
-    /// Every aborted transaction still in the log (what the cleaner drops).
-    pub fn aborted(&self) -> Vec<AbortedTxn> {
-        self.aborted.clone()
-    }
-
-    /// Forgets aborted transactions wholly below the log start (retention, DeleteRecords).
-    pub fn prune_aborted(&mut self, log_start_offset: i64) {
-        self.aborted
-            .retain(|txn| txn.last_offset >= log_start_offset);
-    }
-
     pub fn len(&self) -> usize {
         self.producers.len()
     }
@@ -307,12 +292,6 @@ impl ProducerState {
             }
             text.push('\n');
         }
-        for txn in &self.aborted {
-            text.push_str(&format!(
-                "a {} {} {}\n",
-                txn.producer_id, txn.first_offset, txn.last_offset
-            ));
-        }
         text.into_bytes()
     }
 
@@ -323,10 +302,14 @@ impl ProducerState {
             let mut fields = line.split(' ');
             let first = fields.next()?;
             if first == "a" {
-                state.aborted.push(AbortedTxn {
-                    producer_id: fields.next()?.parse().ok()?,
-                    first_offset: fields.next()?.parse().ok()?,
-                    last_offset: fields.next()?.parse().ok()?,
+                let mut number = || fields.next().and_then(|field| field.parse::<i64>().ok());
+                let (producer_id, first_offset, last_offset) = (number()?, number()?, number()?);
+                state.restored_aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset,
+                    // Unknown: no later search stops early at this entry.
+                    last_stable_offset: -1,
                 });
                 continue;
             }
@@ -372,8 +355,12 @@ impl BatchObserver for ProducerState {
         }
     }
 
-    fn observe(&mut self, header: &BatchHeader) {
-        self.record(header);
+    fn observe(&mut self, header: &BatchHeader) -> Option<AbortedTxn> {
+        self.record(header)
+    }
+
+    fn take_restored_aborted(&mut self) -> Vec<AbortedTxn> {
+        std::mem::take(&mut self.restored_aborted)
     }
 }
 
@@ -531,9 +518,31 @@ mod tests {
         }
     }
 
-    /// Proves open transactions bound the last stable offset, an ABORT marker is remembered
-    /// for read_committed readers and a COMMIT one is not, both survive a snapshot, and a
-    /// marker from an older coordinator is refused.
+    /// Proves open transactions bound the last stable offset, an ABORT marker yields the
+    /// aborted transaction for the transaction index and a COMMIT one does not, open
+    /// transactions survive a snapshot, and a marker from an older coordinator is refused.
+    /// Proves the `a` lines of a snapshot written before transaction indexes existed are
+    /// handed over once (for the log to index), no longer written, and refused when damaged.
+    #[test]
+    fn takes_aborted_transactions_from_an_older_snapshot() {
+        let mut state = ProducerState::default();
+        assert!(state.restore(b"7 0 t=5 x=9\na 7 2 7\n"));
+        assert_eq!(state.first_unstable_offset(), Some(9));
+        let restored = state.take_restored_aborted();
+        assert_eq!(
+            restored,
+            vec![AbortedTxn {
+                producer_id: 7,
+                first_offset: 2,
+                last_offset: 7,
+                last_stable_offset: -1,
+            }]
+        );
+        assert!(state.take_restored_aborted().is_empty());
+        assert!(!state.snapshot().starts_with(b"a"));
+        assert!(!state.restore(b"a 7 x 7\n"));
+    }
+
     #[test]
     fn tracks_transactions() {
         let mut state = ProducerState::default();
@@ -543,11 +552,16 @@ mod tests {
         state.record(&transactional(9, 0, 1, 5));
         state.record(&transactional(7, 3, 1, 6));
         assert_eq!(state.first_unstable_offset(), Some(2));
-        state.record(&marker(7, ControlType::Abort, 3, 7));
+        assert_eq!(
+            state.record(&marker(7, ControlType::Abort, 3, 7)),
+            Some(AbortedTxn {
+                producer_id: 7,
+                first_offset: 2,
+                last_offset: 7,
+                last_stable_offset: 5,
+            })
+        );
         assert_eq!(state.first_unstable_offset(), Some(5));
-        assert_eq!(state.aborted_between(0, 100), vec![(7, 2)]);
-        assert_eq!(state.aborted_between(8, 100), Vec::<(i64, i64)>::new());
-        assert_eq!(state.aborted_between(0, 2), Vec::<(i64, i64)>::new());
         assert!(matches!(
             state.check(&marker(7, ControlType::Commit, 2, -1)),
             SequenceCheck::StaleCoordinator {
@@ -559,16 +573,13 @@ mod tests {
         assert!(restored.restore(&state.snapshot()));
         assert_eq!(restored.snapshot(), state.snapshot());
         assert_eq!(restored.first_unstable_offset(), Some(5));
-        state.record(&marker(9, ControlType::Commit, 3, 8));
+        assert_eq!(state.record(&marker(9, ControlType::Commit, 3, 8)), None);
         assert_eq!(state.first_unstable_offset(), None);
-        assert_eq!(state.aborted_between(0, 100), vec![(7, 2)]);
         assert_eq!(
             state.check(&transactional(7, 4, 1, -1)),
             SequenceCheck::Append,
             "sequences go on across transactions"
         );
-        state.prune_aborted(8);
-        assert!(state.aborted_between(0, 100).is_empty());
         assert_eq!(
             state.starts_transaction(&[transactional(7, 5, 1, -1)]),
             Some((7, 0))

@@ -83,12 +83,15 @@ pub struct Control {
 
 /// A transaction of a partition that ended in an ABORT marker: read_committed consumers skip
 /// the producer's records from `first_offset` up to the marker at `last_offset`, and the
-/// cleaner drops them.
+/// cleaner drops them. `last_stable_offset` is the partition's once the marker was written
+/// (every transaction aborted later began at or after it). Kept in the `.txnindex` of the
+/// marker's segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub last_stable_offset: i64,
 }
 
 /// What a control record says (Kafka's `ControlRecordType`, the key's second field).

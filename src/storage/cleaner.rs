@@ -709,6 +709,7 @@ pub mod tests {
                 producer_id: 7,
                 first_offset: 5,
                 last_offset: 12,
+                last_stable_offset: 13,
             }],
             ..key_map(&[("k", 10)])
         };

@@ -45,6 +45,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::cleaner::{self, CleanedGroup, CompactionStats, CLEANED_EXTENSION};
 use super::epoch_cache::EpochCache;
 use super::segment::{Recovery, Segment, DELETED_SUFFIX};
+use super::txn_index;
 use super::{segment_file_name, StorageError};
 
 /// Per-log settings taken from broker and topic configuration (Kafka's names in comments).
@@ -90,7 +91,14 @@ pub trait BatchObserver {
     /// Replaces the state by a snapshot's; false when it cannot be read (then every batch of
     /// the log is observed instead).
     fn restore(&mut self, snapshot: &[u8]) -> bool;
-    fn observe(&mut self, header: &BatchHeader);
+    /// Sees a batch; returns the transaction it ended if it is an ABORT marker, which the log
+    /// keeps in the marker segment's transaction index.
+    fn observe(&mut self, header: &BatchHeader) -> Option<AbortedTxn>;
+    /// Aborted transactions the restored snapshot carried (snapshots written before segments
+    /// had transaction indexes), taken once for the indexes.
+    fn take_restored_aborted(&mut self) -> Vec<AbortedTxn> {
+        Vec::new()
+    }
 }
 
 /// A plain closure observes every batch and has no snapshots.
@@ -99,8 +107,9 @@ impl<F: FnMut(&BatchHeader)> BatchObserver for F {
         false
     }
 
-    fn observe(&mut self, header: &BatchHeader) {
-        self(header)
+    fn observe(&mut self, header: &BatchHeader) -> Option<AbortedTxn> {
+        self(header);
+        None
     }
 }
 
@@ -186,23 +195,25 @@ impl Log {
             let interval = config.index_interval_bytes;
             let segment = if position < first_scanned {
                 let segment = Segment::open(dir, base_offset, interval, Recovery::Trust).await?;
-                if segment.next_offset() > observe_from {
-                    let from = observe_from.max(segment.base_offset);
-                    for header in segment.headers_from(from).await? {
-                        observer.observe(&header);
-                    }
-                }
+                replay(&segment, observe_from, observer).await?;
                 segment
             } else {
+                let mut aborted = Vec::new();
                 let mut observe = |header: &BatchHeader| {
                     if header.base_offset >= observe_from {
-                        observer.observe(header);
+                        aborted.extend(observer.observe(header));
                     }
                 };
-                Segment::open(dir, base_offset, interval, Recovery::Scan(&mut observe)).await?
+                let segment =
+                    Segment::open(dir, base_offset, interval, Recovery::Scan(&mut observe)).await?;
+                aborted
+                    .into_iter()
+                    .for_each(|txn| segment.txn_index().add(txn));
+                segment
             };
             segments.push(segment);
         }
+        settle_txn_indexes(&segments, observer).await?;
         if let Some((_, inactive)) = segments.split_last() {
             inactive.iter().for_each(|segment| segment.release_tail());
         }
@@ -586,6 +597,50 @@ impl Log {
         checkpoint::write_snapshot(&self.dir, offset, snapshot.to_vec()).await
     }
 
+    /// Indexes the transactions that ABORT markers just appended ended, each in its marker's
+    /// segment. The active segment's index is written by the next `write_pending` or `close`;
+    /// an older segment's (the append rolled after the marker) at once, durably.
+    pub async fn add_aborted(&self, aborted: Vec<AbortedTxn>) -> Result<(), StorageError> {
+        for txn in aborted {
+            let (segment, active) = {
+                let segments = self.segments.borrow();
+                let Some(segment) = segment_holding(&segments, txn.last_offset) else {
+                    continue;
+                };
+                let active = segments
+                    .last()
+                    .is_some_and(|last| Rc::ptr_eq(last, segment));
+                (segment.clone(), active)
+            };
+            segment.txn_index().add(txn);
+            if !active {
+                segment.txn_index().sync_and_close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The aborted transactions a read of `[from, to)` must tell: those ending at or after
+    /// `from` that began before `to`, as (producer id, first offset). Searched in the
+    /// transaction indexes from the segment holding `from` on, until one says later segments
+    /// cannot add any.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        let first = segments
+            .partition_point(|segment| segment.base_offset <= from)
+            .saturating_sub(1);
+        let mut found = Vec::new();
+        for segment in &segments[first..] {
+            if segment.txn_index().collect(from, to, &mut found) {
+                break;
+            }
+        }
+        found
+            .into_iter()
+            .map(|txn| (txn.producer_id, txn.first_offset))
+            .collect()
+    }
+
     pub(super) async fn lock_files(&self) -> glommio::sync::Permit<'_> {
         self.files_lock
             .acquire_permit(1)
@@ -619,7 +674,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<CompactionStats, StorageError> {
         let plan = self
-            .plan_compaction(delete_retention_ms, now_ms, i64::MAX, Vec::new())
+            .plan_compaction(delete_retention_ms, now_ms, i64::MAX)
             .await?;
         self.install_compaction(plan).await
     }
@@ -632,18 +687,21 @@ impl Log {
         delete_retention_ms: i64,
         now_ms: i64,
         committed_end: i64,
-        aborted: Vec<AbortedTxn>,
     ) -> Result<CompactionPlan, StorageError> {
         // Only durable, committed records (below `committed_end`, the last stable offset: a
         // follower may still truncate what is above the high watermark, and an open
         // transaction may still abort) may make older values of their keys go: flush first,
-        // and leave whatever is appended meanwhile out of the map. Records of `aborted`
-        // transactions are dropped.
+        // and leave whatever is appended meanwhile out of the map. Records of aborted
+        // transactions (the segments' transaction indexes) are dropped.
         self.active().flush().await?;
         let truncations = self.truncations.get();
         let durable_end = self.synced_offset().min(committed_end);
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
         let clean_offset = segments.last().map_or(0, |active| active.base_offset);
+        let aborted = segments
+            .iter()
+            .flat_map(|segment| segment.txn_index().entries())
+            .collect();
         let map = cleaner::build_key_map(&segments, durable_end, aborted).await?;
         let horizon_ms = now_ms.saturating_sub(delete_retention_ms);
         let groups = cleaner::write_groups(
@@ -697,6 +755,16 @@ impl Log {
     /// reopen it (which rebuilds its indexes), delete the others, then update the list.
     async fn swap(&self, group: &CleanedGroup) -> Result<(), StorageError> {
         let first = &group.segments[0];
+        // The merged segment's transaction index, written first over the first segment's: a
+        // crash before the rename leaves it beside the first `.log`, whose open drops the
+        // entries of the later members (their markers lie past its end; they keep their own).
+        let aborted = group
+            .segments
+            .iter()
+            .flat_map(|segment| segment.txn_index().entries())
+            .collect();
+        first.txn_index().close();
+        txn_index::write_file(first.txn_index().path().to_path_buf(), aborted).await?;
         std::fs::rename(&group.cleaned_path, first.log_path())
             .map_err(|error| StorageError::io(first.log_path(), error))?;
         sync_directory(&self.dir).await?;
@@ -779,6 +847,52 @@ impl Log {
         }
         self.write_checkpoint(false).await
     }
+}
+
+/// Hands `observer` every batch of `segment` from `from` on, and indexes the transactions its
+/// markers aborted (those already indexed are not added twice).
+async fn replay(
+    segment: &Segment,
+    from: i64,
+    observer: &mut dyn BatchObserver,
+) -> Result<(), StorageError> {
+    if segment.next_offset() <= from {
+        return Ok(());
+    }
+    for header in segment.headers_from(from.max(segment.base_offset)).await? {
+        if header.base_offset >= from {
+            if let Some(txn) = observer.observe(&header) {
+                segment.txn_index().add(txn);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Indexes the aborted transactions an older snapshot carried, then writes every entry the
+/// replay added, durably (those of a trusted segment would otherwise never be).
+async fn settle_txn_indexes(
+    segments: &[Rc<Segment>],
+    observer: &mut dyn BatchObserver,
+) -> Result<(), StorageError> {
+    for txn in observer.take_restored_aborted() {
+        if let Some(segment) = segment_holding(segments, txn.last_offset) {
+            segment.txn_index().add(txn);
+        }
+    }
+    for segment in segments {
+        if segment.txn_index().has_unpersisted() {
+            segment.txn_index().sync_and_close().await?;
+        }
+    }
+    Ok(())
+}
+
+/// The segment holding `offset`, if any.
+fn segment_holding(segments: &[Rc<Segment>], offset: i64) -> Option<&Rc<Segment>> {
+    let after = segments.partition_point(|segment| segment.base_offset <= offset);
+    let segment = segments.get(after.checked_sub(1)?)?;
+    (offset < segment.next_offset()).then_some(segment)
 }
 
 /// The end of the run of batches from `first` that a segment based at `base` can index: each
@@ -878,7 +992,7 @@ fn remove_merged_leftover(
         "removing segment {base_offset} of {}: compaction merged it into segment {merged_into}",
         dir.display()
     );
-    for extension in ["log", "index", "timeindex"] {
+    for extension in ["log", "index", "timeindex", "txnindex"] {
         let path = dir.join(segment_file_name(base_offset, extension));
         match std::fs::remove_file(&path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

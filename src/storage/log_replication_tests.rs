@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use super::*;
-use crate::storage::batch::{self, tests::encoded_batch};
+use crate::storage::batch::{self, tests::encoded_batch, AbortedTxn};
 use crate::storage::cleaner::tests::keyed_batch;
 use crate::storage::epoch_cache::EPOCH_CHECKPOINT_FILE;
 use crate::storage::test_util::{run, temp_dir};
@@ -119,8 +119,9 @@ impl BatchObserver for Recorder {
         true
     }
 
-    fn observe(&mut self, header: &BatchHeader) {
+    fn observe(&mut self, header: &BatchHeader) -> Option<AbortedTxn> {
         self.observed.push(header.base_offset);
+        None
     }
 }
 
@@ -647,7 +648,7 @@ fn compaction_planned_before_a_truncation_is_dropped() {
             log.append(bytes, &mut headers, 0).await.unwrap();
         }
         let plan = log
-            .plan_compaction(0, 1_700_000_000_000, i64::MAX, Vec::new())
+            .plan_compaction(0, 1_700_000_000_000, i64::MAX)
             .await
             .unwrap();
         log.truncate_to(30, &mut |_: &BatchHeader| {})

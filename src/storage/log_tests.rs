@@ -1,7 +1,7 @@
 //! Tests of the log's write-behind, recovery modes, time index, time roll, retention and
 //! DeleteRecords, each against real files through a glommio executor.
 
-use super::batch::{self, BatchHeader};
+use super::batch::{self, AbortedTxn, BatchHeader};
 use super::cleaner::tests::keyed_batch;
 use super::log::{now_ms, BatchObserver, Log, LogConfig};
 use super::test_util::{run, temp_dir};
@@ -63,8 +63,9 @@ impl BatchObserver for Counter {
         true
     }
 
-    fn observe(&mut self, _header: &BatchHeader) {
+    fn observe(&mut self, _header: &BatchHeader) -> Option<AbortedTxn> {
         self.observed += 1;
+        None
     }
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use glommio::sync::Permit;
 
-use super::{sync_directory, BatchObserver, Log};
+use super::{replay, settle_txn_indexes, sync_directory, BatchObserver, Log};
 use crate::storage::checkpoint::{self, Checkpoint};
 use crate::storage::segment::{Recovery, Segment};
 use crate::storage::StorageError;
@@ -176,20 +176,10 @@ impl Log {
             _ => i64::MIN,
         };
         let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
-        for segment in segments {
-            if segment.next_offset() <= observe_from {
-                continue;
-            }
-            for header in segment
-                .headers_from(observe_from.max(segment.base_offset))
-                .await?
-            {
-                if header.base_offset >= observe_from {
-                    observer.observe(&header);
-                }
-            }
+        for segment in &segments {
+            replay(segment, observe_from, observer).await?;
         }
-        Ok(())
+        settle_txn_indexes(&segments, observer).await
     }
 
     /// Starts a truncation: reads wait until the returned permit drops, and reads running

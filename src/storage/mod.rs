@@ -23,6 +23,9 @@ pub mod tail;
 #[cfg(test)]
 mod test_util;
 pub mod time_index;
+pub mod txn_index;
+#[cfg(test)]
+mod txn_index_tests;
 pub mod validator;
 
 use std::path::PathBuf;

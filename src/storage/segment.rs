@@ -1,5 +1,5 @@
-//! One segment of a partition log: a `.log` file of record batches, its sparse `.index` and its
-//! `.timeindex`.
+//! One segment of a partition log: a `.log` file of record batches, its sparse `.index`, its
+//! `.timeindex` and its `.txnindex` (aborted transactions, `txn_index`).
 //!
 //! The `.log` file is written with direct I/O (glommio `DmaFile`, O_DIRECT on filesystems that
 //! support it) in whole aligned blocks. An append copies its batches into the in-memory `Tail`
@@ -40,6 +40,7 @@ use super::offset_index::{IndexEntry, OffsetIndex, INDEX_ENTRY_BYTES};
 use super::read_ahead::ReadAhead;
 use super::tail::{align_down, align_up, Tail, CHUNK_BYTES};
 use super::time_index::{TimeIndex, TimeIndexEntry, TIME_INDEX_ENTRY_BYTES};
+use super::txn_index::TxnIndex;
 use super::{segment_file_name, StorageError};
 
 /// How much of a segment recovery reads at a time.
@@ -127,6 +128,7 @@ pub struct Segment {
     read_ahead: ReadAhead,
     index_file: IndexFile,
     time_index_file: IndexFile,
+    txn_index: TxnIndex,
     tail: RefCell<Tail>,
     size: Cell<u64>,
     next_offset: Cell<i64>,
@@ -204,6 +206,7 @@ impl Segment {
             read_ahead: ReadAhead::default(),
             index_file: IndexFile::new(index_path),
             time_index_file: IndexFile::new(time_index_path),
+            txn_index: TxnIndex::new(dir.join(segment_file_name(base_offset, "txnindex"))),
             tail: RefCell::new(nothing_cached),
             size: Cell::new(0),
             next_offset: Cell::new(base_offset),
@@ -237,6 +240,7 @@ impl Segment {
             Recovery::Scan(observe) => segment.recover(observe).await?,
             Recovery::Trust => segment.load().await?,
         }
+        segment.txn_index.open(segment.next_offset.get()).await?;
         // Everything recovery kept is in the file.
         segment.written_offset.set(segment.next_offset.get());
         segment.note_file_end(segment.size.get());
@@ -267,6 +271,11 @@ impl Segment {
 
     pub fn first_timestamp(&self) -> Option<i64> {
         self.first_timestamp.get()
+    }
+
+    /// The transactions aborted by markers in this segment.
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
     }
 
     pub fn log_path(&self) -> &Path {
@@ -435,6 +444,7 @@ impl Segment {
         self.persist_indexes().await?;
         self.index_file.sync_and_close().await?;
         self.time_index_file.sync_and_close().await?;
+        self.txn_index.sync_and_close().await?;
         self.tail.borrow_mut().clear(size);
         Ok(())
     }
@@ -455,6 +465,7 @@ impl Segment {
     pub async fn remove(&self) -> Result<(), StorageError> {
         let _all_slots = self.all_write_slots().await;
         self.closed.set(true);
+        self.txn_index.remove().await?;
         self.index_file.remove().await?;
         self.time_index_file.remove().await?;
         self.file
@@ -490,7 +501,9 @@ impl Segment {
         self.closed.set(true);
         self.index_file.close();
         self.time_index_file.close();
+        self.txn_index.close();
         let paths = [
+            self.txn_index.path().to_path_buf(),
             self.index_file.path().to_path_buf(),
             self.time_index_file.path().to_path_buf(),
             self.log_path.clone(),
@@ -726,7 +739,8 @@ impl Segment {
             TIME_INDEX_ENTRY_BYTES,
             persisted,
         )
-        .await
+        .await?;
+        self.txn_index.persist().await
     }
 }
 

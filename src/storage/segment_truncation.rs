@@ -1,5 +1,5 @@
 //! Cutting a segment for a log's truncation: where the cut falls, and the cut itself (the
-//! `.log` and both indexes, durably). Part of `Segment` (see `segment.rs`).
+//! `.log` and its indexes, durably). Part of `Segment` (see `segment.rs`).
 
 use super::{IndexEntry, Segment, TimeIndexEntry};
 use crate::storage::StorageError;
@@ -37,8 +37,10 @@ impl Segment {
     }
 
     /// Cuts the segment's files at byte `position`, a batch boundary, after which the segment
-    /// ends at `end_offset` (both from `truncation_point`): the `.log` and both indexes keep
-    /// exactly what lies below it, durably: the indexes are those a rebuild would give. The segment is closed first, so nothing of it is in flight or only in memory.
+    /// ends at `end_offset` (both from `truncation_point`): the `.log` and its indexes keep
+    /// exactly what lies below it, durably: the offset and time indexes are those a rebuild
+    /// would give, the transaction index keeps the transactions whose marker is kept. The
+    /// segment is closed first, so nothing of it is in flight or only in memory.
     /// This object still describes the old contents afterwards (reads past the cut fail): the
     /// caller replaces it by opening the segment again with `Recovery::Trust`, which is cheap
     /// because the indexes on disk are exact prefixes of what a rebuild would give.
@@ -76,6 +78,7 @@ impl Segment {
         self.index_file.sync_and_close().await?;
         self.time_index_file.rewrite(time_index).await?;
         self.time_index_file.sync_and_close().await?;
+        self.txn_index.cut(end_offset).await?;
         let io_error = |error| StorageError::io(&self.log_path, error);
         self.file.truncate(position).await.map_err(io_error)?;
         self.file.fdatasync().await.map_err(io_error)

@@ -8,6 +8,7 @@ READ_COMMITTED offsets, the producers the leader knows).
 from __future__ import annotations
 
 import signal
+import struct
 import time
 
 import pytest
@@ -304,7 +305,8 @@ def test_transactions_survive_a_restart(broker, sig):
     SIGTERM, from the producer snapshot written at shutdown): the aborted
     transaction is still listed for READ_COMMITTED reads, the open one still holds the last
     stable offset, and the coordinator, reloaded from `__transaction_state`, still knows the
-    open transaction, which its producer then commits."""
+    open transaction, which its producer then commits. The segment's `.txnindex` holds the
+    aborted transaction as Kafka writes it."""
     topic, transactional_id = "txn-crash", "txn-crash-id"
     create_topic(broker, topic)
     with WireConnection(HOST, broker.port) as connection:
@@ -330,6 +332,11 @@ def test_transactions_survive_a_restart(broker, sig):
         assert values == [b"c1", b"c2", b"a1", b"o1"]
         assert lso == high_watermark == open_first + 2
         assert aborted == [(producer[0], 3)]
+    # The aborted transaction is in the segment's .txnindex, in Kafka's layout (version 0,
+    # producer id, first offset, marker offset, last stable offset): written at shutdown, or
+    # rebuilt by recovery after the SIGKILL.
+    [index] = list((broker.data_dir / f"{topic}-0").glob("*.txnindex"))
+    assert index.read_bytes() == struct.pack(">hqqqq", 0, producer[0], 3, 4, 5)
 
 
 INVALID_TRANSACTION_TIMEOUT = 50
