@@ -392,7 +392,8 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::NotHosted(_) => ResponseError::UnknownTopicOrPartition,
         PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::InvalidProducerEpoch { .. }
+        | PartitionError::FencedByCoordinator { .. } => ResponseError::InvalidProducerEpoch,
         PartitionError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         PartitionError::NotInTransaction => ResponseError::InvalidTxnState,
         PartitionError::VerificationUnavailable(_) => ResponseError::NotEnoughReplicas,

@@ -59,6 +59,8 @@ pub enum PartitionError {
     OutOfOrderSequence { expected: i32, received: i32 },
     #[error("producer epoch {received} is older than the current epoch {current}")]
     InvalidProducerEpoch { current: i16, received: i16 },
+    #[error("producer epoch {received} is fenced: the transaction coordinator holds a newer one for its transactional id (a newer producer, or its transaction timed out and was aborted)")]
+    FencedByCoordinator { received: i16 },
     #[error(
         "a marker from coordinator epoch {received}, older than the {current} of the last one"
     )]

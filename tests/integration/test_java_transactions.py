@@ -163,3 +163,37 @@ def test_transaction_protocol_version(java, start_broker):
         assert sent("AddPartitionsToTxn") >= 3, "version 1 adds partitions explicitly"
     else:
         assert sent("AddPartitionsToTxn") == 0, "version 2 adds partitions through Produce"
+
+
+
+@versions()
+def test_timed_out_transaction(java, start_broker):
+    """A transaction left open past its transaction.timeout.ms is aborted by the coordinator
+    under a bumped epoch, as Kafka does: the producer's late record is refused
+    (InvalidProducerEpochException, which the client takes as abortable) and so is its commit.
+    With transactions version 2 (kafka-clients 4.3) the producer then aborts and goes on: its
+    next transaction commits. With version 1 (3.9) the bumped epoch fences it, as in Kafka
+    (ProducerFencedException on abort). read_committed consumers never see the timed-out
+    records."""
+    broker = start_broker({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    topic = topic_name(java, "timeout")
+    create_topic(broker, topic, partitions=PARTITIONS)
+    output = java.run("txn-timeout", {"bootstrap": broker.bootstrap, "topic": topic,
+                                      "transactional.id": f"{topic}-txn",
+                                      "partitions": PARTITIONS, "count": 6,
+                                      "timeout_ms": 2000, "wait_ms": 4000})
+    timed_out, following = spread("timed-out", 6), spread("next", 6)
+
+    assert "InvalidProducerEpochException" in output["late_send"].get("errors", []), output
+    assert "InvalidProducerEpochException" in output["commit"].get("errors", []), output
+    committed = consumed(output["read_committed"])
+    if java.version.startswith("4."):
+        assert output["abort"] == {"result": "aborted"}, output
+        assert "result" in output["next"], output
+        assert by_partition(committed) == layout(following)
+        # Each partition: the timed-out records, the coordinator's ABORT marker, then these.
+        assert all(offset >= 3 for _, offset in output["next"]["result"])
+    else:
+        assert "ProducerFencedException" in output["abort"].get("errors", []), output
+        assert committed == []
+    assert not any(value in {v for _, v in timed_out} for _, _, value in committed)

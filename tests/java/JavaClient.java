@@ -101,6 +101,7 @@ public final class JavaClient {
                 case "txn": out = transactions(new Args(args)); break;
                 case "txn-ctp": out = consumeTransformProduce(new Args(args)); break;
                 case "txn-fence": out = fence(new Args(args)); break;
+                case "txn-timeout": out = timedOut(new Args(args)); break;
                 default: throw new IllegalArgumentException("unknown scenario " + argv[0]);
             }
             out.put("ok", true);
@@ -1261,6 +1262,49 @@ public final class JavaClient {
         out.put("read_committed", consumeAll(bootstrap, topic, count, "read_committed"));
         out.put("read_uncommitted", consumeAll(bootstrap, topic, 2 * count,
                 "read_uncommitted"));
+        return out;
+    }
+
+    /** txn-timeout bootstrap= topic= transactional.id= partitions= count= timeout_ms= wait_ms=:
+     * a transaction left open past its transaction.timeout.ms (`timeout_ms`) by `wait_ms`, which
+     * the coordinator aborts: what a late send, the commit and then the abort get, and whether
+     * the same producer then commits a new transaction. */
+    static Map<String, Object> timedOut(Args args) throws Exception {
+        String bootstrap = args.get("bootstrap");
+        String topic = args.get("topic");
+        int partitions = args.integer("partitions");
+        int count = args.integer("count");
+        Properties config = transactionalConfig(args, "java-timed-out");
+        config.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, args.get("timeout_ms"));
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(config)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            out.put("timed_out_acks", sendSpread(producer, topic, "timed-out", count, partitions));
+            Thread.sleep(args.integer("wait_ms"));
+            out.put("late_send", outcome(() -> {
+                RecordMetadata metadata = producer.send(new ProducerRecord<>(topic, 0,
+                        "late", "late")).get(DEADLINE_MS, TimeUnit.MILLISECONDS);
+                return List.of(metadata.partition(), metadata.offset());
+            }));
+            out.put("commit", outcome(() -> {
+                producer.commitTransaction();
+                return "committed";
+            }));
+            out.put("abort", outcome(() -> {
+                producer.abortTransaction();
+                return "aborted";
+            }));
+            out.put("next", outcome(() -> {
+                producer.beginTransaction();
+                List<List<Object>> acks = sendSpread(producer, topic, "next", count, partitions);
+                producer.commitTransaction();
+                return acks;
+            }));
+        }
+        boolean committed = ((Map<?, ?>) out.get("next")).containsKey("result");
+        out.put("read_committed", consumeAll(bootstrap, topic, committed ? count : 0,
+                "read_committed"));
         return out;
     }
 

@@ -174,10 +174,7 @@ impl Shard {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(TxnError::ProducerFenced | TxnError::InvalidProducerEpoch))
                     | Err(TxnError::ProducerFenced | TxnError::InvalidProducerEpoch) => {
-                        Err(PartitionError::InvalidProducerEpoch {
-                            current: -1,
-                            received: epoch,
-                        })
+                        Err(PartitionError::FencedByCoordinator { received: epoch })
                     }
                     Ok(Err(
                         TxnError::TransactionAbortable
