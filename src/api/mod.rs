@@ -42,6 +42,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub mod sasl;
 mod sync_group;
 pub mod transactions;
 mod txn_offset_commit;
@@ -216,6 +217,10 @@ pub struct ConnectionInfo {
     pub listener: Rc<str>,
     /// The client's address as Kafka's tools show it (`/127.0.0.1`).
     pub client_host: String,
+    /// The client's address and port, for log lines.
+    pub peer: String,
+    /// The connection's SASL authentication (on SASL listeners).
+    pub sasl: sasl::SaslState,
     /// Partitions this connection's transactional producer has had added to its transaction
     /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
     pub txn_added: std::cell::RefCell<crate::txn::join::AddedPartitions>,
@@ -248,6 +253,8 @@ pub async fn handle(
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
     match request.body {
         RequestKind::ApiVersions(body) => respond(&api_versions::handle(body, version)),
+        RequestKind::SaslHandshake(body) => respond(&sasl::handshake(&context, body)),
+        RequestKind::SaslAuthenticate(body) => respond(&sasl::authenticate(&context, body)),
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
         RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod env;
 pub mod listeners;
 pub mod properties;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -77,6 +78,8 @@ pub struct ServerConfig {
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
     pub controller_listener_names: Vec<String>,
+    /// Each listener's security protocol, TLS material and SASL mechanisms.
+    pub listener_security: Vec<security::ListenerSecurity>,
     pub controller_quorum_voters: Vec<Voter>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -327,6 +330,7 @@ impl ServerConfig {
             .keys()
             .filter(|key| !KEYS.iter().any(|(known, _)| known == key))
             .filter(|key| !ACCEPTED_KEYS.contains(&key.as_str()))
+            .filter(|key| !security::is_security_key(key))
             .map(|key| format!("unknown configuration '{key}' was supplied and is ignored"))
             .collect();
         let lookup = Lookup { given };
@@ -367,9 +371,17 @@ impl ServerConfig {
             dirs if dirs.is_empty() => lookup.value("log.dir"),
             dirs => dirs,
         };
+        let listener_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
+        let listener_security = security::parse(
+            lookup.given,
+            &lookup.value("listener.security.protocol.map"),
+            &listener_names,
+            &controller_listener_names,
+        )?;
         let config = ServerConfig {
             node_id,
             process_roles,
+            listener_security,
             listeners,
             advertised_listeners,
             controller_listener_names,
@@ -495,15 +507,32 @@ impl ServerConfig {
     }
 
     /// The name of the listener followers fetch on: `inter.broker.listener.name`, else the
-    /// first client listener.
+    /// first PLAINTEXT client listener (Kafka's `security.inter.broker.protocol` default), else
+    /// the first client listener.
     pub fn inter_broker_listener(&self) -> Option<&str> {
-        match self.inter_broker_listener_name.is_empty() {
-            false => Some(self.inter_broker_listener_name.as_str()),
-            true => self
-                .client_listeners()
-                .next()
-                .map(|listener| listener.name.as_str()),
+        if !self.inter_broker_listener_name.is_empty() {
+            return Some(self.inter_broker_listener_name.as_str());
         }
+        let plaintext = self.client_listeners().find(|listener| {
+            self.security_protocol(&listener.name) == security::SecurityProtocol::Plaintext
+        });
+        plaintext
+            .or_else(|| self.client_listeners().next())
+            .map(|listener| listener.name.as_str())
+    }
+
+    /// The security of listener `name` (PLAINTEXT for a name no listener has).
+    pub fn listener_security(&self, name: &str) -> Option<&security::ListenerSecurity> {
+        self.listener_security
+            .iter()
+            .find(|listener| listener.name == name)
+    }
+
+    pub fn security_protocol(&self, name: &str) -> security::SecurityProtocol {
+        self.listener_security(name)
+            .map_or(security::SecurityProtocol::Plaintext, |listener| {
+                listener.protocol
+            })
     }
 
     /// Listeners that serve Kafka clients (every listener but the controller's).
@@ -712,37 +741,32 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Only PLAINTEXT is served today: every listener must map to it.
+    /// Links between brokers and to the controllers speak PLAINTEXT only (the fetchers, the
+    /// peer pool and the controller RPC have no TLS or SASL yet): their listeners must be
+    /// PLAINTEXT.
     fn validate_security_protocols(&self, lookup: &Lookup) -> Result<(), ConfigError> {
-        let map_value = lookup.value("listener.security.protocol.map");
-        let map: BTreeMap<String, String> = split_list(&map_value)
-            .filter_map(|pair| pair.split_once(':'))
-            .map(|(name, protocol)| {
-                (
-                    name.trim().to_ascii_uppercase(),
-                    protocol.trim().to_ascii_uppercase(),
-                )
-            })
-            .collect();
-        for listener in &self.listeners {
-            let protocol = match map.get(&listener.name) {
-                Some(protocol) => protocol.as_str(),
-                None if self.controller_listener_names.contains(&listener.name) => "PLAINTEXT",
-                None => {
-                    return Err(ConfigError::Invalid {
-                        key: "listener.security.protocol.map".into(),
-                        value: map_value.clone(),
-                        reason: format!("no security protocol for listener {}", listener.name),
-                    })
-                }
-            };
-            if protocol != "PLAINTEXT" {
+        for name in &self.controller_listener_names {
+            let protocol = self.security_protocol(name);
+            if protocol != security::SecurityProtocol::Plaintext {
                 return Err(ConfigError::Invalid {
                     key: "listener.security.protocol.map".into(),
-                    value: map_value.clone(),
+                    value: lookup.value("listener.security.protocol.map"),
                     reason: format!(
-                        "listener {} uses {protocol}; only PLAINTEXT is supported",
-                        listener.name
+                        "controller listener {name} uses {}; controller listeners are PLAINTEXT only so far",
+                        protocol.name()
+                    ),
+                });
+            }
+        }
+        if let Some(name) = self.inter_broker_listener().filter(|_| self.is_broker()) {
+            let protocol = self.security_protocol(name);
+            if protocol != security::SecurityProtocol::Plaintext {
+                return Err(ConfigError::Invalid {
+                    key: "inter.broker.listener.name".into(),
+                    value: name.to_string(),
+                    reason: format!(
+                        "listener {name} uses {}; brokers reach each other over PLAINTEXT only so far: add a PLAINTEXT listener for them (e.g. INTERNAL://127.0.0.1:9095 with INTERNAL:PLAINTEXT) and name it here",
+                        protocol.name()
                     ),
                 });
             }

@@ -193,8 +193,22 @@ fn errors_name_key_and_value() {
         "{message}"
     );
     let tls = format!("{EMBEDDED_DEFAULT}listener.security.protocol.map=PLAINTEXT:SSL\n");
-    assert!(config_from(&tls)
-        .unwrap_err()
-        .to_string()
-        .contains("only PLAINTEXT"));
+    let message = config_from(&tls).unwrap_err().to_string();
+    assert!(message.contains("ssl.keystore.type"), "{message}");
+    let secured = "ssl.keystore.type=PEM\nssl.keystore.location=/k.pem\n";
+    let controller_tls = format!(
+        "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL\n"
+    );
+    let message = config_from(&controller_tls).unwrap_err().to_string();
+    assert!(message.contains("controller listener CONTROLLER uses SSL"), "{message}");
+    let brokers_tls = format!(
+        "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT\n"
+    );
+    let message = config_from(&brokers_tls).unwrap_err().to_string();
+    assert!(message.contains("inter.broker.listener.name"), "{message}");
+    let (_, warnings) = config_from(&format!(
+        "{EMBEDDED_DEFAULT}{secured}listener.name.plaintext.ssl.client.auth=none\n"
+    ))
+    .unwrap();
+    assert!(warnings.is_empty(), "security keys are known: {warnings:?}");
 }

@@ -31,27 +31,77 @@ use glommio::task::JoinHandle;
 use super::connection_quotas::ConnectionSlot;
 use super::frame::{FrameError, FrameReader, Receive};
 use super::in_flight::InFlight;
+use super::stream::Stream;
 use crate::api::{ConnectionInfo, Decoded, Dispatched, Sequencing};
 use crate::protocol::{Frame, ProtocolError};
 use crate::runtime::shard::Shard;
 
 type Handled = Result<Option<Frame>, ProtocolError>;
 
+/// How long a client has to complete the TLS handshake once connected.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connection's listener and what the listener asks of it.
+pub struct Accepted {
+    pub listener: Rc<str>,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub sasl: Option<Rc<crate::config::security::SaslSettings>>,
+}
+
 /// Serves the connection until the client closes it or it fails; `slot` holds its place in
-/// the broker's connection counts until then.
-pub async fn serve(shard: Rc<Shard>, listener: Rc<str>, stream: TcpStream, slot: ConnectionSlot) {
+/// the broker's connection counts until then. A TLS listener's connection first completes its
+/// handshake (a failure is logged, as Kafka logs it, and closes the connection).
+pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot: ConnectionSlot) {
     let peer = stream
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "unknown peer".to_string());
+    let client_host = stream
+        .peer_addr()
+        .map(|address| format!("/{}", address.ip()))
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
+    let stream = match accepted.tls {
+        None => Stream::Plain(stream),
+        Some(config) => {
+            let handshake = async { Some(super::tls::accept(stream, config).await) };
+            let timeout = async {
+                glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT).await;
+                None
+            };
+            match futures_lite::future::or(handshake, timeout).await {
+                Some(Ok(tls)) => {
+                    tracing::debug!(
+                        "{} connection from {peer} on listener {}",
+                        tls.protocol(),
+                        accepted.listener
+                    );
+                    Stream::Tls(Box::new(tls))
+                }
+                Some(Err(error)) => {
+                    tracing::info!(
+                        "Failed authentication with {peer} on listener {} (SSL handshake failed: {error})",
+                        accepted.listener
+                    );
+                    return;
+                }
+                None => {
+                    tracing::info!(
+                        "Failed authentication with {peer} on listener {} (SSL handshake not completed within {} s)",
+                        accepted.listener,
+                        TLS_HANDSHAKE_TIMEOUT.as_secs()
+                    );
+                    return;
+                }
+            }
+        }
+    };
     let connection = Rc::new(ConnectionInfo {
-        listener,
-        client_host: stream
-            .peer_addr()
-            .map(|address| format!("/{}", address.ip()))
-            .unwrap_or_default(),
+        listener: accepted.listener,
+        client_host,
+        peer: peer.clone(),
         txn_added: Default::default(),
+        sasl: crate::api::sasl::SaslState::new(accepted.sasl),
     });
     let pipeline = Rc::new(Pipeline::new(InFlight::new(
         shard.config.queued_max_requests,
@@ -246,6 +296,16 @@ impl Reader<'_> {
             if sequencing == Sequencing::Exclusive || previous_exclusive {
                 self.pipeline.until_in_flight(InFlight::idle).await;
             }
+            // Checked once the requests before it are done (SASL requests run alone): only
+            // ApiVersions and the SASL exchange come before authentication.
+            if let Err(refusal) = self.connection.sasl.admit(request.key) {
+                tracing::info!(
+                    "closing connection from {} on shard {}: {refusal}",
+                    self.peer,
+                    self.shard.id
+                );
+                return;
+            }
             if sequencing == Sequencing::Produce {
                 if let Some(previous) = previous_produce.take() {
                     // Returns (with an error) once the previous produce is dispatched.
@@ -350,14 +410,21 @@ async fn write_responses(shard: &Shard, pipeline: &Pipeline, socket: &mut Socket
                 return;
             }
         }
+        // A TLS stream may hold the last records until flushed (a plain socket has nothing).
+        if let Err(error) = socket.flush().await {
+            tracing::debug!("connection from {peer} closed while writing: {error}");
+            return;
+        }
         pipeline.answered(response.len());
     }
 }
 
-/// The reader's or the writer's use of the connection's socket. glommio keeps a read and a
-/// write in progress apart (a waker each), so both sides may wait at once; the socket is
-/// borrowed only inside a poll, never across an await.
-struct SocketHalf(Rc<RefCell<TcpStream>>);
+/// The reader's or the writer's use of the connection's stream. glommio keeps a read and a
+/// write in progress apart (a waker each), so both sides may wait at once; the stream is
+/// borrowed only inside a poll, never across an await. Over TLS either side may also write
+/// records rustls owes (a key update's answer) or wait for the socket; both sides run in the
+/// connection's one task, so they share its waker and neither can miss a wake-up.
+struct SocketHalf(Rc<RefCell<Stream>>);
 
 impl AsyncRead for SocketHalf {
     fn poll_read(

@@ -7,6 +7,8 @@ mod connection;
 pub mod connection_quotas;
 pub mod frame;
 pub mod in_flight;
+mod stream;
+pub mod tls;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,10 +24,14 @@ use connection_quotas::{ConnectionQuotas, QuotaError};
 /// the log.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A bound listener and its name (`PLAINTEXT`, ...).
+/// A bound listener, its name (`PLAINTEXT`, ...) and what its connections must go through.
 pub struct BoundListener {
     pub name: Rc<str>,
     pub socket: TcpListener,
+    /// The TLS configuration of an SSL or SASL_SSL listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<Rc<crate::config::security::SaslSettings>>,
 }
 
 /// Binds every client listener of the configuration on this shard.
@@ -48,9 +54,20 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
                     ),
                 )
             })?;
+            let security = shard.config.listener_security(&listener.name);
+            let tls = match security.and_then(|security| security.tls.as_ref()) {
+                Some(settings) => Some(tls::server_config(&listener.name, settings).map_err(
+                    |error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
+                )?),
+                None => None,
+            };
             Ok(BoundListener {
                 name: Rc::from(listener.name.as_str()),
                 socket,
+                tls,
+                sasl: security
+                    .and_then(|security| security.sasl.clone())
+                    .map(Rc::new),
             })
         })
         .collect()
@@ -81,7 +98,11 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<
             Ok(slot) => {
                 glommio::spawn_local(connection::serve(
                     shard.clone(),
-                    listener.name.clone(),
+                    connection::Accepted {
+                        listener: listener.name.clone(),
+                        tls: listener.tls.clone(),
+                        sasl: listener.sasl.clone(),
+                    },
                     stream,
                     slot,
                 ))

@@ -56,12 +56,19 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeTransactions, 0, 0),
+    // Version 0 of the handshake sends the mechanism's tokens bare, outside Kafka's framing:
+    // only version 1, with SaslAuthenticate, is served (every current client uses it).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Versions advertised below what is served, as Kafka 4 does for Produce (KAFKA-18659): it lists
 /// Produce from v0 but refuses v0-v2 requests, because librdkafka before 2.10 compresses with
-/// gzip, snappy or lz4 only when the broker lists Produce v0.
-pub const ADVERTISED_MIN_VERSIONS: &[(ApiKey, i16)] = &[(ApiKey::Produce, 0)];
+/// gzip, snappy or lz4 only when the broker lists Produce v0. SaslHandshake is listed from v0,
+/// as Kafka lists it, because librdkafka takes a broker whose range starts above 0 for one
+/// without SASL; it then uses v1.
+pub const ADVERTISED_MIN_VERSIONS: &[(ApiKey, i16)] =
+    &[(ApiKey::Produce, 0), (ApiKey::SaslHandshake, 0)];
 
 /// The (min, max) versions of `key` that ApiVersions lists.
 pub fn advertised_versions(key: ApiKey, min: i16, max: i16) -> (i16, i16) {

@@ -92,6 +92,11 @@ public final class JavaClient {
                 }
                 args.put(argv[i].substring(0, eq), argv[i].substring(eq + 1));
             }
+            if (args.containsKey("client.config")) {
+                try (java.io.FileReader reader = new java.io.FileReader(args.get("client.config"))) {
+                    CLIENT_CONFIG.load(reader);
+                }
+            }
             switch (argv[0]) {
                 case "round-trip": out = roundTrip(new Args(args)); break;
                 case "admin": out = admin(new Args(args)); break;
@@ -102,6 +107,7 @@ public final class JavaClient {
                 case "txn-ctp": out = consumeTransformProduce(new Args(args)); break;
                 case "txn-fence": out = fence(new Args(args)); break;
                 case "txn-timeout": out = timedOut(new Args(args)); break;
+                case "cluster-id": out = clusterId(new Args(args)); break;
                 default: throw new IllegalArgumentException("unknown scenario " + argv[0]);
             }
             out.put("ok", true);
@@ -117,6 +123,10 @@ public final class JavaClient {
         // Exits even if a client thread is stuck, so that the test sees the answer at once.
         System.exit(code);
     }
+
+    /** Settings every client takes on top of its own (security.protocol, ssl.*, sasl.*), from
+     * the properties file named by the client.config=... argument. */
+    static final Properties CLIENT_CONFIG = new Properties();
 
     /** The scenario's key=value arguments. */
     static final class Args {
@@ -193,6 +203,7 @@ public final class JavaClient {
         config.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) DEADLINE_MS);
         config.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         config.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        config.putAll(CLIENT_CONFIG);
         return config;
     }
 
@@ -206,6 +217,7 @@ public final class JavaClient {
                 StringDeserializer.class.getName());
         config.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG,
                 StringDeserializer.class.getName());
+        config.putAll(CLIENT_CONFIG);
         return config;
     }
 
@@ -291,7 +303,18 @@ public final class JavaClient {
         config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(AdminClientConfig.CLIENT_ID_CONFIG, "java-admin");
         config.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) DEADLINE_MS);
+        config.putAll(CLIENT_CONFIG);
         return Admin.create(config);
+    }
+
+    /** cluster-id bootstrap=: the cluster id an admin client gets, or the error it gets. */
+    static Map<String, Object> clusterId(Args args) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (Admin admin = admin(args.get("bootstrap"))) {
+            out.put("cluster_id", step(() -> admin.describeCluster().clusterId().get(
+                    DEADLINE_MS, TimeUnit.MILLISECONDS)));
+        }
+        return out;
     }
 
     /** Runs one admin step: {"result": ...} or {"error": exception class, "message": ...}. */

@@ -1,0 +1,568 @@
+//! Listener security as Kafka configures it: `listener.security.protocol.map` gives each
+//! listener PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; the `ssl.*` and `sasl.*` keys, each of
+//! which a `listener.name.<listener>.` prefix overrides for one listener (the listener name in
+//! lower case, as Kafka writes it), give the TLS material and the SASL mechanisms; and
+//! `listener.name.<listener>.<mechanism>.sasl.jaas.config` lists a mechanism's users
+//! (`user_<name>="<password>"` for PLAIN, as Kafka's `PlainLoginModule` takes them).
+//!
+//! Only what a listener needs is checked here (files are read when the listeners start, so a
+//! missing certificate is a start-up error naming its key).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use super::ConfigError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// `ssl.client.auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// PEM material given as a file (`*.location`) or inline (`ssl.keystore.key`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pem {
+    File(PathBuf),
+    Inline(String),
+}
+
+/// A TLS listener's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The private key (`ssl.keystore.key`, or the key in `ssl.keystore.location`).
+    pub key: Pem,
+    /// The certificate chain (`ssl.keystore.certificate.chain`, or `ssl.keystore.location`).
+    pub certificate_chain: Pem,
+    /// Certificates that client certificates must chain to (`ssl.truststore.*`).
+    pub truststore: Option<Pem>,
+    pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
+    pub tls12: bool,
+    pub tls13: bool,
+}
+
+/// SASL mechanisms this broker serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mechanism {
+    Plain,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+        }
+    }
+}
+
+/// A SASL listener's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`, in the order given.
+    pub mechanisms: Vec<Mechanism>,
+    /// PLAIN's users and passwords, from the listener's PLAIN JAAS config.
+    pub plain_users: BTreeMap<String, String>,
+}
+
+/// What one listener asks of its connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerSecurity {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<TlsSettings>,
+    pub sasl: Option<SaslSettings>,
+}
+
+/// Keys (without a listener prefix) this module reads, with Kafka's defaults.
+pub const SECURITY_KEYS: &[(&str, &str)] = &[
+    ("ssl.keystore.type", "JKS"),
+    ("ssl.keystore.location", ""),
+    ("ssl.keystore.password", ""),
+    ("ssl.key.password", ""),
+    ("ssl.keystore.key", ""),
+    ("ssl.keystore.certificate.chain", ""),
+    ("ssl.truststore.type", "JKS"),
+    ("ssl.truststore.location", ""),
+    ("ssl.truststore.password", ""),
+    ("ssl.truststore.certificates", ""),
+    ("ssl.client.auth", "none"),
+    ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
+    ("ssl.protocol", "TLSv1.3"),
+    ("ssl.endpoint.identification.algorithm", "https"),
+    ("sasl.enabled.mechanisms", "GSSAPI"),
+    ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+];
+
+/// Whether `key` is one this module reads: a security key, with or without a listener prefix,
+/// or a listener's JAAS config.
+pub fn is_security_key(key: &str) -> bool {
+    let unprefixed = match key.strip_prefix("listener.name.") {
+        Some(rest) => match rest.split_once('.') {
+            Some((_, key)) => key,
+            None => return false,
+        },
+        None => key,
+    };
+    SECURITY_KEYS.iter().any(|(known, _)| *known == unprefixed)
+        || unprefixed
+            .split_once('.')
+            .is_some_and(|(_, rest)| rest == "sasl.jaas.config")
+}
+
+/// Looks a key up for one listener: the `listener.name.<listener>.` form first, then the bare
+/// key, then Kafka's default.
+struct ListenerKeys<'a> {
+    given: &'a IndexMap<String, String>,
+    prefix: String,
+}
+
+impl ListenerKeys<'_> {
+    fn value(&self, key: &str) -> String {
+        let prefixed = format!("{}{key}", self.prefix);
+        if let Some(value) = self.given.get(&prefixed) {
+            return value.trim().to_string();
+        }
+        if let Some(value) = self.given.get(key) {
+            return value.trim().to_string();
+        }
+        SECURITY_KEYS
+            .iter()
+            .find(|(known, _)| *known == key)
+            .map(|(_, value)| value.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The key as the user would set it for this listener (for error messages).
+    fn name(&self, key: &str) -> String {
+        let prefixed = format!("{}{key}", self.prefix);
+        match self.given.contains_key(&prefixed) {
+            true => prefixed,
+            false => key.to_string(),
+        }
+    }
+
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: self.name(key),
+            value: self.value(key),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Every listener's security, from `listener.security.protocol.map` (`map_value`) and the
+/// security keys. A controller listener absent from the map is PLAINTEXT, as in Kafka.
+pub fn parse(
+    given: &IndexMap<String, String>,
+    map_value: &str,
+    listeners: &[String],
+    controller_listeners: &[String],
+) -> Result<Vec<ListenerSecurity>, ConfigError> {
+    let map_error = |reason: String| ConfigError::Invalid {
+        key: "listener.security.protocol.map".into(),
+        value: map_value.to_string(),
+        reason,
+    };
+    let mut map = BTreeMap::new();
+    for pair in map_value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (name, protocol) = pair
+            .split_once(':')
+            .ok_or_else(|| map_error(format!("'{pair}' is not of the form NAME:PROTOCOL")))?;
+        let protocol = SecurityProtocol::parse(protocol.trim()).ok_or_else(|| {
+            map_error(format!(
+                "'{pair}': the security protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            ))
+        })?;
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    let mut security = Vec::new();
+    for name in listeners {
+        let protocol = match map.get(name) {
+            Some(protocol) => *protocol,
+            None if controller_listeners.contains(name) => SecurityProtocol::Plaintext,
+            None => {
+                return Err(map_error(format!(
+                    "no security protocol for listener {name}"
+                )))
+            }
+        };
+        let keys = ListenerKeys {
+            given,
+            prefix: format!("listener.name.{}.", name.to_ascii_lowercase()),
+        };
+        security.push(ListenerSecurity {
+            name: name.clone(),
+            protocol,
+            tls: match protocol.uses_tls() {
+                true => Some(tls_settings(&keys)?),
+                false => None,
+            },
+            sasl: match protocol.uses_sasl() {
+                true => Some(sasl_settings(&keys, name)?),
+                false => None,
+            },
+        });
+    }
+    Ok(security)
+}
+
+fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
+    let pem_type = |key: &str| {
+        let value = keys.value(key);
+        match value.to_ascii_uppercase().as_str() {
+            "PEM" => Ok(()),
+            _ => Err(keys.invalid(
+                key,
+                format!("{value} stores are not supported: set it to PEM (the key and certificates in PEM files or values)"),
+            )),
+        }
+    };
+    pem_type("ssl.keystore.type")?;
+    if !keys.value("ssl.key.password").is_empty() {
+        return Err(keys.invalid(
+            "ssl.key.password",
+            "encrypted private keys are not supported: give the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) and protect the file",
+        ));
+    }
+    let location = keys.value("ssl.keystore.location");
+    let (inline_key, inline_chain) = (
+        keys.value("ssl.keystore.key"),
+        keys.value("ssl.keystore.certificate.chain"),
+    );
+    let (key, certificate_chain) = match (location.is_empty(), inline_key.is_empty()) {
+        (false, true) => (
+            Pem::File(PathBuf::from(&location)),
+            Pem::File(PathBuf::from(&location)),
+        ),
+        (true, false) if !inline_chain.is_empty() => {
+            (Pem::Inline(inline_key), Pem::Inline(inline_chain))
+        }
+        (true, false) => {
+            return Err(keys.invalid(
+                "ssl.keystore.certificate.chain",
+                "ssl.keystore.key is set, so the certificate chain must be too",
+            ))
+        }
+        (false, false) => {
+            return Err(keys.invalid(
+                "ssl.keystore.location",
+                "set either ssl.keystore.location or ssl.keystore.key with ssl.keystore.certificate.chain, not both",
+            ))
+        }
+        (true, true) => {
+            return Err(keys.invalid(
+                "ssl.keystore.location",
+                "a TLS listener needs its key and certificate: set ssl.keystore.location (a PEM file with both), or ssl.keystore.key and ssl.keystore.certificate.chain",
+            ))
+        }
+    };
+    let truststore = match (
+        keys.value("ssl.truststore.location"),
+        keys.value("ssl.truststore.certificates"),
+    ) {
+        (location, certificates) if location.is_empty() && certificates.is_empty() => None,
+        (location, certificates) if certificates.is_empty() => {
+            pem_type("ssl.truststore.type")?;
+            Some(Pem::File(PathBuf::from(location)))
+        }
+        (location, certificates) if location.is_empty() => {
+            pem_type("ssl.truststore.type")?;
+            Some(Pem::Inline(certificates))
+        }
+        _ => {
+            return Err(keys.invalid(
+                "ssl.truststore.location",
+                "set either ssl.truststore.location or ssl.truststore.certificates, not both",
+            ))
+        }
+    };
+    let client_auth = match keys.value("ssl.client.auth").to_ascii_lowercase().as_str() {
+        "none" => ClientAuth::None,
+        "requested" => ClientAuth::Requested,
+        "required" => ClientAuth::Required,
+        _ => return Err(keys.invalid("ssl.client.auth", "expected none, requested or required")),
+    };
+    if client_auth != ClientAuth::None && truststore.is_none() {
+        return Err(keys.invalid(
+            "ssl.client.auth",
+            "client certificates need a truststore to check them against: set ssl.truststore.location or ssl.truststore.certificates",
+        ));
+    }
+    let (mut tls12, mut tls13) = (false, false);
+    for protocol in keys
+        .value("ssl.enabled.protocols")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match protocol {
+            "TLSv1.2" => tls12 = true,
+            "TLSv1.3" => tls13 = true,
+            // Kafka drops what the JVM does not offer; these are not offered here.
+            "TLSv1" | "TLSv1.1" | "SSLv3" => {}
+            _ => {
+                return Err(keys.invalid(
+                    "ssl.enabled.protocols",
+                    format!("unknown protocol {protocol}: use TLSv1.2 and/or TLSv1.3"),
+                ))
+            }
+        }
+    }
+    if !(tls12 || tls13) {
+        return Err(keys.invalid(
+            "ssl.enabled.protocols",
+            "enables neither TLSv1.2 nor TLSv1.3, the protocols this broker serves",
+        ));
+    }
+    Ok(TlsSettings {
+        key,
+        certificate_chain,
+        truststore,
+        client_auth,
+        tls12,
+        tls13,
+    })
+}
+
+fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, ConfigError> {
+    let mut settings = SaslSettings::default();
+    for mechanism in keys
+        .value("sasl.enabled.mechanisms")
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        let mechanism = match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => Mechanism::Plain,
+            other => {
+                return Err(keys.invalid(
+                    "sasl.enabled.mechanisms",
+                    format!("SASL mechanism {other} is not supported: use PLAIN"),
+                ))
+            }
+        };
+        if !settings.mechanisms.contains(&mechanism) {
+            settings.mechanisms.push(mechanism);
+        }
+    }
+    if settings.mechanisms.is_empty() {
+        return Err(keys.invalid(
+            "sasl.enabled.mechanisms",
+            format!("listener {listener} uses SASL but enables no mechanism"),
+        ));
+    }
+    if settings.mechanisms.contains(&Mechanism::Plain) {
+        let key = format!("{}plain.sasl.jaas.config", keys.prefix);
+        let jaas = keys.given.get(&key).map(|v| v.trim()).unwrap_or_default();
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: key.clone(),
+            value: "[hidden]".into(),
+            reason,
+        };
+        if jaas.is_empty() {
+            return Err(invalid(format!(
+                "listener {listener} enables PLAIN, so its users must be listed here, as in org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";"
+            )));
+        }
+        let options = parse_jaas(jaas).map_err(invalid)?;
+        settings.plain_users = options
+            .into_iter()
+            .filter_map(|(option, value)| Some((option.strip_prefix("user_")?.to_string(), value)))
+            .collect();
+    }
+    Ok(settings)
+}
+
+/// The options of a one-module JAAS configuration: `<LoginModule class> required key="value"
+/// ...;`. Values may be quoted (with `\"` and `\\` escapes) or bare.
+pub fn parse_jaas(text: &str) -> Result<Vec<(String, String)>, String> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix(';')
+        .ok_or("a JAAS configuration ends with ';'")?;
+    let mut rest = text.trim_start();
+    let module_end = rest
+        .find(char::is_whitespace)
+        .ok_or("a JAAS configuration names its login module, then 'required'")?;
+    rest = rest[module_end..].trim_start();
+    let flag_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    match &rest[..flag_end] {
+        "required" | "requisite" | "sufficient" | "optional" => {}
+        flag => return Err(format!("'{flag}' is not a JAAS control flag (required)")),
+    }
+    rest = rest[flag_end..].trim_start();
+    let mut options = Vec::new();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("'{rest}' is not of the form key=\"value\""))?;
+        let key = key.trim().to_string();
+        let after = after.trim_start();
+        let (value, remainder) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((index, c)) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next().map(|(_, escaped)| escaped)),
+                        '"' => {
+                            end = Some(index + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                let end = end.ok_or_else(|| format!("the value of {key} has no closing quote"))?;
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            }
+        };
+        options.push((key, value));
+        rest = remainder.trim_start();
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn given(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    /// Proves a JAAS configuration's options are read with quotes and escapes, and malformed
+    /// ones are refused with a reason.
+    #[test]
+    fn parses_jaas_options() {
+        let options = parse_jaas(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+               username="admin" password="a\"b" user_admin="admin-secret" user_bob=bare;"#,
+        )
+        .unwrap();
+        assert_eq!(
+            options,
+            vec![
+                ("username".to_string(), "admin".to_string()),
+                ("password".to_string(), "a\"b".to_string()),
+                ("user_admin".to_string(), "admin-secret".to_string()),
+                ("user_bob".to_string(), "bare".to_string()),
+            ]
+        );
+        assert!(parse_jaas("PlainLoginModule required user_a=\"x\"").is_err());
+        assert!(parse_jaas("PlainLoginModule maybe user_a=\"x\";").is_err());
+        assert!(parse_jaas("PlainLoginModule required user_a=\"x;").is_err());
+    }
+
+    /// Proves each listener gets its protocol, listener-prefixed keys win over bare ones, and
+    /// what a TLS or SASL listener lacks is a start-up error naming the key.
+    #[test]
+    fn reads_each_listeners_security() {
+        let listeners = ["PLAINTEXT".to_string(), "SECURE".to_string()];
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";"#;
+        let keys = given(&[
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/bare.pem"),
+            ("listener.name.secure.ssl.keystore.location", "/secure.pem"),
+            ("listener.name.secure.sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.secure.plain.sasl.jaas.config", jaas),
+        ]);
+        let map = "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL";
+        let security = parse(&keys, map, &listeners, &[]).unwrap();
+        assert_eq!(security[0].protocol, SecurityProtocol::Plaintext);
+        assert!(security[0].tls.is_none() && security[0].sasl.is_none());
+        let tls = security[1].tls.as_ref().unwrap();
+        assert_eq!(tls.key, Pem::File("/secure.pem".into()));
+        assert!(tls.tls12 && tls.tls13);
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        let sasl = security[1].sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanisms, vec![Mechanism::Plain]);
+        assert_eq!(sasl.plain_users["alice"], "alice-secret");
+
+        let error = |pairs: &[(&str, &str)], map: &str| {
+            parse(&given(pairs), map, &listeners, &[])
+                .unwrap_err()
+                .to_string()
+        };
+        let message = error(&[], "PLAINTEXT:PLAINTEXT,SECURE:SSL");
+        assert!(message.contains("ssl.keystore.type"), "{message}");
+        let message = error(
+            &[("ssl.keystore.type", "PEM")],
+            "PLAINTEXT:PLAINTEXT,SECURE:SSL",
+        );
+        assert!(message.contains("ssl.keystore.location"), "{message}");
+        let message = error(
+            &[("listener.name.secure.sasl.enabled.mechanisms", "GSSAPI")],
+            "PLAINTEXT:PLAINTEXT,SECURE:SASL_PLAINTEXT",
+        );
+        assert!(
+            message.contains("listener.name.secure.sasl.enabled.mechanisms")
+                && message.contains("GSSAPI"),
+            "{message}"
+        );
+        let message = error(&[], "PLAINTEXT:PLAINTEXT,SECURE:KERBEROS");
+        assert!(message.contains("SASL_SSL"), "{message}");
+        let message = error(&[], "PLAINTEXT:PLAINTEXT");
+        assert!(message.contains("no security protocol for listener SECURE"));
+        assert!(is_security_key("listener.name.secure.ssl.client.auth"));
+        assert!(is_security_key(
+            "listener.name.secure.plain.sasl.jaas.config"
+        ));
+        assert!(!is_security_key("listener.name.secure.num.partitions"));
+    }
+}

@@ -1,0 +1,425 @@
+"""TLS and SASL listeners with real clients: SSL, SSL with client certificates required, and
+SASL PLAIN over SASL_PLAINTEXT and SASL_SSL, each with kcat (Debian's librdkafka),
+confluent-kafka (its own librdkafka), kafka-python, aiokafka and the Java client (kafka-clients
+4.3). Refusals: a wrong password, an unknown mechanism, no or an untrusted client certificate,
+a client that does not trust the broker, plaintext to a TLS listener, a request before
+authentication; each gets the client's usual error and a broker log line, and the broker keeps
+serving the others.
+
+One broker serves the module, with a listener of each kind (PEM material from
+deploy/security/make-certs.sh); each test uses topics of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import support
+from java_clients import versions
+from support import HOST, Broker, create_topic, require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+MAKE_CERTS = ROOT / "deploy" / "security" / "make-certs.sh"
+USERS = {"alice": "alice-secret", "admin": "admin-secret"}
+JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + " ".join(f'user_{user}="{password}"' for user, password in USERS.items()) + ";")
+KINDS = ["SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"]
+RECORDS = 50
+
+
+def make_certs(directory: Path) -> Path:
+    subprocess.run(["bash", str(MAKE_CERTS), str(directory)], check=True, capture_output=True,
+                   env={"PATH": "/usr/bin:/bin", "HOSTS": f"localhost {HOST}"})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def foreign_certs(tmp_path_factory) -> Path:
+    """Material from another CA, which the broker does not trust (nor its clients the broker)."""
+    return make_certs(tmp_path_factory.mktemp("foreign-certs"))
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory, certs):
+    """The module's broker: PLAINTEXT (between brokers) plus a listener of each kind, by kind."""
+    work = tmp_path_factory.mktemp("security")
+    ports = {kind: support.free_port() for kind in KINDS}
+    broker = Broker(work)
+    listeners = ",".join(f"{kind}://{HOST}:{port}" for kind, port in ports.items())
+    protocols = {"SSL": "SSL", "MTLS": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT",
+                 "SASL_SSL": "SASL_SSL"}
+    broker.overrides.update({
+        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},{listeners},"
+                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker.port},{listeners}",
+        "listener.security.protocol.map": ",".join(
+            ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+            + [f"{kind}:{protocol}" for kind, protocol in protocols.items()]),
+        "inter.broker.listener.name": "PLAINTEXT",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(certs / "broker.pem"),
+        # The MTLS listener takes its key apart from its chain, and asks for client certificates.
+        "listener.name.mtls.ssl.keystore.location": "",
+        "listener.name.mtls.ssl.keystore.key": (certs / "broker-key.pem").read_text(),
+        "listener.name.mtls.ssl.keystore.certificate.chain": (certs / "broker-cert.pem").read_text(),
+        "listener.name.mtls.ssl.client.auth": "required",
+        "listener.name.mtls.ssl.truststore.type": "PEM",
+        "listener.name.mtls.ssl.truststore.location": str(certs / "ca.pem"),
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
+    })
+    broker.ports = ports
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture(autouse=True)
+def _report_broker(request):
+    """Puts the module's broker log in every failure report (conftest reports started brokers)."""
+    if "secure" in request.fixturenames:
+        broker = request.getfixturevalue("secure")
+        if broker not in support.started_brokers:
+            support.started_brokers.append(broker)
+
+
+def librdkafka_config(kind: str, certs: Path, password: str = USERS["alice"]) -> dict[str, str]:
+    """librdkafka settings (kcat -X, confluent-kafka) for a listener of `kind`."""
+    config: dict[str, str] = {}
+    if kind in ("SSL", "MTLS", "SASL_SSL"):
+        config["security.protocol"] = "SSL" if kind != "SASL_SSL" else "SASL_SSL"
+        config["ssl.ca.location"] = str(certs / "ca.pem")
+    if kind == "MTLS":
+        config["ssl.certificate.location"] = str(certs / "client-cert.pem")
+        config["ssl.key.location"] = str(certs / "client-key.pem")
+    if kind.startswith("SASL"):
+        config.setdefault("security.protocol", "SASL_PLAINTEXT")
+        config.update({"sasl.mechanisms": "PLAIN", "sasl.username": "alice",
+                       "sasl.password": password})
+    return config
+
+
+def values(tag: str) -> list[str]:
+    return [f"{tag}-{index:03d}" for index in range(RECORDS)]
+
+
+def kcat_round_trip(bootstrap: str, topic: str, config: dict[str, str]) -> list[str]:
+    kcat = require_tool("kcat")
+    options = [argument for key, value in config.items() for argument in ("-X", f"{key}={value}")]
+    sent = values("kcat")
+    subprocess.run([kcat, "-b", bootstrap, *options, "-P", "-t", topic, "-p", "0"],
+                   input="\n".join(sent) + "\n", text=True, check=True, timeout=60,
+                   capture_output=True)
+    read = subprocess.run([kcat, "-b", bootstrap, *options, "-C", "-t", topic, "-o", "beginning",
+                           "-e", "-q", "-f", "%s\n"], text=True, check=True, timeout=60,
+                          capture_output=True)
+    return read.stdout.split()
+
+
+def confluent_round_trip(bootstrap: str, topic: str, config: dict[str, str]) -> list[str]:
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, **config})
+    for value in values("confluent"):
+        producer.produce(topic, value.encode())
+    assert producer.flush(30) == 0, "records left unsent"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-reader",
+                         "auto.offset.reset": "earliest", **config})
+    consumer.subscribe([topic])
+    read: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(read) < RECORDS and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            read.append(message.value().decode())
+    consumer.close()
+    return read
+
+
+def kafka_python_options(kind: str, certs: Path) -> dict:
+    options: dict = {"security_protocol": {"MTLS": "SSL"}.get(kind, kind)}
+    if kind in ("SSL", "MTLS", "SASL_SSL"):
+        options["ssl_cafile"] = str(certs / "ca.pem")
+    if kind == "MTLS":
+        options["ssl_certfile"] = str(certs / "client-cert.pem")
+        options["ssl_keyfile"] = str(certs / "client-key.pem")
+    if kind.startswith("SASL"):
+        options.update(sasl_mechanism="PLAIN", sasl_plain_username="alice",
+                       sasl_plain_password=USERS["alice"])
+    return options
+
+
+def kafka_python_round_trip(bootstrap: str, topic: str, options: dict) -> list[str]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **options)
+    for value in values("kafka-python"):
+        producer.send(topic, value.encode(), partition=0)
+    producer.flush(30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000, **options)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    read = [message.value.decode() for message in consumer]
+    consumer.close()
+    return read
+
+
+def aiokafka_round_trip(bootstrap: str, topic: str, kind: str, certs: Path) -> list[str]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    options: dict = {"security_protocol": {"MTLS": "SSL"}.get(kind, kind)}
+    if kind in ("SSL", "MTLS", "SASL_SSL"):
+        mtls = kind == "MTLS"
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(certs / "ca.pem"),
+            certfile=str(certs / "client-cert.pem") if mtls else None,
+            keyfile=str(certs / "client-key.pem") if mtls else None)
+    if kind.startswith("SASL"):
+        options.update(sasl_mechanism="PLAIN", sasl_plain_username="alice",
+                       sasl_plain_password=USERS["alice"])
+
+    async def run() -> list[str]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+        await producer.start()
+        try:
+            for value in values("aiokafka"):
+                await producer.send_and_wait(topic, value.encode(), partition=0)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                    auto_offset_reset="earliest", **options)
+        await consumer.start()
+        read: list[str] = []
+        try:
+            while len(read) < RECORDS:
+                batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), 30)
+                read += [message.value.decode() for messages in batch.values()
+                         for message in messages]
+        finally:
+            await consumer.stop()
+        return read
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("client", ["kcat", "confluent-kafka", "kafka-python", "aiokafka"])
+def test_round_trip_over_each_listener(secure, certs, kind, client):
+    """Each client produces 50 records and reads them back over an SSL listener, one that
+    requires a client certificate (its key and chain given inline), SASL_PLAINTEXT and
+    SASL_SSL with PLAIN."""
+    topic = f"security-{kind.lower()}-{client}"
+    create_topic(secure, topic)
+    bootstrap = f"{HOST}:{secure.ports[kind]}"
+    if client == "kcat":
+        read = kcat_round_trip(bootstrap, topic, librdkafka_config(kind, certs))
+    elif client == "confluent-kafka":
+        read = confluent_round_trip(bootstrap, topic, librdkafka_config(kind, certs))
+    elif client == "kafka-python":
+        read = kafka_python_round_trip(bootstrap, topic, kafka_python_options(kind, certs))
+    else:
+        read = aiokafka_round_trip(bootstrap, topic, kind, certs)
+    tag = {"confluent-kafka": "confluent"}.get(client, client)
+    assert read == values(tag)
+
+
+def java_config(path: Path, kind: str, certs: Path, password: str = USERS["alice"]) -> Path:
+    lines = [f"security.protocol={ {'MTLS': 'SSL'}.get(kind, kind) }"]
+    if kind in ("SSL", "MTLS", "SASL_SSL"):
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={certs / 'ca.pem'}"]
+    if kind == "MTLS":
+        lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={certs / 'client.pem'}"]
+    if kind.startswith("SASL"):
+        jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="alice" password="{password}";')
+        lines += ["sasl.mechanism=PLAIN", f"sasl.jaas.config={jaas}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@versions("4.3.0")
+@pytest.mark.parametrize("kind", KINDS)
+def test_java_client_over_each_listener(java, secure, certs, tmp_path, kind):
+    """The Java client (PEM truststore and keystore, SASL/PLAIN through sasl.jaas.config)
+    produces and reads back over each kind of listener."""
+    topic = f"security-java-{kind.lower()}"
+    create_topic(secure, topic)
+    config = java_config(tmp_path / "client.properties", kind, certs)
+    sent = values("java")
+    output = java.run("round-trip", {"bootstrap": f"{HOST}:{secure.ports[kind]}", "topic": topic,
+                                     "client.config": config},
+                      input="".join(f"k{index}\t{value}\n" for index, value in enumerate(sent)))
+    assert sorted(record[3] for record in output["records"]) == sorted(sent)
+
+
+@versions("4.3.0")
+def test_java_client_refusals(java, secure, certs, foreign_certs, tmp_path):
+    """A wrong password is refused with SaslAuthenticationException and Kafka's message; a
+    client without a certificate on the MTLS listener, and one that does not trust the broker's
+    certificate, fail their TLS handshake."""
+    wrong = java.run("cluster-id", {
+        "bootstrap": f"{HOST}:{secure.ports['SASL_SSL']}",
+        "client.config": java_config(tmp_path / "wrong.properties", "SASL_SSL", certs, "nope")})
+    assert wrong["cluster_id"]["error"] == "SaslAuthenticationException", wrong
+    assert "Invalid username or password" in wrong["cluster_id"]["message"]
+    no_cert = java.run("cluster-id", {
+        "bootstrap": f"{HOST}:{secure.ports['MTLS']}",
+        "client.config": java_config(tmp_path / "no-cert.properties", "SSL", certs)})
+    assert no_cert["cluster_id"]["error"] == "SslAuthenticationException", no_cert
+    untrusting = java.run("cluster-id", {
+        "bootstrap": f"{HOST}:{secure.ports['SSL']}",
+        "client.config": java_config(tmp_path / "foreign.properties", "SSL", foreign_certs)})
+    assert untrusting["cluster_id"]["error"] == "SslAuthenticationException", untrusting
+
+
+def count_in_log(broker: Broker, text: str) -> int:
+    return broker.log_text().count(text)
+
+
+def test_refusals_are_logged_and_others_served(secure, certs, foreign_certs):
+    """Each refusal costs only its own connection: a wrong password (SASL_AUTHENTICATION_FAILED
+    with Kafka's message), no client certificate or one from an untrusted CA, plaintext to a
+    TLS listener; each leaves a `Failed authentication` log line, and a good client on the same
+    listener is served throughout."""
+    from confluent_kafka import KafkaException, Producer
+
+    def attempt(kind: str, config: dict[str, str]) -> tuple[str | None, list[str]]:
+        """The cluster id a confluent-kafka client gets over listener `kind`, or None, and the
+        errors its error callback reported."""
+        errors: list[str] = []
+        producer = Producer({"bootstrap.servers": f"{HOST}:{secure.ports[kind]}",
+                             "error_cb": lambda error: errors.append(str(error)), **config})
+        try:
+            return producer.list_topics(timeout=3).cluster_id, errors
+        except KafkaException:
+            # The error callback is served by poll.
+            deadline = time.monotonic() + 5
+            while not errors and time.monotonic() < deadline:
+                producer.poll(0.1)
+            return None, errors
+
+    good, _ = attempt("SASL_SSL", librdkafka_config("SASL_SSL", certs))
+    assert good
+    before = count_in_log(secure, "Failed authentication with")
+    refused, errors = attempt("SASL_SSL", librdkafka_config("SASL_SSL", certs, password="wrong"))
+    assert refused is None
+    assert any("Authentication failed: Invalid username or password" in e for e in errors), errors
+    assert attempt("SASL_SSL", librdkafka_config("SASL_SSL", certs))[0] == good
+
+    untrusted = {**librdkafka_config("MTLS", certs),
+                 "ssl.certificate.location": str(foreign_certs / "client-cert.pem"),
+                 "ssl.key.location": str(foreign_certs / "client-key.pem")}
+    for config in (librdkafka_config("SSL", certs), untrusted):
+        assert attempt("MTLS", config)[0] is None
+    assert attempt("MTLS", librdkafka_config("MTLS", certs))[0] == good
+
+    assert attempt("SSL", {})[0] is None
+    assert attempt("SSL", librdkafka_config("SSL", certs))[0] == good
+    deadline = time.monotonic() + 5
+    while count_in_log(secure, "Failed authentication with") < before + 4:
+        assert time.monotonic() < deadline, secure.log_tail()
+        time.sleep(0.1)
+    log = secure.log_text()
+    assert "(Authentication failed: Invalid username or password)" in log
+    assert "(SSL handshake failed: peer sent no certificates)" in log
+    assert "(SSL handshake failed: invalid peer certificate: " in log
+    assert "(SSL handshake failed: received corrupt message" in log
+
+
+def frame(api_key: int, version: int, correlation_id: int, body: bytes = b"") -> bytes:
+    """A request with header v1 (the non-flexible versions used here)."""
+    client_id = b"security-test"
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+    message = header + body
+    return struct.pack(">i", len(message)) + message
+
+
+def receive(connection: socket.socket) -> bytes:
+    size = struct.unpack(">i", connection.recv(4, socket.MSG_WAITALL))[0]
+    return connection.recv(size, socket.MSG_WAITALL)
+
+
+def test_sasl_exchange_on_the_wire(secure):
+    """On a SASL listener a request other than ApiVersions before authentication closes the
+    connection (Kafka's `SaslServerAuthenticator`); SaslHandshake v1 lists the enabled mechanisms
+    and answers UNSUPPORTED_SASL_MECHANISM (33) for another; SaslAuthenticate with PLAIN
+    authenticates, after which Metadata is served."""
+    port = secure.ports["SASL_PLAINTEXT"]
+    with socket.create_connection((HOST, port), timeout=10) as connection:
+        connection.sendall(frame(3, 1, 1, struct.pack(">i", 0)))  # Metadata v1, no topics
+        assert connection.recv(4) == b"", "the connection must be closed"
+
+    def handshake(connection: socket.socket, mechanism: bytes) -> tuple[int, list[bytes]]:
+        body = struct.pack(">h", len(mechanism)) + mechanism
+        connection.sendall(frame(17, 1, 2, body))
+        response = receive(connection)[4:]
+        error, count = struct.unpack(">hi", response[:6])
+        mechanisms, at = [], 6
+        for _ in range(count):
+            (length,) = struct.unpack(">h", response[at:at + 2])
+            mechanisms.append(response[at + 2:at + 2 + length])
+            at += 2 + length
+        return error, mechanisms
+
+    with socket.create_connection((HOST, port), timeout=10) as connection:
+        assert handshake(connection, b"SCRAM-SHA-512") == (33, [b"PLAIN"])
+    with socket.create_connection((HOST, port), timeout=10) as connection:
+        assert handshake(connection, b"PLAIN") == (0, [b"PLAIN"])
+        token = b"\0alice\0" + USERS["alice"].encode()
+        connection.sendall(frame(36, 0, 3, struct.pack(">i", len(token)) + token))
+        response = receive(connection)
+        assert struct.unpack(">h", response[4:6])[0] == 0
+        connection.sendall(frame(3, 1, 4, struct.pack(">i", 0)))
+        metadata = receive(connection)
+        assert struct.unpack(">i", metadata[:4])[0] == 4
+
+
+def test_plaintext_listener_unchanged(secure):
+    """The PLAINTEXT listener beside them serves as before (no SASL asked)."""
+    with socket.create_connection((HOST, secure.port), timeout=10) as connection:
+        connection.sendall(frame(3, 1, 9, struct.pack(">i", 0)))
+        assert struct.unpack(">i", receive(connection)[:4])[0] == 9
+
+
+def test_bad_security_settings_stop_the_start(tmp_path, certs):
+    """A TLS listener without its key, or with a key file that is not PEM, and a SASL listener
+    without users, each stop the broker at start-up with the key named."""
+    cases = [
+        ({"ssl.keystore.type": "PEM"}, "ssl.keystore.location"),
+        ({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs / "ca-key.pem.missing")},
+         "ca-key.pem.missing"),
+        ({"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+          "EXTRA:SASL_PLAINTEXT", "sasl.enabled.mechanisms": "PLAIN"},
+         "listener.name.extra.plain.sasl.jaas.config"),
+    ]
+    for index, (overrides, named) in enumerate(cases):
+        (tmp_path / f"bad-{index}").mkdir()
+        broker = Broker(tmp_path / f"bad-{index}")
+        extra = support.free_port()
+        protocol = "SASL_PLAINTEXT" if "EXTRA:SASL_PLAINTEXT" in str(overrides) else "SSL"
+        broker.overrides.update({
+            "listeners": (f"PLAINTEXT://{HOST}:{broker.port},EXTRA://{HOST}:{extra},"
+                          f"CONTROLLER://{HOST}:{broker.controller_port}"),
+            "listener.security.protocol.map": ("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+                                               f"EXTRA:{protocol}"),
+            **overrides,
+        })
+        with pytest.raises(AssertionError, match="exited") as failure:
+            broker.start()
+        assert named in str(failure.value), str(failure.value)[-2000:]
