@@ -13,6 +13,7 @@ pub mod net;
 pub mod partition;
 pub mod protocol;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod txn;

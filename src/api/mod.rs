@@ -43,6 +43,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
+mod scram_credentials;
 mod sync_group;
 pub mod transactions;
 mod txn_offset_commit;
@@ -139,7 +140,8 @@ pub fn sequencing(request: &protocol::Request) -> Sequencing {
         | RequestKind::DescribeQuorum(_)
         | RequestKind::ListTransactions(_)
         | RequestKind::DescribeTransactions(_)
-        | RequestKind::DescribeProducers(_) => Sequencing::Concurrent,
+        | RequestKind::DescribeProducers(_)
+        | RequestKind::DescribeUserScramCredentials(_) => Sequencing::Concurrent,
         _ => Sequencing::Exclusive,
     }
 }
@@ -255,6 +257,12 @@ pub async fn handle(
         RequestKind::ApiVersions(body) => respond(&api_versions::handle(body, version)),
         RequestKind::SaslHandshake(body) => respond(&sasl::handshake(&context, body)),
         RequestKind::SaslAuthenticate(body) => respond(&sasl::authenticate(&context, body)),
+        RequestKind::DescribeUserScramCredentials(body) => {
+            respond(&scram_credentials::describe(&context, body))
+        }
+        RequestKind::AlterUserScramCredentials(body) => {
+            respond(&scram_credentials::alter(&context, body).await)
+        }
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
         RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),

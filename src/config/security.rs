@@ -89,12 +89,15 @@ pub struct TlsSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mechanism {
     Plain,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512, with credentials from the metadata log.
+    Scram(crate::security::scram::ScramMechanism),
 }
 
 impl Mechanism {
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(scram) => scram.name(),
         }
     }
 }
@@ -380,12 +383,14 @@ fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, Co
         .map(str::trim)
         .filter(|m| !m.is_empty())
     {
-        let mechanism = match mechanism.to_ascii_uppercase().as_str() {
-            "PLAIN" => Mechanism::Plain,
-            other => {
+        let scram = crate::security::scram::ScramMechanism::parse(mechanism);
+        let mechanism = match (mechanism.to_ascii_uppercase().as_str(), scram) {
+            ("PLAIN", _) => Mechanism::Plain,
+            (_, Some(scram)) => Mechanism::Scram(scram),
+            (other, None) => {
                 return Err(keys.invalid(
                     "sasl.enabled.mechanisms",
-                    format!("SASL mechanism {other} is not supported: use PLAIN"),
+                    format!("SASL mechanism {other} is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
                 ))
             }
         };

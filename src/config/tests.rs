@@ -200,7 +200,10 @@ fn errors_name_key_and_value() {
         "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL\n"
     );
     let message = config_from(&controller_tls).unwrap_err().to_string();
-    assert!(message.contains("controller listener CONTROLLER uses SSL"), "{message}");
+    assert!(
+        message.contains("controller listener CONTROLLER uses SSL"),
+        "{message}"
+    );
     let brokers_tls = format!(
         "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT\n"
     );

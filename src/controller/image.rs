@@ -38,6 +38,12 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
                 false => image.broker_configs.insert(broker.clone(), configs.clone()),
             };
         }
+        MetadataRecord::UserConfigs { user, configs } => {
+            match configs.is_empty() {
+                true => image.user_configs.remove(user),
+                false => image.user_configs.insert(user.clone(), configs.clone()),
+            };
+        }
         MetadataRecord::Partitions {
             name,
             id,
@@ -332,6 +338,11 @@ pub fn log_record(record: &MetadataRecord) {
         MetadataRecord::TopicConfigs { name, configs, .. } => {
             tracing::info!("configs of topic {name} are now {configs:?}")
         }
+        // Never the credentials themselves.
+        MetadataRecord::UserConfigs { user, configs } => tracing::info!(
+            "SCRAM credentials of user {user} are now {:?}",
+            configs.keys().collect::<Vec<_>>()
+        ),
         MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
             true => tracing::info!("default broker configs are now {configs:?}"),
             false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),

@@ -44,6 +44,12 @@ pub enum MetadataRecord {
         broker: String,
         configs: BTreeMap<String, String>,
     },
+    /// User `user`'s entries (its SCRAM credentials, as Kafka kept them in user configs) are
+    /// now exactly `configs`.
+    UserConfigs {
+        user: String,
+        configs: BTreeMap<String, String>,
+    },
     /// The topic now has `partitions` partitions (CreatePartitions), the new ones placed as
     /// `assignments` says (empty: on the controller's own node, as in older logs).
     Partitions {
@@ -296,6 +302,9 @@ fn encode_line(record: &MetadataRecord) -> String {
             let broker = if broker.is_empty() { "-" } else { broker };
             format!("broker_configs {broker} {}", encode_configs(configs))
         }
+        MetadataRecord::UserConfigs { user, configs } => {
+            format!("user_configs {} {}", escape(user), encode_configs(configs))
+        }
         MetadataRecord::Partitions {
             name,
             id,
@@ -388,6 +397,10 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         ["topic_configs", name, topic_id, configs] => Ok(MetadataRecord::TopicConfigs {
             name: name.to_string(),
             id: id(topic_id)?,
+            configs: decode_configs(configs),
+        }),
+        ["user_configs", user, configs] => Ok(MetadataRecord::UserConfigs {
+            user: unescape(user),
             configs: decode_configs(configs),
         }),
         ["broker_configs", broker, configs] => Ok(MetadataRecord::BrokerConfigs {
@@ -570,6 +583,13 @@ mod tests {
             MetadataRecord::BrokerConfigs {
                 broker: String::new(),
                 configs: BTreeMap::from([("log.retention.ms".into(), "5".into())]),
+            },
+            MetadataRecord::UserConfigs {
+                user: "a user, with = signs".into(),
+                configs: BTreeMap::from([(
+                    "SCRAM-SHA-512".into(),
+                    "salt=c2FsdA==,stored_key=a2V5,server_key=a2V5,iterations=4096".into(),
+                )]),
             },
             MetadataRecord::Partitions {
                 name: "orders".into(),

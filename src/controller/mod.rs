@@ -56,6 +56,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker's id as text, or "" for the defaults of every broker.
     Broker(String),
+    /// A user's entries: its SCRAM credentials (`SCRAM-SHA-256`, `SCRAM-SHA-512`), written by
+    /// AlterUserScramCredentials only.
+    User(String),
 }
 
 /// One operation of IncrementalAlterConfigs (AlterConfigs is a `Set` of every key after
@@ -714,6 +717,15 @@ impl Controller {
                     .unwrap_or_default();
                 (current, configs::validate_broker_config)
             }
+            ConfigResource::User(user) => {
+                let current = self
+                    .image
+                    .user_configs
+                    .get(user)
+                    .cloned()
+                    .unwrap_or_default();
+                (current, configs::validate_user_config)
+            }
         };
         let mut updated = if alteration.replace {
             BTreeMap::new()
@@ -747,6 +759,10 @@ impl Controller {
             },
             ConfigResource::Broker(broker) => MetadataRecord::BrokerConfigs {
                 broker: broker.clone(),
+                configs: updated,
+            },
+            ConfigResource::User(user) => MetadataRecord::UserConfigs {
+                user: user.clone(),
                 configs: updated,
             },
         })

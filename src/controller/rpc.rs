@@ -481,6 +481,7 @@ impl Wire for ConfigAlteration {
         match &self.resource {
             ConfigResource::Topic(name) => (0u8, name.clone()).put(out),
             ConfigResource::Broker(id) => (1u8, id.clone()).put(out),
+            ConfigResource::User(user) => (2u8, user.clone()).put(out),
         }
         self.replace.put(out);
         let ops: Vec<(u8, (String, String))> = self
@@ -499,6 +500,7 @@ impl Wire for ConfigAlteration {
         let resource = match <(u8, String)>::get(reader)? {
             (0, name) => ConfigResource::Topic(name),
             (1, id) => ConfigResource::Broker(id),
+            (2, user) => ConfigResource::User(user),
             (tag, _) => return Err(format!("unknown resource tag {tag}")),
         };
         let replace = bool::get(reader)?;

@@ -88,6 +88,13 @@ impl Wire for MetadataImage {
             .map(|(broker, replicas)| (*broker, replicas.iter().copied().collect()))
             .collect();
         offline.put(out);
+        // After the offline replicas, for the same reason.
+        let users: Vec<(String, BTreeMap<String, String>)> = self
+            .user_configs
+            .iter()
+            .map(|(user, configs)| (user.clone(), configs.clone()))
+            .collect();
+        users.put(out);
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
         let mut image = MetadataImage {
@@ -112,6 +119,11 @@ impl Wire for MetadataImage {
                 .map(|(broker, replicas)| (broker, replicas.into_iter().collect()))
                 .collect();
         }
+        if !reader.is_empty() {
+            image.user_configs = Vec::<(String, BTreeMap<String, String>)>::get(reader)?
+                .into_iter()
+                .collect();
+        }
         Ok(image)
     }
 }
@@ -121,8 +133,9 @@ mod tests {
     use super::super::rpc::{decode, encode};
     use super::*;
 
-    /// Proves the offline replicas survive the binary form, and that an image written before
-    /// they were part of it (nothing after the broker configs) still reads, with none.
+    /// Proves the offline replicas and the user configs survive the binary form, and that an
+    /// image written before they were part of it (nothing after the broker configs, or nothing
+    /// after the offline replicas) still reads, with none.
     #[test]
     fn offline_replicas_round_trip_and_older_images_read() {
         let mut image = MetadataImage {
@@ -132,18 +145,25 @@ mod tests {
         image
             .offline_replicas
             .insert(4, [(TopicId([2; 16]), 3)].into_iter().collect());
+        image.user_configs.insert(
+            "alice".into(),
+            BTreeMap::from([("SCRAM-SHA-256".into(), "salt=AA==,iterations=4096".into())]),
+        );
         let bytes = encode(&image);
         let read: MetadataImage = decode(&bytes).expect("decodes");
         assert_eq!(read.offline_replicas, image.offline_replicas);
+        assert_eq!(read.user_configs, image.user_configs);
 
         let empty = encode(&Vec::<(i32, Vec<(TopicId, i32)>)>::new());
         let without = encode(&MetadataImage {
             metadata_index: 7,
             ..MetadataImage::default()
         });
-        let older = &without[..without.len() - empty.len()];
-        let read: MetadataImage = decode(older).expect("an older image decodes");
-        assert_eq!(read.metadata_index, 7);
-        assert!(read.offline_replicas.is_empty());
+        for trailing in [1, 2] {
+            let older = &without[..without.len() - trailing * empty.len()];
+            let read: MetadataImage = decode(older).expect("an older image decodes");
+            assert_eq!(read.metadata_index, 7);
+            assert!(read.offline_replicas.is_empty() && read.user_configs.is_empty());
+        }
     }
 }

@@ -563,6 +563,20 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
 
 /// Checks a dynamic broker config: only the dynamic keys, typed like the topic config they
 /// stand for.
+/// A user's entry: a SCRAM credential in Kafka's config form.
+pub fn validate_user_config(name: &str, value: &str) -> Result<(), String> {
+    use crate::security::scram::{ScramCredential, ScramMechanism};
+    if ScramMechanism::parse(name).is_none() {
+        return Err(format!(
+            "Unknown user config {name}: only SCRAM credentials are kept"
+        ));
+    }
+    match ScramCredential::from_config(value) {
+        Some(_) => Ok(()),
+        None => Err(format!("Invalid SCRAM credential for {name}")),
+    }
+}
+
 pub fn validate_broker_config(name: &str, value: &str) -> Result<(), String> {
     let def = TOPIC_CONFIGS
         .iter()

@@ -97,6 +97,9 @@ pub struct MetadataImage {
     /// Broker configs set while running (IncrementalAlterConfigs), by broker id as text; ""
     /// holds the cluster-wide defaults.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Users' entries by user name: their SCRAM credentials (`SCRAM-SHA-256` →
+    /// `salt=...,stored_key=...,server_key=...,iterations=N`).
+    pub user_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Producer ids below this have been handed out.
     pub next_producer_id: i64,
     /// The metadata log index this image includes (the Raft index of its last entry).

@@ -60,6 +60,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // only version 1, with SaslAuthenticate, is served (every current client uses it).
     (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Versions advertised below what is served, as Kafka 4 does for Produce (KAFKA-18659): it lists

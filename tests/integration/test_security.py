@@ -1,7 +1,7 @@
 """TLS and SASL listeners with real clients: SSL, SSL with client certificates required, and
 SASL PLAIN over SASL_PLAINTEXT and SASL_SSL, each with kcat (Debian's librdkafka),
 confluent-kafka (its own librdkafka), kafka-python, aiokafka and the Java client (kafka-clients
-4.3). Refusals: a wrong password, an unknown mechanism, no or an untrusted client certificate,
+4.3); SCRAM-SHA-256 and SCRAM-SHA-512 with credentials set through AlterUserScramCredentials. Refusals: a wrong password, an unknown mechanism, no or an untrusted client certificate,
 a client that does not trust the broker, plaintext to a TLS listener, a request before
 authentication; each gets the client's usual error and a broker log line, and the broker keeps
 serving the others.
@@ -13,6 +13,7 @@ deploy/security/make-certs.sh); each test uses topics of its own.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import ssl
 import struct
@@ -78,7 +79,7 @@ def secure(tmp_path_factory, certs):
         "listener.name.mtls.ssl.client.auth": "required",
         "listener.name.mtls.ssl.truststore.type": "PEM",
         "listener.name.mtls.ssl.truststore.location": str(certs / "ca.pem"),
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
     })
@@ -179,8 +180,7 @@ def kafka_python_round_trip(bootstrap: str, topic: str, options: dict) -> list[s
     return read
 
 
-def aiokafka_round_trip(bootstrap: str, topic: str, kind: str, certs: Path) -> list[str]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+def aiokafka_options(kind: str, certs: Path) -> dict:
     from aiokafka.helpers import create_ssl_context
 
     options: dict = {"security_protocol": {"MTLS": "SSL"}.get(kind, kind)}
@@ -193,6 +193,11 @@ def aiokafka_round_trip(bootstrap: str, topic: str, kind: str, certs: Path) -> l
     if kind.startswith("SASL"):
         options.update(sasl_mechanism="PLAIN", sasl_plain_username="alice",
                        sasl_plain_password=USERS["alice"])
+    return options
+
+
+def aiokafka_round_trip(bootstrap: str, topic: str, options: dict) -> list[str]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def run() -> list[str]:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
@@ -234,7 +239,7 @@ def test_round_trip_over_each_listener(secure, certs, kind, client):
     elif client == "kafka-python":
         read = kafka_python_round_trip(bootstrap, topic, kafka_python_options(kind, certs))
     else:
-        read = aiokafka_round_trip(bootstrap, topic, kind, certs)
+        read = aiokafka_round_trip(bootstrap, topic, aiokafka_options(kind, certs))
     tag = {"confluent-kafka": "confluent"}.get(client, client)
     assert read == values(tag)
 
@@ -355,6 +360,9 @@ def receive(connection: socket.socket) -> bytes:
     return connection.recv(size, socket.MSG_WAITALL)
 
 
+ENABLED = [b"PLAIN", b"SCRAM-SHA-256", b"SCRAM-SHA-512"]
+
+
 def test_sasl_exchange_on_the_wire(secure):
     """On a SASL listener a request other than ApiVersions before authentication closes the
     connection (Kafka's `SaslServerAuthenticator`); SaslHandshake v1 lists the enabled mechanisms
@@ -378,9 +386,9 @@ def test_sasl_exchange_on_the_wire(secure):
         return error, mechanisms
 
     with socket.create_connection((HOST, port), timeout=10) as connection:
-        assert handshake(connection, b"SCRAM-SHA-512") == (33, [b"PLAIN"])
+        assert handshake(connection, b"GSSAPI") == (33, ENABLED)
     with socket.create_connection((HOST, port), timeout=10) as connection:
-        assert handshake(connection, b"PLAIN") == (0, [b"PLAIN"])
+        assert handshake(connection, b"PLAIN") == (0, ENABLED)
         token = b"\0alice\0" + USERS["alice"].encode()
         connection.sendall(frame(36, 0, 3, struct.pack(">i", len(token)) + token))
         response = receive(connection)
@@ -423,3 +431,152 @@ def test_bad_security_settings_stop_the_start(tmp_path, certs):
         with pytest.raises(AssertionError, match="exited") as failure:
             broker.start()
         assert named in str(failure.value), str(failure.value)[-2000:]
+
+
+SCRAM_USERS = {"SCRAM-SHA-256": ("carol", "carol-secret"), "SCRAM-SHA-512": ("dave", "dave-secret")}
+
+
+def set_scram_credentials(bootstrap: str) -> None:
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    upsertions = [UserScramCredentialUpsertion(user, ScramCredentialInfo(
+        getattr(ScramMechanism, mechanism.replace("-", "_")), 8192), password.encode())
+        for mechanism, (user, password) in SCRAM_USERS.items()]
+    for future in admin.alter_user_scram_credentials(upsertions).values():
+        assert future.result() is None
+
+
+@pytest.fixture(scope="module")
+def scram_users(secure):
+    set_scram_credentials(secure.bootstrap)
+    return SCRAM_USERS
+
+
+def scram_config(kind: str, certs: Path, mechanism: str, password: str | None = None):
+    user, secret = SCRAM_USERS[mechanism]
+    config = librdkafka_config(kind, certs)
+    config.update({"sasl.mechanisms": mechanism, "sasl.username": user,
+                   "sasl.password": password or secret})
+    return config
+
+
+@pytest.mark.parametrize("mechanism", sorted(SCRAM_USERS))
+@pytest.mark.parametrize("client", ["kcat", "confluent-kafka", "kafka-python", "aiokafka"])
+def test_scram_round_trips(secure, certs, scram_users, mechanism, client):
+    """SCRAM users created through AlterUserScramCredentials (confluent-kafka's admin client)
+    produce and read back over SASL_SSL with each client."""
+    topic = f"scram-{mechanism.lower()}-{client}"
+    create_topic(secure, topic)
+    bootstrap = f"{HOST}:{secure.ports['SASL_SSL']}"
+    user, password = SCRAM_USERS[mechanism]
+    if client == "kcat":
+        read = kcat_round_trip(bootstrap, topic, scram_config("SASL_SSL", certs, mechanism))
+    elif client == "confluent-kafka":
+        read = confluent_round_trip(bootstrap, topic, scram_config("SASL_SSL", certs, mechanism))
+    elif client == "kafka-python":
+        options = {**kafka_python_options("SASL_SSL", certs), "sasl_mechanism": mechanism,
+                   "sasl_plain_username": user, "sasl_plain_password": password}
+        read = kafka_python_round_trip(bootstrap, topic, options)
+    else:
+        options = {**aiokafka_options("SASL_SSL", certs), "sasl_mechanism": mechanism,
+                   "sasl_plain_username": user, "sasl_plain_password": password}
+        read = aiokafka_round_trip(bootstrap, topic, options)
+    tag = {"confluent-kafka": "confluent"}.get(client, client)
+    assert read == values(tag)
+
+
+@versions("4.3.0")
+def test_java_client_with_scram(java, secure, certs, scram_users, tmp_path):
+    """The Java client authenticates with SCRAM-SHA-512 (ScramLoginModule) and round-trips;
+    with a wrong password it gets SaslAuthenticationException with Kafka's message."""
+    user, password = SCRAM_USERS["SCRAM-SHA-512"]
+
+    def config(path: Path, secret: str) -> Path:
+        jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{user}" password="{secret}";')
+        path.write_text("\n".join([
+            "security.protocol=SASL_SSL", "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={certs / 'ca.pem'}", "sasl.mechanism=SCRAM-SHA-512",
+            f"sasl.jaas.config={jaas}"]) + "\n")
+        return path
+
+    topic = "scram-java"
+    create_topic(secure, topic)
+    bootstrap = f"{HOST}:{secure.ports['SASL_SSL']}"
+    sent = values("java")
+    output = java.run("round-trip", {"bootstrap": bootstrap, "topic": topic,
+                                     "client.config": config(tmp_path / "good.properties", password)},
+                      input="".join(f"k{index}\t{value}\n" for index, value in enumerate(sent)))
+    assert sorted(record[3] for record in output["records"]) == sorted(sent)
+    wrong = java.run("cluster-id", {"bootstrap": bootstrap,
+                                    "client.config": config(tmp_path / "bad.properties", "nope")})
+    assert wrong["cluster_id"]["error"] == "SaslAuthenticationException", wrong
+    assert wrong["cluster_id"]["message"] == (
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        "mechanism SCRAM-SHA-512")
+
+
+def test_scram_credentials_admin(secure, scram_users):
+    """DescribeUserScramCredentials lists each user's mechanisms and iterations (never secrets);
+    AlterUserScramCredentials refuses too few iterations (UNACCEPTABLE_CREDENTIAL), deleting a
+    credential that does not exist and describing an unknown user (RESOURCE_NOT_FOUND); a
+    deleted credential no longer authenticates."""
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion, UserScramCredentialUpsertion)
+
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap})
+    described = admin.describe_user_scram_credentials().result()
+    infos = {user: sorted((info.mechanism.name, info.iterations)
+                          for info in description.scram_credential_infos)
+             for user, description in described.items()}
+    assert infos["carol"] == [("SCRAM_SHA_256", 8192)]
+    assert infos["dave"] == [("SCRAM_SHA_512", 8192)]
+    with pytest.raises(KafkaException, match="does not exist"):
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result()
+    weak = UserScramCredentialUpsertion(
+        "erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000), b"erin-secret")
+    with pytest.raises(KafkaException, match="iterations"):
+        admin.alter_user_scram_credentials([weak])["erin"].result()
+    missing = UserScramCredentialDeletion("erin", ScramMechanism.SCRAM_SHA_512)
+    with pytest.raises(KafkaException, match="does not exist"):
+        admin.alter_user_scram_credentials([missing])["erin"].result()
+
+    frank = UserScramCredentialUpsertion(
+        "frank", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"frank-secret")
+    assert admin.alter_user_scram_credentials([frank])["frank"].result() is None
+    config = {"bootstrap.servers": f"{HOST}:{secure.ports['SASL_PLAINTEXT']}",
+              "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-256",
+              "sasl.username": "frank", "sasl.password": "frank-secret"}
+    assert Producer(config).list_topics(timeout=10).cluster_id
+    gone = UserScramCredentialDeletion("frank", ScramMechanism.SCRAM_SHA_256)
+    assert admin.alter_user_scram_credentials([gone])["frank"].result() is None
+    with pytest.raises(KafkaException):
+        Producer(config).list_topics(timeout=3)
+
+
+def test_scram_credentials_survive_a_restart(tmp_path):
+    """Credentials live in the metadata log: after a restart the user still authenticates."""
+    from confluent_kafka import Producer
+
+    broker = Broker(tmp_path)
+    sasl_port = support.free_port()
+    broker.overrides.update({
+        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},SASL_PLAINTEXT://{HOST}:{sasl_port},"
+                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
+        "advertised.listeners": (f"PLAINTEXT://{HOST}:{broker.port},"
+                                 f"SASL_PLAINTEXT://{HOST}:{sasl_port}"),
+        "listener.security.protocol.map": ("PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                                           "CONTROLLER:PLAINTEXT"),
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+    })
+    broker.start()
+    set_scram_credentials(broker.bootstrap)
+    broker.restart(signal.SIGKILL)
+    user, password = SCRAM_USERS["SCRAM-SHA-512"]
+    config = {"bootstrap.servers": f"{HOST}:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+              "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user,
+              "sasl.password": password}
+    assert Producer(config).list_topics(timeout=10).cluster_id
