@@ -1,7 +1,8 @@
 //! ListTransactions: the transactional ids this broker coordinates, from every shard, filtered
-//! by state, producer id and (v1+, KIP-994) how long their transaction has been open, as
-//! `kafka-transactions.sh list` shows them. An unknown state name is returned in
-//! `unknown_state_filters`.
+//! by state, producer id, (v1+, KIP-994) how long their transaction has been open and (v2,
+//! KIP-1152) a regular expression the whole id must match, as `kafka-transactions.sh list`
+//! shows them. An unknown state name is returned in `unknown_state_filters`; a pattern that is
+//! not a valid regular expression gets INVALID_REGULAR_EXPRESSION.
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -27,6 +28,16 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
+    let pattern = match request.transactional_id_pattern.as_deref() {
+        None | Some("") => None,
+        Some(pattern) => match regex::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(pattern) => Some(pattern),
+            Err(_) => {
+                return ListTransactionsResponse::default()
+                    .with_error_code(kafka_protocol::ResponseError::InvalidRegularExpression.code())
+            }
+        },
+    };
     let known_state = |name: &str| STATES.iter().any(|state| state.name() == name);
     let unknown: Vec<_> = request
         .state_filters
@@ -57,6 +68,11 @@ pub async fn handle(
         .filter(|txn| {
             request.duration_filter < 0
                 || (txn.start_ms >= 0 && now - txn.start_ms >= request.duration_filter)
+        })
+        .filter(|txn| {
+            pattern
+                .as_ref()
+                .is_none_or(|pattern| pattern.is_match(&txn.transactional_id))
         })
         .collect();
     listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));

@@ -185,6 +185,19 @@ def test_transaction_lifecycle_on_the_wire(broker):
         assert [(t.transactional_id, t.producer_id, t.transaction_state)
                 for t in listed.transaction_states] == [
             (transactional_id, producer[0], "Ongoing")]
+
+        def listed_ids(pattern: str):
+            """ListTransactions v2 with an id pattern (KIP-1152): (error, ids)."""
+            answer = connection.call(
+                ListTransactionsRequest(state_filters=[], producer_id_filters=[],
+                                        duration_filter=-1, transactional_id_pattern=pattern),
+                ListTransactionsResponse, 2)
+            return answer.error_code, [t.transactional_id for t in answer.transaction_states]
+
+        assert listed_ids(transactional_id[:3] + ".*") == (0, [transactional_id])
+        # The whole id must match, as Kafka's Matcher.matches() does.
+        assert listed_ids(transactional_id[:3]) == (0, [])
+        assert listed_ids("(unclosed") == (INVALID_REGULAR_EXPRESSION, [])
         [described] = connection.call(
             DescribeTransactionsRequest(transactional_ids=[transactional_id]),
             DescribeTransactionsResponse, 0).transaction_states
@@ -340,6 +353,7 @@ def test_transactions_survive_a_restart(broker, sig):
 
 
 INVALID_TRANSACTION_TIMEOUT = 50
+INVALID_REGULAR_EXPRESSION = 128
 TRANSACTIONAL_ID_NOT_FOUND = 105
 
 
