@@ -58,7 +58,8 @@ TABLE_HEADER = "| API key | API name | Versions advertised | Exercised by | Note
 WIRE_TEST = re.compile(r"`(test_\w+\.py)::(test_\w+)`")
 # kafka-python's protocol modules; their request classes carry Kafka's API names and keys.
 KAFKA_PYTHON_PROTOCOL = ("kafka.protocol.admin", "kafka.protocol.consumer",
-                         "kafka.protocol.metadata", "kafka.protocol.producer")
+                         "kafka.protocol.metadata", "kafka.protocol.producer",
+                         "kafka.protocol.sasl")
 
 PARTITIONS = 3
 RECORDS = 60

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import ssl
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 
 import support
 from java_clients import versions
+from kafka_wire import WireConnection
 from support import HOST, Broker, create_topic, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +32,12 @@ JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
         + " ".join(f'user_{user}="{password}"' for user, password in USERS.items()) + ";")
 KINDS = ["SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"]
 RECORDS = 50
+# The mechanisms the module's SASL listeners enable, as SaslHandshake lists them.
+ENABLED = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+UNSUPPORTED_SASL_MECHANISM = 33
+SASL_AUTHENTICATION_FAILED = 58
+RESOURCE_NOT_FOUND = 91
+UNACCEPTABLE_CREDENTIAL = 93
 
 
 def make_certs(directory: Path) -> Path:
@@ -347,62 +351,88 @@ def test_refusals_are_logged_and_others_served(secure, certs, foreign_certs):
     assert "(SSL handshake failed: received corrupt message" in log
 
 
-def frame(api_key: int, version: int, correlation_id: int, body: bytes = b"") -> bytes:
-    """A request with header v1 (the non-flexible versions used here)."""
-    client_id = b"security-test"
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    message = header + body
-    return struct.pack(">i", len(message)) + message
-
-
-def receive(connection: socket.socket) -> bytes:
-    size = struct.unpack(">i", connection.recv(4, socket.MSG_WAITALL))[0]
-    return connection.recv(size, socket.MSG_WAITALL)
-
-
-ENABLED = [b"PLAIN", b"SCRAM-SHA-256", b"SCRAM-SHA-512"]
-
-
 def test_sasl_exchange_on_the_wire(secure):
     """On a SASL listener a request other than ApiVersions before authentication closes the
     connection (Kafka's `SaslServerAuthenticator`); SaslHandshake v1 lists the enabled mechanisms
     and answers UNSUPPORTED_SASL_MECHANISM (33) for another; SaslAuthenticate with PLAIN
     authenticates, after which Metadata is served."""
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+    from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse,
+                                     SaslHandshakeRequest, SaslHandshakeResponse)
+
     port = secure.ports["SASL_PLAINTEXT"]
-    with socket.create_connection((HOST, port), timeout=10) as connection:
-        connection.sendall(frame(3, 1, 1, struct.pack(">i", 0)))  # Metadata v1, no topics
-        assert connection.recv(4) == b"", "the connection must be closed"
+    with WireConnection(HOST, port) as connection:
+        connection.send_request(MetadataRequest(topics=[]), 1)
+        with pytest.raises(ConnectionError):
+            connection.receive_frame()
 
-    def handshake(connection: socket.socket, mechanism: bytes) -> tuple[int, list[bytes]]:
-        body = struct.pack(">h", len(mechanism)) + mechanism
-        connection.sendall(frame(17, 1, 2, body))
-        response = receive(connection)[4:]
-        error, count = struct.unpack(">hi", response[:6])
-        mechanisms, at = [], 6
-        for _ in range(count):
-            (length,) = struct.unpack(">h", response[at:at + 2])
-            mechanisms.append(response[at + 2:at + 2 + length])
-            at += 2 + length
-        return error, mechanisms
+    def handshake(connection: WireConnection, mechanism: str) -> tuple[int, list[str]]:
+        answer = connection.call(SaslHandshakeRequest(mechanism=mechanism),
+                                 SaslHandshakeResponse, 1)
+        return answer.error_code, list(answer.mechanisms)
 
-    with socket.create_connection((HOST, port), timeout=10) as connection:
-        assert handshake(connection, b"GSSAPI") == (33, ENABLED)
-    with socket.create_connection((HOST, port), timeout=10) as connection:
-        assert handshake(connection, b"PLAIN") == (0, ENABLED)
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection, "GSSAPI") == (33, ENABLED)
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection, "PLAIN") == (0, ENABLED)
         token = b"\0alice\0" + USERS["alice"].encode()
-        connection.sendall(frame(36, 0, 3, struct.pack(">i", len(token)) + token))
-        response = receive(connection)
-        assert struct.unpack(">h", response[4:6])[0] == 0
-        connection.sendall(frame(3, 1, 4, struct.pack(">i", 0)))
-        metadata = receive(connection)
-        assert struct.unpack(">i", metadata[:4])[0] == 4
+        answer = connection.call(SaslAuthenticateRequest(auth_bytes=token),
+                                 SaslAuthenticateResponse, 1)
+        assert (answer.error_code, answer.session_lifetime_ms) == (0, 0)
+        metadata = connection.call(MetadataRequest(topics=[]), MetadataResponse, 1)
+        assert [broker.node_id for broker in metadata.brokers] == [1]
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection, "PLAIN") == (0, ENABLED)
+        answer = connection.call(SaslAuthenticateRequest(auth_bytes=b"\0alice\0nope"),
+                                 SaslAuthenticateResponse, 1)
+        assert (answer.error_code, answer.error_message) == (
+            SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password")
+
+
+def test_scram_credentials_on_the_wire(secure):
+    """AlterUserScramCredentials stores a credential from the client's salt and salted
+    password (iterations within Kafka's 4096-16384), DescribeUserScramCredentials lists it
+    without secrets, and a deletion removes it: the same answers Kafka gives."""
+    import hashlib
+
+    from kafka.protocol.admin import (AlterUserScramCredentialsRequest,
+                                      AlterUserScramCredentialsResponse,
+                                      DescribeUserScramCredentialsRequest,
+                                      DescribeUserScramCredentialsResponse)
+
+    salt = b"wire-test-salt"
+    salted = hashlib.pbkdf2_hmac("sha256", b"grace-secret", salt, 4096)
+    with WireConnection(HOST, secure.port) as connection:
+        def alter(upsertions=(), deletions=()):
+            answer = connection.call(AlterUserScramCredentialsRequest(
+                deletions=list(deletions), upsertions=list(upsertions)),
+                AlterUserScramCredentialsResponse, 0)
+            return [(r.user, r.error_code) for r in answer.results]
+
+        def describe(users):
+            answer = connection.call(DescribeUserScramCredentialsRequest(
+                users=[(user,) for user in users] if users is not None else None),
+                DescribeUserScramCredentialsResponse, 0)
+            return {r.user: (r.error_code, [(c.mechanism, c.iterations) for c in r.credential_infos])
+                    for r in answer.results}
+
+        assert alter([("grace", 1, 4096, salt, salted)]) == [("grace", 0)]
+        assert alter([("grace", 2, 100, salt, salted)]) == [("grace", UNACCEPTABLE_CREDENTIAL)]
+        assert alter([("grace", 9, 4096, salt, salted)]) == [("grace", UNSUPPORTED_SASL_MECHANISM)]
+        assert describe(["grace", "nobody"]) == {"grace": (0, [(1, 4096)]),
+                                                 "nobody": (RESOURCE_NOT_FOUND, [])}
+        assert alter(deletions=[("grace", 1)]) == [("grace", 0)]
+        assert alter(deletions=[("grace", 1)]) == [("grace", RESOURCE_NOT_FOUND)]
+        assert "grace" not in describe(None)
 
 
 def test_plaintext_listener_unchanged(secure):
     """The PLAINTEXT listener beside them serves as before (no SASL asked)."""
-    with socket.create_connection((HOST, secure.port), timeout=10) as connection:
-        connection.sendall(frame(3, 1, 9, struct.pack(">i", 0)))
-        assert struct.unpack(">i", receive(connection)[:4])[0] == 9
+    from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+
+    with WireConnection(HOST, secure.port) as connection:
+        metadata = connection.call(MetadataRequest(topics=[]), MetadataResponse, 1)
+        assert [broker.node_id for broker in metadata.brokers] == [1]
 
 
 def test_bad_security_settings_stop_the_start(tmp_path, certs):
