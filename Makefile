@@ -16,7 +16,7 @@ IMAGE_DIR := target/image
 BUSYBOX   ?= /bin/busybox
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-txn bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos librdkafka-tests
+.PHONY: all build run dist test lint clean image compose-up compose-down cluster-up cluster-down bench bench-txn bench-security bench-latency bench-cluster bench-replication bench-storage bench-mesh fuzz soak chaos librdkafka-tests
 
 all: build
 
@@ -105,6 +105,13 @@ chaos: dist
 bench: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/broker.sh
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/transactions.sh
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/security.sh
+
+# What TLS and SASL cost: produce, consume and latency over PLAINTEXT, SSL and SASL_SSL
+# (SCRAM-SHA-512) listeners of one broker in the same round (bench/README.md, "Security"); writes
+# bench/results/security.md. Part of `bench`.
+bench-security: dist
+	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/security.sh
 
 # Transactional throughput and commit latency against the same workload without transactions
 # (bench/README.md, "Transactions"); writes bench/results/transactions.md. Part of `bench`.

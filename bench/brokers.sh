@@ -11,12 +11,16 @@ tansu=$cache/tansu-$tansu_version/bin/tansu
 # The client library, the same for every target: see build_librdkafka.
 librdkafka_version=2.12.1
 rdkafka_sys_version=4.10.0+$librdkafka_version
-librdkafka=$cache/librdkafka-$librdkafka_version
+# With TLS (bench/security.sh); the suffix keeps a cache built without it from being taken.
+librdkafka=$cache/librdkafka-$librdkafka_version-ssl
 # The null sink: its own cargo workspace in bench/null-sink, built into the root's target/.
 null_sink_target=target/null-sink
 null_sink=$null_sink_target/release/null-sink
 partitions=2
 record_bytes=1024
+# Extra Flink listeners and --override arguments (see start_broker); none unless a caller sets them.
+flink_listeners=${flink_listeners:-}
+[ -n "${flink_overrides+set}" ] || flink_overrides=()
 host=127.0.0.1
 bin=$dir/bin
 
@@ -64,6 +68,7 @@ prerequisites() {
     command -v make >/dev/null || apt_install make
     command -v taskset >/dev/null || apt_install util-linux
     [ -f /usr/include/zlib.h ] || apt_install zlib1g-dev
+    [ -f /usr/include/openssl/ssl.h ] || apt_install libssl-dev
     python3 -c 'import matplotlib' 2>/dev/null || {
         say "installing matplotlib with pip"
         python3 -m pip install --quiet matplotlib >&2
@@ -108,7 +113,7 @@ print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["na
     cp -r "$(dirname "$manifest")/librdkafka" "$source"
     # One && chain: errexit does not apply inside a tested command.
     if ! (cd "$source" &&
-        nice -n 19 ./configure --prefix="$librdkafka" --disable-ssl --disable-gssapi \
+        nice -n 19 ./configure --prefix="$librdkafka" --enable-ssl --disable-gssapi \
             --disable-curl --disable-zstd --disable-lz4-ext &&
         nice -n 19 make -j"${CARGO_BUILD_JOBS:-1}" libs &&
         make install-subdirs) >"$cache/librdkafka-build.log" 2>&1; then
@@ -179,11 +184,14 @@ start_broker() {
     case $name in
         flink)
             controller_port=$(free_port)
+            # flink_listeners (NAME://host:port,...) and flink_overrides (--override
+            # key=value arguments) add listeners beside PLAINTEXT (bench/security.sh).
             (pinned "$server_cpus" "$dist/bin/flink" server "$dist/config/server.properties" \
-                --override "listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port" \
-                --override "advertised.listeners=PLAINTEXT://$host:$port" \
+                --override "listeners=PLAINTEXT://$host:$port,${flink_listeners:+$flink_listeners,}CONTROLLER://$host:$controller_port" \
+                --override "advertised.listeners=PLAINTEXT://$host:$port${flink_listeners:+,$flink_listeners}" \
                 --override "controller.quorum.voters=1@$host:$controller_port" \
-                --override "log.dirs=$(cd "$dir/data" && pwd)") >>"$log" 2>&1 </dev/null &
+                --override "log.dirs=$(cd "$dir/data" && pwd)" \
+                "${flink_overrides[@]}") >>"$log" 2>&1 </dev/null &
             ;;
         null)
             (pinned "$server_cpus" "$null_sink" --listen "$host:$port" --partitions "$partitions" \

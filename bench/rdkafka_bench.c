@@ -60,6 +60,9 @@
 /* The e2e payload header: send time in ns, then the sequence number (host byte order). */
 #define E2E_HEADER_BYTES 16
 
+/* --config settings a run may give. */
+#define CONFIGS_MAX 16
+
 struct options {
     const char *mode;
     const char *brokers;
@@ -78,6 +81,9 @@ struct options {
     int in_flight_max;
     int idempotent;
     long txn_records;
+    /* --config key=value settings for every client (security.protocol, ssl.*, sasl.*). */
+    const char *configs[CONFIGS_MAX];
+    int config_count;
 };
 
 struct samples {
@@ -183,6 +189,15 @@ static rd_kafka_conf_t *base_conf(const struct options *options) {
     set(conf, "bootstrap.servers", options->brokers);
     set(conf, "client.id", "rdkafka_bench");
     set(conf, "log_level", "4");
+    for (int i = 0; i < options->config_count; i++) {
+        char key[256];
+        const char *equals = strchr(options->configs[i], '=');
+        size_t length = equals ? (size_t)(equals - options->configs[i]) : 0;
+        if (!equals || length == 0 || length >= sizeof key) die("--config", options->configs[i]);
+        memcpy(key, options->configs[i], length);
+        key[length] = '\0';
+        set(conf, key, equals + 1);
+    }
     return conf;
 }
 
@@ -628,7 +643,8 @@ static void usage(void) {
             "  [--batch-size BYTES (librdkafka's batch.size)]\n"
             "  [--in-flight N (requests per connection; e2e and latency 5)]\n"
             "  [--fetch-wait-ms MS (10)] [--csv PATH (e2e percentile curve)]\n"
-            "  [--idempotent (produce)] | txn ... [--txn-records N (1000)]\n");
+            "  [--idempotent (produce)] | txn ... [--txn-records N (1000)]\n"
+            "  [--config KEY=VALUE (librdkafka setting for every client; repeatable)]\n");
     exit(2);
 }
 
@@ -642,7 +658,7 @@ int main(int argc, char **argv) {
         {"fetch-wait-ms", required_argument, 0, 'f'}, {"csv", required_argument, 0, 'c'},
         {"in-flight", required_argument, 0, 'i'}, {"batch-size", required_argument, 0, 'B'},
         {"idempotent", no_argument, 0, 'I'}, {"txn-records", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
+        {"config", required_argument, 0, 'C'}, {0, 0, 0, 0}};
     struct options options = {.partitions = 2, .count = 100000, .size = 1024, .acks = "all",
                               .warmup_s = 1, .linger_ms = -1, .fetch_wait_ms = 10, .in_flight_max = -1,
                               .txn_records = 1000};
@@ -672,6 +688,10 @@ int main(int argc, char **argv) {
         case 'B': options.batch_size = atol(optarg); break;
         case 'I': options.idempotent = 1; break;
         case 'T': options.txn_records = atol(optarg); break;
+        case 'C':
+            if (options.config_count == CONFIGS_MAX) usage();
+            options.configs[options.config_count++] = optarg;
+            break;
         default: usage();
         }
     }
