@@ -67,6 +67,7 @@ prerequisites() {
     command -v gcc >/dev/null || apt_install gcc
     command -v make >/dev/null || apt_install make
     command -v taskset >/dev/null || apt_install util-linux
+    [ -x /usr/bin/time ] || apt_install time
     [ -f /usr/include/zlib.h ] || apt_install zlib1g-dev
     [ -f /usr/include/openssl/ssl.h ] || apt_install libssl-dev
     python3 -c 'import matplotlib' 2>/dev/null || {
@@ -246,15 +247,17 @@ broker_cpu_seconds() {
 }
 
 # Runs the client on $client_cpus; its result line goes to $run/results.txt, prefixed with $1
-# (labels) and followed by the CPU seconds the target used meanwhile (server_cpu_s).
+# (labels) and followed by the CPU seconds the target used meanwhile (server_cpu_s) and the
+# client's own (client_cpu_s, user + system).
 client() {
-    local labels=$1 line before after
+    local labels=$1 line before after client_cpu
     shift
     before=$(broker_cpu_seconds)
-    line=$(pinned_client timeout 600 "$bin/rdkafka_bench" "$@" --brokers "$bootstrap" \
-        --partitions "$partitions")
+    line=$(pinned_client /usr/bin/time -f '%U %S' -o "$run/client-time.txt" timeout 600 \
+        "$bin/rdkafka_bench" "$@" --brokers "$bootstrap" --partitions "$partitions")
     after=$(broker_cpu_seconds)
-    line="$labels $line server_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')"
+    client_cpu=$(tail -n 1 "$run/client-time.txt" | awk '{ printf "%.2f", $1 + $2 }')
+    line="$labels $line server_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }') client_cpu_s=$client_cpu"
     echo "   $line" >&2
     echo "$line" >>"$run/results.txt"
 }

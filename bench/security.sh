@@ -153,15 +153,19 @@ def ratio(kind, phase, key):
                    for r, line in by[(kind, phase)].items() if r in base])
 def field(kind, phase, key, scale=1.0):
     return median([float(line[key]) / scale for line in by[(kind, phase)].values()])
-def cpu_per_gib(kind, phase):
-    return median([float(line["server_cpu_s"]) / (float(line["mib_per_s"]) * float(line["seconds"]) / 1024)
+def cpu_per_gib(kind, phase, key="server_cpu_s"):
+    return median([float(line[key]) / (float(line["mib_per_s"]) * float(line["seconds"]) / 1024)
                    for line in by[(kind, phase)].values() if float(line["mib_per_s"]) > 0])
-rows = ["| listener | produce MiB/s | ratio | broker CPU s/GiB | consume MiB/s | ratio | "
-        "latency p50 ms | p99 ms | p99.9 ms |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def busy(kind, phase, key):
+    return median([float(line[key]) / float(line["seconds"]) for line in by[(kind, phase)].values()])
+rows = ["| listener | produce MiB/s | ratio | broker CPU s/GiB | client CPU s/GiB | client CPU busy | "
+        "consume MiB/s | ratio | latency p50 ms | p99 ms | p99.9 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for kind in ("PLAINTEXT", "SSL", "SASL_SSL"):
     rows.append(
         f"| {kind} | {field(kind, 'produce', 'mib_per_s'):.1f} | {ratio(kind, 'produce', 'mib_per_s'):.2f} | "
-        f"{cpu_per_gib(kind, 'produce'):.2f} | {field(kind, 'consume', 'mib_per_s'):.1f} | "
+        f"{cpu_per_gib(kind, 'produce'):.2f} | {cpu_per_gib(kind, 'produce', 'client_cpu_s'):.2f} | "
+        f"{busy(kind, 'produce', 'client_cpu_s'):.0%} | {field(kind, 'consume', 'mib_per_s'):.1f} | "
         f"{ratio(kind, 'consume', 'mib_per_s'):.2f} | {field(kind, 'latency', 'p50_us', 1000):.2f} | "
         f"{field(kind, 'latency', 'p99_us', 1000):.2f} | {field(kind, 'latency', 'p999_us', 1000):.2f} |")
 text = f"""# Security: what TLS and SASL cost
@@ -171,8 +175,10 @@ one Flink broker, freshly started per round, with PLAINTEXT, SSL and SASL_SSL (S
 listeners, driven by librdkafka (`bench/rdkafka_bench.c`, TLS by OpenSSL on the client side,
 rustls on the broker's): acks=all produce as fast as the client goes, consume of what that
 produce wrote, and delivery latency at a fixed rate. Ratios are against PLAINTEXT in the
-same round (medians of per-round ratios); other figures are medians over the rounds.
-Settings: {' '.join(settings)}.
+same round (medians of per-round ratios); other figures are medians over the rounds. CPU
+seconds per GiB produced are the broker's and the client's own (user + system); "client CPU
+busy" is the client's CPU time over the run's length (the client has one CPU: near 100% means
+the run measured the client). Settings: {' '.join(settings)}.
 
 {chr(10).join(rows)}
 """
