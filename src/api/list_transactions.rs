@@ -33,8 +33,9 @@ pub async fn handle(
         Some(pattern) => match regex::Regex::new(&format!("^(?:{pattern})$")) {
             Ok(pattern) => Some(pattern),
             Err(_) => {
-                return ListTransactionsResponse::default()
-                    .with_error_code(kafka_protocol::ResponseError::InvalidRegularExpression.code())
+                return ListTransactionsResponse::default().with_error_code(
+                    kafka_protocol::ResponseError::InvalidRegularExpression.code(),
+                )
             }
         },
     };

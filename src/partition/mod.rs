@@ -837,22 +837,6 @@ impl Partition {
         self.producers.borrow_mut().expire(now_ms, expiration_ms)
     }
 
-    /// Takes appended batches into the producer state, and the transactions their ABORT
-    /// markers ended into the log's transaction indexes.
-    async fn record_producers(&self, headers: &[BatchHeader]) -> Result<(), PartitionError> {
-        let aborted: Vec<_> = {
-            let mut producers = self.producers.borrow_mut();
-            headers
-                .iter()
-                .filter_map(|header| producers.record(header))
-                .collect()
-        };
-        if aborted.is_empty() {
-            return Ok(());
-        }
-        self.storage(self.log.add_aborted(aborted).await)
-    }
-
     /// Checks idempotent producers' sequences; `Some(offset)` when the batch was already
     /// appended (a retry), to be answered with its first offset.
     fn check_sequences(&self, headers: &[BatchHeader]) -> Result<Option<i64>, PartitionError> {

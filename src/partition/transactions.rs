@@ -1,11 +1,12 @@
 //! A partition's side of transactions: the last stable offset, the markers a coordinator has
-//! its leader write, the producers DescribeProducers lists, and the verifier a leader asks before
-//! a batch opens a transaction (KIP-890 part 1).
+//! its leader write, the producers DescribeProducers lists, the verifier a leader asks before
+//! a batch opens a transaction (KIP-890 part 1), and the producer state each append updates
+//! (with the aborted transactions it hands the log's indexes).
 
 use std::time::Duration;
 
 use super::{Acks, Partition, PartitionError};
-use crate::storage::batch::{self, ControlType};
+use crate::storage::batch::{self, BatchHeader, ControlType};
 use crate::storage::now_ms;
 
 /// Asks the transaction coordinator whether producer (id, epoch) has this partition in an open
@@ -66,5 +67,24 @@ impl Partition {
     /// open transaction or -1).
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
         self.producers.borrow().describe()
+    }
+
+    /// Takes appended batches into the producer state, and the transactions their ABORT
+    /// markers ended into the log's transaction indexes.
+    pub(super) async fn record_producers(
+        &self,
+        headers: &[BatchHeader],
+    ) -> Result<(), PartitionError> {
+        let aborted: Vec<_> = {
+            let mut producers = self.producers.borrow_mut();
+            headers
+                .iter()
+                .filter_map(|header| producers.record(header))
+                .collect()
+        };
+        if aborted.is_empty() {
+            return Ok(());
+        }
+        self.storage(self.log.add_aborted(aborted).await)
     }
 }
