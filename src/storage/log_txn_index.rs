@@ -33,7 +33,8 @@ impl Log {
     /// transaction indexes from the segment holding `from` on, until one says later segments
     /// cannot add any.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
-        let segments: Vec<Rc<Segment>> = self.segments.borrow().clone();
+        // Synchronous: the list is borrowed, not copied (a fetch makes this search).
+        let segments = self.segments.borrow();
         let first = segments
             .partition_point(|segment| segment.base_offset <= from)
             .saturating_sub(1);
