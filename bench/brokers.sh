@@ -270,6 +270,21 @@ create_topic() {
         --topic "$1" >/dev/null
 }
 
+# Writes $run/settings.txt ($1, the pinning and the client library), empties
+# $run/results.txt, runs the caller's `round N` for each of $rounds rounds, and removes the last
+# round's data directory.
+run_rounds() {
+    {
+        echo "$1"
+        pinning_note
+        "$bin/rdkafka_bench" version | sed 's/^rdkafka_bench //'
+    } >"$run/settings.txt"
+    : >"$run/results.txt"
+    local round
+    for round in $(seq 1 "$rounds"); do round "$round"; done
+    rm -rf "$dir/data"
+}
+
 # The commit measured, with "+ uncommitted changes" when src/ or Cargo.toml differ from it.
 bench_commit() {
     local commit

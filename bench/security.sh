@@ -127,15 +127,7 @@ main() {
     rm -rf "$run" "$certs"
     mkdir -p "$run" "$out"
     HOSTS="localhost $host" bash deploy/security/make-certs.sh "$certs" >/dev/null
-    {
-        echo "seconds=$seconds rounds=$rounds rate=$rate partitions=$partitions record_bytes=$record_bytes"
-        pinning_note
-        "$bin/rdkafka_bench" version | sed 's/^rdkafka_bench //'
-    } >"$run/settings.txt"
-    : >"$run/results.txt"
-    local round
-    for round in $(seq 1 "$rounds"); do round "$round"; done
-    rm -rf "$dir/data"
+    run_rounds "seconds=$seconds rounds=$rounds rate=$rate partitions=$partitions record_bytes=$record_bytes"
     python3 - "$run" "$out/security.md" "$(bench_commit)" <<'PY'
 import re, statistics, sys
 from collections import defaultdict

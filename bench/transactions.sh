@@ -71,15 +71,7 @@ main() {
     prerequisites
     rm -rf "$run"
     mkdir -p "$run" "$out"
-    {
-        echo "seconds=$seconds rounds=$rounds sizes=${sizes// /,} partitions=$partitions record_bytes=$record_bytes"
-        pinning_note
-        "$bin/rdkafka_bench" version | sed 's/^rdkafka_bench //'
-    } >"$run/settings.txt"
-    : >"$run/results.txt"
-    local round
-    for round in $(seq 1 "$rounds"); do round "$round"; done
-    rm -rf "$dir/data"
+    run_rounds "seconds=$seconds rounds=$rounds sizes=${sizes// /,} partitions=$partitions record_bytes=$record_bytes"
     python3 - "$run" "$out/transactions.md" "$(bench_commit)" <<'PY'
 import re, statistics, sys
 from collections import defaultdict
