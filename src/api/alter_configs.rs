@@ -14,6 +14,7 @@ use super::{ask_controller, str_bytes, topic_error_code, RequestContext};
 use crate::controller::{
     ConfigAlteration, ConfigOp, ConfigResource, ControllerRequest, TopicError,
 };
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -122,7 +123,14 @@ async fn alter(
         .into_iter()
         .map(|(resource_type, name, replace, ops)| {
             let outcome = ops.and_then(|ops| {
+                // Kafka's check: ALTER_CONFIGS on the topic, or on the cluster for a broker.
                 let resource = match resource_type {
+                    TOPIC_RESOURCE if !context.topic_authorized(Operation::AlterConfigs, &name) => {
+                        return Err(TopicError::TopicAuthorizationFailed)
+                    }
+                    BROKER_RESOURCE if !context.cluster_authorized(Operation::AlterConfigs) => {
+                        return Err(TopicError::ClusterAuthorizationFailed)
+                    }
                     TOPIC_RESOURCE => ConfigResource::Topic(name.to_string()),
                     BROKER_RESOURCE => ConfigResource::Broker(name.to_string()),
                     other => {

@@ -1,7 +1,9 @@
 //! The authorized-operations bitfields (KIP-430) that Metadata, DescribeCluster, DescribeGroups
 //! and ConsumerGroupDescribe return when asked: bit `n` set for Kafka's `AclOperation` code `n`.
-//! With no authorizer configured, Kafka answers every operation the resource type supports; so
-//! does Flink, which has none yet.
+//! With no authorizer configured, Kafka answers every operation the resource type supports; with
+//! one, the operations the principal may do on the resource.
+
+use crate::security::acl::{Operation, ResourceType};
 
 /// What the field holds when the request did not ask for it (Kafka's schema default).
 pub const NOT_REQUESTED: i32 = i32::MIN;
@@ -26,7 +28,31 @@ impl Resource {
     }
 }
 
-/// The bitfield for `resource`, or `NOT_REQUESTED` when the request did not ask.
+/// The bitfield for the resource `name` of type `resource` as this request's principal may use
+/// it, or `NOT_REQUESTED` when the request did not ask.
+pub fn bitfield_for(
+    context: &super::RequestContext,
+    resource: Resource,
+    name: &str,
+    requested: bool,
+) -> i32 {
+    if !requested || !context.authorizes() {
+        return bitfield(resource, requested);
+    }
+    let resource_type = match resource {
+        Resource::Topic => ResourceType::Topic,
+        Resource::Group => ResourceType::Group,
+        Resource::Cluster => ResourceType::Cluster,
+    };
+    resource
+        .supported_operations()
+        .iter()
+        .filter(|code| context.authorized(Operation::from_code(**code as i8), resource_type, name))
+        .fold(0, |bits, operation| bits | (1 << operation))
+}
+
+/// The bitfield for `resource` without an authorizer, or `NOT_REQUESTED` when the request did
+/// not ask.
 pub fn bitfield(resource: Resource, requested: bool) -> i32 {
     match requested {
         true => resource

@@ -15,6 +15,7 @@ use super::{str_bytes, RequestContext};
 use crate::group::consumer::TopicPartition;
 use crate::group::GroupCall;
 use crate::metadata::MetadataImage;
+use crate::security::acl::Operation;
 
 /// ConsumerGroupDescribe's member type for a member that joined with the new protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
@@ -27,6 +28,14 @@ pub async fn handle(
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for group_id in &request.group_ids {
         let id = group_id.to_string();
+        if !context.group_authorized(Operation::Describe, &id) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let described = call(context, |reply| GroupCall::ConsumerDescribe {
             group_id: id,
             reply,
@@ -75,8 +84,10 @@ pub async fn handle(
                 .with_assignment_epoch(described.epoch)
                 .with_assignor_name(str_bytes(&described.assignor))
                 .with_members(members)
-                .with_authorized_operations(authorized_operations::bitfield(
+                .with_authorized_operations(authorized_operations::bitfield_for(
+                    context,
                     Resource::Group,
+                    group_id.as_str(),
                     request.include_authorized_operations,
                 )),
         );

@@ -1,6 +1,7 @@
 //! CreatePartitions: raises a topic's partition count through the controller, which answers once
 //! every shard has the new partitions open.
 
+use crate::security::acl::Operation;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
@@ -18,10 +19,12 @@ pub async fn handle(
         .map(|topic| topic.name.to_string())
         .collect();
     let duplicated = |name: &String| names.iter().filter(|other| *other == name).count() > 1;
+    // Kafka's check: ALTER on each topic.
+    let alterable = |name: &str| context.topic_authorized(Operation::Alter, name);
     let increases: Vec<PartitionIncrease> = request
         .topics
         .iter()
-        .filter(|topic| !duplicated(&topic.name.to_string()))
+        .filter(|topic| !duplicated(&topic.name.to_string()) && alterable(&topic.name))
         .map(|topic| PartitionIncrease {
             name: topic.name.to_string(),
             count: topic.count,
@@ -50,6 +53,11 @@ pub async fn handle(
                 return result
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(str_bytes("Duplicate topic in request.")));
+            }
+            if !alterable(name) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Topic authorization failed.")));
             }
             match outcomes.next() {
                 Some(Ok(())) => result,

@@ -1,5 +1,6 @@
 //! CreateTopics: validates on the controller, which answers once every shard has the topic.
 
+use crate::security::acl::Operation;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
@@ -23,10 +24,14 @@ pub async fn handle(
         .map(|topic| topic.name.to_string())
         .collect();
     let duplicated = |name: &String| names.iter().filter(|other| *other == name).count() > 1;
+    // Kafka's check: CREATE on the cluster, or else on each topic.
+    let cluster_create = context.cluster_authorized(Operation::Create);
+    let creatable =
+        |name: &str| cluster_create || context.topic_authorized(Operation::Create, name);
     let topics: Vec<NewTopic> = request
         .topics
         .iter()
-        .filter(|topic| !duplicated(&topic.name.to_string()))
+        .filter(|topic| !duplicated(&topic.name.to_string()) && creatable(&topic.name))
         .map(|topic| {
             let assigned = topic.assignments.len() as i32;
             NewTopic {
@@ -70,6 +75,11 @@ pub async fn handle(
                     .with_error_message(Some(str_bytes(&format!(
                         "Create topics request from client contains duplicate topic {name}"
                     ))));
+            }
+            if !creatable(name) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")));
             }
             match outcomes.next() {
                 Some(Ok(topic)) => result

@@ -9,8 +9,10 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::{scatter_partitions, RequestContext};
+use super::authorize::scatter_authorized;
+use super::RequestContext;
 use crate::runtime::mesh::ShardRequest;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -27,7 +29,8 @@ pub async fn handle(
             })
         })
         .collect();
-    let answers = scatter_partitions(context, requested, |parts, reply| {
+    // Kafka's check: DELETE on each topic.
+    let answers = scatter_authorized(context, Operation::Delete, requested, |parts, reply| {
         ShardRequest::DeleteRecords { parts, reply }
     })
     .await;

@@ -7,6 +7,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, topic_error_code, RequestContext};
 use crate::controller::ControllerRequest;
 use crate::metadata::TopicId;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -28,9 +29,12 @@ pub async fn handle(
                 .ok_or(state.topic_id),
         });
     }
+    // Kafka's check: DELETE on each topic.
+    let deletable = |name: &str| context.topic_authorized(Operation::Delete, name);
     let names: Vec<String> = wanted
         .iter()
         .filter_map(|entry| entry.as_ref().ok().cloned())
+        .filter(|name| deletable(name))
         .collect();
     let (reply, answer) = flume::bounded(1);
     let sent = context
@@ -48,6 +52,9 @@ pub async fn handle(
             Err(id) => DeletableTopicResult::default()
                 .with_topic_id(id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
+            Ok(name) if !deletable(&name) => DeletableTopicResult::default()
+                .with_name(Some(str_bytes(&name).into()))
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
             Ok(name) => {
                 let result =
                     DeletableTopicResult::default().with_name(Some(str_bytes(&name).into()));

@@ -44,8 +44,10 @@ pub async fn handle(
             )
         })
         .collect();
-    let operations = authorized_operations::bitfield(
+    let operations = authorized_operations::bitfield_for(
+        context,
         Resource::Cluster,
+        crate::security::acl::CLUSTER_NAME,
         request.include_cluster_authorized_operations,
     );
     response

@@ -1,6 +1,7 @@
 //! DescribeConfigs: topic and broker configs with their sources and synonyms, from the same
 //! resolver the logs use (`metadata::configs`).
 
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -28,7 +29,20 @@ pub async fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            // Kafka's check: DESCRIBE_CONFIGS on the topic, or on the cluster for a broker.
             let described = match resource.resource_type {
+                TOPIC_RESOURCE if !context.topic_authorized(Operation::DescribeConfigs, &name) => {
+                    Err((
+                        ResponseError::TopicAuthorizationFailed,
+                        "Topic authorization failed.".to_string(),
+                    ))
+                }
+                BROKER_RESOURCE if !context.cluster_authorized(Operation::DescribeConfigs) => {
+                    Err((
+                        ResponseError::ClusterAuthorizationFailed,
+                        "Cluster authorization failed.".to_string(),
+                    ))
+                }
                 TOPIC_RESOURCE => match image.topic(&name) {
                     Some(topic) => Ok(configs::describe_topic(&topic.configs, &layers)),
                     None => Err((

@@ -7,6 +7,8 @@ use super::authorized_operations::{self, Resource};
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, GroupCall};
+use crate::security::acl::Operation;
+use kafka_protocol::ResponseError;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -15,6 +17,14 @@ pub async fn handle(
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in &request.groups {
         let id = group_id.to_string();
+        if !context.group_authorized(Operation::Describe, &id) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let described = match id.is_empty() {
             true => None,
             false => {
@@ -66,8 +76,10 @@ pub async fn handle(
                 .with_protocol_type(str_bytes(&described.protocol_type))
                 .with_protocol_data(str_bytes(&described.protocol))
                 .with_members(members)
-                .with_authorized_operations(authorized_operations::bitfield(
+                .with_authorized_operations(authorized_operations::bitfield_for(
+                    context,
                     Resource::Group,
+                    &described.group_id,
                     request.include_authorized_operations,
                 )),
         );

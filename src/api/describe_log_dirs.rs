@@ -2,6 +2,7 @@
 //! its file system's total and usable bytes, or KAFKA_STORAGE_ERROR for a directory that is
 //! offline (KIP-112). Each shard reports the partitions it hosts.
 
+use crate::security::acl::Operation;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -18,6 +19,11 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    // Kafka's check: DESCRIBE on the cluster.
+    if !context.cluster_authorized(Operation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let sizes = context
         .shard
         .ask_every_shard(|reply| ShardRequest::LogSizes { reply })

@@ -9,6 +9,7 @@
 //! (none here: the voters come from `controller.quorum.voters`, which names no directories)
 //! and the voters' controller listener endpoints.
 
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
@@ -31,6 +32,10 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    // Kafka's check: DESCRIBE on the cluster.
+    if !context.cluster_authorized(Operation::Describe) {
+        return response().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if !names_metadata_partition(&request) {
         return unknown_partitions(&request);
     }

@@ -1,6 +1,7 @@
 //! DescribeTopicPartitions (KIP-966): topics and their partitions in name order, at most
 //! `response_partition_limit` partitions per response, with a cursor to continue from.
 
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -20,8 +21,16 @@ pub async fn handle(
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let image = context.shard.metadata();
+    // Kafka's check: DESCRIBE on each topic; unauthorized topics are left out of "every
+    // topic" and refused by name.
+    let describable = |name: &str| context.topic_authorized(Operation::Describe, name);
     let mut names: Vec<String> = match request.topics.is_empty() {
-        true => image.topics.keys().cloned().collect(),
+        true => image
+            .topics
+            .keys()
+            .filter(|name| describable(name))
+            .cloned()
+            .collect(),
         false => request
             .topics
             .iter()
@@ -44,6 +53,14 @@ pub async fn handle(
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.iter().filter(|name| **name >= cursor_topic) {
+        if !describable(name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_name(Some(str_bytes(name).into())),
+            );
+            continue;
+        }
         let Some(topic) = image.topic(name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()

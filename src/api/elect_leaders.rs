@@ -3,6 +3,7 @@
 //! naming no partitions means every partition; its answer then lists only the partitions whose
 //! election was needed, as Kafka's does.
 
+use crate::security::acl::Operation;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
@@ -25,6 +26,11 @@ pub async fn handle(
         0 => PREFERRED,
         _ => request.election_type,
     };
+    // Kafka's check: ALTER on the cluster.
+    if !context.cluster_authorized(Operation::Alter) {
+        return ElectLeadersResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if election_type != PREFERRED && election_type != UNCLEAN {
         return ElectLeadersResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());

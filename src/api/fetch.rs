@@ -19,6 +19,7 @@ use crate::metadata::TopicId;
 use crate::partition::{PartitionError, ReadOutcome};
 use crate::runtime::mesh::{FetchPart, ShardRequest};
 use crate::runtime::placement::ShardId;
+use crate::security::acl::Operation;
 
 /// One requested partition that exists: where it lives and what was asked of it.
 struct FetchSlot {
@@ -96,19 +97,29 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     let mut owners: Vec<Option<FetchSlot>> = Vec::new();
     // The error for a partition that has no slot, per requested topic.
     let mut unknown: Vec<ResponseError> = Vec::with_capacity(request.topics.len());
+    // Kafka's checks: CLUSTER_ACTION for a follower, READ on each topic for a consumer.
+    let follower_allowed = replica_id < 0 || context.cluster_authorized(Operation::ClusterAction);
     for topic in &request.topics {
-        let known = match by_id {
+        let mut known = match by_id {
             true => image.topic_by_id(TopicId(*topic.topic_id.as_bytes())),
             false => image.topic(topic.topic.as_str()),
         };
-        unknown.push(match (by_id, known) {
-            (true, None) => ResponseError::UnknownTopicId,
-            _ => ResponseError::UnknownTopicOrPartition,
-        });
         let name: Arc<str> = match known {
             Some(known) => Arc::from(known.name.as_str()),
             None => Arc::from(topic.topic.as_str()),
         };
+        let allowed = match replica_id >= 0 {
+            true => follower_allowed,
+            false => context.topic_authorized(Operation::Read, &name),
+        };
+        unknown.push(match (by_id, known, allowed) {
+            (true, None, _) => ResponseError::UnknownTopicId,
+            (_, _, false) => ResponseError::TopicAuthorizationFailed,
+            _ => ResponseError::UnknownTopicOrPartition,
+        });
+        if !allowed {
+            known = None;
+        }
         for partition in &topic.partitions {
             let owner = known
                 .filter(|known| (0..known.partitions.len() as i32).contains(&partition.partition))

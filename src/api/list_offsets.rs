@@ -8,9 +8,11 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{scatter_partitions, RequestContext};
+use super::authorize::scatter_authorized;
+use super::RequestContext;
 use crate::partition::PartitionError;
 use crate::runtime::mesh::{ListOffsetsPart, OffsetQuery, ShardRequest};
+use crate::security::acl::Operation;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -51,7 +53,8 @@ pub async fn handle(
             })
         })
         .collect();
-    let answers = scatter_partitions(context, requested, |parts, reply| {
+    // Kafka's check: DESCRIBE on each topic.
+    let answers = scatter_authorized(context, Operation::Describe, requested, |parts, reply| {
         ShardRequest::ListOffsets { parts, reply }
     })
     .await;

@@ -14,6 +14,7 @@ use super::authorized_operations::{self, Resource};
 use super::{str_bytes, topic_error_code, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
+use crate::security::acl::Operation;
 
 /// A topic the request named, by name or (v10+) by id.
 enum Wanted {
@@ -32,26 +33,36 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
             image = context.shard.metadata();
         }
     }
-    // With no authorizer every supported operation is authorized (KIP-430), as in Kafka.
-    let topic_operations = authorized_operations::bitfield(
-        Resource::Topic,
-        request.include_topic_authorized_operations,
-    );
+    let describable = |name: &str| context.topic_authorized(Operation::Describe, name);
+    let response = |topic: &Arc<TopicImage>| {
+        let operations = authorized_operations::bitfield_for(
+            context,
+            Resource::Topic,
+            &topic.name,
+            request.include_topic_authorized_operations,
+        );
+        topic_response(&image, topic, operations)
+    };
+    // A topic the principal may not describe is left out of "every topic", and refused by
+    // name without saying whether it exists, as in Kafka.
     let topics = match wanted {
         None => image
             .topics
             .values()
-            .map(|topic| topic_response(&image, topic, topic_operations))
+            .filter(|topic| describable(&topic.name))
+            .map(response)
             .collect(),
         Some(wanted) => wanted
             .iter()
             .map(|entry| match entry {
+                Wanted::Name(name) if !describable(name) => unauthorized(Some(name), None),
                 Wanted::Name(name) => match image.topic(name) {
-                    Some(topic) => topic_response(&image, topic, topic_operations),
+                    Some(topic) => response(topic),
                     None => missing_topic(name, &creation_errors),
                 },
                 Wanted::Id(id) => match image.topic_by_id(TopicId(*id.as_bytes())) {
-                    Some(topic) => topic_response(&image, topic, topic_operations),
+                    Some(topic) if !describable(&topic.name) => unauthorized(None, Some(*id)),
+                    Some(topic) => response(topic),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(*id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -64,10 +75,19 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics)
-        .with_cluster_authorized_operations(authorized_operations::bitfield(
+        .with_cluster_authorized_operations(authorized_operations::bitfield_for(
+            context,
             Resource::Cluster,
+            crate::security::acl::CLUSTER_NAME,
             request.include_cluster_authorized_operations,
         ))
+}
+
+fn unauthorized(name: Option<&str>, id: Option<uuid::Uuid>) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|name| str_bytes(name).into()))
+        .with_topic_id(id.unwrap_or_default())
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
 }
 
 /// `None` means every topic: a null list (v1+) or an empty one (v0).
@@ -86,14 +106,31 @@ fn wanted_topics(version: i16, request: &MetadataRequest) -> Option<Vec<Wanted>>
     Some(wanted)
 }
 
-/// Creates the named topics that do not exist; returns the refusals by name.
+/// Creates the named topics that do not exist; returns the refusals by name: as in Kafka, a
+/// topic the principal may describe but not create (CREATE on the cluster or the topic) is
+/// TOPIC_AUTHORIZATION_FAILED.
 async fn auto_create(
     context: &RequestContext<'_>,
     image: &MetadataImage,
     wanted: &[Wanted],
 ) -> Vec<(String, i16)> {
+    let cluster_create = context.cluster_authorized(Operation::Create);
+    let mut refused = Vec::new();
     let topics: Vec<NewTopic> = wanted
         .iter()
+        .filter(|entry| match entry {
+            Wanted::Name(name) if image.topic(name).is_none() => {
+                if !context.topic_authorized(Operation::Describe, name) {
+                    return false;
+                }
+                let allowed = cluster_create || context.topic_authorized(Operation::Create, name);
+                if !allowed {
+                    refused.push((name.clone(), ResponseError::TopicAuthorizationFailed.code()));
+                }
+                allowed
+            }
+            _ => true,
+        })
         .filter_map(|entry| match entry {
             Wanted::Name(name) if image.topic(name).is_none() => Some(NewTopic {
                 name: name.clone(),
@@ -106,7 +143,7 @@ async fn auto_create(
         })
         .collect();
     if topics.is_empty() {
-        return Vec::new();
+        return refused;
     }
     let names: Vec<String> = topics.iter().map(|topic| topic.name.clone()).collect();
     let (reply, answer) = flume::bounded(1);
@@ -116,7 +153,7 @@ async fn auto_create(
         reply,
     };
     if context.shard.controller.send_async(request).await.is_err() {
-        return Vec::new();
+        return refused;
     }
     let outcomes = answer.recv_async().await.unwrap_or_default();
     names
@@ -127,6 +164,7 @@ async fn auto_create(
             Ok(_) => None,
         })
         .filter(|(_, code)| *code != ResponseError::TopicAlreadyExists.code())
+        .chain(refused)
         .collect()
 }
 

@@ -4,10 +4,12 @@
 //! ordered against the other requests of its connection (`net::connection` keeps to it), and
 //! `handle` serves it into at most one response.
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod authorize;
 mod authorized_operations;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -141,7 +143,8 @@ pub fn sequencing(request: &protocol::Request) -> Sequencing {
         | RequestKind::ListTransactions(_)
         | RequestKind::DescribeTransactions(_)
         | RequestKind::DescribeProducers(_)
-        | RequestKind::DescribeUserScramCredentials(_) => Sequencing::Concurrent,
+        | RequestKind::DescribeUserScramCredentials(_)
+        | RequestKind::DescribeAcls(_) => Sequencing::Concurrent,
         _ => Sequencing::Exclusive,
     }
 }
@@ -223,9 +226,28 @@ pub struct ConnectionInfo {
     pub peer: String,
     /// The connection's SASL authentication (on SASL listeners).
     pub sasl: sasl::SaslState,
+    /// The client certificate's principal (`User:` and its mapped subject) on a TLS listener
+    /// that got one.
+    pub tls_principal: Option<String>,
     /// Partitions this connection's transactional producer has had added to its transaction
     /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
     pub txn_added: std::cell::RefCell<crate::txn::join::AddedPartitions>,
+}
+
+impl ConnectionInfo {
+    /// Who the connection acts for, as Kafka's principal builder says: the SASL user on a SASL
+    /// listener, else the client certificate's mapped subject, else `User:ANONYMOUS`.
+    pub fn principal(&self) -> String {
+        match (self.sasl.is_enabled(), &self.tls_principal) {
+            (false, Some(principal)) => principal.clone(),
+            _ => self.sasl.principal(),
+        }
+    }
+
+    /// The client's address as ACLs name hosts (`127.0.0.1`).
+    pub fn client_address(&self) -> &str {
+        self.client_host.trim_start_matches('/')
+    }
 }
 
 /// Serves one decoded request. `Ok(None)` means no response is due (a produce with acks=0).
@@ -263,6 +285,9 @@ pub async fn handle(
         RequestKind::AlterUserScramCredentials(body) => {
             respond(&scram_credentials::alter(&context, body).await)
         }
+        RequestKind::CreateAcls(body) => respond(&acls::create(&context, body).await),
+        RequestKind::DescribeAcls(body) => respond(&acls::describe(&context, body)),
+        RequestKind::DeleteAcls(body) => respond(&acls::delete(&context, body).await),
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
         RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),
@@ -409,6 +434,8 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
         TopicError::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
         TopicError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+        TopicError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+        TopicError::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
     };
     error.code()
 }

@@ -12,8 +12,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::ResponseError;
 
+use super::authorize::scatter_authorized;
 use super::{scatter_partitions, RequestContext};
 use crate::runtime::mesh::{ListOffsetsPart, OffsetQuery, ShardRequest};
+use crate::security::acl::Operation;
 
 /// Kafka's UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET.
 const UNDEFINED: i32 = -1;
@@ -40,10 +42,12 @@ pub async fn handle(
             })
         })
         .collect();
-    let mut ends = scatter_partitions(context, requested, |parts, reply| {
-        ShardRequest::ListOffsets { parts, reply }
-    })
-    .await
+    // Kafka's check: CLUSTER_ACTION (a follower) covers every topic; otherwise DESCRIBE on each.
+    let build = |parts, reply| ShardRequest::ListOffsets { parts, reply };
+    let mut ends = match context.cluster_authorized(Operation::ClusterAction) {
+        true => scatter_partitions(context, requested, build).await,
+        false => scatter_authorized(context, Operation::Describe, requested, build).await,
+    }
     .into_iter();
     let topics = request
         .topics

@@ -14,6 +14,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, transactions, RequestContext};
 use crate::partition::{Acks, AppendOutcome, PartitionError};
 use crate::runtime::mesh::{ProducePart, ShardRequest};
+use crate::security::acl::Operation;
 use crate::storage::batch::{self, BatchError};
 use crate::storage::validator::{self, RecordError, ValidationConfig};
 use crate::storage::StorageError;
@@ -52,6 +53,11 @@ pub async fn handle(
                     .transaction_partition_verification_enable
         })
         .map(|id| Arc::from(id.as_str()));
+    // Kafka's checks: WRITE on the transactional id, then WRITE on each topic.
+    let transaction_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !context.transactional_id_authorized(Operation::Write, id));
     let mut parts = Vec::new();
     // The slot (request position) of each part.
     let mut part_slots: Vec<usize> = Vec::new();
@@ -61,6 +67,14 @@ pub async fn handle(
         let known = image.topic(topic.name.as_str());
         let settings = known.map(|known| context.shard.topic_settings(known));
         let topic_name: Arc<str> = Arc::from(topic.name.as_str());
+        let authorization = match (
+            transaction_denied,
+            context.topic_authorized(Operation::Write, &topic.name),
+        ) {
+            (true, _) => Err(ResponseError::TransactionalIdAuthorizationFailed),
+            (false, false) => Err(ResponseError::TopicAuthorizationFailed),
+            (false, true) => Ok(()),
+        };
         for partition in &topic.partition_data {
             let checked = acks
                 .ok_or_else(|| {
@@ -69,6 +83,7 @@ pub async fn handle(
                         format!("acks={} is not 0, 1 or -1", request.acks),
                     )
                 })
+                .and_then(|_| authorization.map_err(|error| Refusal::Code(error, String::new())))
                 .and_then(|_| {
                     let topic = known
                         .filter(|known| {
@@ -390,6 +405,7 @@ fn keyless_refusal(keyless: &[i32], partition_name: &str) -> Refusal {
 pub fn partition_error_code(error: &PartitionError) -> i16 {
     let error = match error {
         PartitionError::NotHosted(_) => ResponseError::UnknownTopicOrPartition,
+        PartitionError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. }

@@ -62,6 +62,11 @@ impl SaslState {
         }
     }
 
+    /// Whether the connection's listener asks for SASL.
+    pub fn is_enabled(&self) -> bool {
+        self.settings.is_some()
+    }
+
     /// The authenticated user's principal as Kafka writes it (`User:alice`); `User:ANONYMOUS`
     /// on a listener without SASL.
     pub fn principal(&self) -> String {

@@ -6,6 +6,7 @@
 //! (iterations outside 4096–16384, an empty user name), DUPLICATE_RESOURCE (a user named twice
 //! for one mechanism), RESOURCE_NOT_FOUND (deleting or describing what does not exist).
 
+use crate::security::acl::Operation;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -57,6 +58,12 @@ pub fn describe(
     context: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    // Kafka's check: DESCRIBE on the cluster.
+    if !context.cluster_authorized(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")));
+    }
     let image = context.shard.metadata();
     let (users, explicit): (Vec<String>, bool) = match &request.users {
         Some(users) if !users.is_empty() => (
@@ -138,7 +145,17 @@ pub async fn alter(
             *entry = Err((error, message));
         }
     }
+    // Kafka's check: ALTER on the cluster, answered per user.
+    let alterable = context.cluster_authorized(Operation::Alter);
     for ((user, mechanism), count) in &named {
+        if !alterable {
+            refuse_in(
+                &mut ops,
+                user,
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".to_string(),
+            );
+        }
         if *count > 1 {
             refuse_in(
                 &mut ops,

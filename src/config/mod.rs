@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub controller_listener_names: Vec<String>,
     /// Each listener's security protocol, TLS material and SASL mechanisms.
     pub listener_security: Vec<security::ListenerSecurity>,
+    /// The standard authorizer (`authorizer.class.name`); `None`: every request is allowed.
+    pub authorizer: Option<crate::security::acl::Authorizer>,
     pub controller_quorum_voters: Vec<Voter>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -382,6 +384,7 @@ impl ServerConfig {
             node_id,
             process_roles,
             listener_security,
+            authorizer: security::authorizer(lookup.given)?,
             listeners,
             advertised_listeners,
             controller_listener_names,

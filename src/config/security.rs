@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 use super::ConfigError;
+use crate::security::acl::{self, Authorizer};
+use crate::security::principal::PrincipalMapper;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecurityProtocol {
@@ -83,6 +85,8 @@ pub struct TlsSettings {
     /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
     pub tls12: bool,
     pub tls13: bool,
+    /// How a client certificate's subject becomes its principal (`ssl.principal.mapping.rules`).
+    pub principal_mapper: PrincipalMapper,
 }
 
 /// SASL mechanisms this broker serves.
@@ -136,9 +140,67 @@ pub const SECURITY_KEYS: &[(&str, &str)] = &[
     ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
     ("ssl.protocol", "TLSv1.3"),
     ("ssl.endpoint.identification.algorithm", "https"),
+    ("ssl.principal.mapping.rules", "DEFAULT"),
     ("sasl.enabled.mechanisms", "GSSAPI"),
     ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+    ("authorizer.class.name", ""),
+    ("super.users", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
 ];
+
+/// The authorizer `authorizer.class.name` names (Kafka's standard authorizer, the only one
+/// served), with `super.users` (principals separated by `;`) and
+/// `allow.everyone.if.no.acl.found`; `None` when the key is empty: every request is allowed.
+pub fn authorizer(given: &IndexMap<String, String>) -> Result<Option<Authorizer>, ConfigError> {
+    let keys = ListenerKeys {
+        given,
+        prefix: String::new(),
+    };
+    match keys.value("authorizer.class.name").as_str() {
+        "" => return Ok(None),
+        acl::STANDARD_AUTHORIZER => {}
+        other => {
+            return Err(keys.invalid(
+                "authorizer.class.name",
+                format!(
+                    "Class {other} cannot be found (the authorizer served is {})",
+                    acl::STANDARD_AUTHORIZER
+                ),
+            ))
+        }
+    }
+    let super_users = keys
+        .value("super.users")
+        .split(';')
+        .map(str::trim)
+        .filter(|principal| !principal.is_empty())
+        .map(|principal| match principal.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => Ok(principal.to_string()),
+            _ => Err(keys.invalid(
+                "super.users",
+                format!("{principal} is not a principal of the form Type:name"),
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let allow_if_no_acl = match keys
+        .value("allow.everyone.if.no.acl.found")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(keys.invalid(
+                "allow.everyone.if.no.acl.found",
+                "Expected value to be either true or false",
+            ))
+        }
+    };
+    Ok(Some(Authorizer {
+        super_users,
+        allow_if_no_acl,
+    }))
+}
 
 /// Whether `key` is one this module reads: a security key, with or without a listener prefix,
 /// or a listener's JAAS config.
@@ -365,6 +427,9 @@ fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
             "enables neither TLSv1.2 nor TLSv1.3, the protocols this broker serves",
         ));
     }
+    let rules = keys.value("ssl.principal.mapping.rules");
+    let principal_mapper = PrincipalMapper::parse(&rules)
+        .map_err(|error| keys.invalid("ssl.principal.mapping.rules", error.to_string()))?;
     Ok(TlsSettings {
         key,
         certificate_chain,
@@ -372,6 +437,7 @@ fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
         client_auth,
         tls12,
         tls13,
+        principal_mapper,
     })
 }
 

@@ -558,6 +558,20 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
             };
             (call, answer)
         }
+        ControllerRequest::CreateAcls { bindings, reply } => {
+            let answer = done(reply, bindings.len());
+            (Call::CreateAcls { bindings }, answer)
+        }
+        ControllerRequest::DeleteAcls { filters, reply } => {
+            let count = filters.len();
+            let answer = move |answer: Reply| {
+                let _ = reply.send(match answer {
+                    Reply::AclsDeleted(results) => results,
+                    other => refused(other, count),
+                });
+            };
+            (Call::DeleteAcls { filters }, Box::new(answer))
+        }
         ControllerRequest::DescribeQuorum { reply } => {
             let answer = move |answer: Reply| {
                 let _ = reply.send(match answer {

@@ -44,6 +44,12 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
                 false => image.user_configs.insert(user.clone(), configs.clone()),
             };
         }
+        MetadataRecord::CreateAcl(binding) => {
+            image.acls.insert(binding.clone());
+        }
+        MetadataRecord::RemoveAcl(binding) => {
+            image.acls.remove(binding);
+        }
         MetadataRecord::Partitions {
             name,
             id,
@@ -343,6 +349,12 @@ pub fn log_record(record: &MetadataRecord) {
             "SCRAM credentials of user {user} are now {:?}",
             configs.keys().collect::<Vec<_>>()
         ),
+        MetadataRecord::CreateAcl(binding) => {
+            tracing::info!("added ACL {} on {}", binding.entry, binding.pattern)
+        }
+        MetadataRecord::RemoveAcl(binding) => {
+            tracing::info!("removed ACL {} on {}", binding.entry, binding.pattern)
+        }
         MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
             true => tracing::info!("default broker configs are now {configs:?}"),
             false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),

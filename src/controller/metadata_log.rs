@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use super::quorum::{Committed, QuorumError, QuorumNode, QuorumOptions};
 use crate::metadata::TopicId;
+use crate::security::acl::{
+    AclBinding, AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
+};
 
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
 const METADATA_FILE: &str = "metadata.log";
@@ -91,6 +94,10 @@ pub enum MetadataRecord {
         leader: i32,
         isr: Vec<i32>,
     },
+    /// An ACL was created (Kafka's `AccessControlEntryRecord`).
+    CreateAcl(AclBinding),
+    /// An ACL was deleted (Kafka's `RemoveAccessControlEntryRecord`).
+    RemoveAcl(AclBinding),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -365,6 +372,8 @@ fn encode_line(record: &MetadataRecord) -> String {
             };
             format!("replicas_offline {id} {epoch} {replicas}")
         }
+        MetadataRecord::CreateAcl(binding) => format!("acl {}", encode_acl(binding)),
+        MetadataRecord::RemoveAcl(binding) => format!("remove_acl {}", encode_acl(binding)),
     };
     format!("{:08x} {body}\n", crc32c::crc32c(body.as_bytes()))
 }
@@ -473,8 +482,48 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         ["producer_ids", next] => Ok(MetadataRecord::ProducerIds {
             next_producer_id: next.parse().map_err(|_| "bad producer id")?,
         }),
+        ["acl", acl @ ..] => Ok(MetadataRecord::CreateAcl(decode_acl(acl)?)),
+        ["remove_acl", acl @ ..] => Ok(MetadataRecord::RemoveAcl(decode_acl(acl)?)),
         _ => Err(format!("unknown record '{body}'")),
     }
+}
+
+/// `TOPIC LITERAL orders User:alice * WRITE ALLOW`, the free-form fields escaped.
+fn encode_acl(binding: &AclBinding) -> String {
+    let (pattern, entry) = (&binding.pattern, &binding.entry);
+    format!(
+        "{} {} {} {} {} {} {}",
+        pattern.resource_type,
+        pattern.pattern_type,
+        escape(&pattern.name),
+        escape(&entry.principal),
+        escape(&entry.host),
+        entry.operation,
+        entry.permission
+    )
+}
+
+fn decode_acl(fields: &[&str]) -> Result<AclBinding, String> {
+    let [resource_type, pattern_type, name, principal, host, operation, permission] = fields else {
+        return Err(format!("an ACL has 7 fields, not {}", fields.len()));
+    };
+    let named = |what: &str, text: &str| format!("bad {what} '{text}'");
+    Ok(AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::parse(resource_type)
+                .ok_or_else(|| named("resource type", resource_type))?,
+            pattern_type: PatternType::parse(pattern_type)
+                .ok_or_else(|| named("pattern type", pattern_type))?,
+            name: unescape(name),
+        },
+        entry: AclEntry {
+            principal: unescape(principal),
+            host: unescape(host),
+            operation: Operation::parse(operation).ok_or_else(|| named("operation", operation))?,
+            permission: Permission::parse(permission)
+                .ok_or_else(|| named("permission", permission))?,
+        },
+    })
 }
 
 /// ` 4:5:6;5:6:4` (a leading space), or nothing for no assignments.
@@ -632,6 +681,32 @@ mod tests {
             MetadataRecord::ProducerIds {
                 next_producer_id: 2000,
             },
+            MetadataRecord::CreateAcl(AclBinding {
+                pattern: ResourcePattern {
+                    resource_type: ResourceType::Topic,
+                    pattern_type: PatternType::Prefixed,
+                    name: "a name, with = %".into(),
+                },
+                entry: AclEntry {
+                    principal: "User:CN=a b,O=c".into(),
+                    host: "*".into(),
+                    operation: Operation::DescribeConfigs,
+                    permission: Permission::Deny,
+                },
+            }),
+            MetadataRecord::RemoveAcl(AclBinding {
+                pattern: ResourcePattern {
+                    resource_type: ResourceType::Cluster,
+                    pattern_type: PatternType::Literal,
+                    name: "kafka-cluster".into(),
+                },
+                entry: AclEntry {
+                    principal: "User:*".into(),
+                    host: "10.0.0.1".into(),
+                    operation: Operation::All,
+                    permission: Permission::Allow,
+                },
+            }),
         ]
     }
 

@@ -10,6 +10,7 @@
 //! `broker::BrokerSide` is the other end: how a broker registers, heartbeats, follows the log
 //! and forwards its shards' requests.
 
+mod acls;
 pub mod broker;
 pub mod driver;
 pub mod image;
@@ -17,6 +18,7 @@ pub mod metadata_log;
 mod partitions;
 pub mod quorum;
 pub mod rpc;
+mod rpc_acls;
 mod rpc_image;
 pub mod topics;
 pub mod transport;
@@ -29,6 +31,7 @@ use std::time::Instant;
 use crate::config::ServerConfig;
 use crate::metadata::configs;
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
+use crate::security::acl::{AclBinding, AclFilter};
 use driver::Driver;
 use metadata_log::MetadataRecord;
 use rpc::{Call, Reply};
@@ -129,6 +132,16 @@ pub enum ControllerRequest {
     /// The broker is stopping (SIGTERM): have it fenced now, so its partitions' leadership
     /// moves at once rather than after the session timeout; answered when done or given up.
     ControlledShutdown { reply: flume::Sender<()> },
+    /// New ACLs (CreateAcls), answered binding by binding.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+        reply: flume::Sender<Vec<Result<(), TopicError>>>,
+    },
+    /// The ACLs each filter matches, deleted (DeleteAcls).
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+        reply: flume::Sender<Vec<Result<Vec<AclBinding>, TopicError>>>,
+    },
 }
 
 /// The metadata quorum (`__cluster_metadata-0`) as DescribeQuorum reports it. Offsets are Raft
@@ -333,6 +346,8 @@ impl Controller {
                 };
                 Reply::Done(self.record_each(&partitions, false, check).await)
             }
+            Call::CreateAcls { bindings } => Reply::Done(self.create_acls(bindings).await),
+            Call::DeleteAcls { filters } => self.delete_acls(filters).await,
             Call::FetchMetadata { .. } => unreachable!("answered above"),
         }
     }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::config::Listener;
 use crate::metadata::{TopicId, TopicImage};
+use crate::security::acl::{AclBinding, AclFilter};
 
 /// One raft-rs `Message` (protobuf); no response.
 pub const RAFT_MESSAGE: i16 = 10_000;
@@ -82,6 +83,14 @@ pub enum Call {
         preferred: bool,
         partitions: Vec<(String, i32)>,
     },
+    /// New ACLs (CreateAcls), answered binding by binding; one that exists already succeeds.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Deletes the ACLs each filter matches (DeleteAcls), answered with them filter by filter.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 /// The ISR a partition's leader wants, and the versions it saw when it decided.
@@ -135,6 +144,8 @@ pub enum Reply {
     },
     /// The whole call failed: not the active controller, a stale session, a foreign cluster.
     Refused(TopicError),
+    /// The ACLs each filter of a DeleteAcls deleted.
+    AclsDeleted(Vec<Result<Vec<AclBinding>, TopicError>>),
 }
 
 impl Call {
@@ -156,6 +167,8 @@ impl Call {
                 }
                 | Call::AlterPartition { .. }
                 | Call::ElectLeaders { .. }
+                | Call::CreateAcls { .. }
+                | Call::DeleteAcls { .. }
         )
     }
 }
@@ -424,6 +437,8 @@ impl Wire for TopicError {
             TopicError::NotLeader(text) => (17, text.clone()),
             TopicError::PreferredLeaderNotAvailable(text) => (18, text.clone()),
             TopicError::ElectionNotNeeded => (19, String::new()),
+            TopicError::TopicAuthorizationFailed => (20, String::new()),
+            TopicError::ClusterAuthorizationFailed => (21, String::new()),
         };
         (tag as u8).put(out);
         text.put(out);
@@ -452,6 +467,8 @@ impl Wire for TopicError {
             17 => TopicError::NotLeader(text),
             18 => TopicError::PreferredLeaderNotAvailable(text),
             19 => TopicError::ElectionNotNeeded,
+            20 => TopicError::TopicAuthorizationFailed,
+            21 => TopicError::ClusterAuthorizationFailed,
             tag => return Err(format!("unknown error tag {tag}")),
         })
     }
@@ -663,6 +680,14 @@ impl Wire for Call {
                 preferred.put(out);
                 partitions.put(out);
             }
+            Call::CreateAcls { bindings } => {
+                12u8.put(out);
+                bindings.put(out);
+            }
+            Call::DeleteAcls { filters } => {
+                13u8.put(out);
+                filters.put(out);
+            }
         }
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
@@ -714,6 +739,12 @@ impl Wire for Call {
                 preferred: bool::get(reader)?,
                 partitions: Vec::get(reader)?,
             },
+            12 => Call::CreateAcls {
+                bindings: Vec::get(reader)?,
+            },
+            13 => Call::DeleteAcls {
+                filters: Vec::get(reader)?,
+            },
             tag => return Err(format!("unknown call {tag}")),
         })
     }
@@ -764,6 +795,10 @@ impl Wire for Reply {
                 8u8.put(out);
                 error.put(out);
             }
+            Reply::AclsDeleted(results) => {
+                9u8.put(out);
+                results.put(out);
+            }
         }
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
@@ -788,6 +823,7 @@ impl Wire for Reply {
                 leader: i32::get(reader)?,
             },
             8 => Reply::Refused(TopicError::get(reader)?),
+            9 => Reply::AclsDeleted(Vec::get(reader)?),
             tag => return Err(format!("unknown reply {tag}")),
         })
     }
@@ -797,7 +833,26 @@ impl Wire for Reply {
 mod tests {
     use super::*;
     use crate::metadata::{MetadataImage, PartitionImage};
+    use crate::security::acl::{
+        AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
+    };
     use proptest::prelude::*;
+
+    fn acl_binding() -> AclBinding {
+        AclBinding {
+            pattern: ResourcePattern {
+                resource_type: ResourceType::Group,
+                pattern_type: PatternType::Literal,
+                name: "g".into(),
+            },
+            entry: AclEntry {
+                principal: "User:bob".into(),
+                host: "10.1.1.1".into(),
+                operation: Operation::Read,
+                permission: Permission::Allow,
+            },
+        }
+    }
 
     proptest! {
         /// Proves any bytes at all decode to a value or an error (never a panic), as calls,
@@ -868,6 +923,20 @@ mod tests {
                 from_index: 9,
                 wait_ms: 500,
             },
+            Call::CreateAcls {
+                bindings: vec![acl_binding()],
+            },
+            Call::DeleteAcls {
+                filters: vec![AclFilter {
+                    resource_type: ResourceType::Any,
+                    name: Some("t".into()),
+                    pattern_type: PatternType::Match,
+                    principal: None,
+                    host: Some("*".into()),
+                    operation: Operation::Any,
+                    permission: Permission::Deny,
+                }],
+            },
         ];
         for call in &calls {
             let bytes = encode(call);
@@ -891,6 +960,11 @@ mod tests {
                 }],
                 configs: BTreeMap::new(),
             }),
+        ]);
+        assert_eq!(decode::<Reply>(&encode(&reply)).unwrap(), reply);
+        let reply = Reply::AclsDeleted(vec![
+            Ok(vec![acl_binding()]),
+            Err(TopicError::NotController(1)),
         ]);
         assert_eq!(decode::<Reply>(&encode(&reply)).unwrap(), reply);
         // A count of four billion items in five bytes is refused before anything is reserved.

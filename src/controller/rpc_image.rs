@@ -95,6 +95,9 @@ impl Wire for MetadataImage {
             .map(|(user, configs)| (user.clone(), configs.clone()))
             .collect();
         users.put(out);
+        // After the users, for the same reason.
+        let acls: Vec<crate::security::acl::AclBinding> = self.acls.iter().collect();
+        acls.put(out);
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
         let mut image = MetadataImage {
@@ -124,6 +127,11 @@ impl Wire for MetadataImage {
                 .into_iter()
                 .collect();
         }
+        if !reader.is_empty() {
+            for binding in Vec::<crate::security::acl::AclBinding>::get(reader)? {
+                image.acls.insert(binding);
+            }
+        }
         Ok(image)
     }
 }
@@ -133,9 +141,9 @@ mod tests {
     use super::super::rpc::{decode, encode};
     use super::*;
 
-    /// Proves the offline replicas and the user configs survive the binary form, and that an
-    /// image written before they were part of it (nothing after the broker configs, or nothing
-    /// after the offline replicas) still reads, with none.
+    /// Proves the offline replicas, the user configs and the ACLs survive the binary form, and
+    /// that an image written before they were part of it (nothing after the broker configs, the
+    /// offline replicas or the users) still reads, with none.
     #[test]
     fn offline_replicas_round_trip_and_older_images_read() {
         let mut image = MetadataImage {
@@ -149,21 +157,37 @@ mod tests {
             "alice".into(),
             BTreeMap::from([("SCRAM-SHA-256".into(), "salt=AA==,iterations=4096".into())]),
         );
+        use crate::security::acl::*;
+        image.acls.insert(AclBinding {
+            pattern: ResourcePattern {
+                resource_type: ResourceType::Topic,
+                pattern_type: PatternType::Prefixed,
+                name: "orders-".into(),
+            },
+            entry: AclEntry {
+                principal: "User:alice".into(),
+                host: WILDCARD.into(),
+                operation: Operation::Write,
+                permission: Permission::Allow,
+            },
+        });
         let bytes = encode(&image);
         let read: MetadataImage = decode(&bytes).expect("decodes");
         assert_eq!(read.offline_replicas, image.offline_replicas);
         assert_eq!(read.user_configs, image.user_configs);
+        assert_eq!(read.acls, image.acls);
 
         let empty = encode(&Vec::<(i32, Vec<(TopicId, i32)>)>::new());
         let without = encode(&MetadataImage {
             metadata_index: 7,
             ..MetadataImage::default()
         });
-        for trailing in [1, 2] {
+        for trailing in [1, 2, 3] {
             let older = &without[..without.len() - trailing * empty.len()];
             let read: MetadataImage = decode(older).expect("an older image decodes");
             assert_eq!(read.metadata_index, 7);
             assert!(read.offline_replicas.is_empty() && read.user_configs.is_empty());
+            assert!(read.acls.is_empty());
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum TopicError {
     PreferredLeaderNotAvailable(String),
     #[error("Leader election not needed for topic partition.")]
     ElectionNotNeeded,
+    #[error("Topic authorization failed.")]
+    TopicAuthorizationFailed,
+    #[error("Cluster authorization failed.")]
+    ClusterAuthorizationFailed,
 }
 
 pub fn validate_name(name: &str) -> Result<(), TopicError> {

@@ -100,6 +100,8 @@ pub struct MetadataImage {
     /// Users' entries by user name: their SCRAM credentials (`SCRAM-SHA-256` →
     /// `salt=...,stored_key=...,server_key=...,iterations=N`).
     pub user_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every ACL (CreateAcls), by resource pattern.
+    pub acls: crate::security::acl::Acls,
     /// Producer ids below this have been handed out.
     pub next_producer_id: i64,
     /// The metadata log index this image includes (the Raft index of its last entry).

@@ -46,6 +46,7 @@ pub struct Accepted {
     pub listener: Rc<str>,
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub sasl: Option<Rc<crate::config::security::SaslSettings>>,
+    pub principals: Rc<crate::security::principal::PrincipalMapper>,
 }
 
 /// Serves the connection until the client closes it or it fails; `slot` holds its place in
@@ -61,6 +62,7 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
         .map(|address| format!("/{}", address.ip()))
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
+    let mut tls_principal = None;
     let stream = match accepted.tls {
         None => Stream::Plain(stream),
         Some(config) => {
@@ -76,6 +78,20 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
                         tls.protocol(),
                         accepted.listener
                     );
+                    if let Some(certificate) = tls.peer_certificate() {
+                        let principal = crate::security::principal::subject_name(certificate)
+                            .and_then(|name| accepted.principals.map(&name));
+                        match principal {
+                            Ok(name) => tls_principal = Some(format!("User:{name}")),
+                            Err(error) => {
+                                tracing::info!(
+                                    "Failed authentication with {peer} on listener {} ({error})",
+                                    accepted.listener
+                                );
+                                return;
+                            }
+                        }
+                    }
                     Stream::Tls(Box::new(tls))
                 }
                 Some(Err(error)) => {
@@ -102,6 +118,7 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
         peer: peer.clone(),
         txn_added: Default::default(),
         sasl: crate::api::sasl::SaslState::new(accepted.sasl),
+        tls_principal,
     });
     let pipeline = Rc::new(Pipeline::new(InFlight::new(
         shard.config.queued_max_requests,

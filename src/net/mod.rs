@@ -10,6 +10,7 @@ pub mod in_flight;
 mod stream;
 pub mod tls;
 
+use crate::security::principal::PrincipalMapper;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct BoundListener {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<Rc<crate::config::security::SaslSettings>>,
+    /// How client certificates' subjects become principals (`ssl.principal.mapping.rules`).
+    pub principals: Rc<PrincipalMapper>,
 }
 
 /// Binds every client listener of the configuration on this shard.
@@ -61,10 +64,15 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
                 )?),
                 None => None,
             };
+            let principals = security
+                .and_then(|security| security.tls.as_ref())
+                .map(|settings| settings.principal_mapper.clone())
+                .unwrap_or_default();
             Ok(BoundListener {
                 name: Rc::from(listener.name.as_str()),
                 socket,
                 tls,
+                principals: Rc::new(principals),
                 sasl: security
                     .and_then(|security| security.sasl.clone())
                     .map(Rc::new),
@@ -102,6 +110,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<
                         listener: listener.name.clone(),
                         tls: listener.tls.clone(),
                         sasl: listener.sasl.clone(),
+                        principals: listener.principals.clone(),
                     },
                     stream,
                     slot,

@@ -52,6 +52,10 @@ pub enum Acks {
 pub enum PartitionError {
     #[error("partition {0} is not hosted here")]
     NotHosted(String),
+    /// The request's principal may not do this to the partition's topic (never sent to the
+    /// partition's shard: the APIs check before they scatter).
+    #[error("Topic authorization failed.")]
+    TopicAuthorizationFailed,
     /// Hosted or not, this broker does not lead the partition now.
     #[error("this broker is not the leader of the partition")]
     NotLeader,

@@ -1,5 +1,8 @@
-//! Authentication building blocks shared by the listeners and the APIs: SCRAM (`scram`).
+//! Authentication and authorization building blocks shared by the listeners and the APIs: SCRAM
+//! (`scram`), client certificates' principals (`principal`) and access control lists (`acl`).
 
+pub mod acl;
+pub mod principal;
 pub mod scram;
 
 /// Whether `a` and `b` are equal, in a time that depends only on their lengths.

@@ -332,6 +332,15 @@ def shared_broker_fixtures(name: str, overrides: dict[str, str] | None = None):
     return shared_broker, report_shared_broker
 
 
+def report_module_broker(request, fixture: str) -> None:
+    """Puts the broker of the module fixture `fixture` in the report of a failing test that uses
+    it (conftest reports the brokers a test started, not those of module fixtures)."""
+    if fixture in request.fixturenames:
+        broker = request.getfixturevalue(fixture)
+        if broker not in started_brokers:
+            started_brokers.append(broker)
+
+
 def require_tool(name: str) -> str:
     """The path of a command-line tool; in CI a missing tool fails, elsewhere it skips."""
     path = shutil.which(name)

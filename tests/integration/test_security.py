@@ -96,10 +96,7 @@ def secure(tmp_path_factory, certs):
 @pytest.fixture(autouse=True)
 def _report_broker(request):
     """Puts the module's broker log in every failure report (conftest reports started brokers)."""
-    if "secure" in request.fixturenames:
-        broker = request.getfixturevalue("secure")
-        if broker not in support.started_brokers:
-            support.started_brokers.append(broker)
+    support.report_module_broker(request, "secure")
 
 
 def librdkafka_config(kind: str, certs: Path, password: str = USERS["alice"]) -> dict[str, str]:
