@@ -1,5 +1,7 @@
-//! Authentication building blocks shared by the listeners and the APIs: SCRAM (`scram`).
+//! Authentication building blocks shared by the listeners, the APIs and the tools' client: SCRAM
+//! (`scram`, both sides of the exchange) and PEM material for TLS (`pem`).
 
+pub mod pem;
 pub mod scram;
 
 /// Whether `a` and `b` are equal, in a time that depends only on their lengths.
@@ -11,4 +13,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         difference |= usize::from(x ^ y);
     }
     difference == 0
+}
+
+/// `N` bytes from the system's random source (nonces, salts); `None` if it failed.
+pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(bytes)
 }
