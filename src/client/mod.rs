@@ -1,6 +1,7 @@
 //! Small blocking Kafka client used by the command-line tools. It runs on ordinary threads with
 //! `std::net::TcpStream`, one request in flight per connection, and routes partition requests to
-//! each partition's leader so the tools work against a multi-broker cluster.
+//! each partition's leader so the tools work against a multi-broker cluster. Every connection
+//! follows Kafka's client security keys (`security`): TLS (`stream`) and SASL (`sasl`).
 //!
 //! `connection` frames requests and negotiates versions, `cluster` holds metadata and connections,
 //! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
@@ -27,4 +28,7 @@ pub mod producer;
 pub mod properties;
 pub mod range_assignor;
 pub mod records;
+pub mod sasl;
+pub mod security;
+pub mod stream;
 pub mod transactions;
