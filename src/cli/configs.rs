@@ -1,7 +1,8 @@
-//! `flink configs`: Kafka's kafka-configs.sh for topics and brokers. `--describe` shows a
+//! `flink configs`: Kafka's kafka-configs.sh for topics, brokers and users. `--describe` shows a
 //! resource's dynamic configs (or `--all` of them) with where each value comes from, using
 //! DescribeConfigs with synonyms; `--alter` adds and deletes configs with one
-//! IncrementalAlterConfigs request. Flags, output lines, messages and exit codes follow Kafka 4.1
+//! IncrementalAlterConfigs request. Users have SCRAM credentials instead (`users`,
+//! configs_users.rs). Flags, output lines, messages and exit codes follow Kafka 4.1
 //! and later: a bad command line prints its message alone, a failure reported by the cluster
 //! prints `Error while executing config command with args '...'` and the exception line, and
 //! both exit 1. Runs on the calling thread with the blocking client.
@@ -21,8 +22,11 @@ use crate::client::error::{error_name, ClientError, KafkaError};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::controller::topics::validate_name;
 
+#[path = "configs_users.rs"]
+mod users;
+
 /// The entity types this tool handles, in the words of Kafka's `--entity-type`.
-const ENTITY_TYPES: &str = "topics, brokers";
+const ENTITY_TYPES: &str = "topics, brokers, users";
 /// Kafka's message for an `--add-config` entry that is not `key=value` (two blanks and all).
 const ADD_CONFIG_FORMAT: &str = "Invalid entity config: all configs to be added must be in the \
     format \"key=val\" or  \"key=[val1,val2]\" to group values which contain commas.";
@@ -37,7 +41,8 @@ pub struct Args {
     /// The Kafka servers to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "SERVER")]
     pub bootstrap_server: Option<String>,
-    /// Property file with admin client configs (client.id, request.timeout.ms).
+    /// Property file with admin client configs (client.id, request.timeout.ms,
+    /// security.protocol, ssl.*, sasl.*).
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     /// Alter the configuration for the entity.
@@ -49,13 +54,13 @@ pub struct Args {
     /// With --describe: list all configs, not only the dynamic ones.
     #[arg(long)]
     pub all: bool,
-    /// Type of entity (topics/brokers).
+    /// Type of entity (topics/brokers/users).
     #[arg(long, value_name = "TYPE")]
     pub entity_type: Vec<String>,
-    /// Name of entity (topic name/broker id).
+    /// Name of entity (topic name/broker id/user principal name).
     #[arg(long, value_name = "NAME")]
     pub entity_name: Vec<String>,
-    /// The default entity: the cluster-wide defaults of all brokers.
+    /// The default entity: the cluster-wide defaults of all brokers (or users).
     #[arg(long)]
     pub entity_default: bool,
     /// Configs to add: 'k1=v1,k2=[v1,v2,v2],k3=v3' (square brackets group values with commas).
@@ -70,6 +75,12 @@ pub struct Args {
     /// The topic's name (same as --entity-type topics --entity-name NAME).
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
+    /// The user's principal name (same as --entity-type users --entity-name USER).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The config defaults for all users (same as --entity-type users --entity-default).
+    #[arg(long)]
+    pub user_defaults: bool,
     /// The broker's id (same as --entity-type brokers --entity-name ID).
     #[arg(long, value_name = "ID")]
     pub broker: Option<String>,
@@ -125,10 +136,18 @@ fn execute(args: &Args) -> Result<(), ConfigsError> {
         true => Some(changes(args)?),
         false => None,
     };
+    let user_alteration = match (&changes, command.entity_type) {
+        (Some(changes), EntityType::Users) => Some(users::plan(&command, changes)?),
+        _ => None,
+    };
     let mut client = Client::connect(&command.bootstrap_server, admin_settings(&properties)?)?;
-    match changes {
-        Some(changes) => alter(&mut client, &command, &changes),
-        None => describe(&mut client, &command),
+    match (changes, user_alteration) {
+        (_, Some(alteration)) => users::alter(&mut client, &alteration),
+        (Some(changes), None) => alter(&mut client, &command, &changes),
+        (None, None) if command.entity_type == EntityType::Users => {
+            users::describe(&mut client, &command)
+        }
+        (None, None) => describe(&mut client, &command),
     }
 }
 
@@ -200,6 +219,8 @@ pub(crate) fn exception_class(error: &KafkaError) -> String {
 enum EntityType {
     Topics,
     Brokers,
+    /// Users' SCRAM credentials (`users`), not config resources.
+    Users,
 }
 
 impl EntityType {
@@ -207,6 +228,7 @@ impl EntityType {
         match text {
             "topics" => Some(EntityType::Topics),
             "brokers" => Some(EntityType::Brokers),
+            "users" => Some(EntityType::Users),
             _ => None,
         }
     }
@@ -215,6 +237,7 @@ impl EntityType {
         match self {
             EntityType::Topics => "topics",
             EntityType::Brokers => "brokers",
+            EntityType::Users => "users",
         }
     }
 
@@ -222,6 +245,7 @@ impl EntityType {
         match self {
             EntityType::Topics => "topic",
             EntityType::Brokers => "broker",
+            EntityType::Users => "user",
         }
     }
 }
@@ -234,20 +258,24 @@ struct Entity {
 }
 
 impl Entity {
-    fn resource(&self) -> ConfigResource {
+    /// The config resource of a topic or broker; users have none (`users` serves
+    /// them before this is asked).
+    fn resource(&self) -> Result<ConfigResource, ConfigsError> {
         match self.entity_type {
-            EntityType::Topics => ConfigResource::topic(&self.name),
-            EntityType::Brokers => ConfigResource::broker(&self.name),
+            EntityType::Topics => Ok(ConfigResource::topic(&self.name)),
+            EntityType::Brokers => Ok(ConfigResource::broker(&self.name)),
+            EntityType::Users => Err(argument("Invalid entity type: users")),
         }
     }
 
     /// The source of the values set on this very entity, the ones `--describe` shows without
     /// `--all` and `--delete-config` may remove.
-    fn dynamic_source(&self) -> ConfigSource {
+    fn dynamic_source(&self) -> Option<ConfigSource> {
         match (self.entity_type, self.name.is_empty()) {
-            (EntityType::Topics, _) => ConfigSource::DynamicTopicConfig,
-            (EntityType::Brokers, true) => ConfigSource::DynamicDefaultBrokerConfig,
-            (EntityType::Brokers, false) => ConfigSource::DynamicBrokerConfig,
+            (EntityType::Topics, _) => Some(ConfigSource::DynamicTopicConfig),
+            (EntityType::Brokers, true) => Some(ConfigSource::DynamicDefaultBrokerConfig),
+            (EntityType::Brokers, false) => Some(ConfigSource::DynamicBrokerConfig),
+            (EntityType::Users, _) => None,
         }
     }
 
@@ -266,6 +294,7 @@ impl Entity {
                     self.name
                 ))),
             },
+            EntityType::Users => Ok(()),
         }
     }
 
@@ -390,7 +419,11 @@ fn check_entity_type(args: &Args) -> Result<(EntityType, usize), ConfigsError> {
             "Only 'users' and 'clients' entity types may be specified together",
         ));
     }
-    let specific_flags = args.topic.is_some() || args.broker.is_some() || args.broker_defaults;
+    let specific_flags = args.topic.is_some()
+        || args.user.is_some()
+        || args.broker.is_some()
+        || args.user_defaults
+        || args.broker_defaults;
     let generic_flags =
         !args.entity_type.is_empty() || !args.entity_name.is_empty() || args.entity_default;
     if specific_flags && generic_flags {
@@ -401,31 +434,40 @@ fn check_entity_type(args: &Args) -> Result<(EntityType, usize), ConfigsError> {
     Ok((entity_type, types.len()))
 }
 
-/// `--entity-type` values, then the types the shorthand flags stand for, as Kafka lists them.
+/// `--entity-type` values, then the types the shorthand flags stand for, as Kafka lists them:
+/// the named entities' flags first, then the defaults' flags.
 fn entity_types(args: &Args) -> Vec<String> {
     let mut types = args.entity_type.clone();
-    if args.topic.is_some() {
-        types.push("topics".to_string());
-    }
-    if args.broker.is_some() {
-        types.push("brokers".to_string());
-    }
-    if args.broker_defaults {
-        types.push("brokers".to_string());
-    }
+    let flags = [
+        (args.topic.is_some(), "topics"),
+        (args.user.is_some(), "users"),
+        (args.broker.is_some(), "brokers"),
+        (args.user_defaults, "users"),
+        (args.broker_defaults, "brokers"),
+    ];
+    types.extend(
+        flags
+            .iter()
+            .filter(|(given, _)| *given)
+            .map(|(_, entity_type)| entity_type.to_string()),
+    );
     types
 }
 
-/// `--entity-name` values and "" for `--entity-default`, then the shorthand flags' names.
+/// `--entity-name` values and "" for `--entity-default`, then the shorthand flags' names, then
+/// "" for each defaults flag.
 fn entity_names(args: &Args) -> Vec<String> {
     let mut names = args.entity_name.clone();
     if args.entity_default {
         names.push(String::new());
     }
     names.extend(args.topic.iter().cloned());
+    names.extend(args.user.iter().cloned());
     names.extend(args.broker.iter().cloned());
-    if args.broker_defaults {
-        names.push(String::new());
+    for given in [args.user_defaults, args.broker_defaults] {
+        if given {
+            names.push(String::new());
+        }
     }
     names
 }
@@ -463,7 +505,7 @@ fn check_alter(args: &Args, entity_type: EntityType, names: &[String]) -> Result
     let has_name = names.iter().any(|name| !name.is_empty());
     let has_default = names.iter().any(String::is_empty);
     match entity_type {
-        EntityType::Brokers if !has_name && !has_default => {
+        EntityType::Brokers | EntityType::Users if !has_name && !has_default => {
             return Err(argument(
                 "An entity-name or default entity must be specified with --alter of users, clients, brokers or ips",
             ))
@@ -608,11 +650,14 @@ fn describe(client: &mut Client, command: &Command) -> Result<(), ConfigsError> 
     for entity in &entities {
         entity.check()?;
     }
-    let resources: Vec<ConfigResource> = entities.iter().map(Entity::resource).collect();
+    let resources = entities
+        .iter()
+        .map(Entity::resource)
+        .collect::<Result<Vec<ConfigResource>, ConfigsError>>()?;
     let mut described = describe_configs(client, &resources, true)?;
-    for entity in &entities {
+    for (entity, resource) in entities.iter().zip(&resources) {
         println!("{}", entity.header(command.all));
-        let entries = match described.remove(&entity.resource()) {
+        let entries = match described.remove(resource) {
             Some(result) => result.map_err(ClientError::Kafka)?,
             None => continue,
         };
@@ -641,12 +686,14 @@ fn exists(client: &mut Client, entity: &Entity) -> Result<bool, ConfigsError> {
                 .iter()
                 .any(|(node, _)| node.0.to_string() == id))
         }
+        EntityType::Users => Ok(true),
     }
 }
 
 /// Every topic (internal ones too) sorted by name, or every broker by id then the defaults.
 fn every_entity(client: &mut Client, entity_type: EntityType) -> Result<Vec<Entity>, ClientError> {
     let names: Vec<String> = match entity_type {
+        EntityType::Users => Vec::new(),
         EntityType::Topics => {
             let metadata = client.metadata(None, false)?;
             let mut names: Vec<String> = metadata
@@ -679,7 +726,7 @@ fn every_entity(client: &mut Client, entity_type: EntityType) -> Result<Vec<Enti
 /// sorted by name.
 fn selected(mut entries: Vec<ConfigEntry>, entity: &Entity, all: bool) -> Vec<ConfigEntry> {
     let dynamic = entity.dynamic_source();
-    entries.retain(|entry| all || entry.source == dynamic);
+    entries.retain(|entry| all || Some(entry.source) == dynamic);
     entries.sort_by(|left, right| left.name.cmp(&right.name));
     entries
 }
@@ -741,7 +788,7 @@ fn alter(client: &mut Client, command: &Command, changes: &Changes) -> Result<()
                 .map(|(key, value)| AlterConfigOp::set(key, value)),
         )
         .collect();
-    incremental_alter_configs(client, &entity.resource(), &operations).map_err(
+    incremental_alter_configs(client, &entity.resource()?, &operations).map_err(
         |error| match error {
             ClientError::UnsupportedVersion {
                 api: ApiKey::IncrementalAlterConfigs,
@@ -760,7 +807,7 @@ fn dynamic_config_names(
     entity: &Entity,
 ) -> Result<BTreeSet<String>, ConfigsError> {
     entity.check()?;
-    let resource = entity.resource();
+    let resource = entity.resource()?;
     let mut described = describe_configs(client, std::slice::from_ref(&resource), false)?;
     let entries = match described.remove(&resource) {
         Some(result) => result.map_err(ClientError::Kafka)?,

@@ -52,6 +52,18 @@ fn shorthand_flags_name_the_same_entities() {
     ]))
     .expect("valid");
     assert!(command.entity_names.is_empty() && !command.alter);
+    let command = check_args(&parse(&[
+        "--bootstrap-server",
+        "h:1",
+        "--alter",
+        "--user",
+        "alice",
+        "--delete-config",
+        "SCRAM-SHA-512",
+    ]))
+    .expect("valid");
+    assert_eq!(command.entity_type, EntityType::Users);
+    assert_eq!(command.entity_names, vec!["alice".to_string()]);
 }
 
 #[test]
@@ -63,7 +75,9 @@ fn command_lines_kafka_refuses_get_its_messages() {
         (&["--describe", "--topic", "t", "--delete-config", "a"], "Option \"[describe]\" can't be used with option \"[delete-config]\""),
         (&["--describe", "--broker", "1", "--broker-defaults"], "Duplicate entity type(s) specified: brokers"),
         (&["--describe", "--entity-type", "brokers", "--broker", "1", "--broker-defaults"], "Duplicate entity type(s) specified: brokers"),
-        (&["--describe", "--entity-type", "users"], "Invalid entity type users, the entity type must be one of topics, brokers with a --bootstrap-server argument"),
+        (&["--describe", "--entity-type", "clients"], "Invalid entity type clients, the entity type must be one of topics, brokers, users with a --bootstrap-server argument"),
+        (&["--alter", "--entity-type", "users", "--add-config", "SCRAM-SHA-256=[password=p]"], "An entity-name or default entity must be specified with --alter of users, clients, brokers or ips"),
+        (&["--describe", "--user", "alice", "--user-defaults"], "Duplicate entity type(s) specified: users"),
         (&["--describe"], "At least one entity type must be specified"),
         (&["--describe", "--entity-type", "topics", "--entity-type", "brokers"], "Only 'users' and 'clients' entity types may be specified together"),
         (&["--describe", "--entity-name", "t", "--topic", "t"], "--entity-{type,name,default} should not be used in conjunction with specific entity flags"),
@@ -300,5 +314,8 @@ fn entities_check_names_before_asking() {
         broker.check().map_err(|error| error.to_string()),
         Err("The entity name for brokers must be a valid integer broker id, found: x".into())
     );
-    assert_eq!(broker.dynamic_source(), ConfigSource::DynamicBrokerConfig);
+    assert_eq!(
+        broker.dynamic_source(),
+        Some(ConfigSource::DynamicBrokerConfig)
+    );
 }

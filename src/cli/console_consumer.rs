@@ -22,6 +22,7 @@ use crate::client::error::ClientError;
 use crate::client::group_consumer::{GroupConsumer, GroupSettings};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::client::records::IncomingRecord;
+use crate::client::security::ClientSecurity;
 
 #[path = "console_consumer_formatter.rs"]
 mod formatter;
@@ -64,7 +65,11 @@ pub struct Args {
     #[arg(long = "property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
     /// Consumer properties: auto.offset.reset, isolation.level, fetch.max.wait.ms, ...
-    #[arg(long = "consumer-property", value_name = "NAME=VALUE")]
+    #[arg(
+        long = "consumer-property",
+        alias = "command-property",
+        value_name = "NAME=VALUE"
+    )]
     pub consumer_properties: Vec<String>,
     /// Consumer properties file.
     #[arg(
@@ -223,6 +228,7 @@ fn prepare(args: &Args) -> Result<(Reader, Formatter), ConsumerToolError> {
             .unwrap_or("console-consumer")
             .to_string(),
         request_timeout: Duration::from_millis(timeout_ms),
+        security: ClientSecurity::from_properties(&properties)?,
     };
     let client = Client::connect(&args.bootstrap_server, client_settings)?;
     let offset_reset = settings.offset_reset;

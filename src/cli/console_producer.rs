@@ -19,6 +19,7 @@ use crate::client::error::ClientError;
 use crate::client::producer::{DeliveryFailure, Producer, ProducerSettings};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::client::records::{parse_compression, OutgoingRecord};
+use crate::client::security::ClientSecurity;
 
 /// Lines read ahead of the producer; the reader blocks when this many wait.
 const LINES_QUEUED_MAX: usize = 4096;
@@ -35,7 +36,11 @@ pub struct Args {
     #[arg(long = "property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
     /// Producer properties: acks, linger.ms, batch.size, compression.type, ...
-    #[arg(long = "producer-property", value_name = "NAME=VALUE")]
+    #[arg(
+        long = "producer-property",
+        alias = "command-property",
+        value_name = "NAME=VALUE"
+    )]
     pub producer_properties: Vec<String>,
     /// Producer properties file.
     #[arg(
@@ -330,6 +335,7 @@ fn tool_settings(args: &Args) -> Result<ToolSettings, ProducerToolError> {
             .unwrap_or("console-producer")
             .to_string(),
         request_timeout: Duration::from_millis(request_timeout_ms.max(1) as u64 + 5_000),
+        security: ClientSecurity::from_properties(&properties)?,
     };
     let linger = Duration::from_millis(pick(args.timeout, &properties, "linger.ms", 1000)?);
     Ok(ToolSettings {

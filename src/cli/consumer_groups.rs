@@ -14,6 +14,7 @@ use crate::client::cluster::{Client, ClientSettings};
 use crate::client::error::ClientError;
 use crate::client::group::{GroupCoordinator, GroupDescription, TopicPartition};
 use crate::client::properties::{Properties, PropertiesError};
+use crate::client::security::ClientSecurity;
 
 #[path = "consumer_groups_reset.rs"]
 mod reset;
@@ -38,7 +39,8 @@ pub struct Args {
     /// The server(s) to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "SERVER")]
     pub bootstrap_server: String,
-    /// Property file with client configs (client.id, request.timeout.ms).
+    /// Property file with client configs (client.id, request.timeout.ms, security.protocol,
+    /// ssl.*, sasl.*).
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     /// List all consumer groups.
@@ -218,6 +220,7 @@ fn connect(args: &Args) -> Result<Client, ConsumerGroupsError> {
             .unwrap_or("adminclient-1")
             .to_string(),
         request_timeout: Duration::from_millis(timeout_ms),
+        security: ClientSecurity::from_properties(&properties)?,
     };
     Ok(Client::connect(&args.bootstrap_server, settings)?)
 }

@@ -18,6 +18,7 @@ use crate::client::consumer::{Consumer, ConsumerSettings, StartPosition};
 use crate::client::error::ClientError;
 use crate::client::group_consumer::{GroupConsumer, GroupSettings};
 use crate::client::properties::{Properties, PropertiesError};
+use crate::client::security::{ClientSecurity, SECURITY_KEYS};
 
 const NAME: &str = "consumer-perf-test";
 const HEADER_FIELDS_EXTRA: &str =
@@ -66,8 +67,13 @@ pub struct Options {
     /// the latest message present in the log rather than the earliest message.
     #[arg(long)]
     pub from_latest: bool,
-    /// Consumer config properties file.
-    #[arg(long = "consumer.config", value_name = "CONFIG-FILE")]
+    /// Consumer config properties file (also --command-config, Kafka 4's name): client.id,
+    /// fetch settings, ..., and security.protocol with the ssl.* and sasl.* keys.
+    #[arg(
+        long = "consumer.config",
+        alias = "command-config",
+        value_name = "CONFIG-FILE"
+    )]
     pub consumer_config: Option<PathBuf>,
     /// Accepted for compatibility; this consumer keeps no client metrics, so nothing extra is
     /// printed.
@@ -154,7 +160,7 @@ fn execute(options: &Options, format: &DateFormat) -> Result<(), ConsumerPerfErr
         None => Properties::default(),
     };
     for key in properties.keys() {
-        if !HONOURED_PROPERTIES.contains(&key) {
+        if !HONOURED_PROPERTIES.contains(&key) && !SECURITY_KEYS.contains(&key) {
             eprintln!("WARN The configuration '{key}' was supplied but isn't used by flink consumer-perf-test.");
         }
     }
@@ -409,6 +415,7 @@ fn group_consumer(
             .unwrap_or("perf-consumer-client")
             .to_string(),
         request_timeout: milliseconds("request.timeout.ms", REQUEST_TIMEOUT_DEFAULT)?,
+        security: ClientSecurity::from_properties(properties)?,
     };
     let client = Client::connect(&options.bootstrap_server, client_settings)?;
     let consumer = Consumer::new(client, &options.topic, None, offset_reset, settings);

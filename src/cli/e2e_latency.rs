@@ -33,6 +33,7 @@ use crate::client::pipelined_producer::{PipelinedProducer, PipelinedSettings};
 use crate::client::producer::{Producer, ProducerSettings};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::client::records::{parse_compression, IncomingRecord, OutgoingRecord};
+use crate::client::security::ClientSecurity;
 
 /// Kafka's POLL_TIMEOUT_MS: how long to wait for a message before giving up.
 const POLL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,7 +62,8 @@ Arguments:
   producer_acks       1 or all
   message_size_bytes  size of each message
   properties_file     optional client properties (compression.type, client.id, request.timeout.ms,
-                      fetch.max.wait.ms are used)
+                      fetch.max.wait.ms, and security.protocol with the ssl.* and sasl.* keys
+                      are used)
 
 Options:
   --rate N            send N messages/sec from one thread while another consumes, instead of one
@@ -258,6 +260,8 @@ fn execute(command: &Command) -> Result<Latencies, LatencyError> {
         Some(path) => Properties::from_file(std::path::Path::new(path))?,
         None => Properties::default(),
     };
+    // Read once: the PEM material is loaded here, not by each of the three clients.
+    let security = ClientSecurity::from_properties(&properties)?;
     let client_settings = |suffix: &str| -> Result<ClientSettings, LatencyError> {
         let timeout_ms = properties.integer_or(
             "request.timeout.ms",
@@ -267,6 +271,7 @@ fn execute(command: &Command) -> Result<Latencies, LatencyError> {
         Ok(ClientSettings {
             client_id: format!("{client_id}-{suffix}"),
             request_timeout: Duration::from_millis(timeout_ms) + Duration::from_secs(5),
+            security: security.clone(),
         })
     };
     let mut admin = Client::connect(&command.brokers, client_settings("admin")?)?;

@@ -60,8 +60,13 @@ pub struct Args {
     /// performed.
     #[arg(long, value_name = "Path to JSON file")]
     pub path_to_json_file: Option<PathBuf>,
-    /// Configuration properties files to pass to the admin client.
-    #[arg(long = "admin.config", value_name = "config file")]
+    /// Configuration properties files to pass to the admin client (also --command-config,
+    /// Kafka 4's name): client.id, request.timeout.ms, security.protocol, ssl.*, sasl.*.
+    #[arg(
+        long = "admin.config",
+        alias = "command-config",
+        value_name = "config file"
+    )]
     pub admin_config: Option<PathBuf>,
 }
 

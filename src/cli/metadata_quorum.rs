@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_name = "CONTROLLER")]
     pub bootstrap_controller: Option<String>,
     /// Property file containing configs to be passed to the admin client (client.id,
-    /// request.timeout.ms).
+    /// request.timeout.ms, security.protocol, ssl.*, sasl.*).
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     #[command(subcommand)]

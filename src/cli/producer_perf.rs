@@ -26,6 +26,7 @@ use crate::client::error::ClientError;
 use crate::client::pipelined_producer::{Delivery, PipelinedProducer, PipelinedSettings};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::client::records::{parse_compression, OutgoingRecord};
+use crate::client::security::{ClientSecurity, SECURITY_KEYS};
 
 /// Kafka's Stats.reportingInterval.
 const REPORTING_INTERVAL: Duration = Duration::from_secs(5);
@@ -117,10 +118,20 @@ pub struct Options {
     /// Producer configuration properties like bootstrap.servers, client.id, acks, batch.size,
     /// linger.ms, compression.type, max.in.flight.requests.per.connection. These take precedence
     /// over those of --producer.config.
-    #[arg(long = "producer-props", value_name = "PROP-NAME=PROP-VALUE", num_args = 1..)]
+    #[arg(
+        long = "producer-props",
+        alias = "command-property",
+        value_name = "PROP-NAME=PROP-VALUE",
+        num_args = 1..
+    )]
     pub producer_props: Vec<String>,
-    /// Producer config properties file.
-    #[arg(long = "producer.config", value_name = "CONFIG-FILE")]
+    /// Producer config properties file (also --command-config, Kafka 4's name): client.id,
+    /// acks, ..., and security.protocol with the ssl.* and sasl.* keys.
+    #[arg(
+        long = "producer.config",
+        alias = "command-config",
+        value_name = "CONFIG-FILE"
+    )]
     pub producer_config: Option<PathBuf>,
     /// Accepted for compatibility; this producer keeps no client metrics, so nothing extra is
     /// printed.
@@ -241,7 +252,7 @@ fn execute(options: &Options) -> Result<u64, ProducerPerfError> {
         return Err(ProducerPerfError::Transactions("transactional.id"));
     }
     for key in properties.keys() {
-        if !HONOURED_PROPERTIES.contains(&key) {
+        if !HONOURED_PROPERTIES.contains(&key) && !SECURITY_KEYS.contains(&key) {
             eprintln!("WARN The configuration '{key}' was supplied but isn't used by flink producer-perf-test.");
         }
     }
@@ -366,6 +377,7 @@ fn perf_settings(
             .to_string(),
         // The socket waits a little longer than the broker may take to answer.
         request_timeout: request_timeout + Duration::from_secs(5),
+        security: ClientSecurity::from_properties(properties)?,
     };
     Ok((bootstrap, client, settings))
 }

@@ -37,7 +37,8 @@ pub struct Args {
     /// The Kafka server to connect to (host:port[,host:port...]).
     #[arg(long, value_name = "SERVER")]
     pub bootstrap_server: String,
-    /// Property file with client configs (client.id, request.timeout.ms).
+    /// Property file with client configs (client.id, request.timeout.ms, security.protocol,
+    /// ssl.*, sasl.*).
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     /// Create a new topic.

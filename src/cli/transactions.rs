@@ -86,7 +86,7 @@ pub struct Options {
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
     pub version: (),
     /// Property file containing configs to be passed to admin client (client.id,
-    /// request.timeout.ms).
+    /// request.timeout.ms, security.protocol, ssl.*, sasl.*).
     #[arg(long, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
     /// Hostname and port for the broker to connect to, in the form `host:port` (multiple

@@ -37,6 +37,7 @@ use super::cluster::{Client, ClientSettings, NodeId, REQUEST_TIMEOUT_DEFAULT};
 use super::error::{ClientError, KafkaError};
 use super::group::{group_by_topic, topic_name, TopicPartition};
 use super::properties::{Properties, PropertiesError};
+use super::security::ClientSecurity;
 
 /// ListOffsets timestamps that mean "log start" and "log end".
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -172,7 +173,7 @@ fn list_offsets_at(
 }
 
 /// The settings of Kafka's admin client from `--command-config` properties: `client.id`
-/// (default `adminclient-1`) and `request.timeout.ms` (default 30 s).
+/// (default `adminclient-1`), `request.timeout.ms` (default 30 s) and the security keys.
 pub fn admin_settings(properties: &Properties) -> Result<ClientSettings, PropertiesError> {
     let timeout_ms = properties.integer_or(
         "request.timeout.ms",
@@ -184,6 +185,7 @@ pub fn admin_settings(properties: &Properties) -> Result<ClientSettings, Propert
             .unwrap_or("adminclient-1")
             .to_string(),
         request_timeout: Duration::from_millis(timeout_ms),
+        security: ClientSecurity::from_properties(properties)?,
     })
 }
 

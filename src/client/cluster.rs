@@ -12,6 +12,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::connection::Connection;
 use super::error::{ClientError, KafkaError};
+use super::security::ClientSecurity;
 
 /// Kafka's request.timeout.ms default.
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
@@ -61,6 +62,8 @@ impl ClusterMetadata {
 pub struct ClientSettings {
     pub client_id: String,
     pub request_timeout: Duration,
+    /// TLS and SASL, from Kafka's client keys (`security.protocol`, `ssl.*`, `sasl.*`).
+    pub security: ClientSecurity,
 }
 
 /// A blocking client for one cluster.
@@ -251,11 +254,7 @@ impl Client {
                 .node_addresses
                 .get(&node)
                 .ok_or(ClientError::UnknownNode { node_id: node.0 })?;
-            let connection = Connection::open(
-                address,
-                &self.settings.client_id,
-                self.settings.request_timeout,
-            )?;
+            let connection = Connection::open(address, &self.settings)?;
             self.connections.insert(node, connection);
         }
         self.connections
@@ -268,11 +267,7 @@ impl Client {
         if self.bootstrap.is_none() {
             let mut last_error = ClientError::NoBootstrapServers;
             for address in &self.bootstrap_addresses {
-                match Connection::open(
-                    address,
-                    &self.settings.client_id,
-                    self.settings.request_timeout,
-                ) {
+                match Connection::open(address, &self.settings) {
                     Ok(connection) => {
                         self.bootstrap = Some(connection);
                         break;

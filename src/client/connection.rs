@@ -1,7 +1,10 @@
-//! One blocking TCP connection to one broker: framing (4-byte big-endian size, request header,
+//! One blocking connection to one broker: framing (4-byte big-endian size, request header,
 //! body), correlation ids, and the ApiVersions handshake that decides which version of every API
 //! is used on this connection. Requests are strictly one at a time, so a response always answers
 //! the request just sent; a correlation id mismatch is a protocol error and ends the connection.
+//!
+//! Opening follows `security.protocol` (`ClientSettings::security`): TLS right after the TCP
+//! connection (`stream`), then ApiVersions, then SASL (`sasl`) before anything else is sent.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -14,7 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
 
+use super::cluster::ClientSettings;
 use super::error::ClientError;
+use super::stream::BrokerStream;
 
 /// Largest response accepted; Kafka's socket.request.max.bytes default is 100 MiB.
 const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
@@ -22,14 +27,18 @@ const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
 /// Reads one size-prefixed response frame from `stream`, refusing a size over
 /// `RESPONSE_BYTES_MAX`; errors name `address`.
 pub(super) fn read_frame(stream: &mut impl Read, address: &str) -> Result<Bytes, ClientError> {
-    let io_error = |source| ClientError::Io {
-        address: address.to_string(),
-        source,
-    };
+    let io_error = |source| ClientError::io(address, source);
     let mut size_bytes = [0u8; 4];
     stream.read_exact(&mut size_bytes).map_err(io_error)?;
     let size = i32::from_be_bytes(size_bytes);
     if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+        // A TLS record (an alert or a handshake, version 3.x) read as a size: the listener
+        // speaks TLS and the client does not.
+        if matches!(size_bytes, [0x15 | 0x16, 0x03, ..]) {
+            return Err(ClientError::UnexpectedTls {
+                address: address.to_string(),
+            });
+        }
         return Err(ClientError::BadResponseSize {
             address: address.to_string(),
             size_bytes: i64::from(size),
@@ -77,13 +86,17 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::DescribeTransactions => 0,
         ApiKey::DescribeProducers => 0,
         ApiKey::WriteTxnMarkers => 1,
+        ApiKey::SaslHandshake => 1,
+        ApiKey::SaslAuthenticate => 2,
+        ApiKey::DescribeUserScramCredentials => 0,
+        ApiKey::AlterUserScramCredentials => 0,
         _ => 0,
     }
 }
 
-/// A connected, handshaken broker connection.
+/// A connected, handshaken (and, on a SASL listener, authenticated) broker connection.
 pub struct Connection {
-    stream: TcpStream,
+    stream: BrokerStream,
     address: String,
     client_id: String,
     request_timeout: Duration,
@@ -92,31 +105,44 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `address` (host:port) and runs the ApiVersions handshake.
-    pub fn open(
-        address: &str,
-        client_id: &str,
-        request_timeout: Duration,
-    ) -> Result<Connection, ClientError> {
-        let stream = connect(address)?;
-        let io_error = |source| ClientError::Io {
-            address: address.to_string(),
-            source,
-        };
-        stream.set_nodelay(true).map_err(io_error)?;
-        stream
-            .set_read_timeout(Some(request_timeout))
+    /// Connects to `address` (host:port), with TLS if the settings ask for it, runs the
+    /// ApiVersions handshake, and authenticates with SASL if the settings ask for it.
+    pub fn open(address: &str, settings: &ClientSettings) -> Result<Connection, ClientError> {
+        let socket = connect(address)?;
+        let io_error = |source| ClientError::io(address, source);
+        socket.set_nodelay(true).map_err(io_error)?;
+        socket
+            .set_read_timeout(Some(settings.request_timeout))
             .map_err(io_error)?;
+        let stream = match &settings.security.tls {
+            Some(config) => {
+                BrokerStream::tls(socket, config.clone(), host(address)).map_err(|reason| {
+                    ClientError::Tls {
+                        address: address.to_string(),
+                        reason,
+                    }
+                })?
+            }
+            None => BrokerStream::Plain(socket),
+        };
         let mut connection = Connection {
             stream,
             address: address.to_string(),
-            client_id: client_id.to_string(),
-            request_timeout,
+            client_id: settings.client_id.clone(),
+            request_timeout: settings.request_timeout,
             correlation_id: 0,
             broker_versions: HashMap::new(),
         };
         connection.handshake()?;
+        if let Some(credentials) = &settings.security.sasl {
+            super::sasl::authenticate(&mut connection, credentials)?;
+        }
         Ok(connection)
+    }
+
+    /// The broker's `host:port`, as given.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// The correlation id of the most recent request.
@@ -168,6 +194,7 @@ impl Connection {
 
     fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
         self.stream
+            .socket()
             .set_read_timeout(Some(timeout))
             .map_err(|source| self.io_error(source))
     }
@@ -191,7 +218,7 @@ impl Connection {
     /// Ends one-request-at-a-time use: hands over the handshaken stream and the last
     /// correlation id used, for a pipelined sender (`pipelined_connection`) that frames its own
     /// requests and reads their responses on another thread.
-    pub fn into_stream(self) -> (TcpStream, i32) {
+    pub fn into_stream(self) -> (BrokerStream, i32) {
         (self.stream, self.correlation_id)
     }
 
@@ -294,6 +321,7 @@ impl Connection {
         frame[0..4].copy_from_slice(&size.to_be_bytes());
         self.stream
             .write_all(&frame)
+            .and_then(|()| self.stream.flush())
             .map_err(|source| self.io_error(source))?;
         Ok(self.correlation_id)
     }
@@ -329,10 +357,7 @@ impl Connection {
     }
 
     fn io_error(&self, source: std::io::Error) -> ClientError {
-        ClientError::Io {
-            address: self.address.clone(),
-            source,
-        }
+        ClientError::io(&self.address, source)
     }
 }
 
@@ -348,6 +373,15 @@ fn decode<T: Decodable>(
         address: address.to_string(),
         source: source.into(),
     })
+}
+
+/// The host of a `host:port` address, without the brackets of an IPv6 literal: the name the
+/// broker's certificate must carry.
+fn host(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Resolves `address` and connects to the first socket address that accepts.
@@ -369,4 +403,34 @@ fn connect(address: &str) -> Result<TcpStream, ClientError> {
         address: address.to_string(),
         source: last_error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_come_without_port_or_brackets() {
+        // The TLS server name of an address: its host, an IPv6 literal unbracketed.
+        assert_eq!(host("broker-1:9093"), "broker-1");
+        assert_eq!(host("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host("[::1]:9093"), "::1");
+    }
+
+    #[test]
+    fn a_tls_alert_read_as_a_size_names_the_mismatch() {
+        // A TLS listener's alert to a plaintext client is reported as such, not as a size.
+        let alert: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let error = read_frame(&mut &alert[..], "broker:9093").unwrap_err();
+        assert!(
+            matches!(error, ClientError::UnexpectedTls { .. }),
+            "{error}"
+        );
+        let huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
+        let error = read_frame(&mut &huge[..], "broker:9092").unwrap_err();
+        assert!(
+            matches!(error, ClientError::BadResponseSize { .. }),
+            "{error}"
+        );
+    }
 }

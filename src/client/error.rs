@@ -57,6 +57,8 @@ pub enum ClientError {
         size_bytes: i64,
         limit_bytes: usize,
     },
+    #[error("{address} answered with TLS: it is an SSL or SASL_SSL listener, so set security.protocol (and the ssl.* keys) in the client's properties")]
+    UnexpectedTls { address: String },
     #[error("broker at {address} supports {api:?} versions {broker_min}..{broker_max}, this client {client_min}..{client_max}")]
     UnsupportedVersion {
         address: String,
@@ -83,6 +85,13 @@ pub enum ClientError {
         #[source]
         source: ProtocolSource,
     },
+    /// The broker refused the SASL exchange, or the client refused the broker's part of it;
+    /// the message is Kafka's (`Authentication failed: Invalid username or password`).
+    #[error("Connection to {address} failed authentication due to: {message}")]
+    Authentication { address: String, message: String },
+    /// The TLS handshake failed, or the broker ended the session with an alert.
+    #[error("SSL handshake with {address} failed: {reason}")]
+    Tls { address: String, reason: String },
     #[error("Topic {topic} not present in metadata after {waited_ms} ms.")]
     MetadataTimeout { topic: String, waited_ms: u128 },
     #[error("{0}")]
@@ -92,6 +101,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// An I/O failure talking to `address`: a TLS one (a certificate refused, an alert from
+    /// the broker) is told apart from the socket's own.
+    pub fn io(address: &str, source: io::Error) -> ClientError {
+        match super::stream::is_tls_error(&source) {
+            true => ClientError::Tls {
+                address: address.to_string(),
+                reason: super::stream::describe_tls_error(&source),
+            },
+            false => ClientError::Io {
+                address: address.to_string(),
+                source,
+            },
+        }
+    }
+
     /// True when the connection that produced this error should be dropped and reopened.
     pub fn is_transport(&self) -> bool {
         matches!(

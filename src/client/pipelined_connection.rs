@@ -8,13 +8,14 @@
 //! them everything queued here: the reader holds at most that many descriptors and sends at
 //! most that many replies. The reply channel is unbounded in type so that the reader never
 //! blocks on it: a reader blocked while the owner blocks writing to a full socket would deadlock.
-//! The handshake (ApiVersions) is `Connection`'s; after it, this module frames requests itself.
+//! The handshake (TLS, ApiVersions, SASL) is `Connection`'s; after it, this module frames
+//! requests itself, over the halves of the connection's stream (`stream::BrokerStream::split`).
 
-use std::io::{BufReader, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::BufReader;
+use std::net::Shutdown;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -22,10 +23,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use super::cluster::ClientSettings;
 use super::connection::Connection;
 use super::error::ClientError;
+use super::stream::{StreamReader, StreamWriter};
 
-/// Largest response accepted; Kafka's socket.request.max.bytes default is 100 MiB.
 /// The reader's buffer: several small Produce responses per read system call.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -54,7 +56,7 @@ pub struct PipelinedConnection<D> {
     id: u64,
     address: String,
     client_id: StrBytes,
-    stream: TcpStream,
+    stream: StreamWriter,
     version: i16,
     correlation_id: i32,
     pending: Sender<Pending<D>>,
@@ -65,22 +67,19 @@ impl<D: Send + 'static> PipelinedConnection<D> {
     /// replies to `replies` tagged with `id`.
     pub fn open(
         address: &str,
-        client_id: &str,
-        request_timeout: Duration,
+        settings: &ClientSettings,
         id: u64,
         replies: Sender<Reply<D>>,
     ) -> Result<PipelinedConnection<D>, ClientError> {
-        let connection = Connection::open(address, client_id, request_timeout)?;
+        let connection = Connection::open(address, settings)?;
         let version = connection.version_of::<ProduceRequest>(ApiKey::Produce)?;
         let (stream, correlation_id) = connection.into_stream();
-        let io_error = |source| ClientError::Io {
-            address: address.to_string(),
-            source,
-        };
+        let io_error = |source| ClientError::io(address, source);
         stream
-            .set_write_timeout(Some(request_timeout))
+            .socket()
+            .set_write_timeout(Some(settings.request_timeout))
             .map_err(io_error)?;
-        let reader = stream.try_clone().map_err(io_error)?;
+        let (stream, reader) = stream.split().map_err(io_error)?;
         let (pending, pending_receiver) = mpsc::channel();
         let reader = ReplyReader {
             stream: BufReader::with_capacity(READ_BUFFER_BYTES, reader),
@@ -95,7 +94,7 @@ impl<D: Send + 'static> PipelinedConnection<D> {
         Ok(PipelinedConnection {
             id,
             address: address.to_string(),
-            client_id: StrBytes::from_string(client_id.to_string()),
+            client_id: StrBytes::from_string(settings.client_id.clone()),
             stream,
             version,
             correlation_id,
@@ -134,10 +133,7 @@ impl<D: Send + 'static> PipelinedConnection<D> {
         let frame = encode_request(request, self.version, self.correlation_id, &self.client_id)?;
         self.stream
             .write_all(&frame)
-            .map_err(|source| ClientError::Io {
-                address: self.address.clone(),
-                source,
-            })?;
+            .map_err(|source| ClientError::io(&self.address, source))?;
         Ok(self.correlation_id)
     }
 
@@ -155,13 +151,13 @@ impl<D: Send + 'static> PipelinedConnection<D> {
 impl<D> Drop for PipelinedConnection<D> {
     fn drop(&mut self) {
         // Wakes a reader blocked on a response that will never be read; it then ends.
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.socket().shutdown(Shutdown::Both);
     }
 }
 
 /// The reader thread's half of a connection.
 struct ReplyReader {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<StreamReader>,
     address: String,
     version: i16,
     connection_id: u64,
@@ -179,7 +175,7 @@ impl ReplyReader {
             };
             if outcome.is_err() && !broken {
                 broken = true;
-                let _ = self.stream.get_ref().shutdown(Shutdown::Both);
+                self.stream.get_ref().shutdown();
             }
             let reply = Reply {
                 connection_id: self.connection_id,

@@ -373,8 +373,7 @@ impl<T: Send + 'static> PipelinedProducer<T> {
         self.next_connection_id += 1;
         let connection = PipelinedConnection::open(
             address,
-            &self.client_settings.client_id,
-            self.client_settings.request_timeout,
+            &self.client_settings,
             self.next_connection_id,
             self.reply_sender.clone(),
         )?;

@@ -1,6 +1,7 @@
 //! `key=value` client properties, as given by `--property`, `--producer-property`,
 //! `--consumer-property` and `--command-config` files (Java properties syntax, the common subset:
-//! `#`/`!` comments, `=` or `:` separators, surrounding blanks trimmed).
+//! `#`/`!` comments, `=` or `:` separators, surrounding blanks trimmed, a line ending in `\`
+//! continued on the next, as multi-line `sasl.jaas.config` values are written).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +23,9 @@ pub enum PropertiesError {
         value: String,
         reason: &'static str,
     },
+    /// A security key (`security.protocol`, `ssl.*`, `sasl.*`) that cannot be honoured.
+    #[error("{0}")]
+    Security(#[from] super::security::SecurityError),
 }
 
 /// An ordered set of properties; later entries override earlier ones.
@@ -57,7 +61,8 @@ impl Properties {
 
     fn parse_file_text(text: &str) -> Properties {
         let mut properties = Properties::default();
-        for line in text.lines().map(str::trim) {
+        for line in logical_lines(text) {
+            let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
@@ -115,6 +120,33 @@ impl Properties {
     }
 }
 
+/// The lines of a properties file with continuations joined: a line ending in an odd number of
+/// backslashes goes on with the next, whose leading blanks are dropped (Java's rule). A comment
+/// line is never continued.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current: Option<String> = None;
+    for physical in text.lines() {
+        let piece = physical.trim_start();
+        if current.is_none() && (piece.starts_with('#') || piece.starts_with('!')) {
+            lines.push(piece.to_string());
+            continue;
+        }
+        let backslashes = piece.chars().rev().take_while(|c| *c == '\\').count();
+        let continues = backslashes % 2 == 1;
+        let piece = match continues {
+            true => &piece[..piece.len() - 1],
+            false => piece,
+        };
+        current.get_or_insert_with(String::new).push_str(piece);
+        if !continues {
+            lines.extend(current.take());
+        }
+    }
+    lines.extend(current);
+    lines
+}
+
 fn invalid(key: &str, value: &str, reason: &'static str) -> PropertiesError {
     PropertiesError::InvalidValue {
         key: key.to_string(),
@@ -150,5 +182,21 @@ mod tests {
         assert_eq!(properties.get("client.id"), Some("tool"));
         assert_eq!(properties.integer_or("acks", -1).ok(), Some(1));
         assert!(properties.integer_or::<i32>("client.id", 0).is_err());
+    }
+
+    #[test]
+    fn backslashes_continue_lines() {
+        // A JAAS config written over three lines is one value; an even count of backslashes
+        // ends the line, and a comment never continues.
+        let text =
+            "sasl.jaas.config=Module required \\\n    username=\"a\" \\\n\tpassword=\"b\";\n\
+                    path=C:\\\\\n# note \\\nnext=1\n";
+        let properties = Properties::parse_file_text(text);
+        assert_eq!(
+            properties.get("sasl.jaas.config"),
+            Some("Module required username=\"a\" password=\"b\";")
+        );
+        assert_eq!(properties.get("path"), Some("C:\\\\"));
+        assert_eq!(properties.get("next"), Some("1"));
     }
 }

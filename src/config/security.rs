@@ -320,75 +320,17 @@ pub fn parse(
 }
 
 fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
-    let pem_type = |key: &str| {
-        let value = keys.value(key);
-        match value.to_ascii_uppercase().as_str() {
-            "PEM" => Ok(()),
-            _ => Err(keys.invalid(
-                key,
-                format!("{value} stores are not supported: set it to PEM (the key and certificates in PEM files or values)"),
-            )),
-        }
-    };
-    pem_type("ssl.keystore.type")?;
-    if !keys.value("ssl.key.password").is_empty() {
+    let value = |key: &str| keys.value(key);
+    let invalid = |problem: KeyProblem| keys.invalid(problem.key, problem.reason);
+    // A listener always needs its key, so its store type is checked even when no key is given.
+    pem_store_type(&value, "ssl.keystore.type").map_err(invalid)?;
+    let Some((key, certificate_chain)) = keystore(&value).map_err(invalid)? else {
         return Err(keys.invalid(
-            "ssl.key.password",
-            "encrypted private keys are not supported: give the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) and protect the file",
+            "ssl.keystore.location",
+            "a TLS listener needs its key and certificate: set ssl.keystore.location (a PEM file with both), or ssl.keystore.key and ssl.keystore.certificate.chain",
         ));
-    }
-    let location = keys.value("ssl.keystore.location");
-    let (inline_key, inline_chain) = (
-        keys.value("ssl.keystore.key"),
-        keys.value("ssl.keystore.certificate.chain"),
-    );
-    let (key, certificate_chain) = match (location.is_empty(), inline_key.is_empty()) {
-        (false, true) => (
-            Pem::File(PathBuf::from(&location)),
-            Pem::File(PathBuf::from(&location)),
-        ),
-        (true, false) if !inline_chain.is_empty() => {
-            (Pem::Inline(inline_key), Pem::Inline(inline_chain))
-        }
-        (true, false) => {
-            return Err(keys.invalid(
-                "ssl.keystore.certificate.chain",
-                "ssl.keystore.key is set, so the certificate chain must be too",
-            ))
-        }
-        (false, false) => {
-            return Err(keys.invalid(
-                "ssl.keystore.location",
-                "set either ssl.keystore.location or ssl.keystore.key with ssl.keystore.certificate.chain, not both",
-            ))
-        }
-        (true, true) => {
-            return Err(keys.invalid(
-                "ssl.keystore.location",
-                "a TLS listener needs its key and certificate: set ssl.keystore.location (a PEM file with both), or ssl.keystore.key and ssl.keystore.certificate.chain",
-            ))
-        }
     };
-    let truststore = match (
-        keys.value("ssl.truststore.location"),
-        keys.value("ssl.truststore.certificates"),
-    ) {
-        (location, certificates) if location.is_empty() && certificates.is_empty() => None,
-        (location, certificates) if certificates.is_empty() => {
-            pem_type("ssl.truststore.type")?;
-            Some(Pem::File(PathBuf::from(location)))
-        }
-        (location, certificates) if location.is_empty() => {
-            pem_type("ssl.truststore.type")?;
-            Some(Pem::Inline(certificates))
-        }
-        _ => {
-            return Err(keys.invalid(
-                "ssl.truststore.location",
-                "set either ssl.truststore.location or ssl.truststore.certificates, not both",
-            ))
-        }
-    };
+    let truststore = truststore(&value).map_err(invalid)?;
     let client_auth = match keys.value("ssl.client.auth").to_ascii_lowercase().as_str() {
         "none" => ClientAuth::None,
         "requested" => ClientAuth::Requested,
@@ -401,32 +343,7 @@ fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
             "client certificates need a truststore to check them against: set ssl.truststore.location or ssl.truststore.certificates",
         ));
     }
-    let (mut tls12, mut tls13) = (false, false);
-    for protocol in keys
-        .value("ssl.enabled.protocols")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        match protocol {
-            "TLSv1.2" => tls12 = true,
-            "TLSv1.3" => tls13 = true,
-            // Kafka drops what the JVM does not offer; these are not offered here.
-            "TLSv1" | "TLSv1.1" | "SSLv3" => {}
-            _ => {
-                return Err(keys.invalid(
-                    "ssl.enabled.protocols",
-                    format!("unknown protocol {protocol}: use TLSv1.2 and/or TLSv1.3"),
-                ))
-            }
-        }
-    }
-    if !(tls12 || tls13) {
-        return Err(keys.invalid(
-            "ssl.enabled.protocols",
-            "enables neither TLSv1.2 nor TLSv1.3, the protocols this broker serves",
-        ));
-    }
+    let (tls12, tls13) = enabled_protocols(&value).map_err(invalid)?;
     let rules = keys.value("ssl.principal.mapping.rules");
     let principal_mapper = PrincipalMapper::parse(&rules)
         .map_err(|error| keys.invalid("ssl.principal.mapping.rules", error.to_string()))?;
@@ -439,6 +356,129 @@ fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
         tls13,
         principal_mapper,
     })
+}
+
+/// A TLS key whose value cannot be used, and why; the broker and the tools' client each say it
+/// in their own words (a listener prefix, a properties file).
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyProblem {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+impl KeyProblem {
+    fn new(key: &'static str, reason: impl Into<String>) -> KeyProblem {
+        KeyProblem {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A TLS key's value as set, or Kafka's default when it is not.
+pub type KeyValue<'a> = &'a dyn Fn(&str) -> String;
+
+/// Checks that the store type `key` (`ssl.keystore.type`, `ssl.truststore.type`) is PEM, the
+/// only type read here.
+pub fn pem_store_type(value: KeyValue, key: &'static str) -> Result<(), KeyProblem> {
+    let given = value(key);
+    match given.to_ascii_uppercase().as_str() {
+        "PEM" => Ok(()),
+        _ => Err(KeyProblem::new(
+            key,
+            format!("{given} stores are not supported: set it to PEM (the key and certificates in PEM files or values)"),
+        )),
+    }
+}
+
+/// The private key and certificate chain of `ssl.keystore.location` (one PEM file holding
+/// both) or of `ssl.keystore.key` with `ssl.keystore.certificate.chain`; `None` when neither is
+/// set. Encrypted keys (`ssl.key.password`) are refused.
+pub fn keystore(value: KeyValue) -> Result<Option<(Pem, Pem)>, KeyProblem> {
+    let location = value("ssl.keystore.location");
+    let (inline_key, inline_chain) = (
+        value("ssl.keystore.key"),
+        value("ssl.keystore.certificate.chain"),
+    );
+    if location.is_empty() && inline_key.is_empty() {
+        return Ok(None);
+    }
+    pem_store_type(value, "ssl.keystore.type")?;
+    if !value("ssl.key.password").is_empty() {
+        return Err(KeyProblem::new(
+            "ssl.key.password",
+            "encrypted private keys are not supported: give the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) and protect the file",
+        ));
+    }
+    match (location.is_empty(), inline_key.is_empty()) {
+        (false, true) => Ok(Some((
+            Pem::File(PathBuf::from(&location)),
+            Pem::File(PathBuf::from(&location)),
+        ))),
+        (true, false) if !inline_chain.is_empty() => {
+            Ok(Some((Pem::Inline(inline_key), Pem::Inline(inline_chain))))
+        }
+        (true, false) => Err(KeyProblem::new(
+            "ssl.keystore.certificate.chain",
+            "ssl.keystore.key is set, so the certificate chain must be too",
+        )),
+        _ => Err(KeyProblem::new(
+            "ssl.keystore.location",
+            "set either ssl.keystore.location or ssl.keystore.key with ssl.keystore.certificate.chain, not both",
+        )),
+    }
+}
+
+/// The certificates of `ssl.truststore.location` or `ssl.truststore.certificates`; `None` when
+/// neither is set.
+pub fn truststore(value: KeyValue) -> Result<Option<Pem>, KeyProblem> {
+    let (location, certificates) = (
+        value("ssl.truststore.location"),
+        value("ssl.truststore.certificates"),
+    );
+    let pem = match (location.is_empty(), certificates.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, true) => Pem::File(PathBuf::from(location)),
+        (true, false) => Pem::Inline(certificates),
+        (false, false) => {
+            return Err(KeyProblem::new(
+                "ssl.truststore.location",
+                "set either ssl.truststore.location or ssl.truststore.certificates, not both",
+            ))
+        }
+    };
+    pem_store_type(value, "ssl.truststore.type")?;
+    Ok(Some(pem))
+}
+
+/// `ssl.enabled.protocols`: whether TLSv1.2 and TLSv1.3 are enabled (at least one must be).
+pub fn enabled_protocols(value: KeyValue) -> Result<(bool, bool), KeyProblem> {
+    let (mut tls12, mut tls13) = (false, false);
+    for protocol in value("ssl.enabled.protocols")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match protocol {
+            "TLSv1.2" => tls12 = true,
+            "TLSv1.3" => tls13 = true,
+            // Kafka drops what the JVM does not offer; these are not offered here.
+            "TLSv1" | "TLSv1.1" | "SSLv3" => {}
+            _ => {
+                return Err(KeyProblem::new(
+                    "ssl.enabled.protocols",
+                    format!("unknown protocol {protocol}: use TLSv1.2 and/or TLSv1.3"),
+                ))
+            }
+        }
+    }
+    if !(tls12 || tls13) {
+        return Err(KeyProblem::new(
+            "ssl.enabled.protocols",
+            "enables neither TLSv1.2 nor TLSv1.3, the protocols served here",
+        ));
+    }
+    Ok((tls12, tls13))
 }
 
 fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, ConfigError> {
@@ -495,6 +535,11 @@ fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, Co
 /// The options of a one-module JAAS configuration: `<LoginModule class> required key="value"
 /// ...;`. Values may be quoted (with `\"` and `\\` escapes) or bare.
 pub fn parse_jaas(text: &str) -> Result<Vec<(String, String)>, String> {
+    parse_jaas_module(text).map(|(_, options)| options)
+}
+
+/// The login module class of a one-module JAAS configuration and its options (`parse_jaas`).
+pub fn parse_jaas_module(text: &str) -> Result<(String, Vec<(String, String)>), String> {
     let text = text.trim();
     let text = text
         .strip_suffix(';')
@@ -503,6 +548,7 @@ pub fn parse_jaas(text: &str) -> Result<Vec<(String, String)>, String> {
     let module_end = rest
         .find(char::is_whitespace)
         .ok_or("a JAAS configuration names its login module, then 'required'")?;
+    let module = rest[..module_end].to_string();
     rest = rest[module_end..].trim_start();
     let flag_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
     match &rest[..flag_end] {
@@ -543,7 +589,7 @@ pub fn parse_jaas(text: &str) -> Result<Vec<(String, String)>, String> {
         options.push((key, value));
         rest = remainder.trim_start();
     }
-    Ok(options)
+    Ok((module, options))
 }
 
 #[cfg(test)]

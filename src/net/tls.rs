@@ -8,7 +8,8 @@
 //! buffer (`frame::Receive`); io_uring_notes.md has the figures.
 //!
 //! Settings come from Kafka's keys (`config::security`): PEM key and chain, a PEM truststore
-//! for client certificates, `ssl.client.auth`, `ssl.enabled.protocols`.
+//! for client certificates, `ssl.client.auth`, `ssl.enabled.protocols`; the PEM material is
+//! read by `security::pem`, which the tools' client shares.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -17,11 +18,11 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ServerConfig, ServerConnection, WebPkiClientVerifier};
 
 use crate::config::security::{ClientAuth, Pem, TlsSettings};
+use crate::security::pem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -41,49 +42,29 @@ pub fn server_config(
     listener: &str,
     settings: &TlsSettings,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let material = |what: &'static str, pem: &Pem, reason: String| TlsError::Material {
+    let material = |what: &'static str, source: &Pem, reason: String| TlsError::Material {
         listener: listener.to_string(),
         what,
-        source_name: match pem {
-            Pem::File(path) => path.display().to_string(),
-            Pem::Inline(_) => "its inline PEM value".to_string(),
-        },
+        source_name: pem::source_name(source),
         reason,
     };
     let settings_error = |reason: String| TlsError::Settings {
         listener: listener.to_string(),
         reason,
     };
-    let chain = certificates(&settings.certificate_chain)
+    let chain = pem::certificates(&settings.certificate_chain)
         .map_err(|reason| material("certificate chain", &settings.certificate_chain, reason))?;
-    let key = private_key(&settings.key)
+    let key = pem::private_key(&settings.key)
         .map_err(|reason| material("private key", &settings.key, reason))?;
-    // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange
-    // (X25519MLKEM768, only in aws-lc-rs, a C build of minutes). The clients this broker
-    // serves (JDK 17, OpenSSL 3.0 under librdkafka) do not offer it either; see
-    // io_uring_notes.md.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut versions = Vec::new();
-    if settings.tls13 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if settings.tls12 {
-        versions.push(&rustls::version::TLS12);
-    }
+    let provider = pem::provider();
+    let versions = pem::protocol_versions(settings.tls12, settings.tls13);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|error| settings_error(error.to_string()))?;
     let builder = match (&settings.truststore, settings.client_auth) {
         (Some(truststore), client_auth) if client_auth != ClientAuth::None => {
-            let mut roots = rustls::RootCertStore::empty();
-            let trusted = certificates(truststore)
+            let roots = pem::root_store(truststore)
                 .map_err(|reason| material("truststore", truststore, reason))?;
-            for certificate in trusted {
-                roots
-                    .add(certificate)
-                    .map_err(|error| material("truststore", truststore, error.to_string()))?;
-            }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = match client_auth {
                 ClientAuth::Requested => verifier.allow_unauthenticated(),
@@ -100,34 +81,6 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(|error| settings_error(format!("the key and certificate: {error}")))?;
     Ok(Arc::new(config))
-}
-
-fn pem_bytes(pem: &Pem) -> Result<Vec<u8>, String> {
-    match pem {
-        Pem::File(path) => std::fs::read(path).map_err(|error| error.to_string()),
-        Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
-    }
-}
-
-fn certificates(pem: &Pem) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = pem_bytes(pem)?;
-    let certificates = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("not valid PEM: {error}"))?;
-    if certificates.is_empty() {
-        return Err("no CERTIFICATE block in it".to_string());
-    }
-    Ok(certificates)
-}
-
-fn private_key(pem: &Pem) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = pem_bytes(pem)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| match error {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            "no unencrypted PRIVATE KEY block in it (PKCS#8, PKCS#1 or SEC1)".to_string()
-        }
-        error => format!("not valid PEM: {error}"),
-    })
 }
 
 /// A server-side TLS connection over a glommio socket.

@@ -1,7 +1,9 @@
-//! Authentication and authorization building blocks shared by the listeners and the APIs: SCRAM
-//! (`scram`), client certificates' principals (`principal`) and access control lists (`acl`).
+//! Authentication and authorization building blocks shared by the listeners, the APIs and the
+//! tools' client: SCRAM (`scram`, both sides of the exchange), PEM material for TLS (`pem`),
+//! client certificates' principals (`principal`) and access control lists (`acl`).
 
 pub mod acl;
+pub mod pem;
 pub mod principal;
 pub mod scram;
 
@@ -14,4 +16,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         difference |= usize::from(x ^ y);
     }
     difference == 0
+}
+
+/// `N` bytes from the system's random source (nonces, salts); `None` if it failed.
+pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(bytes)
 }

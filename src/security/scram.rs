@@ -1,7 +1,8 @@
-//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka serves them: the server's
-//! side of the exchange as a pure state machine (the nonce and the credential lookup are passed
-//! in), and the credentials Kafka stores (salt, stored key, server key, iterations), derived from
-//! the salted password that AlterUserScramCredentials carries.
+//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka speaks them: both sides of the
+//! exchange as pure state machines (nonces, passwords and the credential lookup are passed in;
+//! `ScramServer` for the SASL listeners, `ScramClient` for the tools' client), and the
+//! credentials Kafka stores (salt, stored key, server key, iterations), derived from the salted
+//! password that AlterUserScramCredentials carries.
 //!
 //! The exchange: client-first `n,,n=<user>,r=<client nonce>`; server-first
 //! `r=<client nonce><server nonce>,s=<salt>,i=<iterations>`; client-final
@@ -167,6 +168,12 @@ pub enum ScramError {
     InvalidProof,
     #[error("the exchange is already over")]
     Finished,
+    #[error("Requested iterations {0} is less than the minimum {ITERATIONS_MIN}")]
+    TooFewIterations(i64),
+    #[error("the server's signature does not match: the server does not know the password")]
+    InvalidServerSignature,
+    #[error("the server refused the exchange: {0}")]
+    ServerError(String),
 }
 
 /// The server's side of one exchange.
@@ -242,6 +249,187 @@ impl ScramServer {
             ScramServer::Finished => Err(ScramError::Finished),
         }
     }
+}
+
+/// The client's side of one exchange, as Kafka's `ScramSaslClient` runs it: client-first, then
+/// client-final computed from the server-first, then the server-final's signature checked, so a
+/// server that does not hold the credential is caught too.
+#[derive(Debug)]
+pub enum ScramClient {
+    /// Nothing sent yet.
+    Initial {
+        mechanism: ScramMechanism,
+        user: String,
+        password: String,
+        client_nonce: String,
+    },
+    /// Client-first sent; waiting for the server-first message.
+    SentFirst {
+        mechanism: ScramMechanism,
+        password: String,
+        client_nonce: String,
+        client_first_bare: String,
+    },
+    /// Client-final sent; waiting for the server-final message and its signature.
+    SentFinal {
+        server_signature: Vec<u8>,
+    },
+    Finished,
+}
+
+/// What the client does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientStep {
+    /// Send this message and wait for the server's answer.
+    Send(Vec<u8>),
+    /// The server proved it knows the credential: the exchange succeeded.
+    Done,
+}
+
+impl ScramClient {
+    /// An exchange for `user` with `password`; `client_nonce` must be fresh and random, and
+    /// hold no ','.
+    pub fn new(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &str,
+        client_nonce: &str,
+    ) -> ScramClient {
+        ScramClient::Initial {
+            mechanism,
+            user: user.to_string(),
+            password: password.to_string(),
+            client_nonce: client_nonce.to_string(),
+        }
+    }
+
+    /// Takes the server's last message (nothing for the first step) and says what to do next.
+    pub fn step(&mut self, server_message: &[u8]) -> Result<ClientStep, ScramError> {
+        match std::mem::replace(self, ScramClient::Finished) {
+            ScramClient::Initial {
+                mechanism,
+                user,
+                password,
+                client_nonce,
+            } => {
+                let client_first_bare = format!("n={},r={client_nonce}", escape(&user));
+                let message = format!("n,,{client_first_bare}").into_bytes();
+                *self = ScramClient::SentFirst {
+                    mechanism,
+                    password,
+                    client_nonce,
+                    client_first_bare,
+                };
+                Ok(ClientStep::Send(message))
+            }
+            ScramClient::SentFirst {
+                mechanism,
+                password,
+                client_nonce,
+                client_first_bare,
+            } => {
+                let server_first = std::str::from_utf8(server_message)
+                    .map_err(|_| ScramError::Malformed("not UTF-8"))?;
+                let (nonce, salt, iterations) = parse_server_first(server_first, &client_nonce)?;
+                let salted = salted_password(mechanism, password.as_bytes(), &salt, iterations);
+                let without_proof = format!("c={},r={nonce}", BASE64.encode(b"n,,"));
+                let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+                let (proof, server_signature) = client_proof(mechanism, &salted, &auth_message);
+                *self = ScramClient::SentFinal { server_signature };
+                let message = format!("{without_proof},p={}", BASE64.encode(proof));
+                Ok(ClientStep::Send(message.into_bytes()))
+            }
+            ScramClient::SentFinal { server_signature } => {
+                let server_final = std::str::from_utf8(server_message)
+                    .map_err(|_| ScramError::Malformed("not UTF-8"))?;
+                if let Some(error) = server_final.strip_prefix("e=") {
+                    return Err(ScramError::ServerError(error.to_string()));
+                }
+                let signature = server_final
+                    .split(',')
+                    .find_map(|attribute| attribute.strip_prefix("v="))
+                    .and_then(|value| BASE64.decode(value).ok())
+                    .ok_or(ScramError::Malformed("server-final message without v="))?;
+                if !super::constant_time_eq(&signature, &server_signature) {
+                    return Err(ScramError::InvalidServerSignature);
+                }
+                Ok(ClientStep::Done)
+            }
+            ScramClient::Finished => Err(ScramError::Finished),
+        }
+    }
+}
+
+/// The combined nonce, the salt and the iterations of a server-first message, after checking
+/// that the nonce extends the client's and the iterations reach Kafka's minimum.
+fn parse_server_first(
+    message: &str,
+    client_nonce: &str,
+) -> Result<(String, Vec<u8>, u32), ScramError> {
+    let mut nonce = None;
+    let mut salt = None;
+    let mut iterations = None;
+    for attribute in message.split(',') {
+        if let Some(value) = attribute.strip_prefix("r=") {
+            nonce = Some(value);
+        } else if let Some(value) = attribute.strip_prefix("s=") {
+            salt = Some(
+                BASE64
+                    .decode(value)
+                    .map_err(|_| ScramError::Malformed("the salt is not base64"))?,
+            );
+        } else if let Some(value) = attribute.strip_prefix("i=") {
+            iterations = Some(
+                value
+                    .parse::<i64>()
+                    .map_err(|_| ScramError::Malformed("the iterations are not a number"))?,
+            );
+        } else if attribute.starts_with("m=") {
+            return Err(ScramError::Malformed(
+                "mandatory extensions are not supported",
+            ));
+        }
+    }
+    let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+        return Err(ScramError::Malformed(
+            "server-first message without r=, s= or i=",
+        ));
+    };
+    if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
+        return Err(ScramError::Malformed(
+            "the server's nonce does not extend the client's",
+        ));
+    }
+    if iterations < i64::from(ITERATIONS_MIN) {
+        return Err(ScramError::TooFewIterations(iterations));
+    }
+    let iterations = u32::try_from(iterations)
+        .map_err(|_| ScramError::Malformed("the iterations are out of range"))?;
+    Ok((nonce.to_string(), salt, iterations))
+}
+
+/// The client proof for `auth_message` and the server signature the client then expects.
+fn client_proof(
+    mechanism: ScramMechanism,
+    salted_password: &[u8],
+    auth_message: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    let client_key = hmac_of(mechanism, salted_password, b"Client Key");
+    let stored_key = digest::digest(mechanism.digest(), &client_key);
+    let signature = hmac_of(mechanism, stored_key.as_ref(), auth_message.as_bytes());
+    let proof = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let server_key = hmac_of(mechanism, salted_password, b"Server Key");
+    let server_signature = hmac_of(mechanism, &server_key, auth_message.as_bytes());
+    (proof, server_signature)
+}
+
+/// A user name with ',' and '=' escaped as `=2C` and `=3D` (RFC 5802's saslname).
+fn escape(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
 }
 
 fn first(
@@ -386,18 +574,9 @@ mod tests {
             .unwrap();
         let iterations: u32 = fields[2].strip_prefix("i=").unwrap().parse().unwrap();
         let salted = salted_password(mechanism, password.as_bytes(), &salt, iterations);
-        let client_key = hmac_of(mechanism, &salted, b"Client Key");
-        let stored_key = digest::digest(mechanism.digest(), &client_key);
         let without_proof = format!("c=biws,r={nonce_prefix}{nonce}");
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = hmac_of(mechanism, stored_key.as_ref(), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = hmac_of(mechanism, &salted, b"Server Key");
-        let expected = hmac_of(mechanism, &server_key, auth_message.as_bytes());
+        let (proof, expected) = client_proof(mechanism, &salted, &auth_message);
         (
             format!("{without_proof},p={}", BASE64.encode(proof)),
             expected,
@@ -481,5 +660,101 @@ mod tests {
             Some(credential)
         );
         assert_eq!(ScramCredential::from_config("salt=x"), None);
+    }
+
+    /// Proves the client side computes RFC 7677's SHA-256 example exactly: the client-first and
+    /// client-final messages, and accepts the server signature of the example.
+    #[test]
+    fn client_follows_rfc_7677_example() {
+        let mut client = ScramClient::new(
+            ScramMechanism::Sha256,
+            "user",
+            "pencil",
+            "rOprNGfwEbeRWgbNEkqO",
+        );
+        assert_eq!(
+            client.step(b"").unwrap(),
+            ClientStep::Send(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO".to_vec())
+        );
+        let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+            s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        assert_eq!(
+            client.step(server_first).unwrap(),
+            ClientStep::Send(
+                b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                  p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+                    .to_vec()
+            )
+        );
+        assert_eq!(
+            client
+                .step(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+                .unwrap(),
+            ClientStep::Done
+        );
+        assert_eq!(client.step(b"").unwrap_err(), ScramError::Finished);
+    }
+
+    /// Proves the client and the server state machines agree for both mechanisms (a user name
+    /// needing escapes included), and that a wrong password fails at the server while a server
+    /// without the right credential fails at the client.
+    #[test]
+    fn client_and_server_agree() {
+        for mechanism in ScramMechanism::ALL {
+            let credential = stored(mechanism, "s3cret");
+            let run = |password: &str, credential: ScramCredential| {
+                let mut client = ScramClient::new(mechanism, "a,b=c", password, "clientnonce");
+                let mut server = ScramServer::new(mechanism);
+                let ClientStep::Send(first) = client.step(b"").unwrap() else {
+                    panic!("the client starts with a message")
+                };
+                let lookup = |user: &str| (user == "a,b=c").then(|| credential.clone());
+                let (server_first, _) = server.step(&first, "servernonce", lookup).unwrap();
+                let ClientStep::Send(last) = client.step(&server_first).unwrap() else {
+                    panic!("the client answers the server-first message")
+                };
+                let (server_final, user) = server.step(&last, "", |_| None)?;
+                assert_eq!(user.as_deref(), Some("a,b=c"));
+                Ok::<_, ScramError>(client.step(&server_final))
+            };
+            assert_eq!(run("s3cret", credential.clone()), Ok(Ok(ClientStep::Done)));
+            assert_eq!(
+                run("wrong", credential.clone()).unwrap_err(),
+                ScramError::InvalidProof
+            );
+            // A server holding another credential for the same password proves nothing.
+            let mut other = credential;
+            other.server_key[0] ^= 1;
+            assert_eq!(
+                run("s3cret", other),
+                Ok(Err(ScramError::InvalidServerSignature))
+            );
+        }
+    }
+
+    /// Proves the client refuses server-first messages it must not answer: too few iterations,
+    /// a nonce that does not extend its own, missing attributes; and reports a server's e=.
+    #[test]
+    fn client_refuses_bad_server_messages() {
+        let answer = |server_first: &str| {
+            let mut client = ScramClient::new(ScramMechanism::Sha512, "u", "p", "abc");
+            client.step(b"").unwrap();
+            client.step(server_first.as_bytes())
+        };
+        assert_eq!(
+            answer("r=abcdef,s=c2FsdA==,i=1024").unwrap_err(),
+            ScramError::TooFewIterations(1024)
+        );
+        assert!(answer("r=xyzdef,s=c2FsdA==,i=4096").is_err());
+        assert!(answer("r=abc,s=c2FsdA==,i=4096").is_err());
+        assert!(answer("r=abcdef,i=4096").is_err());
+        assert!(answer("r=abcdef,s=c2FsdA==,i=4096").is_ok());
+        let mut client = ScramClient::new(ScramMechanism::Sha256, "u", "p", "abc");
+        client.step(b"").unwrap();
+        client.step(b"r=abcdef,s=c2FsdA==,i=4096").unwrap();
+        assert_eq!(
+            client.step(b"e=invalid-proof").unwrap_err(),
+            ScramError::ServerError("invalid-proof".to_string())
+        );
     }
 }

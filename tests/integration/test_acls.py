@@ -400,7 +400,7 @@ def test_client_certificate_principals(tmp_path):
     A listener whose rules apply to no subject refuses the connection."""
     from confluent_kafka import KafkaError
 
-    from test_security import make_certs
+    from security_support import make_certs
 
     (tmp_path / "certs").mkdir()
     (tmp_path / "broker").mkdir()

@@ -6,8 +6,8 @@ a client that does not trust the broker, plaintext to a TLS listener, a request 
 authentication; each gets the client's usual error and a broker log line, and the broker keeps
 serving the others.
 
-One broker serves the module, with a listener of each kind (PEM material from
-deploy/security/make-certs.sh); each test uses topics of its own.
+One broker serves the module, with a listener of each kind (security_support.py); each test
+uses topics of its own.
 """
 
 from __future__ import annotations
@@ -23,96 +23,15 @@ import pytest
 import support
 from java_clients import versions
 from kafka_wire import WireConnection
+from security_support import (  # noqa: F401 (fixtures)
+    ENABLED, KINDS, USERS, _report_broker, certs, foreign_certs, librdkafka_config, secure)
 from support import HOST, Broker, create_topic, require_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-MAKE_CERTS = ROOT / "deploy" / "security" / "make-certs.sh"
-USERS = {"alice": "alice-secret", "admin": "admin-secret"}
-JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
-        + " ".join(f'user_{user}="{password}"' for user, password in USERS.items()) + ";")
-KINDS = ["SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"]
 RECORDS = 50
-# The mechanisms the module's SASL listeners enable, as SaslHandshake lists them.
-ENABLED = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 UNSUPPORTED_SASL_MECHANISM = 33
 SASL_AUTHENTICATION_FAILED = 58
 RESOURCE_NOT_FOUND = 91
 UNACCEPTABLE_CREDENTIAL = 93
-
-
-def make_certs(directory: Path) -> Path:
-    subprocess.run(["bash", str(MAKE_CERTS), str(directory)], check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", "HOSTS": f"localhost {HOST}"})
-    return directory
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def foreign_certs(tmp_path_factory) -> Path:
-    """Material from another CA, which the broker does not trust (nor its clients the broker)."""
-    return make_certs(tmp_path_factory.mktemp("foreign-certs"))
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory, certs):
-    """The module's broker: PLAINTEXT (between brokers) plus a listener of each kind, by kind."""
-    work = tmp_path_factory.mktemp("security")
-    ports = {kind: support.free_port() for kind in KINDS}
-    broker = Broker(work)
-    listeners = ",".join(f"{kind}://{HOST}:{port}" for kind, port in ports.items())
-    protocols = {"SSL": "SSL", "MTLS": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT",
-                 "SASL_SSL": "SASL_SSL"}
-    broker.overrides.update({
-        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},{listeners},"
-                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker.port},{listeners}",
-        "listener.security.protocol.map": ",".join(
-            ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
-            + [f"{kind}:{protocol}" for kind, protocol in protocols.items()]),
-        "inter.broker.listener.name": "PLAINTEXT",
-        "ssl.keystore.type": "PEM",
-        "ssl.keystore.location": str(certs / "broker.pem"),
-        # The MTLS listener takes its key apart from its chain, and asks for client certificates.
-        "listener.name.mtls.ssl.keystore.location": "",
-        "listener.name.mtls.ssl.keystore.key": (certs / "broker-key.pem").read_text(),
-        "listener.name.mtls.ssl.keystore.certificate.chain": (certs / "broker-cert.pem").read_text(),
-        "listener.name.mtls.ssl.client.auth": "required",
-        "listener.name.mtls.ssl.truststore.type": "PEM",
-        "listener.name.mtls.ssl.truststore.location": str(certs / "ca.pem"),
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
-        "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
-    })
-    broker.ports = ports
-    broker.start()
-    yield broker
-    broker.kill()
-
-
-@pytest.fixture(autouse=True)
-def _report_broker(request):
-    """Puts the module's broker log in every failure report (conftest reports started brokers)."""
-    support.report_module_broker(request, "secure")
-
-
-def librdkafka_config(kind: str, certs: Path, password: str = USERS["alice"]) -> dict[str, str]:
-    """librdkafka settings (kcat -X, confluent-kafka) for a listener of `kind`."""
-    config: dict[str, str] = {}
-    if kind in ("SSL", "MTLS", "SASL_SSL"):
-        config["security.protocol"] = "SSL" if kind != "SASL_SSL" else "SASL_SSL"
-        config["ssl.ca.location"] = str(certs / "ca.pem")
-    if kind == "MTLS":
-        config["ssl.certificate.location"] = str(certs / "client-cert.pem")
-        config["ssl.key.location"] = str(certs / "client-key.pem")
-    if kind.startswith("SASL"):
-        config.setdefault("security.protocol", "SASL_PLAINTEXT")
-        config.update({"sasl.mechanisms": "PLAIN", "sasl.username": "alice",
-                       "sasl.password": password})
-    return config
 
 
 def values(tag: str) -> list[str]:
