@@ -1,11 +1,14 @@
 //! AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the producer's
 //! transaction (creating the topic if need be), so the offsets it commits with TxnOffsetCommit
-//! get the transaction's marker.
+//! get the transaction's marker. Kafka's checks come first: WRITE on the transactional id, then
+//! READ on the group.
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use kafka_protocol::ResponseError;
 
 use super::{transactions, RequestContext};
 use crate::group::{partition_for_group, OFFSETS_TOPIC};
+use crate::security::acl::Operation;
 use crate::txn::{TxnCall, TxnError};
 
 /// v2+ may answer PRODUCER_FENCED.
@@ -15,6 +18,14 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    if !context.transactional_id_authorized(Operation::Write, &request.transactional_id) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let answer = add(context, &request).await;
     let code = match answer {
         Ok(()) => 0,

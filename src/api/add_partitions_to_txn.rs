@@ -4,6 +4,13 @@
 //! batch belongs to an open transaction). A partition of an unknown topic fails the whole
 //! transaction's request: it is UNKNOWN_TOPIC_OR_PARTITION and the others
 //! OPERATION_NOT_ATTEMPTED, as in Kafka.
+//!
+//! Kafka's checks: v4+ come from brokers and need CLUSTER_ACTION on the cluster (else the whole
+//! request is CLUSTER_AUTHORIZATION_FAILED). v0-3 come from clients and need WRITE on the
+//! transactional id (else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each
+//! topic: a partition of a topic refused (an internal topic always is: offsets join through
+//! AddOffsetsToTxn) is TOPIC_AUTHORIZATION_FAILED and fails the transaction's request as an
+//! unknown one does.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -13,7 +20,9 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use kafka_protocol::ResponseError;
 
 use super::{transactions, RequestContext};
-use crate::txn::{TopicPartition, TxnCall, TxnError};
+use crate::group::OFFSETS_TOPIC;
+use crate::security::acl::Operation;
+use crate::txn::{TopicPartition, TxnCall, TxnError, TRANSACTION_STATE_TOPIC};
 
 /// v2+ may answer PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION: i16 = 2;
@@ -27,16 +36,30 @@ pub async fn handle(
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     if context.version < BATCHED_VERSION {
-        let topics = add(
-            context,
-            request.v3_and_below_transactional_id.to_string(),
-            request.v3_and_below_producer_id.0,
-            request.v3_and_below_producer_epoch,
-            &request.v3_and_below_topics,
-            false,
-        )
-        .await;
+        let transactional_id = request.v3_and_below_transactional_id.to_string();
+        let topics = match context.transactional_id_authorized(Operation::Write, &transactional_id)
+        {
+            true => {
+                add(
+                    context,
+                    transactional_id,
+                    request.v3_and_below_producer_id.0,
+                    request.v3_and_below_producer_epoch,
+                    &request.v3_and_below_topics,
+                    false,
+                )
+                .await
+            }
+            false => results(
+                &request.v3_and_below_topics,
+                std::iter::repeat(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            ),
+        };
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
+    }
+    if !context.cluster_authorized(Operation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let mut results = Vec::with_capacity(request.transactions.len());
     for transaction in &request.transactions {
@@ -81,7 +104,14 @@ async fn add(
             .topic(topic)
             .is_some_and(|known| (0..known.partitions.len() as i32).contains(partition))
     };
-    let codes: Vec<i16> = if partitions.iter().all(known) {
+    // Only a client's request (v0-3) is checked topic by topic.
+    let writable = |(topic, _): &TopicPartition| {
+        context.version >= BATCHED_VERSION
+            || (topic != OFFSETS_TOPIC
+                && topic != TRANSACTION_STATE_TOPIC
+                && context.topic_authorized(Operation::Write, topic))
+    };
+    let codes: Vec<i16> = if partitions.iter().all(|tp| writable(tp) && known(tp)) {
         let answer = transactions::ask(context, |reply| TxnCall::AddPartitions {
             transactional_id,
             producer_id,
@@ -109,13 +139,21 @@ async fn add(
     } else {
         partitions
             .iter()
-            .map(|tp| match known(tp) {
-                true => ResponseError::OperationNotAttempted.code(),
-                false => ResponseError::UnknownTopicOrPartition.code(),
+            .map(|tp| match (writable(tp), known(tp)) {
+                (false, _) => ResponseError::TopicAuthorizationFailed.code(),
+                (true, false) => ResponseError::UnknownTopicOrPartition.code(),
+                (true, true) => ResponseError::OperationNotAttempted.code(),
             })
             .collect()
     };
-    let mut codes = codes.into_iter();
+    results(topics, codes.into_iter())
+}
+
+/// Each requested partition by topic with the next of `codes`.
+fn results(
+    topics: &[AddPartitionsToTxnTopic],
+    mut codes: impl Iterator<Item = i16>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     topics
         .iter()
         .map(|topic| {

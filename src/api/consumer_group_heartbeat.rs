@@ -1,22 +1,29 @@
 //! ConsumerGroupHeartbeat (KIP-848): joins, leaves and keeps alive a member of a consumer group
 //! whose assignment the broker computes; the answer carries the member's epoch and, when it
-//! changed, its assignment (topics by id).
+//! changed, its assignment (topics by id). Kafka's checks come first: READ on the group
+//! (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every subscribed topic name
+//! (TOPIC_AUTHORIZATION_FAILED, naming the topics refused).
 
 use std::collections::BTreeSet;
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::consumer::{Heartbeat, HeartbeatOutcome, TopicPartition};
 use crate::group::{ErrorCode, GroupCall};
 use crate::metadata::{MetadataImage, TopicId};
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if let Some(refusal) = refusal(context, &request) {
+        return refusal;
+    }
     let image = context.shard.metadata();
     if request.group_id.is_empty() {
         return response(
@@ -40,7 +47,7 @@ pub async fn handle(
             regex.as_str()
         );
         let response = ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(kafka_protocol::ResponseError::InvalidRequest.code())
+            .with_error_code(ResponseError::InvalidRequest.code())
             .with_error_message(Some(str_bytes(
                 "subscribed_topic_regex is not supported yet; subscribe by topic names",
             )));
@@ -102,6 +109,40 @@ pub async fn handle(
         assignment: None,
     });
     response(context, &image, outcome)
+}
+
+/// Kafka's authorization refusal of the heartbeat, if any: no READ on the group, or no
+/// DESCRIBE on some subscribed topic (a member must not learn of topics it may not see).
+fn refusal(
+    context: &RequestContext<'_>,
+    request: &ConsumerGroupHeartbeatRequest,
+) -> Option<ConsumerGroupHeartbeatResponse> {
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        return Some(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
+    let subscribed = request
+        .subscribed_topic_names
+        .as_deref()
+        .unwrap_or_default();
+    let mut refused: Vec<&str> = subscribed
+        .iter()
+        .map(|name| name.as_str())
+        .filter(|name| !context.topic_authorized(Operation::Describe, name))
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    refused.sort_unstable();
+    refused.dedup();
+    let message = format!("Not authorized to access topics: [{}]", refused.join(", "));
+    Some(
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes(&message))),
+    )
 }
 
 fn response(

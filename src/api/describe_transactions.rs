@@ -1,6 +1,8 @@
 //! DescribeTransactions: each transactional id's state at its coordinator (this broker must
 //! be it: NOT_COORDINATOR otherwise, as Kafka answers), as `kafka-transactions.sh describe`
-//! shows it.
+//! shows it. As in Kafka, an id the principal may not DESCRIBE is
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and a transaction shows only the topics it may
+//! DESCRIBE.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +10,10 @@ use kafka_protocol::messages::describe_transactions_response::{TopicData, Transa
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
 };
+use kafka_protocol::ResponseError;
 
 use super::{str_bytes, transactions, RequestContext};
+use crate::security::acl::Operation;
 use crate::txn::TxnCall;
 
 pub async fn handle(
@@ -18,6 +22,14 @@ pub async fn handle(
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in &request.transactional_ids {
+        if !context.transactional_id_authorized(Operation::Describe, id) {
+            states.push(
+                TransactionState::default()
+                    .with_transactional_id(id.clone())
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let answer = transactions::ask(context, |reply| TxnCall::Describe {
             transactional_id: id.to_string(),
             reply,
@@ -33,6 +45,7 @@ pub async fn handle(
                 }
                 let topics = by_topic
                     .into_iter()
+                    .filter(|(topic, _)| context.topic_authorized(Operation::Describe, topic))
                     .map(|(topic, partitions)| {
                         TopicData::default()
                             .with_topic(TopicName(str_bytes(topic)))

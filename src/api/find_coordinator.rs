@@ -3,6 +3,8 @@
 //! created on first use, as Kafka does: `offsets.topic.num.partitions` partitions of
 //! `offsets.topic.replication.factor` replicas, and `transaction.state.log.num.partitions` of
 //! `transaction.state.log.replication.factor` (with `transaction.state.log.min.isr`).
+//! A key the principal may not DESCRIBE (the group, or the transactional id) is refused before
+//! anything is looked up or created, as Kafka's `KafkaApis.getCoordinator` does.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, RequestContext};
 use crate::controller::{ControllerRequest, NewTopic, TopicError};
 use crate::group::{partition_for_group, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
+use crate::security::acl::Operation;
 use crate::txn::{partition_for_txn, TRANSACTION_STATE_TOPIC};
 
 const GROUP_KEY_TYPE: i8 = 0;
@@ -23,17 +26,32 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let ready = match request.key_type {
-        TRANSACTION_KEY_TYPE => ensure_transaction_state_topic(context).await,
-        _ => ensure_offsets_topic(context).await,
-    };
     let keys: Vec<StrBytes> = match context.version >= 4 {
         true => request.coordinator_keys.clone(),
         false => vec![request.key.clone()],
     };
+    let denied: Vec<Option<(ResponseError, &str)>> = keys
+        .iter()
+        .map(|key| denial(context, request.key_type, key))
+        .collect();
+    // The internal topic is created only for a key the principal may describe.
+    let ready = match (request.key_type, denied.iter().all(Option::is_some)) {
+        (_, true) => Ok(()),
+        (TRANSACTION_KEY_TYPE, false) => ensure_transaction_state_topic(context).await,
+        (_, false) => ensure_offsets_topic(context).await,
+    };
     let coordinators: Vec<Coordinator> = keys
         .into_iter()
-        .map(|key| coordinator(context, request.key_type, key, &ready))
+        .zip(denied)
+        .map(|(key, denied)| match denied {
+            Some((error, message)) => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(error.code())
+                .with_error_message(Some(str_bytes(message))),
+            None => coordinator(context, request.key_type, key, &ready),
+        })
         .collect();
     if context.version >= 4 {
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
@@ -45,6 +63,28 @@ pub async fn handle(
         .with_node_id(only.node_id)
         .with_host(only.host)
         .with_port(only.port)
+}
+
+/// Kafka's refusal of `key`, with the message of its exception, for a principal without
+/// DESCRIBE on it; `None` when it may look.
+fn denial(
+    context: &RequestContext<'_>,
+    key_type: i8,
+    key: &str,
+) -> Option<(ResponseError, &'static str)> {
+    match key_type {
+        GROUP_KEY_TYPE if !context.group_authorized(Operation::Describe, key) => Some((
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        )),
+        TRANSACTION_KEY_TYPE if !context.transactional_id_authorized(Operation::Describe, key) => {
+            Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "Transactional Id authorization failed.",
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn coordinator(

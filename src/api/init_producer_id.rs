@@ -2,12 +2,14 @@
 //! in the cluster (allocated by the controller in blocks) and epoch 0, or the next epoch when a
 //! producer re-initialises (v3+). With one: the transaction coordinator of the id
 //! (`txn::coordinator`) bumps its epoch, fencing older producers of the id, after aborting a
-//! transaction they left open.
+//! transaction they left open. Kafka's checks come first: WRITE on the transactional id; without
+//! one, IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::{transactions, RequestContext};
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::{TxnCall, TxnError};
 
 /// InitProducerId v4+ may answer PRODUCER_FENCED.
@@ -18,6 +20,12 @@ pub async fn handle(
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
+    if let Some(error) = refusal(context, &request) {
+        return response
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+            .with_error_code(error.code());
+    }
     if let Some(transactional_id) = &request.transactional_id {
         let answer = transactional(context, transactional_id.to_string(), &request).await;
         return match answer {
@@ -50,6 +58,24 @@ pub async fn handle(
             tracing::error!("cannot allocate a producer id: {error}");
             response.with_error_code(ResponseError::CoordinatorNotAvailable.code())
         }
+    }
+}
+
+/// Kafka's authorization refusal, if any: a transactional producer needs WRITE on its id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent one IDEMPOTENT_WRITE on the cluster
+/// or, since WRITE on any topic implies it, WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
+fn refusal(context: &RequestContext<'_>, request: &InitProducerIdRequest) -> Option<ResponseError> {
+    match &request.transactional_id {
+        Some(id) if !context.transactional_id_authorized(Operation::Write, id) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        Some(_) => None,
+        None if !context.cluster_authorized(Operation::IdempotentWrite)
+            && !context.authorized_for_any(Operation::Write, ResourceType::Topic) =>
+        {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        None => None,
     }
 }
 

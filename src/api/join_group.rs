@@ -1,15 +1,23 @@
 //! JoinGroup: hands the join to the group's coordinator and waits for the rebalance to finish.
+//! A principal without READ on the group is refused first, as in Kafka.
 
 use std::time::Duration;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, GroupCall, JoinOutcome, JoinRequest};
+use crate::security::acl::Operation;
 
 pub async fn handle(context: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        // Kafka's error answer: no member id, generation -1.
+        return response(context.version, JoinOutcome::error(ErrorCode::None, ""))
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if request.group_id.is_empty() {
         return response(
             context.version,

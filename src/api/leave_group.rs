@@ -1,16 +1,24 @@
-//! LeaveGroup: one member (v0-2) or a batch of members by id or instance id (v3+).
+//! LeaveGroup: one member (v0-2) or a batch of members by id or instance id (v3+). A principal
+//! without READ on the group is refused as a whole (the top-level error, no members), as in
+//! Kafka.
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, GroupCall};
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = match context.version >= 3 {
         true => request
             .members

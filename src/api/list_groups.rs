@@ -1,9 +1,12 @@
-//! ListGroups: every group of every shard, filtered by state (v4+) and type (v5+).
+//! ListGroups: every group of every shard, filtered by state (v4+) and type (v5+). As in Kafka,
+//! a principal with DESCRIBE on the cluster sees every group, any other only the groups it may
+//! DESCRIBE.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::{str_bytes, RequestContext};
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -23,12 +26,16 @@ pub async fn handle(
                 .iter()
                 .any(|wanted| wanted.eq_ignore_ascii_case(group_type))
     };
+    let every_group = context.cluster_authorized(Operation::Describe);
     let groups = context
         .shard
         .list_groups()
         .await
         .into_iter()
         .filter(|listing| wanted_state(listing.state) && wanted_type(listing.group_type))
+        .filter(|listing| {
+            every_group || context.group_authorized(Operation::Describe, &listing.group_id)
+        })
         .map(|listing| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&listing.group_id)))

@@ -2,7 +2,8 @@
 //! by state, producer id, (v1+, KIP-994) how long their transaction has been open and (v2,
 //! KIP-1152) a regular expression the whole id must match, as `kafka-transactions.sh list`
 //! shows them. An unknown state name is returned in `unknown_state_filters`; a pattern that is
-//! not a valid regular expression gets INVALID_REGULAR_EXPRESSION.
+//! not a valid regular expression gets INVALID_REGULAR_EXPRESSION. Only the ids the principal
+//! may DESCRIBE are listed, as in Kafka.
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -10,6 +11,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, RequestContext};
+use crate::security::acl::Operation;
 use crate::storage::now_ms;
 use crate::txn::TxnState;
 
@@ -74,6 +76,9 @@ pub async fn handle(
             pattern
                 .as_ref()
                 .is_none_or(|pattern| pattern.is_match(&txn.transactional_id))
+        })
+        .filter(|txn| {
+            context.transactional_id_authorized(Operation::Describe, &txn.transactional_id)
         })
         .collect();
     listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));

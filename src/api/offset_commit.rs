@@ -1,5 +1,7 @@
 //! OffsetCommit: stores committed offsets through the group's coordinator (durably, in
-//! `__consumer_offsets`) once the member and generation check out.
+//! `__consumer_offsets`) once the member and generation check out. As in Kafka, a principal
+//! without READ on the group gets GROUP_AUTHORIZATION_FAILED for every partition, and one
+//! without READ on a topic TOPIC_AUTHORIZATION_FAILED for that topic's partitions.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,6 +15,7 @@ use super::groups::{call, error_code};
 use super::RequestContext;
 use crate::group::classic::CommittedOffset;
 use crate::group::{ErrorCode, GroupCall};
+use crate::security::acl::Operation;
 
 /// Kafka's `offset.metadata.max.bytes` default.
 const OFFSET_METADATA_BYTES_MAX: usize = 4096;
@@ -27,7 +30,8 @@ pub struct RequestedOffset {
 }
 
 /// Each requested partition: the offset to store, or the error code it gets without being
-/// stored (an unknown partition, metadata over `offset.metadata.max.bytes`).
+/// stored (a topic the principal may not READ, an unknown partition, metadata over
+/// `offset.metadata.max.bytes`, in Kafka's order).
 pub fn check_offsets(
     context: &RequestContext<'_>,
     requested: Vec<RequestedOffset>,
@@ -36,9 +40,25 @@ pub fn check_offsets(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    // The partitions of a topic come together: one decision per run of them, and none at all
+    // without an authorizer.
+    let authorizes = context.authorizes();
+    let mut readable: Option<(String, bool)> = None;
     requested
         .into_iter()
         .map(|requested| {
+            let allowed = match &readable {
+                _ if !authorizes => true,
+                Some((topic, allowed)) if *topic == requested.topic => *allowed,
+                _ => {
+                    let allowed = context.topic_authorized(Operation::Read, &requested.topic);
+                    readable = Some((requested.topic.clone(), allowed));
+                    allowed
+                }
+            };
+            if !allowed {
+                return Err(ResponseError::TopicAuthorizationFailed.code());
+            }
             let metadata = requested.metadata.unwrap_or_default();
             let exists = image.topic(&requested.topic).is_some_and(|known| {
                 (0..known.partitions.len() as i32).contains(&requested.partition)
@@ -65,6 +85,10 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        let refused = ResponseError::GroupAuthorizationFailed.code();
+        return response(&request, std::iter::repeat(refused));
+    }
     let requested = request
         .topics
         .iter()
@@ -101,7 +125,14 @@ pub async fn handle(
         },
     )
     .await;
-    let mut codes = codes.into_iter();
+    response(&request, codes.into_iter())
+}
+
+/// The answer: each requested partition with the next of `codes`.
+fn response(
+    request: &OffsetCommitRequest,
+    mut codes: impl Iterator<Item = i16>,
+) -> OffsetCommitResponse {
     let topics = request
         .topics
         .iter()

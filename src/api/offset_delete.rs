@@ -1,22 +1,39 @@
-//! OffsetDelete: removes committed offsets of topics the group no longer consumes.
+//! OffsetDelete: removes committed offsets of topics the group no longer consumes. As in Kafka,
+//! a principal without DELETE on the group is refused as a whole (GROUP_AUTHORIZATION_FAILED),
+//! and the partitions of a topic it may not READ are TOPIC_AUTHORIZATION_FAILED, kept from the
+//! coordinator.
 
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::RequestContext;
 use crate::group::{ErrorCode, GroupCall};
+use crate::security::acl::Operation;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    if !context.group_authorized(Operation::Delete, &request.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // Whether the principal may READ each requested topic, in request order.
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|topic| context.topic_authorized(Operation::Read, &topic.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|topic| {
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(topic, _)| {
             topic
                 .partitions
                 .iter()
@@ -41,15 +58,19 @@ pub async fn handle(
     let topics = request
         .topics
         .iter()
-        .map(|topic| {
+        .zip(readable)
+        .map(|(topic, readable)| {
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let code = codes.next().unwrap_or(ErrorCode::None);
+                    let code = match readable {
+                        true => error_code(codes.next().unwrap_or(ErrorCode::None)),
+                        false => ResponseError::TopicAuthorizationFailed.code(),
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(partition.partition_index)
-                        .with_error_code(error_code(code))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()

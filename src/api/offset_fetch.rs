@@ -1,6 +1,7 @@
 //! OffsetFetch: committed offsets of one group (v0-7) or several (v8+); -1 where none. With
 //! `require_stable` (v7+), a partition whose offset an open transaction has pending is
-//! UNSTABLE_OFFSET_COMMIT until the transaction ends.
+//! UNSTABLE_OFFSET_COMMIT until the transaction ends. Offsets are shown only of a group and
+//! topics the principal may DESCRIBE (`fetch`).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -13,12 +14,13 @@ use kafka_protocol::ResponseError;
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, FetchedOffset, GroupCall};
+use crate::security::acl::Operation;
 
-/// Committed offsets by topic in the wire layout `$topic`/`$partition`: before v8 and from v8
-/// on, the response holds the same fields under different types.
+/// Rows by topic in the wire layout `$topic`/`$partition`: before v8 and from v8 on, the
+/// response holds the same fields under different types.
 macro_rules! topics_in_layout {
-    ($topic:ident, $partition:ident, $offsets:expr) => {
-        grouped($offsets)
+    ($topic:ident, $partition:ident, $topics:expr) => {
+        $topics
             .into_iter()
             .map(|(topic, partitions)| {
                 let partitions = partitions
@@ -40,6 +42,9 @@ macro_rules! topics_in_layout {
     };
 }
 
+/// One group's answer before it takes a version's layout: its rows by topic, or its error code.
+type GroupRows = Result<Vec<(String, Vec<PartitionRow>)>, i16>;
+
 pub async fn handle(
     context: &RequestContext<'_>,
     request: OffsetFetchRequest,
@@ -50,13 +55,8 @@ pub async fn handle(
             let wanted = group.topics.as_ref().map(|topics| {
                 topics
                     .iter()
-                    .flat_map(|topic| {
-                        topic
-                            .partition_indexes
-                            .iter()
-                            .map(|index| (topic.name.to_string(), *index))
-                    })
-                    .collect()
+                    .map(|topic| (topic.name.as_str(), topic.partition_indexes.as_slice()))
+                    .collect::<Vec<_>>()
             });
             // v9+: a member reading its group's offsets names itself (Kafka checks it against a
             // KIP-848 group); no member id and a negative epoch name nobody.
@@ -67,7 +67,7 @@ pub async fn handle(
                     epoch,
                 )),
             };
-            let fetched = fetch(
+            let rows = fetch(
                 context,
                 &group.group_id,
                 wanted,
@@ -75,33 +75,84 @@ pub async fn handle(
                 request.require_stable,
             )
             .await;
-            groups.push(group_response(group.group_id.clone(), fetched));
+            groups.push(group_response(group.group_id.clone(), rows));
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let wanted = request.topics.as_ref().map(|topics| {
         topics
             .iter()
-            .flat_map(|topic| {
-                topic
-                    .partition_indexes
-                    .iter()
-                    .map(|index| (topic.name.to_string(), *index))
-            })
-            .collect()
+            .map(|topic| (topic.name.as_str(), topic.partition_indexes.as_slice()))
+            .collect::<Vec<_>>()
     });
     let require_stable = context.version >= 7 && request.require_stable;
-    match fetch(context, &request.group_id, wanted, None, require_stable).await {
-        Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_in_layout!(
-            OffsetFetchResponseTopic,
-            OffsetFetchResponsePartition,
-            offsets
-        )),
-        Err(code) => OffsetFetchResponse::default().with_error_code(error_code(code)),
-    }
+    let rows = match fetch(
+        context,
+        &request.group_id,
+        wanted.clone(),
+        None,
+        require_stable,
+    )
+    .await
+    {
+        Ok(rows) => rows,
+        // Before v2 there is no group error: each named partition carries it, as in Kafka.
+        Err(code) if context.version < 2 => wanted
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partitions)| (topic.to_string(), refused_rows(partitions, code)))
+            .collect(),
+        Err(code) => return OffsetFetchResponse::default().with_error_code(code),
+    };
+    OffsetFetchResponse::default().with_topics(topics_in_layout!(
+        OffsetFetchResponseTopic,
+        OffsetFetchResponsePartition,
+        rows
+    ))
 }
 
+/// The group's committed offsets for the named partitions, or all of them (`None`), as the
+/// principal may see them. Kafka's checks: DESCRIBE on the group (else the group's error
+/// GROUP_AUTHORIZATION_FAILED); DESCRIBE on each topic, a named topic's partitions being
+/// TOPIC_AUTHORIZATION_FAILED and, when all are asked for, a topic silently left out.
 async fn fetch(
+    context: &RequestContext<'_>,
+    group_id: &GroupId,
+    wanted: Option<Vec<(&str, &[i32])>>,
+    member: Option<(String, i32)>,
+    require_stable: bool,
+) -> GroupRows {
+    if !context.group_authorized(Operation::Describe, group_id) {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let mut refused = Vec::new();
+    let partitions = wanted.map(|topics| {
+        let mut partitions = Vec::new();
+        for (topic, indexes) in topics {
+            match context.topic_authorized(Operation::Describe, topic) {
+                true => partitions.extend(indexes.iter().map(|index| (topic.to_string(), *index))),
+                false => refused.push((
+                    topic.to_string(),
+                    refused_rows(indexes, ResponseError::TopicAuthorizationFailed.code()),
+                )),
+            }
+        }
+        partitions
+    });
+    let every_topic = partitions.is_none();
+    let offsets = ask(context, group_id, partitions, member, require_stable)
+        .await
+        .map_err(error_code)?;
+    let mut rows = grouped(offsets);
+    if every_topic {
+        rows.retain(|(topic, _)| context.topic_authorized(Operation::Describe, topic));
+    }
+    rows.extend(refused);
+    Ok(rows)
+}
+
+/// Asks the group's coordinator for the committed offsets of `partitions` (`None`: all).
+async fn ask(
     context: &RequestContext<'_>,
     group_id: &GroupId,
     partitions: Option<Vec<(String, i32)>>,
@@ -123,26 +174,27 @@ async fn fetch(
     .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable))
 }
 
-fn group_response(
-    group_id: GroupId,
-    fetched: Result<Vec<FetchedOffset>, ErrorCode>,
-) -> OffsetFetchResponseGroup {
-    let offsets = match fetched {
-        Ok(offsets) => offsets,
-        Err(code) => {
-            return OffsetFetchResponseGroup::default()
-                .with_group_id(group_id)
-                .with_error_code(error_code(code))
-        }
-    };
-    let topics = topics_in_layout!(
-        OffsetFetchResponseTopics,
-        OffsetFetchResponsePartitions,
-        offsets
-    );
-    OffsetFetchResponseGroup::default()
-        .with_group_id(group_id)
-        .with_topics(topics)
+fn group_response(group_id: GroupId, rows: GroupRows) -> OffsetFetchResponseGroup {
+    match rows {
+        Ok(rows) => OffsetFetchResponseGroup::default()
+            .with_group_id(group_id)
+            .with_topics(topics_in_layout!(
+                OffsetFetchResponseTopics,
+                OffsetFetchResponsePartitions,
+                rows
+            )),
+        Err(code) => OffsetFetchResponseGroup::default()
+            .with_group_id(group_id)
+            .with_error_code(code),
+    }
+}
+
+/// Rows refusing each of `partitions` with `code`: no offset, no epoch, no metadata.
+fn refused_rows(partitions: &[i32], code: i16) -> Vec<PartitionRow> {
+    partitions
+        .iter()
+        .map(|index| (*index, -1, -1, String::new(), code))
+        .collect()
 }
 
 /// (partition, offset or -1, leader epoch or -1, metadata, error code) per topic, topics in

@@ -1,12 +1,19 @@
-//! SyncGroup: the leader's assignment goes to every member through the coordinator.
+//! SyncGroup: the leader's assignment goes to every member through the coordinator. A principal
+//! without READ on the group is refused, as in Kafka.
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::{str_bytes, RequestContext};
 use crate::group::{ErrorCode, GroupCall, SyncOutcome, SyncRequest};
+use crate::security::acl::Operation;
 
 pub async fn handle(context: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    if !context.group_authorized(Operation::Read, &request.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
         generation: request.generation_id,

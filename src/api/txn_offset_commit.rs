@@ -3,17 +3,21 @@
 //! `__consumer_offsets` as part of the producer's transaction; they take effect with its COMMIT
 //! marker and vanish with an ABORT. From v3 the member and generation are checked as an
 //! OffsetCommit's are; from v5 (transactions version 2) the group's offsets partition joins the
-//! transaction here, with no AddOffsetsToTxn before.
+//! transaction here, with no AddOffsetsToTxn before. Kafka's checks come first: WRITE on the
+//! transactional id, then READ on the group (each refusing every partition), then READ on each
+//! topic (`offset_commit::check_offsets`).
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::ResponseError;
 
 use super::groups::{call, error_code};
 use super::offset_commit::{commit_codes, RequestedOffset};
 use super::{transactions, RequestContext};
 use crate::group::{partition_for_group, ErrorCode, GroupCall, TxnCommit, OFFSETS_TOPIC};
+use crate::security::acl::Operation;
 use crate::txn::TxnError;
 
 /// TxnOffsetCommit v5: transactions version 2.
@@ -57,6 +61,17 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
+    let refusal =
+        if !context.transactional_id_authorized(Operation::Write, &request.transactional_id) {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !context.group_authorized(Operation::Read, &request.group_id) {
+            Some(ResponseError::GroupAuthorizationFailed)
+        } else {
+            None
+        };
+    if let Some(error) = refusal {
+        return response(&request, std::iter::repeat(error.code()));
+    }
     let requested = request
         .topics
         .iter()
@@ -110,13 +125,20 @@ pub async fn handle(
         // Before v3, a fenced producer hears INVALID_PRODUCER_EPOCH (KIP-588).
         match code {
             ErrorCode::ProducerFenced if context.version < 3 => {
-                kafka_protocol::ResponseError::InvalidProducerEpoch.code()
+                ResponseError::InvalidProducerEpoch.code()
             }
             code => error_code(code),
         }
     };
     let codes = commit_codes(context, &request.group_id, requested, commit).await;
-    let mut codes = codes.into_iter();
+    response(&request, codes.into_iter())
+}
+
+/// The answer: each requested partition with the next of `codes`.
+fn response(
+    request: &TxnOffsetCommitRequest,
+    mut codes: impl Iterator<Item = i16>,
+) -> TxnOffsetCommitResponse {
     let topics = request
         .topics
         .iter()

@@ -1,24 +1,35 @@
 //! WriteTxnMarkers: a transaction coordinator on another broker asks this one to write COMMIT
 //! or ABORT markers to partitions it leads (`Shard::write_markers`, on each partition's
-//! shard). Each partition is answered with Kafka's code for what happened.
+//! shard). Each partition is answered with Kafka's code for what happened. As in Kafka, the
+//! principal needs ALTER or CLUSTER_ACTION on the cluster; without, every partition is
+//! CLUSTER_AUTHORIZATION_FAILED and nothing is written.
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::write_txn_markers_request::WritableTxnMarker;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::partition::Marker;
+use crate::security::acl::Operation;
 use crate::storage::batch::ControlType;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    let authorized = context.cluster_authorized(Operation::Alter)
+        || context.cluster_authorized(Operation::ClusterAction);
     let mut markers = Vec::with_capacity(request.markers.len());
     for requested in &request.markers {
+        if !authorized {
+            markers.push(refused(requested));
+            continue;
+        }
         let marker = Marker {
             producer_id: requested.producer_id.0,
             producer_epoch: requested.producer_epoch,
@@ -69,4 +80,29 @@ pub async fn handle(
         );
     }
     WriteTxnMarkersResponse::default().with_markers(markers)
+}
+
+/// The answer to a marker the principal may not write: every partition refused.
+fn refused(requested: &WritableTxnMarker) -> WritableTxnMarkerResult {
+    let topics = requested
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_indexes
+                .iter()
+                .map(|index| {
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(*index)
+                        .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                })
+                .collect();
+            WritableTxnMarkerTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    WritableTxnMarkerResult::default()
+        .with_producer_id(requested.producer_id)
+        .with_topics(topics)
 }
