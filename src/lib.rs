@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod net;
 pub mod partition;
 pub mod protocol;
+pub mod quota;
 pub mod runtime;
 pub mod security;
 pub mod server;

@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::metadata::TopicId;
 use crate::partition::{PartitionError, ReadOutcome};
+use crate::quota::manager::QuotaKind;
 use crate::runtime::mesh::{FetchPart, ShardRequest};
 use crate::runtime::placement::ShardId;
 use crate::security::acl::Operation;
@@ -166,7 +167,23 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         }
         wait_for_data(context, &owners, &outcomes, replica_id >= 0, deadline - now).await;
     };
-    response(&request, outcomes, response_max_bytes, &unknown)
+    let response = response(&request, outcomes, response_max_bytes, &unknown);
+    if replica_id >= 0 {
+        return response;
+    }
+    // A consumer's records count against `consumer_byte_rate`; over it, Kafka answers without
+    // them (and takes them back from the rate).
+    let bytes = record_sets(&response, 0)
+        .iter()
+        .map(bytes::Bytes::len)
+        .sum();
+    match context.throttle(QuotaKind::Fetch, bytes) {
+        0 => response,
+        throttle_ms => {
+            context.unthrottle(QuotaKind::Fetch, bytes);
+            FetchResponse::default().with_throttle_time_ms(throttle_ms)
+        }
+    }
 }
 
 async fn read_all(

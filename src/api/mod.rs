@@ -11,6 +11,7 @@ mod alter_configs;
 mod api_versions;
 mod authorize;
 mod authorized_operations;
+mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -47,6 +48,7 @@ mod produce;
 pub mod sasl;
 mod scram_credentials;
 mod sync_group;
+mod throttle;
 pub mod transactions;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -144,7 +146,8 @@ pub fn sequencing(request: &protocol::Request) -> Sequencing {
         | RequestKind::DescribeTransactions(_)
         | RequestKind::DescribeProducers(_)
         | RequestKind::DescribeUserScramCredentials(_)
-        | RequestKind::DescribeAcls(_) => Sequencing::Concurrent,
+        | RequestKind::DescribeAcls(_)
+        | RequestKind::DescribeClientQuotas(_) => Sequencing::Concurrent,
         _ => Sequencing::Exclusive,
     }
 }
@@ -229,6 +232,8 @@ pub struct ConnectionInfo {
     /// The client certificate's principal (`User:` and its mapped subject) on a TLS listener
     /// that got one.
     pub tls_principal: Option<String>,
+    /// Until when no further request is read: a client over a byte-rate quota (KIP-219).
+    pub muted_until: Cell<Option<std::time::Instant>>,
     /// Partitions this connection's transactional producer has had added to its transaction
     /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
     pub txn_added: std::cell::RefCell<crate::txn::join::AddedPartitions>,
@@ -241,6 +246,13 @@ impl ConnectionInfo {
         match (self.sasl.is_enabled(), &self.tls_principal) {
             (false, Some(principal)) => principal.clone(),
             _ => self.sasl.principal(),
+        }
+    }
+
+    /// Reads no further request before `until` (a later time wins).
+    pub fn mute_until(&self, until: std::time::Instant) {
+        if self.muted_until.get().is_none_or(|current| current < until) {
+            self.muted_until.set(Some(until));
         }
     }
 
@@ -287,6 +299,12 @@ pub async fn handle(
         }
         RequestKind::CreateAcls(body) => respond(&acls::create(&context, body).await),
         RequestKind::DescribeAcls(body) => respond(&acls::describe(&context, body)),
+        RequestKind::DescribeClientQuotas(body) => {
+            respond(&client_quotas::describe(&context, body))
+        }
+        RequestKind::AlterClientQuotas(body) => {
+            respond(&client_quotas::alter(&context, body).await)
+        }
         RequestKind::DeleteAcls(body) => respond(&acls::delete(&context, body).await),
         RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
         RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),

@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, transactions, RequestContext};
 use crate::partition::{Acks, AppendOutcome, PartitionError};
+use crate::quota::manager::QuotaKind;
 use crate::runtime::mesh::{ProducePart, ShardRequest};
 use crate::security::acl::Operation;
 use crate::storage::batch::{self, BatchError};
@@ -170,6 +171,16 @@ pub async fn handle(
         }
         parts = kept;
     }
+    // Kafka counts the request's bytes against `producer_byte_rate`, acks=0 included; counted
+    // before the dispatch, so that the connection's next produce already waits out a throttle.
+    let bytes = request
+        .topic_data
+        .iter()
+        .flat_map(|topic| &topic.partition_data)
+        .filter_map(|partition| partition.records.as_ref())
+        .map(|records| records.len())
+        .sum();
+    let throttle_ms = context.throttle(QuotaKind::Produce, bytes);
     let scattered = context
         .shard
         .dispatch(parts, |parts, reply| ShardRequest::Produce {
@@ -186,14 +197,15 @@ pub async fn handle(
     if acks == Some(Acks::None) {
         return None;
     }
-    Some(response(
+    let response = response(
         context.version,
         &request,
         slots,
         outcomes,
         &stamped,
         append_time,
-    ))
+    );
+    Some(response.with_throttle_time_ms(throttle_ms))
 }
 
 /// Produce v12: what clients of transactions version 2 send; their transactional batches add

@@ -182,6 +182,8 @@ pub struct ServerConfig {
     /// Whether the active controller moves leadership back to preferred replicas.
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
+    /// How client quotas' rates are sampled (`quota.window.num`, `quota.window.size.seconds`).
+    pub quota_sampling: crate::quota::rate::Sampling,
     /// Every key given at start-up with its value, as DescribeConfigs reports them
     /// (STATIC_BROKER_CONFIG).
     pub static_properties: std::collections::BTreeMap<String, String>,
@@ -275,6 +277,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("auto.leader.rebalance.enable", "true"),
     ("leader.imbalance.check.interval.seconds", "300"),
     ("min.insync.replicas", "1"),
+    ("quota.window.num", "11"),
+    ("quota.window.size.seconds", "1"),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -480,6 +484,13 @@ impl ServerConfig {
             auto_leader_rebalance_enable: lookup.boolean("auto.leader.rebalance.enable")?,
             leader_imbalance_check_interval_seconds: lookup
                 .number("leader.imbalance.check.interval.seconds")?,
+            quota_sampling: crate::quota::rate::Sampling {
+                samples: lookup.number::<u32>("quota.window.num")?.max(1),
+                window_ms: lookup
+                    .number::<u64>("quota.window.size.seconds")?
+                    .max(1)
+                    .saturating_mul(1000),
+            },
             static_properties: lookup
                 .given
                 .iter()

@@ -558,6 +558,18 @@ fn split(request: ControllerRequest) -> (Call, Answer) {
             };
             (call, answer)
         }
+        ControllerRequest::AlterClientQuotas {
+            alterations,
+            validate_only,
+            reply,
+        } => {
+            let answer = done(reply, alterations.len());
+            let call = Call::AlterClientQuotas {
+                alterations,
+                validate_only,
+            };
+            (call, answer)
+        }
         ControllerRequest::CreateAcls { bindings, reply } => {
             let answer = done(reply, bindings.len());
             (Call::CreateAcls { bindings }, answer)

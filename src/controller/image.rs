@@ -50,6 +50,9 @@ pub fn apply(image: &mut MetadataImage, record: &MetadataRecord, node_id: i32) {
         MetadataRecord::RemoveAcl(binding) => {
             image.acls.remove(binding);
         }
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            image.client_quotas.set(entity, key, *value);
+        }
         MetadataRecord::Partitions {
             name,
             id,
@@ -355,6 +358,10 @@ pub fn log_record(record: &MetadataRecord) {
         MetadataRecord::RemoveAcl(binding) => {
             tracing::info!("removed ACL {} on {}", binding.entry, binding.pattern)
         }
+        MetadataRecord::ClientQuota { entity, key, value } => match value {
+            Some(value) => tracing::info!("client quota {key} of {entity:?} is now {value}"),
+            None => tracing::info!("client quota {key} of {entity:?} is removed"),
+        },
         MetadataRecord::BrokerConfigs { broker, configs } => match broker.is_empty() {
             true => tracing::info!("default broker configs are now {configs:?}"),
             false => tracing::info!("dynamic configs of broker {broker} are now {configs:?}"),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::quorum::{Committed, QuorumError, QuorumNode, QuorumOptions};
 use crate::metadata::TopicId;
+use crate::quota::QuotaEntity;
 use crate::security::acl::{
     AclBinding, AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
 };
@@ -15,7 +16,7 @@ use crate::security::acl::{
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
 const METADATA_FILE: &str = "metadata.log";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum MetadataRecord {
     CreateTopic {
         name: String,
@@ -98,6 +99,12 @@ pub enum MetadataRecord {
     CreateAcl(AclBinding),
     /// An ACL was deleted (Kafka's `RemoveAccessControlEntryRecord`).
     RemoveAcl(AclBinding),
+    /// Quota `key` of `entity` is now `value`, or removed (Kafka's `ClientQuotaRecord`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<f64>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -374,6 +381,18 @@ fn encode_line(record: &MetadataRecord) -> String {
         }
         MetadataRecord::CreateAcl(binding) => format!("acl {}", encode_acl(binding)),
         MetadataRecord::RemoveAcl(binding) => format!("remove_acl {}", encode_acl(binding)),
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            let parts: Vec<String> = entity
+                .parts()
+                .iter()
+                .map(|(kind, name)| match name {
+                    Some(name) => format!("{kind}:{}", escape(name)),
+                    None => kind.clone(),
+                })
+                .collect();
+            let value = value.map_or("-".to_string(), |value| value.to_string());
+            format!("client_quota {} {} {value}", parts.join(","), escape(key))
+        }
     };
     format!("{:08x} {body}\n", crc32c::crc32c(body.as_bytes()))
 }
@@ -484,6 +503,23 @@ fn decode_line(line: &[u8]) -> Result<MetadataRecord, String> {
         }),
         ["acl", acl @ ..] => Ok(MetadataRecord::CreateAcl(decode_acl(acl)?)),
         ["remove_acl", acl @ ..] => Ok(MetadataRecord::RemoveAcl(decode_acl(acl)?)),
+        ["client_quota", entity, key, value] => {
+            let parts = entity
+                .split(',')
+                .map(|part| match part.split_once(':') {
+                    Some((kind, name)) => (kind.to_string(), Some(unescape(name))),
+                    None => (part.to_string(), None),
+                })
+                .collect();
+            Ok(MetadataRecord::ClientQuota {
+                entity: QuotaEntity::new(parts).map_err(|error| error.to_string())?,
+                key: unescape(key),
+                value: match *value {
+                    "-" => None,
+                    value => Some(value.parse().map_err(|_| format!("bad quota {value}"))?),
+                },
+            })
+        }
         _ => Err(format!("unknown record '{body}'")),
     }
 }
@@ -694,6 +730,20 @@ mod tests {
                     permission: Permission::Deny,
                 },
             }),
+            MetadataRecord::ClientQuota {
+                entity: QuotaEntity::new(vec![
+                    ("user".into(), Some("a, b:c".into())),
+                    ("client-id".into(), None),
+                ])
+                .unwrap(),
+                key: "producer_byte_rate".into(),
+                value: Some(1048576.0),
+            },
+            MetadataRecord::ClientQuota {
+                entity: QuotaEntity::new(vec![("ip".into(), Some("10.0.0.1".into()))]).unwrap(),
+                key: "connection_creation_rate".into(),
+                value: None,
+            },
             MetadataRecord::RemoveAcl(AclBinding {
                 pattern: ResourcePattern {
                     resource_type: ResourceType::Cluster,

@@ -12,14 +12,17 @@
 
 mod acls;
 pub mod broker;
+mod config_ops;
 pub mod driver;
 pub mod image;
 pub mod metadata_log;
 mod partitions;
 pub mod quorum;
+mod quotas;
 pub mod rpc;
 mod rpc_acls;
 mod rpc_image;
+mod rpc_quotas;
 pub mod topics;
 pub mod transport;
 
@@ -32,6 +35,7 @@ use crate::config::ServerConfig;
 use crate::metadata::configs;
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
 use crate::security::acl::{AclBinding, AclFilter};
+use config_ops::apply_config_op;
 use driver::Driver;
 use metadata_log::MetadataRecord;
 use rpc::{Call, Reply};
@@ -80,6 +84,13 @@ pub struct ConfigAlteration {
     /// Whether every existing override goes first (AlterConfigs replaces the whole set).
     pub replace: bool,
     pub ops: Vec<ConfigOp>,
+}
+
+/// AlterClientQuotas for one entity: each key set (`Some`) or removed (`None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaAlteration {
+    pub entity: crate::quota::QuotaEntity,
+    pub ops: Vec<(String, Option<f64>)>,
 }
 
 /// CreatePartitions for one topic: the new total, and optionally the new partitions' replicas.
@@ -141,6 +152,12 @@ pub enum ControllerRequest {
     DeleteAcls {
         filters: Vec<AclFilter>,
         reply: flume::Sender<Vec<Result<Vec<AclBinding>, TopicError>>>,
+    },
+    /// Client quota changes (AlterClientQuotas), answered entity by entity.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Result<(), TopicError>>>,
     },
 }
 
@@ -348,6 +365,13 @@ impl Controller {
             }
             Call::CreateAcls { bindings } => Reply::Done(self.create_acls(bindings).await),
             Call::DeleteAcls { filters } => self.delete_acls(filters).await,
+            Call::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => Reply::Done(
+                self.record_all(&alterations, validate_only, Controller::quota_records)
+                    .await,
+            ),
             Call::FetchMetadata { .. } => unreachable!("answered above"),
         }
     }
@@ -687,20 +711,8 @@ impl Controller {
         validate_only: bool,
         check: impl Fn(&Controller, &T) -> Result<MetadataRecord, TopicError>,
     ) -> Vec<Result<(), TopicError>> {
-        let mut records = Vec::new();
-        let outcomes: Vec<Result<(), TopicError>> = items
-            .iter()
-            .map(|item| {
-                records.push(check(self, item)?);
-                Ok(())
-            })
-            .collect();
-        if !validate_only {
-            if let Err(error) = self.commit(&records).await {
-                return outcomes.into_iter().map(|_| Err(error.clone())).collect();
-            }
-        }
-        outcomes
+        let one = |controller: &Controller, item: &T| check(controller, item).map(|r| vec![r]);
+        self.record_all(items, validate_only, one).await
     }
 
     /// The record that makes `alteration` so, after checking it against Kafka's rules.
@@ -911,63 +923,6 @@ impl Controller {
         self.image = self.driver.image();
         committed
     }
-}
-
-/// Applies one IncrementalAlterConfigs operation to a resource's overrides. APPEND and SUBTRACT
-/// work on list values only, and start from the config's default when it has no override, as
-/// in Kafka (APPEND `compact` to an unset `cleanup.policy` gives `delete,compact`).
-fn apply_config_op(
-    configs: &mut BTreeMap<String, String>,
-    op: &ConfigOp,
-) -> Result<(), TopicError> {
-    let list_only = |key: &str, verb: &str| match configs::is_list(key) {
-        true => Ok(()),
-        false => Err(TopicError::InvalidRequest(format!(
-            "Config value {verb} is not allowed for config key: {key}"
-        ))),
-    };
-    match op {
-        ConfigOp::Set(key, value) => {
-            configs.insert(key.clone(), value.clone());
-        }
-        ConfigOp::Delete(key) => {
-            configs.remove(key);
-        }
-        ConfigOp::Append(key, value) => {
-            list_only(key, "append")?;
-            let entry = configs
-                .entry(key.clone())
-                .or_insert_with(|| configs::list_default(key).to_string());
-            let mut items: Vec<String> = split_items(entry);
-            for item in split_items(value) {
-                if !items.contains(&item) {
-                    items.push(item);
-                }
-            }
-            *entry = items.join(",");
-        }
-        ConfigOp::Subtract(key, value) => {
-            list_only(key, "subtract")?;
-            let removed = split_items(value);
-            let entry = configs
-                .entry(key.clone())
-                .or_insert_with(|| configs::list_default(key).to_string());
-            let items: Vec<String> = split_items(entry)
-                .into_iter()
-                .filter(|item| !removed.contains(item))
-                .collect();
-            *entry = items.join(",");
-        }
-    }
-    Ok(())
-}
-
-fn split_items(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Milliseconds since the Unix epoch.

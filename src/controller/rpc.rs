@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
     ConfigAlteration, ConfigOp, ConfigResource, NewTopic, PartitionIncrease, QuorumStatus,
-    ReplicaStatus, TopicError,
+    QuotaAlteration, ReplicaStatus, TopicError,
 };
 use crate::config::Listener;
 use crate::metadata::{TopicId, TopicImage};
@@ -91,6 +91,11 @@ pub enum Call {
     DeleteAcls {
         filters: Vec<AclFilter>,
     },
+    /// Client quota changes (AlterClientQuotas), answered entity by entity.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
 }
 
 /// The ISR a partition's leader wants, and the versions it saw when it decided.
@@ -169,6 +174,10 @@ impl Call {
                 | Call::ElectLeaders { .. }
                 | Call::CreateAcls { .. }
                 | Call::DeleteAcls { .. }
+                | Call::AlterClientQuotas {
+                    validate_only: false,
+                    ..
+                }
         )
     }
 }
@@ -688,6 +697,14 @@ impl Wire for Call {
                 13u8.put(out);
                 filters.put(out);
             }
+            Call::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                14u8.put(out);
+                alterations.put(out);
+                validate_only.put(out);
+            }
         }
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
@@ -744,6 +761,10 @@ impl Wire for Call {
             },
             13 => Call::DeleteAcls {
                 filters: Vec::get(reader)?,
+            },
+            14 => Call::AlterClientQuotas {
+                alterations: Vec::get(reader)?,
+                validate_only: bool::get(reader)?,
             },
             tag => return Err(format!("unknown call {tag}")),
         })

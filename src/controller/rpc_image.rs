@@ -98,6 +98,16 @@ impl Wire for MetadataImage {
         // After the users, for the same reason.
         let acls: Vec<crate::security::acl::AclBinding> = self.acls.iter().collect();
         acls.put(out);
+        // After the ACLs, for the same reason.
+        let quotas: Vec<(crate::quota::QuotaEntity, Vec<(String, f64)>)> = self
+            .client_quotas
+            .iter()
+            .map(|(entity, values)| {
+                let values = values.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                (entity.clone(), values)
+            })
+            .collect();
+        quotas.put(out);
     }
     fn get(reader: &mut Reader) -> Result<Self, String> {
         let mut image = MetadataImage {
@@ -130,6 +140,14 @@ impl Wire for MetadataImage {
         if !reader.is_empty() {
             for binding in Vec::<crate::security::acl::AclBinding>::get(reader)? {
                 image.acls.insert(binding);
+            }
+        }
+        if !reader.is_empty() {
+            type Quotas = Vec<(crate::quota::QuotaEntity, Vec<(String, f64)>)>;
+            for (entity, values) in Quotas::get(reader)? {
+                for (key, value) in values {
+                    image.client_quotas.set(&entity, &key, Some(value));
+                }
             }
         }
         Ok(image)
@@ -182,7 +200,7 @@ mod tests {
             metadata_index: 7,
             ..MetadataImage::default()
         });
-        for trailing in [1, 2, 3] {
+        for trailing in [1, 2, 3, 4] {
             let older = &without[..without.len() - trailing * empty.len()];
             let read: MetadataImage = decode(older).expect("an older image decodes");
             assert_eq!(read.metadata_index, 7);

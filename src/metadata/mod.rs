@@ -102,6 +102,8 @@ pub struct MetadataImage {
     pub user_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Every ACL (CreateAcls), by resource pattern.
     pub acls: crate::security::acl::Acls,
+    /// Every client quota (AlterClientQuotas), by entity.
+    pub client_quotas: crate::quota::ClientQuotas,
     /// Producer ids below this have been handed out.
     pub next_producer_id: i64,
     /// The metadata log index this image includes (the Raft index of its last entry).

@@ -119,6 +119,7 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
         txn_added: Default::default(),
         sasl: crate::api::sasl::SaslState::new(accepted.sasl),
         tls_principal,
+        muted_until: Default::default(),
     });
     let pipeline = Rc::new(Pipeline::new(InFlight::new(
         shard.config.queued_max_requests,
@@ -330,6 +331,12 @@ impl Reader<'_> {
                 }
             }
             previous_exclusive = sequencing == Sequencing::Exclusive;
+            // A client over its byte-rate quota is served again once its throttle time is
+            // over; a produce sets it before it is dispatched, so the next one waits here.
+            if let Some(until) = self.connection.muted_until.take() {
+                glommio::timer::sleep(until.saturating_duration_since(std::time::Instant::now()))
+                    .await;
+            }
             let (dispatched, dispatch_wait) = Dispatched::new();
             if sequencing == Sequencing::Produce {
                 previous_produce = Some(dispatch_wait);

@@ -108,6 +108,8 @@ pub struct Shard {
     pub controller: flume::Sender<ControllerRequest>,
     /// The log directories, shared with every shard (`storage::log_dirs`).
     pub log_dirs: Arc<LogDirs>,
+    /// The broker's byte-rate quota accounting, shared with every shard (`quota::manager`).
+    pub quotas: Arc<crate::quota::manager::QuotaManager>,
     /// Whether the previous run shut down cleanly (logs opened at start-up skip the scan).
     clean_start: bool,
     metadata: RefCell<Arc<MetadataImage>>,
@@ -135,12 +137,14 @@ impl Shard {
         mesh: Mesh,
         controller: flume::Sender<ControllerRequest>,
         log_dirs: Arc<LogDirs>,
+        quotas: Arc<crate::quota::manager::QuotaManager>,
         clean_start: bool,
     ) -> Shard {
         Shard {
             background: background_queue(),
             id,
             log_dirs,
+            quotas,
             clean_start,
             mesh,
             controller,
