@@ -1,9 +1,9 @@
 //! `flink`: one multi-call binary for the broker and its tools.
 //!
-//! `flink server` runs the broker; `topics`, `configs`, `console-producer`, `console-consumer`,
-//! `consumer-groups`, `metadata-quorum`, `leader-election`, `transactions`, `storage`,
-//! `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are the command-line tools that
-//! the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
+//! `flink server` runs the broker; `topics`, `configs`, `acls`, `console-producer`,
+//! `console-consumer`, `consumer-groups`, `metadata-quorum`, `leader-election`, `transactions`,
+//! `storage`, `producer-perf-test`, `consumer-perf-test` and `e2e-latency` are the command-line
+//! tools that the `bin/flink-*.sh` wrappers call, with Kafka's flags and output.
 
 use flink::{cli, server};
 
@@ -24,6 +24,8 @@ enum Command {
     Topics(cli::topics::Args),
     /// Describe and alter topic and broker configs (flink-configs.sh).
     Configs(cli::configs::Args),
+    /// Add, remove and list ACLs (flink-acls.sh).
+    Acls(cli::producer_perf::RawArgs),
     /// Read lines from standard input and produce them (flink-console-producer.sh).
     ConsoleProducer(cli::console_producer::Args),
     /// Consume records and print them (flink-console-consumer.sh).
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Topics(args) => cli::topics::run(args),
         Command::Configs(args) => cli::configs::run(args),
+        Command::Acls(args) => cli::acls::run(args),
         Command::ConsoleProducer(args) => cli::console_producer::run(args),
         Command::ConsoleConsumer(args) => cli::console_consumer::run(args),
         Command::Storage(args) => cli::storage::run(args),

@@ -37,7 +37,8 @@ const REPLICATION_HEADERS: [&str; 7] = [
     "LastCaughtUpTimestamp",
     "Status",
 ];
-const BOOTSTRAP_CONTROLLER_REFUSED: &str = "--bootstrap-controller is not supported: Flink \
+pub(crate) const BOOTSTRAP_CONTROLLER_REFUSED: &str =
+    "--bootstrap-controller is not supported: Flink \
     controllers speak a private protocol on the CONTROLLER listener. Use --bootstrap-server with \
     a broker's address; the broker asks the active controller.";
 

@@ -1,6 +1,7 @@
 //! Command-line tools with Kafka's names, flags and output formats. They run on ordinary threads
 //! with the blocking client in `client/`; none of them touches io_uring.
 
+pub mod acls;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;

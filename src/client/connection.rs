@@ -90,6 +90,9 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::SaslAuthenticate => 2,
         ApiKey::DescribeUserScramCredentials => 0,
         ApiKey::AlterUserScramCredentials => 0,
+        ApiKey::DescribeAcls => 3,
+        ApiKey::CreateAcls => 3,
+        ApiKey::DeleteAcls => 3,
         _ => 0,
     }
 }

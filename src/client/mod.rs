@@ -6,13 +6,14 @@
 //! `connection` frames requests and negotiates versions, `cluster` holds metadata and connections,
 //! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
 //! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool,
-//! `transactions` the admin calls of the transactions tool, `user_credentials` those of users'
-//! SCRAM credentials, and the rest (`consumer_protocol`, `range_assignor`, `records`, ...) are
-//! pure helpers.
+//! `transactions` the admin calls of the transactions tool, `acls` those of the acls tool,
+//! `user_credentials` those of users' SCRAM credentials, and the rest (`consumer_protocol`,
+//! `range_assignor`, `records`, ...) are pure helpers.
 //! `pipelined_producer` (with `accumulator` and `pipelined_connection`) is the exception to one
 //! request at a time: the performance tools' producer keeps several Produce requests in flight.
 
 pub mod accumulator;
+pub mod acls;
 pub mod admin;
 pub mod cluster;
 pub mod connection;

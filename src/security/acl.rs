@@ -236,6 +236,17 @@ pub struct AclBinding {
     pub entry: AclEntry,
 }
 
+impl fmt::Display for AclBinding {
+    /// As Kafka's `AclBinding.toString`.
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            formatter,
+            "(pattern={}, entry={})",
+            self.pattern, self.entry
+        )
+    }
+}
+
 /// Why a binding cannot be created (Kafka answers INVALID_REQUEST with the message).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
@@ -311,6 +322,34 @@ pub struct AclFilter {
 }
 
 impl AclFilter {
+    /// Kafka's `AclBindingFilter.ANY`: every binding.
+    pub fn any() -> AclFilter {
+        AclFilter {
+            resource_type: ResourceType::Any,
+            name: None,
+            pattern_type: PatternType::Any,
+            principal: None,
+            host: None,
+            operation: Operation::Any,
+            permission: Permission::Any,
+        }
+    }
+
+    /// The bindings of `pattern`, taken as a pattern filter (its pattern type may be ANY or
+    /// MATCH), with exactly `entry` or, without one, any entry: Kafka's
+    /// `new AclBindingFilter(pattern.toFilter(), entry.toFilter())`.
+    pub fn for_pattern(pattern: &ResourcePattern, entry: Option<&AclEntry>) -> AclFilter {
+        AclFilter {
+            resource_type: pattern.resource_type,
+            name: Some(pattern.name.clone()),
+            pattern_type: pattern.pattern_type,
+            principal: entry.map(|entry| entry.principal.clone()),
+            host: entry.map(|entry| entry.host.clone()),
+            operation: entry.map_or(Operation::Any, |entry| entry.operation),
+            permission: entry.map_or(Permission::Any, |entry| entry.permission),
+        }
+    }
+
     /// Whether the filter can be served: no UNKNOWN value (Kafka answers INVALID_REQUEST).
     pub fn validate(&self) -> Result<(), AclError> {
         if self.resource_type == ResourceType::Unknown {

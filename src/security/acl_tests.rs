@@ -468,6 +468,39 @@ fn codes_and_names() {
         "ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL) \
          (principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)"
     );
+    assert_eq!(
+        binding.to_string(),
+        "(pattern=ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL), \
+         entry=(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW))"
+    );
+}
+
+/// Proves the filters the tools build match what Kafka's `AclBindingFilter`s match: ANY all,
+/// a pattern's filter its bindings (with one entry, only that entry).
+#[test]
+fn filters_for_patterns() {
+    let write = topic(
+        PatternType::Literal,
+        "t",
+        Operation::Write,
+        Permission::Allow,
+    );
+    let mut read = write.clone();
+    read.entry.operation = Operation::Read;
+    let mut prefixed = read.clone();
+    prefixed.pattern.pattern_type = PatternType::Prefixed;
+    assert!([&write, &read, &prefixed]
+        .iter()
+        .all(|binding| AclFilter::any().matches(binding)));
+    let of_pattern = AclFilter::for_pattern(&write.pattern, None);
+    assert!(of_pattern.matches(&write) && of_pattern.matches(&read));
+    assert!(!of_pattern.matches(&prefixed));
+    let of_entry = AclFilter::for_pattern(&write.pattern, Some(&write.entry));
+    assert!(of_entry.matches(&write) && !of_entry.matches(&read));
+    let mut any_type = write.pattern.clone();
+    any_type.pattern_type = PatternType::Any;
+    let across = AclFilter::for_pattern(&any_type, None);
+    assert!(across.matches(&write) && across.matches(&prefixed));
 }
 
 /// Proves removal forgets empty patterns and reports what it did.
