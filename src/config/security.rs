@@ -319,6 +319,18 @@ pub fn parse(
     Ok(security)
 }
 
+/// The TLS settings of `listener` from the keys `given` (the static ones with the broker's
+/// dynamic listener keys over them: `net::tls_reload`).
+pub fn listener_tls_settings(
+    given: &IndexMap<String, String>,
+    listener: &str,
+) -> Result<TlsSettings, ConfigError> {
+    tls_settings(&ListenerKeys {
+        given,
+        prefix: format!("listener.name.{}.", listener.to_ascii_lowercase()),
+    })
+}
+
 fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
     let value = |key: &str| keys.value(key);
     let invalid = |problem: KeyProblem| keys.invalid(problem.key, problem.reason);

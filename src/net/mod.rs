@@ -9,6 +9,7 @@ pub mod frame;
 pub mod in_flight;
 mod stream;
 pub mod tls;
+pub mod tls_reload;
 
 use crate::security::principal::PrincipalMapper;
 use std::rc::Rc;
@@ -85,6 +86,10 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
 /// connection limit: then it is closed at once.
 pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<ConnectionQuotas>) {
     let mut refusals = RefusalLog::default();
+    let mut tls = listener
+        .tls
+        .clone()
+        .map(|config| tls_reload::TlsReloader::new(&shard, listener.name.clone(), config));
     loop {
         let stream = match listener.socket.accept().await {
             Ok(stream) => stream,
@@ -108,7 +113,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<
                     shard.clone(),
                     connection::Accepted {
                         listener: listener.name.clone(),
-                        tls: listener.tls.clone(),
+                        tls: tls.as_mut().map(|tls| tls.current(&shard)),
                         sasl: listener.sasl.clone(),
                         principals: listener.principals.clone(),
                     },
