@@ -90,7 +90,10 @@ impl QuotaManager {
         use_rate: impl FnOnce(&mut Rate, f64) -> R,
     ) -> Option<R> {
         let (quota, scope) = quotas.resolve(kind.key(), user, client_id)?;
-        let mut rates = self.rates.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if rates.len() >= RATES_KEPT {
             let sampling = self.sampling;
             rates.retain(|_, rate| {
