@@ -177,10 +177,10 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         .iter()
         .map(bytes::Bytes::len)
         .sum();
-    match context.throttle(QuotaKind::Fetch, bytes) {
+    match context.throttle(QuotaKind::Fetch, bytes).await {
         0 => response,
         throttle_ms => {
-            context.unthrottle(QuotaKind::Fetch, bytes);
+            context.unthrottle(QuotaKind::Fetch, bytes).await;
             FetchResponse::default().with_throttle_time_ms(throttle_ms)
         }
     }

@@ -180,7 +180,7 @@ pub async fn handle(
         .filter_map(|partition| partition.records.as_ref())
         .map(|records| records.len())
         .sum();
-    let throttle_ms = context.throttle(QuotaKind::Produce, bytes);
+    let throttle_ms = context.throttle(QuotaKind::Produce, bytes).await;
     let scattered = context
         .shard
         .dispatch(parts, |parts, reply| ShardRequest::Produce {

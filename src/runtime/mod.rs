@@ -13,6 +13,7 @@ pub mod peer;
 pub mod placement;
 pub mod preflight;
 pub mod shard;
+mod shard_quotas;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -97,10 +98,6 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         false => 0,
     };
     let (mesh, queues) = Mesh::new(shard_count);
-    // The broker's byte-rate quota accounting, shared by every shard (`quota::manager`).
-    let byte_quotas = Arc::new(crate::quota::manager::QuotaManager::new(
-        config.quota_sampling,
-    ));
     let (controller_sender, controller_queue) = flume::bounded(CONTROLLER_QUEUE_CAPACITY);
     let quorum = match config.is_controller() {
         true => {
@@ -194,7 +191,6 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
         let quotas = quotas.clone();
         let log_dirs = log_dirs.clone();
-        let byte_quotas = byte_quotas.clone();
         let name = format!("shard-{index}");
         let builder = executor(&name, *cpu);
         let builder = match idle_poll.is_zero() {
@@ -210,7 +206,6 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                     mesh,
                     controller_sender,
                     log_dirs,
-                    byte_quotas,
                     clean_start,
                 ));
                 shard.apply_metadata(image).await;

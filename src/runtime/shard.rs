@@ -108,8 +108,8 @@ pub struct Shard {
     pub controller: flume::Sender<ControllerRequest>,
     /// The log directories, shared with every shard (`storage::log_dirs`).
     pub log_dirs: Arc<LogDirs>,
-    /// The broker's byte-rate quota accounting, shared with every shard (`quota::manager`).
-    pub quotas: Arc<crate::quota::manager::QuotaManager>,
+    /// The byte rates of the quota scopes this shard owns (`runtime::shard_quotas`).
+    pub quota_ledger: RefCell<crate::quota::manager::QuotaLedger>,
     /// Whether the previous run shut down cleanly (logs opened at start-up skip the scan).
     clean_start: bool,
     metadata: RefCell<Arc<MetadataImage>>,
@@ -137,14 +137,15 @@ impl Shard {
         mesh: Mesh,
         controller: flume::Sender<ControllerRequest>,
         log_dirs: Arc<LogDirs>,
-        quotas: Arc<crate::quota::manager::QuotaManager>,
         clean_start: bool,
     ) -> Shard {
         Shard {
             background: background_queue(),
             id,
             log_dirs,
-            quotas,
+            quota_ledger: RefCell::new(crate::quota::manager::QuotaLedger::new(
+                config.quota_sampling,
+            )),
             clean_start,
             mesh,
             controller,
@@ -357,6 +358,9 @@ impl Shard {
                     answers.push(answer);
                 }
                 let _ = reply.send(answers);
+            }
+            ShardRequest::RecordQuota { record, reply } => {
+                let _ = reply.send(self.quota_ledger.borrow_mut().record(record));
             }
             ShardRequest::LogSizes { reply } => {
                 let sizes = self
