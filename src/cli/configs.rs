@@ -1,14 +1,14 @@
-//! `flink configs`: Kafka's kafka-configs.sh for topics, brokers and users. `--describe` shows a
-//! resource's dynamic configs (or `--all` of them) with where each value comes from, using
-//! DescribeConfigs with synonyms; `--alter` adds and deletes configs with one
-//! IncrementalAlterConfigs request. Users have SCRAM credentials instead (`users`,
-//! configs_users.rs). Flags, output lines, messages and exit codes follow Kafka 4.1
-//! and later: a bad command line prints its message alone, a failure reported by the cluster
-//! prints `Error while executing config command with args '...'` and the exception line, and
-//! both exit 1. Runs on the calling thread with the blocking client.
+//! `flink configs`: Kafka's kafka-configs.sh for topics, brokers, users, clients and ips.
+//! `--describe` shows a resource's dynamic configs (or `--all` of them) with where each value
+//! comes from, using DescribeConfigs with synonyms; `--alter` adds and deletes configs with one
+//! IncrementalAlterConfigs request. Users, clients and ips have client quotas instead
+//! (`quotas`, configs_quotas.rs), and users SCRAM credentials too (`users`, configs_users.rs);
+//! the command line is `command_line` (configs_args.rs). Flags, output lines, messages and exit
+//! codes follow Kafka 4.1 and later: a bad command line prints its message alone, a failure
+//! reported by the cluster prints `Error while executing config command with args '...'` and
+//! the exception line, and both exit 1. Runs on the calling thread with the blocking client.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use kafka_protocol::messages::ApiKey;
@@ -22,72 +22,21 @@ use crate::client::error::{error_name, ClientError, KafkaError};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::controller::topics::validate_name;
 
+#[path = "configs_args.rs"]
+mod command_line;
+#[path = "configs_quotas.rs"]
+mod quotas;
 #[path = "configs_users.rs"]
 mod users;
 
-/// The entity types this tool handles, in the words of Kafka's `--entity-type`.
-const ENTITY_TYPES: &str = "topics, brokers, users";
-/// Kafka's message for an `--add-config` entry that is not `key=value` (two blanks and all).
-const ADD_CONFIG_FORMAT: &str = "Invalid entity config: all configs to be added must be in the \
-    format \"key=val\" or  \"key=[val1,val2]\" to group values which contain commas.";
+use command_line::{argument, changes, check_args, Changes, Command, EntityType};
+pub use command_line::{Args, Flags};
+
 /// Kafka's message when the cluster does not know IncrementalAlterConfigs.
 const ALTER_UNSUPPORTED: &str = "The INCREMENTAL_ALTER_CONFIGS API is not supported by the \
     cluster. The API is supported starting from version 2.3.0. You may want to use an older \
     version of this tool to interact with your cluster, or upgrade your brokers to version 2.3.0 \
     or newer to avoid this error.";
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The Kafka servers to connect to (host:port[,host:port...]).
-    #[arg(long, value_name = "SERVER")]
-    pub bootstrap_server: Option<String>,
-    /// Property file with admin client configs (client.id, request.timeout.ms,
-    /// security.protocol, ssl.*, sasl.*).
-    #[arg(long, value_name = "FILE")]
-    pub command_config: Option<PathBuf>,
-    /// Alter the configuration for the entity.
-    #[arg(long)]
-    pub alter: bool,
-    /// List configs for the given entity.
-    #[arg(long)]
-    pub describe: bool,
-    /// With --describe: list all configs, not only the dynamic ones.
-    #[arg(long)]
-    pub all: bool,
-    /// Type of entity (topics/brokers/users).
-    #[arg(long, value_name = "TYPE")]
-    pub entity_type: Vec<String>,
-    /// Name of entity (topic name/broker id/user principal name).
-    #[arg(long, value_name = "NAME")]
-    pub entity_name: Vec<String>,
-    /// The default entity: the cluster-wide defaults of all brokers (or users).
-    #[arg(long)]
-    pub entity_default: bool,
-    /// Configs to add: 'k1=v1,k2=[v1,v2,v2],k3=v3' (square brackets group values with commas).
-    #[arg(long, value_name = "CONFIGS", allow_hyphen_values = true)]
-    pub add_config: Option<String>,
-    /// Path to a properties file with configs to add.
-    #[arg(long, value_name = "FILE")]
-    pub add_config_file: Option<PathBuf>,
-    /// Config keys to remove: 'k1,k2'.
-    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
-    pub delete_config: Vec<String>,
-    /// The topic's name (same as --entity-type topics --entity-name NAME).
-    #[arg(long, value_name = "TOPIC")]
-    pub topic: Option<String>,
-    /// The user's principal name (same as --entity-type users --entity-name USER).
-    #[arg(long, value_name = "USER")]
-    pub user: Option<String>,
-    /// The config defaults for all users (same as --entity-type users --entity-default).
-    #[arg(long)]
-    pub user_defaults: bool,
-    /// The broker's id (same as --entity-type brokers --entity-name ID).
-    #[arg(long, value_name = "ID")]
-    pub broker: Option<String>,
-    /// The config defaults for all brokers (same as --entity-type brokers --entity-default).
-    #[arg(long)]
-    pub broker_defaults: bool,
-}
 
 /// Failures of a configs command. `report` prints each as Kafka's tool does.
 #[derive(Debug, thiserror::Error)]
@@ -127,27 +76,81 @@ pub fn run(args: Args) -> ExitCode {
 
 fn execute(args: &Args) -> Result<(), ConfigsError> {
     let command = check_args(args)?;
-    let properties = match &args.command_config {
+    let properties = match &args.flags.command_config {
         Some(path) => Properties::from_file(path)?,
         None => Properties::default(),
     };
-    // The changes are parsed before connecting, so a typo fails without a cluster.
+    // The changes are checked before connecting, so a typo fails without a cluster.
     let changes = match command.alter {
-        true => Some(changes(args)?),
+        true => Some(changes(&args.flags)?),
         false => None,
     };
-    let user_alteration = match (&changes, command.entity_type) {
-        (Some(changes), EntityType::Users) => Some(users::plan(&command, changes)?),
-        _ => None,
+    let plan = match &changes {
+        Some(changes) => Some(plan(&command, changes)?),
+        None => None,
     };
     let mut client = Client::connect(&command.bootstrap_server, admin_settings(&properties)?)?;
-    match (changes, user_alteration) {
-        (_, Some(alteration)) => users::alter(&mut client, &alteration),
-        (Some(changes), None) => alter(&mut client, &command, &changes),
-        (None, None) if command.entity_type == EntityType::Users => {
-            users::describe(&mut client, &command)
+    match (changes, plan) {
+        (Some(changes), Some(plan)) => {
+            match plan {
+                Plan::Resource => alter(&mut client, &command, &changes)?,
+                Plan::Quotas => quotas::alter(&mut client, &command, &changes)?,
+                Plan::Scram(alteration) => users::alter(&mut client, &alteration)?,
+            }
+            println!("{}", completed(&command));
+            Ok(())
         }
-        (None, None) => describe(&mut client, &command),
+        _ => match command.entity_type {
+            EntityType::Topics | EntityType::Brokers => describe(&mut client, &command),
+            EntityType::Users | EntityType::Clients | EntityType::Ips => {
+                quotas::describe(&mut client, &command)?;
+                // SCRAM credentials belong to users, never to a user's client or the default.
+                let only_users = command.entity_types == [EntityType::Users];
+                match only_users && !command.entity_names.iter().any(String::is_empty) {
+                    true => users::describe(&mut client, &command),
+                    false => Ok(()),
+                }
+            }
+        },
+    }
+}
+
+/// What an `--alter` does, decided before connecting.
+enum Plan {
+    /// IncrementalAlterConfigs of a topic or broker.
+    Resource,
+    /// AlterClientQuotas of a user, client, user's client or ip.
+    Quotas,
+    /// AlterUserScramCredentials of a user.
+    Scram(users::ScramAlteration),
+}
+
+/// Kafka's checks of the keys of an `--alter`, by entity type.
+fn plan(command: &Command, changes: &Changes) -> Result<Plan, ConfigsError> {
+    match command.entity_type {
+        EntityType::Topics | EntityType::Brokers => Ok(Plan::Resource),
+        EntityType::Ips => {
+            quotas::check_ip_keys(changes)?;
+            Ok(Plan::Quotas)
+        }
+        EntityType::Users | EntityType::Clients => match users::plan(command, changes)? {
+            Some(alteration) => Ok(Plan::Scram(alteration)),
+            None => Ok(Plan::Quotas),
+        },
+    }
+}
+
+/// Kafka's line after an alteration, naming the first entity type and name given.
+fn completed(command: &Command) -> String {
+    match command.entity_names.first().map(String::as_str) {
+        Some(name) if !name.is_empty() => format!(
+            "Completed updating config for {} {name}.",
+            command.entity_type.singular()
+        ),
+        _ => format!(
+            "Completed updating default config for {} in the cluster.",
+            command.entity_type.plural()
+        ),
     }
 }
 
@@ -214,42 +217,6 @@ pub(crate) fn exception_class(error: &KafkaError) -> String {
     class
 }
 
-/// The entity types this tool handles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EntityType {
-    Topics,
-    Brokers,
-    /// Users' SCRAM credentials (`users`), not config resources.
-    Users,
-}
-
-impl EntityType {
-    fn parse(text: &str) -> Option<EntityType> {
-        match text {
-            "topics" => Some(EntityType::Topics),
-            "brokers" => Some(EntityType::Brokers),
-            "users" => Some(EntityType::Users),
-            _ => None,
-        }
-    }
-
-    fn plural(self) -> &'static str {
-        match self {
-            EntityType::Topics => "topics",
-            EntityType::Brokers => "brokers",
-            EntityType::Users => "users",
-        }
-    }
-
-    fn singular(self) -> &'static str {
-        match self {
-            EntityType::Topics => "topic",
-            EntityType::Brokers => "broker",
-            EntityType::Users => "user",
-        }
-    }
-}
-
 /// One topic, one broker, or (with the empty name) the defaults of all brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entity {
@@ -258,13 +225,16 @@ struct Entity {
 }
 
 impl Entity {
-    /// The config resource of a topic or broker; users have none (`users` serves
-    /// them before this is asked).
+    /// The config resource of a topic or broker; the quota entities have none (`quotas`
+    /// serves them before this is asked).
     fn resource(&self) -> Result<ConfigResource, ConfigsError> {
         match self.entity_type {
             EntityType::Topics => Ok(ConfigResource::topic(&self.name)),
             EntityType::Brokers => Ok(ConfigResource::broker(&self.name)),
-            EntityType::Users => Err(argument("Invalid entity type: users")),
+            other => Err(ConfigsError::Argument(format!(
+                "Invalid entity type: {}",
+                other.plural()
+            ))),
         }
     }
 
@@ -275,7 +245,7 @@ impl Entity {
             (EntityType::Topics, _) => Some(ConfigSource::DynamicTopicConfig),
             (EntityType::Brokers, true) => Some(ConfigSource::DynamicDefaultBrokerConfig),
             (EntityType::Brokers, false) => Some(ConfigSource::DynamicBrokerConfig),
-            (EntityType::Users, _) => None,
+            _ => None,
         }
     }
 
@@ -294,7 +264,7 @@ impl Entity {
                     self.name
                 ))),
             },
-            EntityType::Users => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -312,317 +282,6 @@ impl Entity {
             self.name
         )
     }
-
-    fn completed(&self) -> String {
-        if self.name.is_empty() {
-            return format!(
-                "Completed updating default config for {} in the cluster.",
-                self.entity_type.plural()
-            );
-        }
-        format!(
-            "Completed updating config for {} {}.",
-            self.entity_type.singular(),
-            self.name
-        )
-    }
-}
-
-/// A command line that passed Kafka's checks.
-#[derive(Debug)]
-struct Command {
-    bootstrap_server: String,
-    alter: bool,
-    all: bool,
-    entity_type: EntityType,
-    /// The names given, "" for the default entity; none means every entity (describe only).
-    entity_names: Vec<String>,
-}
-
-/// kafka-configs.sh's `checkArgs`, in its order, so the first problem reported is Kafka's.
-fn check_args(args: &Args) -> Result<Command, ConfigsError> {
-    if args.alter == args.describe {
-        return Err(argument(
-            "Command must include exactly one action: --describe, --alter",
-        ));
-    }
-    if args.describe {
-        if args.add_config.is_some() {
-            return Err(argument(
-                "Option \"[describe]\" can't be used with option \"[add-config]\"",
-            ));
-        }
-        if !args.delete_config.is_empty() {
-            return Err(argument(
-                "Option \"[describe]\" can't be used with option \"[delete-config]\"",
-            ));
-        }
-    }
-    let (entity_type, type_count) = check_entity_type(args)?;
-    let entity_names = entity_names(args);
-    check_broker_ids(args, entity_type, &entity_names)?;
-    match args.alter {
-        true => check_alter(args, entity_type, &entity_names)?,
-        false => check_describe(args, entity_type)?,
-    }
-    if args.alter && type_count != entity_names.len() {
-        return Err(argument(
-            "An entity name must be specified for every entity type",
-        ));
-    }
-    Ok(Command {
-        bootstrap_server: args.bootstrap_server.clone().unwrap_or_default(),
-        alter: args.alter,
-        all: args.all,
-        entity_type,
-        entity_names,
-    })
-}
-
-/// The one entity type named by `--entity-type` or a shorthand flag, and how many were given.
-fn check_entity_type(args: &Args) -> Result<(EntityType, usize), ConfigsError> {
-    let types = entity_types(args);
-    let mut seen = BTreeSet::new();
-    let duplicates: Vec<&str> = types
-        .iter()
-        .filter(|name| !seen.insert(name.as_str()))
-        .map(String::as_str)
-        .collect();
-    if !duplicates.is_empty() {
-        let mut distinct: Vec<&str> = Vec::new();
-        for name in duplicates {
-            if !distinct.contains(&name) {
-                distinct.push(name);
-            }
-        }
-        return Err(ConfigsError::Argument(format!(
-            "Duplicate entity type(s) specified: {}",
-            distinct.join(",")
-        )));
-    }
-    if args.bootstrap_server.is_none() {
-        return Err(argument(
-            "Either --bootstrap-server or --bootstrap-controller must be specified.",
-        ));
-    }
-    if let Some(unknown) = types.iter().find(|name| EntityType::parse(name).is_none()) {
-        return Err(ConfigsError::Argument(format!(
-            "Invalid entity type {unknown}, the entity type must be one of {ENTITY_TYPES} with a --bootstrap-server argument"
-        )));
-    }
-    let entity_type = match types.first().and_then(|name| EntityType::parse(name)) {
-        Some(entity_type) => entity_type,
-        None => return Err(argument("At least one entity type must be specified")),
-    };
-    if types.len() > 1 {
-        return Err(argument(
-            "Only 'users' and 'clients' entity types may be specified together",
-        ));
-    }
-    let specific_flags = args.topic.is_some()
-        || args.user.is_some()
-        || args.broker.is_some()
-        || args.user_defaults
-        || args.broker_defaults;
-    let generic_flags =
-        !args.entity_type.is_empty() || !args.entity_name.is_empty() || args.entity_default;
-    if specific_flags && generic_flags {
-        return Err(argument(
-            "--entity-{type,name,default} should not be used in conjunction with specific entity flags",
-        ));
-    }
-    Ok((entity_type, types.len()))
-}
-
-/// `--entity-type` values, then the types the shorthand flags stand for, as Kafka lists them:
-/// the named entities' flags first, then the defaults' flags.
-fn entity_types(args: &Args) -> Vec<String> {
-    let mut types = args.entity_type.clone();
-    let flags = [
-        (args.topic.is_some(), "topics"),
-        (args.user.is_some(), "users"),
-        (args.broker.is_some(), "brokers"),
-        (args.user_defaults, "users"),
-        (args.broker_defaults, "brokers"),
-    ];
-    types.extend(
-        flags
-            .iter()
-            .filter(|(given, _)| *given)
-            .map(|(_, entity_type)| entity_type.to_string()),
-    );
-    types
-}
-
-/// `--entity-name` values and "" for `--entity-default`, then the shorthand flags' names, then
-/// "" for each defaults flag.
-fn entity_names(args: &Args) -> Vec<String> {
-    let mut names = args.entity_name.clone();
-    if args.entity_default {
-        names.push(String::new());
-    }
-    names.extend(args.topic.iter().cloned());
-    names.extend(args.user.iter().cloned());
-    names.extend(args.broker.iter().cloned());
-    for given in [args.user_defaults, args.broker_defaults] {
-        if given {
-            names.push(String::new());
-        }
-    }
-    names
-}
-
-fn check_broker_ids(
-    args: &Args,
-    entity_type: EntityType,
-    names: &[String],
-) -> Result<(), ConfigsError> {
-    let has_name = names.iter().any(|name| !name.is_empty());
-    if entity_type != EntityType::Brokers || !has_name {
-        return Ok(());
-    }
-    let given = args.entity_name.first().into_iter().chain(&args.broker);
-    for id in given {
-        if id.parse::<i32>().is_err() {
-            return Err(ConfigsError::Argument(format!(
-                "The entity name for brokers must be a valid integer broker id, but it is: {id}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_describe(args: &Args, entity_type: EntityType) -> Result<(), ConfigsError> {
-    if entity_type == EntityType::Topics && args.entity_default {
-        return Err(argument(
-            "--entity-default must not be specified with --describe of topics",
-        ));
-    }
-    Ok(())
-}
-
-fn check_alter(args: &Args, entity_type: EntityType, names: &[String]) -> Result<(), ConfigsError> {
-    let has_name = names.iter().any(|name| !name.is_empty());
-    let has_default = names.iter().any(String::is_empty);
-    match entity_type {
-        EntityType::Brokers | EntityType::Users if !has_name && !has_default => {
-            return Err(argument(
-                "An entity-name or default entity must be specified with --alter of users, clients, brokers or ips",
-            ))
-        }
-        EntityType::Topics if !has_name => {
-            return Err(argument(
-                "An entity name must be specified with --alter of topics",
-            ))
-        }
-        _ => {}
-    }
-    if args.add_config.is_some() && args.add_config_file.is_some() {
-        return Err(argument(
-            "Only one of --add-config or --add-config-file must be specified",
-        ));
-    }
-    if args.add_config.is_none() && args.add_config_file.is_none() && args.delete_config.is_empty()
-    {
-        return Err(argument(
-            "At least one of --add-config, --add-config-file, or --delete-config must be specified with --alter",
-        ));
-    }
-    Ok(())
-}
-
-fn argument(message: &str) -> ConfigsError {
-    ConfigsError::Argument(message.to_string())
-}
-
-/// The configs an `--alter` sets and deletes.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Changes {
-    /// Key to value; a key given twice keeps its last value.
-    additions: BTreeMap<String, String>,
-    deletions: Vec<String>,
-}
-
-/// `--add-config-file` entries, then `--add-config` ones, then `--delete-config` keys, checked
-/// as Kafka checks them.
-fn changes(args: &Args) -> Result<Changes, ConfigsError> {
-    let mut additions = BTreeMap::new();
-    if let Some(path) = &args.add_config_file {
-        let file = Properties::from_file(path)?;
-        for key in file.keys() {
-            let value = file.get(key).unwrap_or_default();
-            additions.insert(key.to_string(), value.to_string());
-        }
-    }
-    if let Some(text) = &args.add_config {
-        additions.extend(parse_add_config(text)?);
-    }
-    if let Some(key) = additions.keys().find(|key| !is_valid_config_key(key)) {
-        return Err(ConfigsError::Argument(format!(
-            "Invalid character found for config key: {key}"
-        )));
-    }
-    let deletions = args
-        .delete_config
-        .iter()
-        .map(|key| key.trim().to_string())
-        .collect();
-    Ok(Changes {
-        additions,
-        deletions,
-    })
-}
-
-/// Splits `k1=v1,k2=[a,b]` into pairs as Kafka does: commas and equals signs inside square
-/// brackets belong to the value, the brackets themselves are dropped, blanks around keys and
-/// values are trimmed, and every entry needs exactly one `=` outside brackets.
-fn parse_add_config(text: &str) -> Result<Vec<(String, String)>, ConfigsError> {
-    let mut pairs = Vec::new();
-    for entry in split_outside_brackets(text, ',', false) {
-        let parts = split_outside_brackets(&entry, '=', true);
-        let [key, value] = parts.as_slice() else {
-            return Err(argument(ADD_CONFIG_FORMAT));
-        };
-        let value: String = value.chars().filter(|c| !matches!(c, '[' | ']')).collect();
-        pairs.push((key.trim().to_string(), value.trim().to_string()));
-    }
-    Ok(pairs)
-}
-
-/// Java's `String.split` on `separator` where the next bracket after it, if any, opens rather
-/// than closes (Kafka's `(?=[^\]]*(?:\[|$))`). Like Java, trailing empty pieces are dropped
-/// unless `keep_trailing_empty`, and a text without a separator is one piece.
-fn split_outside_brackets(text: &str, separator: char, keep_trailing_empty: bool) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for (index, character) in text.char_indices() {
-        if character != separator {
-            continue;
-        }
-        let rest = &text[index + 1..];
-        let outside = match rest.find(']') {
-            None => true,
-            Some(close) => rest[..close].contains('['),
-        };
-        if outside {
-            pieces.push(text[start..index].to_string());
-            start = index + 1;
-        }
-    }
-    let found = !pieces.is_empty();
-    pieces.push(text[start..].to_string());
-    if found && !keep_trailing_empty {
-        while pieces.last().is_some_and(String::is_empty) {
-            pieces.pop();
-        }
-    }
-    pieces
-}
-
-/// Kafka accepts config keys of `[$a-zA-Z0-9._-]*` only.
-fn is_valid_config_key(key: &str) -> bool {
-    key.chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '$' | '.' | '_' | '-'))
 }
 
 /// `--describe`: for each entity a header line, then its configs sorted by name, each with its
@@ -686,14 +345,14 @@ fn exists(client: &mut Client, entity: &Entity) -> Result<bool, ConfigsError> {
                 .iter()
                 .any(|(node, _)| node.0.to_string() == id))
         }
-        EntityType::Users => Ok(true),
+        _ => Ok(true),
     }
 }
 
 /// Every topic (internal ones too) sorted by name, or every broker by id then the defaults.
 fn every_entity(client: &mut Client, entity_type: EntityType) -> Result<Vec<Entity>, ClientError> {
     let names: Vec<String> = match entity_type {
-        EntityType::Users => Vec::new(),
+        EntityType::Users | EntityType::Clients | EntityType::Ips => Vec::new(),
         EntityType::Topics => {
             let metadata = client.metadata(None, false)?;
             let mut names: Vec<String> = metadata
@@ -797,7 +456,6 @@ fn alter(client: &mut Client, command: &Command, changes: &Changes) -> Result<()
             other => other.into(),
         },
     )?;
-    println!("{}", entity.completed());
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of `cli::configs`: argument checks, parsing and output lines, kept apart so the
 //! command stays readable.
 
+use super::command_line::{parse_add_config, ADD_CONFIG_FORMAT};
 use super::*;
 use crate::client::admin::ConfigSynonym;
 
@@ -67,6 +68,73 @@ fn shorthand_flags_name_the_same_entities() {
 }
 
 #[test]
+fn quota_entities_pair_names_with_types_by_position() {
+    // Shorthand flags list the named entities' types first (client before user), then the
+    // defaults'; --entity-name and --entity-default keep their command-line order.
+    let checked = |arguments: &str| {
+        let all: Vec<&str> = arguments.split_whitespace().collect();
+        check_args(&parse(&all)).expect("valid")
+    };
+    let command = checked("--bootstrap-server h:1 --describe --user-defaults --client app");
+    assert_eq!(
+        command.entity_types,
+        [EntityType::Clients, EntityType::Users]
+    );
+    assert_eq!(command.entity_names, ["app", ""]);
+    let command = checked(
+        "--bootstrap-server h:1 --alter --entity-type users --entity-default --entity-type \
+         clients --entity-name app --delete-config producer_byte_rate",
+    );
+    assert_eq!(
+        command.entity_types,
+        [EntityType::Users, EntityType::Clients]
+    );
+    assert_eq!(command.entity_names, ["", "app"]);
+    let command = checked("--bootstrap-server h:1 --describe --ip 127.0.0.1");
+    assert_eq!(command.entity_type, EntityType::Ips);
+}
+
+#[test]
+fn completion_lines_name_the_first_entity() {
+    // Kafka names the first type and name given, or the type's defaults.
+    let completed_for = |arguments: &[&str]| {
+        let mut all = vec![
+            "--bootstrap-server",
+            "h:1",
+            "--alter",
+            "--delete-config",
+            "x",
+        ];
+        all.extend_from_slice(arguments);
+        completed(&check_args(&parse(&all)).expect("valid"))
+    };
+    assert_eq!(
+        completed_for(&["--topic", "test"]),
+        "Completed updating config for topic test."
+    );
+    assert_eq!(
+        completed_for(&["--broker", "1"]),
+        "Completed updating config for broker 1."
+    );
+    assert_eq!(
+        completed_for(&["--broker-defaults"]),
+        "Completed updating default config for brokers in the cluster."
+    );
+    assert_eq!(
+        completed_for(&["--user", "alice", "--client", "app"]),
+        "Completed updating config for client app."
+    );
+    assert_eq!(
+        completed_for(&["--ip-defaults"]),
+        "Completed updating default config for ips in the cluster."
+    );
+    assert_eq!(
+        completed_for(&["--ip", "10.0.0.1"]),
+        "Completed updating config for ip 10.0.0.1."
+    );
+}
+
+#[test]
 fn command_lines_kafka_refuses_get_its_messages() {
     // Each case is one of kafka-configs.sh's checks, with its message word for word.
     let cases: &[(&[&str], &str)] = &[
@@ -74,8 +142,13 @@ fn command_lines_kafka_refuses_get_its_messages() {
         (&["--describe", "--topic", "t", "--add-config", "a=1"], "Option \"[describe]\" can't be used with option \"[add-config]\""),
         (&["--describe", "--topic", "t", "--delete-config", "a"], "Option \"[describe]\" can't be used with option \"[delete-config]\""),
         (&["--describe", "--broker", "1", "--broker-defaults"], "Duplicate entity type(s) specified: brokers"),
-        (&["--describe", "--entity-type", "brokers", "--broker", "1", "--broker-defaults"], "Duplicate entity type(s) specified: brokers"),
-        (&["--describe", "--entity-type", "clients"], "Invalid entity type clients, the entity type must be one of topics, brokers, users with a --bootstrap-server argument"),
+        (&["--describe", "--entity-type", "brokers", "--broker", "1", "--broker-defaults"], "Duplicate entity type(s) specified: brokers,brokers"),
+        (&["--describe", "--entity-type", "groups"], "Invalid entity type groups, the entity type must be one of topics, clients, users, brokers, ips with a --bootstrap-server or --bootstrap-controller argument"),
+        (&["--describe", "--entity-type", "users", "--entity-type", "ips"], "Only 'users' and 'clients' entity types may be specified together"),
+        (&["--describe", "--ip", "not an address"], "The entity name for ips must be a valid IP or resolvable host, but it is: not an address"),
+        (&["--alter", "--entity-type", "ips", "--add-config", "connection_creation_rate=1"], "An entity-name or default entity must be specified with --alter of users, clients, brokers or ips"),
+        (&["--describe", "--client", "app", "--entity-name", "x"], "--entity-{type,name,default} should not be used in conjunction with specific entity flags"),
+        (&["--alter", "--entity-type", "users", "--entity-type", "clients", "--entity-name", "alice", "--add-config", "a=1"], "An entity name must be specified for every entity type"),
         (&["--alter", "--entity-type", "users", "--add-config", "SCRAM-SHA-256=[password=p]"], "An entity-name or default entity must be specified with --alter of users, clients, brokers or ips"),
         (&["--describe", "--user", "alice", "--user-defaults"], "Duplicate entity type(s) specified: users"),
         (&["--describe"], "At least one entity type must be specified"),
@@ -142,18 +215,18 @@ fn alter_changes_check_keys_and_trim_deletions() {
         "--delete-config",
         " x ,y",
     ]);
-    let changes = changes(&args).expect("valid");
+    let changes = changes(&args.flags).expect("valid");
     assert_eq!(
-        changes.additions.into_iter().collect::<Vec<_>>(),
+        changes.additions,
         vec![
-            ("a".to_string(), "1".to_string()),
-            ("b".to_string(), "2".to_string())
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string())
         ]
     );
     assert_eq!(changes.deletions, vec!["x".to_string(), "y".to_string()]);
     let args = parse(&["--alter", "--topic", "t", "--add-config", "bad key=1"]);
     assert_eq!(
-        super::changes(&args)
+        super::changes(&args.flags)
             .map(|_| ())
             .map_err(|error| error.to_string()),
         Err("Invalid character found for config key: bad key".to_string())
@@ -181,18 +254,6 @@ fn describe_lines_match_kafka() {
     assert_eq!(
         defaults.header(true),
         "Default configs for brokers in the cluster are:"
-    );
-    assert_eq!(
-        topic.completed(),
-        "Completed updating config for topic test."
-    );
-    assert_eq!(
-        broker.completed(),
-        "Completed updating config for broker 1."
-    );
-    assert_eq!(
-        defaults.completed(),
-        "Completed updating default config for brokers in the cluster."
     );
     let entry = ConfigEntry {
         name: "retention.ms".into(),

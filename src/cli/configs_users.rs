@@ -5,72 +5,101 @@
 //! `--describe` prints Kafka's `SCRAM credential configs for user-principal 'alice' are
 //! SCRAM-SHA-256=iterations=8192` line per user (DescribeUserScramCredentials).
 //!
-//! User quotas (`producer_byte_rate`, ...) are keys Kafka accepts here too, but this cluster has
-//! no quota APIs: they are refused after Kafka's own checks, and `--describe` lists no quotas.
+//! `plan` also makes Kafka's checks of the keys given for users and clients, which may hold
+//! quotas (`producer_byte_rate`, ...): an alteration of quotas goes to `quotas`, never mixed
+//! with one of credentials.
 
 use regex::Regex;
 
-use super::{exception_class, Changes, Command, ConfigsError};
+use super::{exception_class, Changes, Command, ConfigsError, EntityType};
+use crate::cli::jvm_text::{array_buffer, scala_map_order, scala_set, SCALA_SMALL_COLLECTION_MAX};
 use crate::client::cluster::Client;
 use crate::client::error::KafkaError;
 use crate::client::user_credentials::{
     alter_user_scram_credentials, describe_user_scram_credentials, Upsertion,
 };
+use crate::quota::{
+    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+};
 use crate::security::scram::{ScramMechanism, ITERATIONS_MIN};
 
 /// Kafka's default iterations when a credential names none (or -1).
 const ITERATIONS_DEFAULT: i32 = 4096;
-/// The user and client quota keys Kafka accepts for users (`QuotaConfig`).
+/// The user and client quota keys Kafka accepts for users and clients (`QuotaConfig`).
 const QUOTA_KEYS: [&str; 4] = [
-    "producer_byte_rate",
-    "consumer_byte_rate",
-    "request_percentage",
-    "controller_mutation_rate",
+    PRODUCER_BYTE_RATE,
+    CONSUMER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
+    CONTROLLER_MUTATION_RATE,
 ];
+/// RESOURCE_NOT_FOUND: a user without credentials, which Kafka's tool does not list.
+const RESOURCE_NOT_FOUND: i16 = 91;
 
-/// What an `--alter` of a user does, checked before connecting.
+/// What an `--alter` of a user's credentials does, checked before connecting.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct UserAlteration {
+pub(super) struct ScramAlteration {
     user: String,
     deletions: Vec<ScramMechanism>,
     /// Mechanism, iterations and password of each credential to set.
     upsertions: Vec<(ScramMechanism, i32, String)>,
 }
 
-/// Kafka's checks of a user alteration, in its order and with its messages.
-pub(super) fn plan(command: &Command, changes: &Changes) -> Result<UserAlteration, ConfigsError> {
+/// Kafka's checks of the keys of a user or client alteration, in its order and with its
+/// messages (Scala's collections printed as Scala prints them). `None` when the alteration is
+/// of quotas.
+pub(super) fn plan(
+    command: &Command,
+    changes: &Changes,
+) -> Result<Option<ScramAlteration>, ConfigsError> {
     let is_scram = |key: &str| scram_mechanism(key).is_some();
     let is_quota = |key: &str| QUOTA_KEYS.contains(&key);
-    let unknown_additions: Vec<&str> = changes
-        .additions
-        .keys()
-        .map(String::as_str)
-        .filter(|key| !is_scram(key) && !is_quota(key))
-        .collect();
+    let is_unknown = |key: &str| !is_scram(key) && !is_quota(key);
+    let keys = scala_map_order(changes.keys().map(str::to_string).collect());
+    let pick = |wanted: &dyn Fn(&str) -> bool| -> Vec<String> {
+        keys.iter().filter(|key| wanted(key)).cloned().collect()
+    };
+    let pick_deletions = |wanted: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let deletions = changes.deletions.iter();
+        deletions.filter(|key| wanted(key)).cloned().collect()
+    };
+    let (unknown_additions, scram_additions) = (pick(&is_unknown), pick(&is_scram));
+    let (unknown_deletions, scram_deletions) =
+        (pick_deletions(&is_unknown), pick_deletions(&is_scram));
+    let has_quota = keys
+        .iter()
+        .chain(&changes.deletions)
+        .any(|key| is_quota(key));
+    let has_scram = !scram_additions.is_empty() || !scram_deletions.is_empty();
+    let of_clients = command.entity_type == EntityType::Clients || command.entity_types.len() == 2;
+    if of_clients && !(unknown_additions.is_empty() && scram_additions.is_empty()) {
+        // A small set adds the SCRAM keys after the others; a larger one is a hash trie.
+        let names = match keys.len() <= SCALA_SMALL_COLLECTION_MAX {
+            true => [unknown_additions, scram_additions].concat(),
+            false => pick(&|key: &str| !is_quota(key)),
+        };
+        return Err(ConfigsError::Argument(format!(
+            "Only quota configs can be added for 'clients' using --bootstrap-server. Unexpected config names: {}",
+            scala_set(&names)
+        )));
+    }
+    if of_clients && !(unknown_deletions.is_empty() && scram_deletions.is_empty()) {
+        return Err(ConfigsError::Argument(format!(
+            "Only quota configs can be deleted for 'clients' using --bootstrap-server. Unexpected config names: {}",
+            array_buffer(&[unknown_deletions, scram_deletions].concat())
+        )));
+    }
     if !unknown_additions.is_empty() {
         return Err(ConfigsError::Argument(format!(
             "Only quota and SCRAM credential configs can be added for 'users' using --bootstrap-server. Unexpected config names: {}",
-            unknown_additions.join(",")
+            scala_set(&unknown_additions)
         )));
     }
-    let mut unknown_deletions: Vec<&str> = changes
-        .deletions
-        .iter()
-        .map(String::as_str)
-        .filter(|key| !is_scram(key) && !is_quota(key))
-        .collect();
-    unknown_deletions.sort_unstable();
-    unknown_deletions.dedup();
     if !unknown_deletions.is_empty() {
         return Err(ConfigsError::Argument(format!(
             "Only quota and SCRAM credential configs can be deleted for 'users' using --bootstrap-server. Unexpected config names: {}",
-            unknown_deletions.join(",")
+            array_buffer(&unknown_deletions)
         )));
     }
-    let has_scram = changes.additions.keys().any(|key| is_scram(key))
-        || changes.deletions.iter().any(|key| is_scram(key));
-    let has_quota = changes.additions.keys().any(|key| is_quota(key))
-        || changes.deletions.iter().any(|key| is_quota(key));
     if has_scram && command.entity_names.iter().any(String::is_empty) {
         return Err(ConfigsError::Argument(
             "The use of --entity-default or --user-defaults is not allowed with User SCRAM Credentials using --bootstrap-server.".to_string(),
@@ -82,33 +111,29 @@ pub(super) fn plan(command: &Command, changes: &Changes) -> Result<UserAlteratio
         ));
     }
     if has_quota {
-        // Kafka's admin client, finding no quota API on the broker.
-        return Err(ConfigsError::Argument(
-            "The broker does not support DESCRIBE_CLIENT_QUOTAS".to_string(),
-        ));
+        return Ok(None);
     }
     let user = command.entity_names.first().cloned().unwrap_or_default();
-    let deletions = changes
-        .deletions
+    let deletions = scram_deletions
         .iter()
         .filter_map(|key| scram_mechanism(key))
         .collect();
     let mut upsertions = Vec::new();
-    for (key, value) in &changes.additions {
-        if let Some(mechanism) = scram_mechanism(key) {
+    for key in &scram_additions {
+        if let (Some(mechanism), Some(value)) = (scram_mechanism(key), changes.value(key)) {
             let (iterations, password) = parse_credential(mechanism, value)?;
             upsertions.push((mechanism, iterations, password));
         }
     }
-    Ok(UserAlteration {
+    Ok(Some(ScramAlteration {
         user,
         deletions,
         upsertions,
-    })
+    }))
 }
 
-/// Sends the alteration and prints Kafka's completion line.
-pub(super) fn alter(client: &mut Client, alteration: &UserAlteration) -> Result<(), ConfigsError> {
+/// Sends the alteration of one user's credentials.
+pub(super) fn alter(client: &mut Client, alteration: &ScramAlteration) -> Result<(), ConfigsError> {
     let deletions: Vec<(String, ScramMechanism)> = alteration
         .deletions
         .iter()
@@ -125,18 +150,17 @@ pub(super) fn alter(client: &mut Client, alteration: &UserAlteration) -> Result<
         upsertions.push(upsertion);
     }
     alter_user_scram_credentials(client, &deletions, &upsertions)?;
-    println!("Completed updating config for user {}.", alteration.user);
     Ok(())
 }
 
-/// Prints each named user's credentials (every user's without a name); the default entity has
-/// none, as in Kafka.
+/// Prints each named user's credentials (every user's without a name). A user without
+/// credentials is left out, as Kafka's admin client leaves it out of the users described.
 pub(super) fn describe(client: &mut Client, command: &Command) -> Result<(), ConfigsError> {
-    if command.entity_names.iter().any(String::is_empty) {
-        return Ok(());
-    }
     for user in describe_user_scram_credentials(client, &command.entity_names)? {
-        println!("{}", describe_line(&user.user, &user.outcome));
+        let missing = matches!(&user.outcome, Err(error) if error.code == RESOURCE_NOT_FOUND);
+        if !missing {
+            println!("{}", describe_line(&user.user, &user.outcome));
+        }
     }
     Ok(())
 }
@@ -200,16 +224,19 @@ fn parse_credential(mechanism: ScramMechanism, value: &str) -> Result<(i32, Stri
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn command(names: &[&str]) -> Command {
+        command_of(&[EntityType::Users], names)
+    }
+
+    fn command_of(types: &[EntityType], names: &[&str]) -> Command {
         Command {
             bootstrap_server: "h:1".to_string(),
             alter: true,
             all: false,
-            entity_type: super::super::EntityType::Users,
+            entity_type: types[0],
+            entity_types: types.to_vec(),
             entity_names: names.iter().map(|name| name.to_string()).collect(),
         }
     }
@@ -219,7 +246,7 @@ mod tests {
             additions: additions
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+                .collect(),
             deletions: deletions.iter().map(|key| key.to_string()).collect(),
         }
     }
@@ -245,15 +272,19 @@ mod tests {
                 &[],
             ),
         )
+        .unwrap()
         .unwrap();
         assert_eq!(
             plan.upsertions,
+            // In the order of Kafka's Properties, which puts -512 first.
             vec![
-                (ScramMechanism::Sha256, 8192, "alice-secret".to_string()),
                 (ScramMechanism::Sha512, 4096, "a,b=c".to_string()),
+                (ScramMechanism::Sha256, 8192, "alice-secret".to_string()),
             ]
         );
-        let plan = super::plan(&command(&["alice"]), &changes(&[], &["SCRAM-SHA-512"])).unwrap();
+        let plan = super::plan(&command(&["alice"]), &changes(&[], &["SCRAM-SHA-512"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(plan.deletions, vec![ScramMechanism::Sha512]);
         assert_eq!(
             parse_credential(ScramMechanism::Sha256, "iterations=-1,password=p").unwrap(),
@@ -272,8 +303,8 @@ mod tests {
             &'a str,
         );
         let cases: &[Case] = &[
-            (&["alice"], &[("retention.ms", "1")], &[], "Only quota and SCRAM credential configs can be added for 'users' using --bootstrap-server. Unexpected config names: retention.ms"),
-            (&["alice"], &[], &["scram-sha-256"], "Only quota and SCRAM credential configs can be deleted for 'users' using --bootstrap-server. Unexpected config names: scram-sha-256"),
+            (&["alice"], &[("retention.ms", "1")], &[], "Only quota and SCRAM credential configs can be added for 'users' using --bootstrap-server. Unexpected config names: Set(retention.ms)"),
+            (&["alice"], &[], &["scram-sha-256"], "Only quota and SCRAM credential configs can be deleted for 'users' using --bootstrap-server. Unexpected config names: ArrayBuffer(scram-sha-256)"),
             (&[""], &[("SCRAM-SHA-256", "password=p")], &[], "The use of --entity-default or --user-defaults is not allowed with User SCRAM Credentials using --bootstrap-server."),
             (&["alice"], &[("SCRAM-SHA-256", "password=p"), ("producer_byte_rate", "1024")], &[], "Cannot alter both quota and SCRAM credential configs simultaneously for 'users' using --bootstrap-server."),
             (&["alice"], &[("SCRAM-SHA-256", "iterations=1000,password=p")], &[], "Iterations 1000 is less than the minimum 4096 required for SCRAM-SHA-256"),
@@ -282,6 +313,35 @@ mod tests {
         for (names, additions, deletions, expected) in cases {
             assert_eq!(message(names, additions, deletions), *expected);
         }
+    }
+
+    /// Proves clients, and a user's clients, take quota keys only, refused with Kafka's
+    /// messages (the other keys before the SCRAM ones), and that quotas plan no credentials.
+    #[test]
+    fn clients_take_quota_keys_only() {
+        let clients = command_of(&[EntityType::Clients], &["app"]);
+        let refused = |command: &Command, additions: &[(&str, &str)], deletions: &[&str]| {
+            plan(command, &changes(additions, deletions))
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(
+            refused(&clients, &[("SCRAM-SHA-256", "password=x"), ("foo", "1")], &[]),
+            Err("Only quota configs can be added for 'clients' using --bootstrap-server. Unexpected config names: Set(foo, SCRAM-SHA-256)".to_string())
+        );
+        assert_eq!(
+            refused(&clients, &[], &["SCRAM-SHA-256", "foo"]),
+            Err("Only quota configs can be deleted for 'clients' using --bootstrap-server. Unexpected config names: ArrayBuffer(foo, SCRAM-SHA-256)".to_string())
+        );
+        let user_client = command_of(&[EntityType::Users, EntityType::Clients], &["alice", "app"]);
+        assert!(
+            refused(&user_client, &[("SCRAM-SHA-512", "password=x")], &[]).is_err_and(|message| {
+                message.starts_with("Only quota configs can be added for 'clients'")
+            })
+        );
+        let quotas = changes(&[("producer_byte_rate", "1024")], &["consumer_byte_rate"]);
+        assert_eq!(plan(&user_client, &quotas).unwrap(), None);
+        assert_eq!(plan(&command(&[""]), &quotas).unwrap(), None);
     }
 
     /// Proves the describe lines are Kafka's, for credentials and for an error.

@@ -8,6 +8,7 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod e2e_latency;
+pub mod jvm_text;
 pub mod leader_election;
 pub mod metadata_quorum;
 pub mod producer_perf;

@@ -90,6 +90,8 @@ pub fn client_version_max(api: ApiKey) -> i16 {
         ApiKey::SaslAuthenticate => 2,
         ApiKey::DescribeUserScramCredentials => 0,
         ApiKey::AlterUserScramCredentials => 0,
+        ApiKey::DescribeClientQuotas => 1,
+        ApiKey::AlterClientQuotas => 1,
         ApiKey::DescribeAcls => 3,
         ApiKey::CreateAcls => 3,
         ApiKey::DeleteAcls => 3,

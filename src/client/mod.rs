@@ -7,8 +7,8 @@
 //! `producer` and `consumer` are the record paths, `group`, `membership` and `group_consumer` are
 //! the classic consumer group protocol, `admin` the cluster-wide look-ups of the group tool,
 //! `transactions` the admin calls of the transactions tool, `acls` those of the acls tool,
-//! `user_credentials` those of users' SCRAM credentials, and the rest (`consumer_protocol`,
-//! `range_assignor`, `records`, ...) are pure helpers.
+//! `user_credentials` those of users' SCRAM credentials, `quotas` those of client quotas, and
+//! the rest (`consumer_protocol`, `range_assignor`, `records`, ...) are pure helpers.
 //! `pipelined_producer` (with `accumulator` and `pipelined_connection`) is the exception to one
 //! request at a time: the performance tools' producer keeps several Produce requests in flight.
 
@@ -28,6 +28,7 @@ pub mod pipelined_connection;
 pub mod pipelined_producer;
 pub mod producer;
 pub mod properties;
+pub mod quotas;
 pub mod range_assignor;
 pub mod records;
 pub mod sasl;

@@ -211,6 +211,18 @@ def describe_run(result: subprocess.CompletedProcess) -> str:
     )
 
 
+def succeeded(result: subprocess.CompletedProcess) -> str:
+    """The stdout of a run that exited 0 and printed nothing on stderr."""
+    assert (result.returncode, result.stderr) == (0, ""), describe_run(result)
+    return result.stdout
+
+
+def failed(result: subprocess.CompletedProcess) -> str:
+    """The stderr of a run that exited 1 and printed nothing on stdout."""
+    assert (result.returncode, result.stdout) == (1, ""), describe_run(result)
+    return result.stderr
+
+
 def create_topic(broker: Broker, topic: str, partitions: int = 1) -> None:
     result = run_script(
         "flink-topics.sh", "--bootstrap-server", broker.bootstrap, "--create", "--topic", topic,

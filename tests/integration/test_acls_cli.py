@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-from support import HOST, describe_run, run_script
+from support import HOST, describe_run, failed, run_script, succeeded
 from test_acls import (USERS, _report_broker, acl_broker, binding,  # noqa: F401 - fixtures
                        consume, create_acls, create_topics, delete_acls, describe_acls, produce)
 from test_cli_security import client_properties, write_properties
@@ -23,18 +23,6 @@ def acls(broker, *args, input=None):
     """Runs flink-acls.sh against `broker`'s PLAINTEXT listener."""
     return run_script("flink-acls.sh", "--bootstrap-server", broker.bootstrap, *args,
                       input=input, check=False)
-
-
-def succeeded(result) -> str:
-    """The stdout of a run that exited 0 and printed nothing on stderr."""
-    assert (result.returncode, result.stderr) == (0, ""), describe_run(result)
-    return result.stdout
-
-
-def failed(result) -> str:
-    """The stderr of a run that exited 1 and printed nothing on stdout."""
-    assert (result.returncode, result.stdout) == (1, ""), describe_run(result)
-    return result.stderr
 
 
 def pattern(resource_type: str, name: str, pattern_type: str = "LITERAL") -> str:

@@ -240,12 +240,10 @@ def test_configs_manages_scram_users(secure, certs, tools_user, tmp_path):
     with pytest.raises(KafkaException):
         Producer(confluent).list_topics(timeout=3)
 
+    # Kafka's admin client leaves a user without credentials out of those described, and
+    # "nobody" has no quotas either: nothing to print.
     missing = run_script(*tool, "--describe", "--entity-type", "users", "--entity-name", "nobody")
-    assert missing.stdout == (
-        "Error retrieving SCRAM credential configs for user-principal 'nobody': "
-        "ExecutionException: org.apache.kafka.common.errors.ResourceNotFoundException: "
-        "Attempt to describe a user credential that does not exist: nobody\n"), (
-        describe_run(missing))
+    assert missing.stdout == "", describe_run(missing)
     weak = run_script(*tool, "--alter", "--add-config", "SCRAM-SHA-256=[iterations=1000,password=x]",
                       *user, check=False)
     assert weak.returncode == 1 and weak.stderr == (
