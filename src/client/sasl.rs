@@ -47,6 +47,11 @@ pub(super) fn authenticate(
                 }
             }
         }
+        // The tools' properties refuse it (`client::security`); a broker's mechanism only.
+        Mechanism::OAuthBearer => Err(refused(
+            connection,
+            "this client does not support OAUTHBEARER".to_string(),
+        )),
     }
 }
 

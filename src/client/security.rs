@@ -209,8 +209,9 @@ fn sasl_credentials(
     };
     let jaas = value("sasl.jaas.config");
     let example = match mechanism {
-        Mechanism::Plain => PLAIN_LOGIN_MODULE,
         Mechanism::Scram(_) => SCRAM_LOGIN_MODULE,
+        // OAUTHBEARER was refused above.
+        Mechanism::Plain | Mechanism::OAuthBearer => PLAIN_LOGIN_MODULE,
     };
     if jaas.is_empty() {
         return Err(SecurityError::Invalid {

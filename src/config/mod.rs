@@ -8,6 +8,7 @@
 pub mod connections;
 pub mod env;
 pub mod listeners;
+mod oauthbearer;
 pub mod properties;
 pub mod security;
 

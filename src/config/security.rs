@@ -4,6 +4,8 @@
 //! lower case, as Kafka writes it), give the TLS material and the SASL mechanisms; and
 //! `listener.name.<listener>.<mechanism>.sasl.jaas.config` lists a mechanism's users
 //! (`user_<name>="<password>"` for PLAIN, as Kafka's `PlainLoginModule` takes them).
+//! Mechanism-scoped keys (`connections.max.reauth.ms`, OAUTHBEARER's, `config::oauthbearer`)
+//! may also be set as `listener.name.<listener>.<mechanism>.<key>`.
 //!
 //! Only what a listener needs is checked here (files are read when the listeners start, so a
 //! missing certificate is a start-up error naming its key).
@@ -95,6 +97,8 @@ pub enum Mechanism {
     Plain,
     /// SCRAM-SHA-256 or SCRAM-SHA-512, with credentials from the metadata log.
     Scram(crate::security::scram::ScramMechanism),
+    /// OAUTHBEARER, with the listener's token validator.
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -102,6 +106,7 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Scram(scram) => scram.name(),
+            Mechanism::OAuthBearer => crate::security::oauthbearer::MECHANISM,
         }
     }
 }
@@ -113,6 +118,19 @@ pub struct SaslSettings {
     pub mechanisms: Vec<Mechanism>,
     /// PLAIN's users and passwords, from the listener's PLAIN JAAS config.
     pub plain_users: BTreeMap<String, String>,
+    /// How OAUTHBEARER tokens are checked, when the listener enables it.
+    pub oauthbearer: Option<crate::security::oauthbearer::Validator>,
+    /// `connections.max.reauth.ms` of each enabled mechanism (KIP-368; 0: sessions do not
+    /// expire but with an OAUTHBEARER token).
+    pub reauth_ms: BTreeMap<Mechanism, u64>,
+}
+
+impl SaslSettings {
+    /// The longest a session authenticated with `mechanism` lasts before it must
+    /// re-authenticate; `None` when unbounded.
+    pub fn reauth_ms(&self, mechanism: Mechanism) -> Option<u64> {
+        self.reauth_ms.get(&mechanism).copied().filter(|ms| *ms > 0)
+    }
 }
 
 /// What one listener asks of its connections.
@@ -143,6 +161,14 @@ pub const SECURITY_KEYS: &[(&str, &str)] = &[
     ("ssl.principal.mapping.rules", "DEFAULT"),
     ("sasl.enabled.mechanisms", "GSSAPI"),
     ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+    ("sasl.server.callback.handler.class", ""),
+    ("connections.max.reauth.ms", "0"),
+    ("sasl.oauthbearer.jwks.endpoint.url", ""),
+    ("sasl.oauthbearer.expected.audience", ""),
+    ("sasl.oauthbearer.expected.issuer", ""),
+    ("sasl.oauthbearer.sub.claim.name", "sub"),
+    ("sasl.oauthbearer.scope.claim.name", "scope"),
+    ("sasl.oauthbearer.clock.skew.seconds", "30"),
     ("authorizer.class.name", ""),
     ("super.users", ""),
     ("allow.everyone.if.no.acl.found", "false"),
@@ -202,8 +228,8 @@ pub fn authorizer(given: &IndexMap<String, String>) -> Result<Option<Authorizer>
     }))
 }
 
-/// Whether `key` is one this module reads: a security key, with or without a listener prefix,
-/// or a listener's JAAS config.
+/// Whether `key` is one this module reads: a security key, with or without a listener prefix
+/// (and a mechanism's), or a listener's JAAS config.
 pub fn is_security_key(key: &str) -> bool {
     let unprefixed = match key.strip_prefix("listener.name.") {
         Some(rest) => match rest.split_once('.') {
@@ -212,21 +238,51 @@ pub fn is_security_key(key: &str) -> bool {
         },
         None => key,
     };
-    SECURITY_KEYS.iter().any(|(known, _)| *known == unprefixed)
+    let known = |key: &str| SECURITY_KEYS.iter().any(|(known, _)| *known == key);
+    known(unprefixed)
         || unprefixed
             .split_once('.')
-            .is_some_and(|(_, rest)| rest == "sasl.jaas.config")
+            .is_some_and(|(_, rest)| rest == "sasl.jaas.config" || known(rest))
 }
 
 /// Looks a key up for one listener: the `listener.name.<listener>.` form first, then the bare
 /// key, then Kafka's default.
-struct ListenerKeys<'a> {
-    given: &'a IndexMap<String, String>,
-    prefix: String,
+pub(super) struct ListenerKeys<'a> {
+    pub(super) given: &'a IndexMap<String, String>,
+    /// `listener.name.<listener>.`
+    pub(super) prefix: String,
 }
 
 impl ListenerKeys<'_> {
-    fn value(&self, key: &str) -> String {
+    /// A mechanism-scoped key: `listener.name.<listener>.<mechanism>.<key>` first, then as
+    /// `value` looks it up. `mechanism` is in lower case.
+    pub(super) fn mechanism_value(&self, mechanism: &str, key: &str) -> String {
+        let scoped = format!("{}{mechanism}.{key}", self.prefix);
+        match self.given.get(&scoped) {
+            Some(value) => value.trim().to_string(),
+            None => self.value(key),
+        }
+    }
+
+    /// A mechanism-scoped key's error, naming the key as it was set.
+    pub(super) fn mechanism_invalid(
+        &self,
+        mechanism: &str,
+        key: &str,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        let scoped = format!("{}{mechanism}.{key}", self.prefix);
+        match self.given.contains_key(&scoped) {
+            true => ConfigError::Invalid {
+                key: scoped,
+                value: self.mechanism_value(mechanism, key),
+                reason: reason.into(),
+            },
+            false => self.invalid(key, reason),
+        }
+    }
+
+    pub(super) fn value(&self, key: &str) -> String {
         let prefixed = format!("{}{key}", self.prefix);
         if let Some(value) = self.given.get(&prefixed) {
             return value.trim().to_string();
@@ -250,7 +306,7 @@ impl ListenerKeys<'_> {
         }
     }
 
-    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             key: self.name(key),
             value: self.value(key),
@@ -504,11 +560,12 @@ fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, Co
         let scram = crate::security::scram::ScramMechanism::parse(mechanism);
         let mechanism = match (mechanism.to_ascii_uppercase().as_str(), scram) {
             ("PLAIN", _) => Mechanism::Plain,
+            ("OAUTHBEARER", _) => Mechanism::OAuthBearer,
             (_, Some(scram)) => Mechanism::Scram(scram),
             (other, None) => {
                 return Err(keys.invalid(
                     "sasl.enabled.mechanisms",
-                    format!("SASL mechanism {other} is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    format!("SASL mechanism {other} is not supported: use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
                 ))
             }
         };
@@ -522,26 +579,48 @@ fn sasl_settings(keys: &ListenerKeys, listener: &str) -> Result<SaslSettings, Co
             format!("listener {listener} uses SASL but enables no mechanism"),
         ));
     }
+    for mechanism in settings.mechanisms.clone() {
+        let reauth_ms = super::oauthbearer::reauth_ms(keys, mechanism)?;
+        settings.reauth_ms.insert(mechanism, reauth_ms);
+    }
+    if settings.mechanisms.contains(&Mechanism::OAuthBearer) {
+        settings.oauthbearer = Some(super::oauthbearer::validator(keys, listener)?);
+    }
     if settings.mechanisms.contains(&Mechanism::Plain) {
-        let key = format!("{}plain.sasl.jaas.config", keys.prefix);
-        let jaas = keys.given.get(&key).map(|v| v.trim()).unwrap_or_default();
-        let invalid = |reason: String| ConfigError::Invalid {
-            key: key.clone(),
+        let options = listener_jaas(keys, "plain", |key| {
+            ConfigError::Invalid {
+            key,
             value: "[hidden]".into(),
-            reason,
-        };
-        if jaas.is_empty() {
-            return Err(invalid(format!(
+            reason: format!(
                 "listener {listener} enables PLAIN, so its users must be listed here, as in org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";"
-            )));
+            ),
         }
-        let options = parse_jaas(jaas).map_err(invalid)?;
+        })?;
         settings.plain_users = options
             .into_iter()
             .filter_map(|(option, value)| Some((option.strip_prefix("user_")?.to_string(), value)))
             .collect();
     }
     Ok(settings)
+}
+
+/// The options of a mechanism's JAAS configuration for one listener
+/// (`listener.name.<listener>.<mechanism>.sasl.jaas.config`, `mechanism` in lower case), which
+/// must be set: `missing` makes the error for its key when it is not.
+pub(super) fn listener_jaas(
+    keys: &ListenerKeys,
+    mechanism: &str,
+    missing: impl FnOnce(String) -> ConfigError,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let key = format!("{}{mechanism}.sasl.jaas.config", keys.prefix);
+    match keys.given.get(&key).map(|v| v.trim()).unwrap_or_default() {
+        "" => Err(missing(key)),
+        jaas => parse_jaas(jaas).map_err(|reason| ConfigError::Invalid {
+            key,
+            value: "[hidden]".into(),
+            reason,
+        }),
+    }
 }
 
 /// The options of a one-module JAAS configuration: `<LoginModule class> required key="value"

@@ -129,7 +129,7 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
     crate::metrics::count_connection(1);
     let reader = Reader {
         shard: shard.clone(),
-        connection,
+        connection: connection.clone(),
         pipeline: pipeline.clone(),
         socket: SocketHalf(socket.clone()),
         frames: FrameReader::new(),
@@ -143,7 +143,7 @@ pub async fn serve(shard: Rc<Shard>, accepted: Accepted, stream: TcpStream, slot
     };
     let mut writer = SocketHalf(socket);
     futures_lite::future::or(
-        write_responses(&shard, &pipeline, &mut writer, &peer),
+        write_responses(&shard, &connection, &pipeline, &mut writer),
         reading,
     )
     .await;
@@ -315,8 +315,13 @@ impl Reader<'_> {
                 self.pipeline.until_in_flight(InFlight::idle).await;
             }
             // Checked once the requests before it are done (SASL requests run alone): only
-            // ApiVersions and the SASL exchange come before authentication.
-            if let Err(refusal) = self.connection.sasl.admit(request.key) {
+            // ApiVersions and the SASL exchange come before authentication, and a session
+            // past its lifetime ends here unless this begins its re-authentication.
+            if let Err(refusal) = self
+                .connection
+                .sasl
+                .admit(request.key, std::time::Instant::now())
+            {
                 tracing::info!(
                     "closing connection from {} on shard {}: {refusal}",
                     self.peer,
@@ -402,8 +407,15 @@ impl Reader<'_> {
 }
 
 /// Writes the responses in request order until reading has ended and all are written, a write
-/// fails, or a response cannot be made.
-async fn write_responses(shard: &Shard, pipeline: &Pipeline, socket: &mut SocketHalf, peer: &str) {
+/// fails, a response cannot be made, or an authentication failed (after its answer, as Kafka
+/// closes the connection then; SASL requests run alone, so nothing else is due).
+async fn write_responses(
+    shard: &Shard,
+    connection: &ConnectionInfo,
+    pipeline: &Pipeline,
+    socket: &mut SocketHalf,
+) {
+    let peer = connection.peer.as_str();
     while let Some(response) = pipeline.next_response().await {
         let handled = match response {
             Response::Ready(response) => Ok(Some(response)),
@@ -440,6 +452,10 @@ async fn write_responses(shard: &Shard, pipeline: &Pipeline, socket: &mut Socket
             return;
         }
         pipeline.answered(response.len());
+        if connection.sasl.is_failed() {
+            tracing::debug!("closing connection from {peer}: authentication failed");
+            return;
+        }
     }
 }
 

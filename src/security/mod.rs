@@ -1,8 +1,12 @@
 //! Authentication and authorization building blocks shared by the listeners, the APIs and the
-//! tools' client: SCRAM (`scram`, both sides of the exchange), PEM material for TLS (`pem`),
-//! client certificates' principals (`principal`) and access control lists (`acl`).
+//! tools' client: SCRAM (`scram`, both sides of the exchange), OAUTHBEARER (`oauthbearer`, with
+//! JWTs in `jwt` and their signing keys in `jwks`), PEM material for TLS (`pem`), client
+//! certificates' principals (`principal`) and access control lists (`acl`).
 
 pub mod acl;
+pub mod jwks;
+pub mod jwt;
+pub mod oauthbearer;
 pub mod pem;
 pub mod principal;
 pub mod scram;

@@ -11,6 +11,7 @@ A module imports the fixtures it uses (`certs`, `foreign_certs`, `secure`, and t
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,22 @@ def make_certs(directory: Path, hosts: str = f"localhost {HOST}") -> Path:
     return directory
 
 
+def listener_overrides(broker: Broker, protocols: dict[str, str]) -> dict[str, str]:
+    """Overrides giving `broker` a listener of each name in `protocols` (name: security protocol)
+    on a free port (kept in `broker.ports`), beside PLAINTEXT (between brokers) and CONTROLLER."""
+    broker.ports = {name: support.free_port() for name in protocols}
+    listeners = ",".join(f"{name}://{HOST}:{port}" for name, port in broker.ports.items())
+    return {
+        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},{listeners},"
+                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker.port},{listeners}",
+        "listener.security.protocol.map": ",".join(
+            ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+            + [f"{name}:{protocol}" for name, protocol in protocols.items()]),
+        "inter.broker.listener.name": "PLAINTEXT",
+    }
+
+
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Path:
     return make_certs(tmp_path_factory.mktemp("certs"))
@@ -49,20 +66,10 @@ def foreign_certs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory, certs):
     """The module's broker: PLAINTEXT (between brokers) plus a listener of each kind, by kind."""
-    work = tmp_path_factory.mktemp("security")
-    ports = {kind: support.free_port() for kind in KINDS}
-    broker = Broker(work)
-    listeners = ",".join(f"{kind}://{HOST}:{port}" for kind, port in ports.items())
-    protocols = {"SSL": "SSL", "MTLS": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT",
-                 "SASL_SSL": "SASL_SSL"}
+    broker = Broker(tmp_path_factory.mktemp("security"))
+    broker.overrides.update(listener_overrides(broker, {
+        "SSL": "SSL", "MTLS": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL"}))
     broker.overrides.update({
-        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},{listeners},"
-                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker.port},{listeners}",
-        "listener.security.protocol.map": ",".join(
-            ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
-            + [f"{kind}:{protocol}" for kind, protocol in protocols.items()]),
-        "inter.broker.listener.name": "PLAINTEXT",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(certs / "broker.pem"),
         # The MTLS listener takes its key apart from its chain, and asks for client certificates.
@@ -76,7 +83,6 @@ def secure(tmp_path_factory, certs):
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
     })
-    broker.ports = ports
     broker.start()
     yield broker
     broker.kill()
@@ -102,3 +108,21 @@ def librdkafka_config(kind: str, certs: Path, password: str = USERS["alice"]) ->
         config.update({"sasl.mechanisms": "PLAIN", "sasl.username": "alice",
                        "sasl.password": password})
     return config
+
+
+def librdkafka_attempt(address: str, config: dict) -> tuple[str | None, list[str]]:
+    """The cluster id a confluent-kafka client gets from `address`, or None, and the errors its
+    error callback reported."""
+    from confluent_kafka import KafkaException, Producer
+
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": address,
+                         "error_cb": lambda error: errors.append(str(error)), **config})
+    try:
+        return producer.list_topics(timeout=3).cluster_id, errors
+    except KafkaException:
+        # The error callback is served by poll.
+        deadline = time.monotonic() + 5
+        while not errors and time.monotonic() < deadline:
+            producer.poll(0.1)
+        return None, errors

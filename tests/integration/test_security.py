@@ -24,7 +24,8 @@ import support
 from java_clients import versions
 from kafka_wire import WireConnection
 from security_support import (  # noqa: F401 (fixtures)
-    ENABLED, KINDS, USERS, _report_broker, certs, foreign_certs, librdkafka_config, secure)
+    ENABLED, KINDS, USERS, _report_broker, certs, foreign_certs, librdkafka_attempt,
+    librdkafka_config, secure)
 from support import HOST, Broker, create_topic, require_tool
 
 RECORDS = 50
@@ -222,22 +223,8 @@ def test_refusals_are_logged_and_others_served(secure, certs, foreign_certs):
     with Kafka's message), no client certificate or one from an untrusted CA, plaintext to a
     TLS listener; each leaves a `Failed authentication` log line, and a good client on the same
     listener is served throughout."""
-    from confluent_kafka import KafkaException, Producer
-
     def attempt(kind: str, config: dict[str, str]) -> tuple[str | None, list[str]]:
-        """The cluster id a confluent-kafka client gets over listener `kind`, or None, and the
-        errors its error callback reported."""
-        errors: list[str] = []
-        producer = Producer({"bootstrap.servers": f"{HOST}:{secure.ports[kind]}",
-                             "error_cb": lambda error: errors.append(str(error)), **config})
-        try:
-            return producer.list_topics(timeout=3).cluster_id, errors
-        except KafkaException:
-            # The error callback is served by poll.
-            deadline = time.monotonic() + 5
-            while not errors and time.monotonic() < deadline:
-                producer.poll(0.1)
-            return None, errors
+        return librdkafka_attempt(f"{HOST}:{secure.ports[kind]}", config)
 
     good, _ = attempt("SASL_SSL", librdkafka_config("SASL_SSL", certs))
     assert good
