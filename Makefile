@@ -153,14 +153,16 @@ bench-mesh:
 bench-storage:
 	CARGO=$(CARGO) bench/storage.sh
 
-# Fuzzes segment recovery on corrupted files, then request framing and decoding (fuzz/README.md),
-# each for FUZZ_SECONDS after replaying its seeds. Needs cargo-fuzz (`cargo install cargo-fuzz
+# Fuzzes segment recovery on corrupted files, then request framing and decoding, produce
+# validation and the OAUTHBEARER exchange (fuzz/README.md), each for FUZZ_SECONDS after replaying
+# its seeds. Needs cargo-fuzz (`cargo install cargo-fuzz
 # --locked`); RUSTC_BOOTSTRAP=1 lets the stable toolchain take the nightly-only flags cargo-fuzz
 # passes. Fails on the first finding (a finding in segment_recovery skips request_decoding).
 FUZZ_SECONDS ?= 60
 
 fuzz:
-	mkdir -p fuzz/corpus/segment_recovery fuzz/corpus/request_decoding fuzz/corpus/produce_validation
+	mkdir -p fuzz/corpus/segment_recovery fuzz/corpus/request_decoding fuzz/corpus/produce_validation \
+		fuzz/corpus/oauthbearer
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run segment_recovery fuzz/corpus/segment_recovery \
 		fuzz/seeds/segment_recovery -- -max_total_time=$(FUZZ_SECONDS) -timeout=30
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run request_decoding fuzz/corpus/request_decoding \
@@ -169,6 +171,8 @@ fuzz:
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run produce_validation fuzz/corpus/produce_validation \
 		fuzz/seeds/produce_validation -- -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
 		-detect_leaks=0
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run oauthbearer fuzz/corpus/oauthbearer fuzz/seeds/oauthbearer \
+		-- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=256
 
 lint:
 	$(CARGO) fmt --check

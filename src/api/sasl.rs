@@ -200,6 +200,12 @@ pub fn session_lifetime_ms(
     }
 }
 
+/// When a session of `lifetime_ms` begun at `now` ends; `None` for a lifetime beyond what an
+/// `Instant` can hold (a token whose `exp` is ages away), which never ends in practice.
+fn session_end(now: Instant, lifetime_ms: u64) -> Option<Instant> {
+    now.checked_add(Duration::from_millis(lifetime_ms))
+}
+
 pub fn handshake(
     context: &RequestContext<'_>,
     body: SaslHandshakeRequest,
@@ -332,7 +338,7 @@ fn begin_session(
     let session = Session {
         user: user.user,
         mechanism,
-        expires_at: lifetime_ms.map(|ms| now + Duration::from_millis(ms)),
+        expires_at: lifetime_ms.and_then(|ms| session_end(now, ms)),
         reauthenticates: state.versioned.get(),
         reauthenticated_at: previous
             .as_ref()
@@ -642,5 +648,15 @@ mod tests {
             Some(0)
         );
         assert_eq!(session_lifetime_ms(None, Some(i64::MIN), i64::MAX), Some(0));
+        let now = Instant::now();
+        assert_eq!(
+            session_end(now, 2000),
+            Some(now + Duration::from_millis(2000))
+        );
+        // A token expiring in 292 million years, or any lifetime at all, must not overflow
+        // the clock (`Instant + Duration` panics where `checked_add` says `None`).
+        let far = session_lifetime_ms(None, Some(i64::MAX), 0);
+        assert_eq!(far, Some(i64::MAX as u64));
+        assert!(session_end(now, u64::MAX).is_none_or(|end| end > now));
     }
 }

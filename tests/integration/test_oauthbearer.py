@@ -306,6 +306,45 @@ def test_exchange_on_the_wire(oauth):
         assert "authorization id (bob) that is different" in answer.error_message
 
 
+def test_hostile_tokens_are_answered(oauth):
+    """Tokens meant to break the broker are answered, never fatal: expiries at the ends of the
+    number range (one far beyond what a clock holds is a session that never ends), claims of the
+    wrong type, JSON nested past any sane depth, an oversized initial response; the broker
+    serves the next client."""
+    port = oauth.ports["UNSECURED"]
+    header = b64url(json.dumps({"alg": "none"}).encode())
+
+    def raw_token(claims: str) -> str:
+        return f"{header}.{b64url(claims.encode())}."
+
+    far = raw_token('{"sub":"alice","exp":1e300,"scope":"kafka"}')
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection) == 0
+        answer = sasl(connection, initial_response(far))
+        assert answer.error_code == 0 and answer.session_lifetime_ms >= 2**62, answer
+        metadata(connection)
+    refused = [raw_token('{"sub":"alice","exp":-1e300,"scope":"kafka"}'),
+               raw_token('{"sub":["alice"],"exp":"soon","scope":7}'),
+               raw_token('{"sub":"alice","exp":1e999}'),
+               raw_token('{"a":' * 5000 + "1" + "}" * 5000),
+               f"{header}.{'A' * 300_000}."]
+    for token in refused:
+        with WireConnection(HOST, port) as connection:
+            assert handshake(connection) == 0
+            answer = sasl(connection, initial_response(token))
+            assert (answer.error_code, bytes(answer.auth_bytes)) == (
+                0, b'{"status":"invalid_token"}'), token[:80]
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection) == 0
+        answer = sasl(connection, initial_response("a" * 600_000))
+        assert (answer.error_code, answer.error_message) == (
+            SASL_AUTHENTICATION_FAILED, GENERIC_REFUSAL)
+    with WireConnection(HOST, port) as connection:
+        assert handshake(connection) == 0
+        assert sasl(connection, initial_response(alice_token())).error_code == 0
+        metadata(connection)
+
+
 def test_session_ends_without_reauthentication(oauth):
     """On the REAUTH listener the session lasts connections.max.reauth.ms (or less when the
     token expires sooner); a client that does not re-authenticate is closed at its next
