@@ -29,12 +29,9 @@ from kafka.protocol.producer import (AddPartitionsToTxnRequest, AddPartitionsToT
 import support
 from kafka_wire import WireConnection
 from support import HOST, Broker
+from test_acls import USERS, acl_overrides
 from test_transactions_wire import add_partitions
 
-USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret",
-         "carol": "carol-secret"}
-JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
-        + " ".join(f'user_{user}="{password}"' for user, password in USERS.items()) + ";")
 DEADLINE_S = 30
 RECORDS = 20
 # The principal of the PLAINTEXT listener's connections.
@@ -48,19 +45,8 @@ def secured(tmp_path_factory):
     SASL_PLAINTEXT listener (PLAINTEXT stays for the broker's own traffic)."""
     broker = Broker(tmp_path_factory.mktemp("acl-coordinators"))
     sasl_port = support.free_port()
-    broker.overrides.update({
-        "listeners": (f"PLAINTEXT://{HOST}:{broker.port},SASL_PLAINTEXT://{HOST}:{sasl_port},"
-                      f"CONTROLLER://{HOST}:{broker.controller_port}"),
-        "advertised.listeners": (f"PLAINTEXT://{HOST}:{broker.port},"
-                                 f"SASL_PLAINTEXT://{HOST}:{sasl_port}"),
-        "listener.security.protocol.map": ("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
-                                           "SASL_PLAINTEXT:SASL_PLAINTEXT"),
-        "inter.broker.listener.name": "PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin",
-    })
+    # Unlike test_acls, the PLAINTEXT listener's ANONYMOUS is no super user here.
+    broker.overrides.update({**acl_overrides(broker, sasl_port), "super.users": "User:admin"})
     broker.sasl_bootstrap = f"{HOST}:{sasl_port}"
     broker.start()
     yield broker
