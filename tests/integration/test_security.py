@@ -506,10 +506,13 @@ def test_scram_credentials_survive_a_restart(tmp_path):
         "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
     })
     broker.start()
-    set_scram_credentials(broker.bootstrap)
-    broker.restart(signal.SIGKILL)
-    user, password = SCRAM_USERS["SCRAM-SHA-512"]
-    config = {"bootstrap.servers": f"{HOST}:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
-              "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user,
-              "sasl.password": password}
-    assert Producer(config).list_topics(timeout=10).cluster_id
+    try:
+        set_scram_credentials(broker.bootstrap)
+        broker.restart(signal.SIGKILL)
+        user, password = SCRAM_USERS["SCRAM-SHA-512"]
+        config = {"bootstrap.servers": f"{HOST}:{sasl_port}",
+                  "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+                  "sasl.username": user, "sasl.password": password}
+        assert Producer(config).list_topics(timeout=10).cluster_id
+    finally:
+        broker.kill()

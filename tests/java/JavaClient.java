@@ -574,6 +574,7 @@ public final class JavaClient {
         volatile String memberId = "";
         volatile boolean stopping;
         volatile int commits;
+        volatile int staleCommits;
         volatile int lost;
         KafkaConsumer<String, String> consumer;
 
@@ -612,12 +613,7 @@ public final class JavaClient {
                                 record.value()));
                     }
                     if (!records.isEmpty()) {
-                        try {
-                            consumer.commitSync(Duration.ofMillis(DEADLINE_MS));
-                            commits++;
-                        } catch (Exception e) {
-                            errors.add("commitSync: " + describe(e));
-                        }
+                        commit();
                     }
                 }
             } catch (Throwable t) {
@@ -631,6 +627,29 @@ public final class JavaClient {
                     }
                 }
                 assignment = Set.of();
+            }
+        }
+
+        /** commitSync, sent again while it is refused for a stale member epoch: a commit that
+         * leaves while the heartbeat moving this member to its next epoch is answered carries
+         * the epoch before, and Kafka's coordinator refuses it as Flink's does; the client knows
+         * its new epoch as soon as that answer is in. */
+        void commit() throws InterruptedException {
+            for (int attempt = 1; ; attempt++) {
+                try {
+                    consumer.commitSync(Duration.ofMillis(DEADLINE_MS));
+                    commits++;
+                    return;
+                } catch (Exception e) {
+                    String error = describe(e);
+                    if (attempt < 10 && error.contains("stale member epoch")) {
+                        staleCommits++;
+                        Thread.sleep(100);
+                        continue;
+                    }
+                    errors.add("commitSync: " + error);
+                    return;
+                }
             }
         }
 
@@ -678,6 +697,7 @@ public final class JavaClient {
             out.put("events", new ArrayList<>(events));
             out.put("errors", new ArrayList<>(errors));
             out.put("commits", commits);
+            out.put("stale_commits", staleCommits);
             out.put("lost", lost);
             return out;
         }
