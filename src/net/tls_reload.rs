@@ -3,8 +3,8 @@
 //! change one of its `listener.name.<listener>.ssl.*` keys (`flink-configs.sh --entity-type
 //! brokers --alter --add-config listener.name.ssl.ssl.keystore.location=...`, for this broker or
 //! every broker), or when one of the files they name is rewritten. Each shard's accept loop
-//! checks at most once per `CHECK_INTERVAL`, when a connection arrives; new connections get the
-//! new material, open ones keep theirs. Material that does not load is logged and the previous
+//! compares the dynamic keys on every connection and looks at the files at most once per
+//! `CHECK_INTERVAL`; new connections get the new material, open ones keep theirs. Material that does not load is logged and the previous
 //! one kept.
 
 use std::collections::BTreeMap;
@@ -77,18 +77,21 @@ impl TlsReloader {
         }
     }
 
-    /// The material for a connection accepted now.
+    /// The material for a connection accepted now. A change of the dynamic configs is taken up
+    /// by the first connection after it reaches this shard; the files are looked at once per
+    /// `CHECK_INTERVAL` at most.
     pub fn current(&mut self, shard: &Shard) -> Arc<rustls::ServerConfig> {
+        let dynamic = dynamic_keys(shard, &self.listener);
+        let mut rewritten = false;
         if self.checked.elapsed() >= CHECK_INTERVAL {
             self.checked = Instant::now();
-            let dynamic = dynamic_keys(shard, &self.listener);
-            let rewritten = self
+            rewritten = self
                 .files
                 .iter()
                 .any(|(path, time)| modified(path) != *time);
-            if dynamic != self.dynamic || rewritten {
-                self.reload(shard, dynamic);
-            }
+        }
+        if dynamic != self.dynamic || rewritten {
+            self.reload(shard, dynamic);
         }
         self.config.clone()
     }
