@@ -7,6 +7,7 @@
 
 pub mod connections;
 pub mod env;
+pub mod links;
 pub mod listeners;
 mod oauthbearer;
 pub mod properties;
@@ -83,6 +84,8 @@ pub struct ServerConfig {
     pub listener_security: Vec<security::ListenerSecurity>,
     /// The standard authorizer (`authorizer.class.name`); `None`: every request is allowed.
     pub authorizer: Option<crate::security::acl::Authorizer>,
+    /// How this node connects to other brokers and to the controllers.
+    pub links: links::Links,
     pub controller_quorum_voters: Vec<Voter>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -385,11 +388,12 @@ impl ServerConfig {
             &listener_names,
             &controller_listener_names,
         )?;
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             node_id,
             process_roles,
             listener_security,
             authorizer: security::authorizer(lookup.given)?,
+            links: links::Links::default(),
             listeners,
             advertised_listeners,
             controller_listener_names,
@@ -499,7 +503,50 @@ impl ServerConfig {
                 .collect(),
         };
         config.validate(lookup)?;
+        config.links = config.parse_links(lookup)?;
         Ok(config)
+    }
+
+    /// The client side of the inter-broker listener (brokers only) and of the first controller
+    /// listener (`config::links`).
+    fn parse_links(&self, lookup: &Lookup) -> Result<links::Links, ConfigError> {
+        let mut parsed = links::Links::default();
+        if let Some(name) = self.inter_broker_listener().filter(|_| self.is_broker()) {
+            parsed.inter_broker = links::parse(
+                lookup.given,
+                name,
+                self.security_protocol(name),
+                "sasl.mechanism.inter.broker.protocol",
+            )?;
+        }
+        if let Some(name) = self.controller_listener_names.first() {
+            // A broker-only node has no controller listener of its own: the map says what the
+            // controllers' speaks.
+            let protocol = match self.listener_security(name) {
+                Some(security) => security.protocol,
+                None => security::protocol_map(&lookup.value("listener.security.protocol.map"))?
+                    .get(name)
+                    .copied()
+                    .unwrap_or(security::SecurityProtocol::Plaintext),
+            };
+            if protocol.uses_sasl() {
+                return Err(ConfigError::Invalid {
+                    key: "listener.security.protocol.map".into(),
+                    value: lookup.value("listener.security.protocol.map"),
+                    reason: format!(
+                        "controller listener {name} uses {}; the controller link takes PLAINTEXT or SSL (with ssl.client.auth=required, only nodes whose certificate the truststore signs get in)",
+                        protocol.name()
+                    ),
+                });
+            }
+            parsed.controller = links::parse(
+                lookup.given,
+                name,
+                protocol,
+                "sasl.mechanism.controller.protocol",
+            )?;
+        }
+        Ok(parsed)
     }
 
     /// The bytes one connection may hold in requests being handled and responses waiting to
@@ -727,8 +774,7 @@ impl ServerConfig {
         if self.fetch_max_bytes < 1024 {
             return Err(invalid("fetch.max.bytes", "must be at least 1024".into()));
         }
-        self.validate_connection_limits(lookup)?;
-        self.validate_security_protocols(lookup)
+        self.validate_connection_limits(lookup)
     }
 
     /// Kafka's rules for the request queue and connection keys.
@@ -752,39 +798,6 @@ impl ServerConfig {
                 "max.connections.per.ip",
                 "can be set to zero only if max.connections.per.ip.overrides is set",
             ));
-        }
-        Ok(())
-    }
-
-    /// Links between brokers and to the controllers speak PLAINTEXT only (the fetchers, the
-    /// peer pool and the controller RPC have no TLS or SASL yet): their listeners must be
-    /// PLAINTEXT.
-    fn validate_security_protocols(&self, lookup: &Lookup) -> Result<(), ConfigError> {
-        for name in &self.controller_listener_names {
-            let protocol = self.security_protocol(name);
-            if protocol != security::SecurityProtocol::Plaintext {
-                return Err(ConfigError::Invalid {
-                    key: "listener.security.protocol.map".into(),
-                    value: lookup.value("listener.security.protocol.map"),
-                    reason: format!(
-                        "controller listener {name} uses {}; controller listeners are PLAINTEXT only so far",
-                        protocol.name()
-                    ),
-                });
-            }
-        }
-        if let Some(name) = self.inter_broker_listener().filter(|_| self.is_broker()) {
-            let protocol = self.security_protocol(name);
-            if protocol != security::SecurityProtocol::Plaintext {
-                return Err(ConfigError::Invalid {
-                    key: "inter.broker.listener.name".into(),
-                    value: name.to_string(),
-                    reason: format!(
-                        "listener {name} uses {}; brokers reach each other over PLAINTEXT only so far: add a PLAINTEXT listener for them (e.g. INTERNAL://127.0.0.1:9095 with INTERNAL:PLAINTEXT) and name it here",
-                        protocol.name()
-                    ),
-                });
-            }
         }
         Ok(())
     }

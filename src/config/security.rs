@@ -161,6 +161,7 @@ pub const SECURITY_KEYS: &[(&str, &str)] = &[
     ("ssl.principal.mapping.rules", "DEFAULT"),
     ("sasl.enabled.mechanisms", "GSSAPI"),
     ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+    ("sasl.mechanism.controller.protocol", "GSSAPI"),
     ("sasl.server.callback.handler.class", ""),
     ("connections.max.reauth.ms", "0"),
     ("sasl.oauthbearer.jwks.endpoint.url", ""),
@@ -315,14 +316,9 @@ impl ListenerKeys<'_> {
     }
 }
 
-/// Every listener's security, from `listener.security.protocol.map` (`map_value`) and the
-/// security keys. A controller listener absent from the map is PLAINTEXT, as in Kafka.
-pub fn parse(
-    given: &IndexMap<String, String>,
-    map_value: &str,
-    listeners: &[String],
-    controller_listeners: &[String],
-) -> Result<Vec<ListenerSecurity>, ConfigError> {
+/// `listener.security.protocol.map` (`map_value`): the security protocol of each listener name
+/// it lists, names in upper case.
+pub fn protocol_map(map_value: &str) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     let map_error = |reason: String| ConfigError::Invalid {
         key: "listener.security.protocol.map".into(),
         value: map_value.to_string(),
@@ -344,6 +340,23 @@ pub fn parse(
         })?;
         map.insert(name.trim().to_ascii_uppercase(), protocol);
     }
+    Ok(map)
+}
+
+/// Every listener's security, from `listener.security.protocol.map` (`map_value`) and the
+/// security keys. A controller listener absent from the map is PLAINTEXT, as in Kafka.
+pub fn parse(
+    given: &IndexMap<String, String>,
+    map_value: &str,
+    listeners: &[String],
+    controller_listeners: &[String],
+) -> Result<Vec<ListenerSecurity>, ConfigError> {
+    let map = protocol_map(map_value)?;
+    let map_error = |reason: String| ConfigError::Invalid {
+        key: "listener.security.protocol.map".into(),
+        value: map_value.to_string(),
+        reason,
+    };
     let mut security = Vec::new();
     for name in listeners {
         let protocol = match map.get(name) {
@@ -684,10 +697,10 @@ pub fn parse_jaas_module(text: &str) -> Result<(String, Vec<(String, String)>), 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn given(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+    pub(in crate::config) fn given(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
         pairs
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))

@@ -196,22 +196,63 @@ fn errors_name_key_and_value() {
     let message = config_from(&tls).unwrap_err().to_string();
     assert!(message.contains("ssl.keystore.type"), "{message}");
     let secured = "ssl.keystore.type=PEM\nssl.keystore.location=/k.pem\n";
-    let controller_tls = format!(
-        "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL\n"
+    // TLS between brokers and to the controllers: the links take the listeners' keys.
+    let all_tls = format!(
+        "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:SSL\n"
     );
-    let message = config_from(&controller_tls).unwrap_err().to_string();
-    assert!(
-        message.contains("controller listener CONTROLLER uses SSL"),
-        "{message}"
-    );
-    let brokers_tls = format!(
-        "{EMBEDDED_DEFAULT}{secured}listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT\n"
-    );
-    let message = config_from(&brokers_tls).unwrap_err().to_string();
-    assert!(message.contains("inter.broker.listener.name"), "{message}");
+    let (config, _) = config_from(&all_tls).unwrap();
+    for link in [&config.links.inter_broker, &config.links.controller] {
+        assert_eq!(link.security().protocol, security::SecurityProtocol::Ssl);
+    }
     let (_, warnings) = config_from(&format!(
         "{EMBEDDED_DEFAULT}{secured}listener.name.plaintext.ssl.client.auth=none\n"
     ))
     .unwrap();
     assert!(warnings.is_empty(), "security keys are known: {warnings:?}");
+}
+
+#[test]
+fn links_take_the_security_of_the_listeners_they_reach() {
+    let secured = EMBEDDED_DEFAULT.replace(
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:SASL_PLAINTEXT",
+    );
+    let keys = "ssl.keystore.type=PEM\nssl.keystore.location=/certs/broker.pem\n\
+        ssl.truststore.type=PEM\nssl.truststore.location=/certs/ca.pem\n\
+        listener.name.plaintext.sasl.enabled.mechanisms=PLAIN\n\
+        sasl.mechanism.inter.broker.protocol=PLAIN\n\
+        listener.name.plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"secret\" user_broker=\"secret\";\n";
+    let (config, _) = config_from(&format!("{secured}{keys}")).unwrap();
+    let inter_broker = config.links.inter_broker.security();
+    assert_eq!(
+        inter_broker.protocol,
+        security::SecurityProtocol::SaslPlaintext
+    );
+    assert_eq!(
+        inter_broker.sasl.map(|sasl| sasl.user),
+        Some("broker".into())
+    );
+    let controller = config.links.controller.settings.clone().unwrap();
+    assert_eq!(controller.protocol, security::SecurityProtocol::Ssl);
+    assert!(controller.tls.is_some_and(|tls| tls.keystore.is_some()));
+
+    // Kafka's default inter-broker mechanism, GSSAPI, is not one this broker logs in with.
+    let no_mechanism = keys.replace("sasl.mechanism.inter.broker.protocol=PLAIN\n", "");
+    let message = config_from(&format!("{secured}{no_mechanism}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("sasl.mechanism.inter.broker.protocol") && message.contains("GSSAPI"),
+        "{message}"
+    );
+    let sasl_controller = secured.replace("CONTROLLER:SSL", "CONTROLLER:SASL_SSL");
+    let controller_keys = "listener.name.controller.sasl.enabled.mechanisms=PLAIN\n\
+        listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_broker=\"secret\";\n";
+    let message = config_from(&format!("{sasl_controller}{keys}{controller_keys}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("controller link takes PLAINTEXT or SSL"),
+        "{message}"
+    );
 }

@@ -106,6 +106,7 @@ impl BrokerSide {
                 remote: ControllerClient::new(
                     config.controller_quorum_voters.clone(),
                     cluster_id.clone(),
+                    config.links.controller.security(),
                 ),
             })),
             image: RefCell::new(Arc::new(MetadataImage {
@@ -132,6 +133,7 @@ impl BrokerSide {
             remote: ControllerClient::new(
                 self.config.controller_quorum_voters.clone(),
                 self.cluster_id.clone(),
+                self.config.links.controller.security(),
             ),
         }
     }

@@ -1,14 +1,17 @@
 //! The CONTROLLER listener and the connections to it (`rpc` has the frame format): raft
 //! messages from controller to controller, one connection per peer and direction, and calls
 //! from brokers and controllers to the active controller. A peer that is down costs nothing but
-//! dropped messages, which raft retries by itself.
+//! dropped messages, which raft retries by itself. The listener speaks PLAINTEXT or TLS
+//! (`config::links`: the same listener's keys on both ends; `ssl.client.auth=required` admits
+//! only nodes whose certificate the truststore signs).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use protobuf::Message as _;
 use raft::prelude::Message;
 
@@ -16,8 +19,11 @@ use super::driver::Event;
 use super::metadata_log::raft_id;
 use super::rpc::{self, Call, Reply, CONTROLLER_CALL, RAFT_MESSAGE};
 use super::{Job, TopicError};
+use crate::client::security::ClientSecurity;
 use crate::config::Voter;
 use crate::net::frame::{FrameError, FrameReader};
+use crate::net::link;
+use crate::net::stream::Stream;
 
 /// Raft messages queued for one peer before new ones are dropped.
 const PEER_QUEUE: usize = 1024;
@@ -29,33 +35,41 @@ const FRAME_BYTES_MAX: usize = 64 << 20;
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(5);
 /// How long a call keeps looking for the active controller.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(15);
+/// How long connecting, TLS handshake included, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A sender per other voter, each drained by a task that keeps a connection to it.
 pub fn spawn_peers(
     voters: &[Voter],
     own_id: i32,
     cluster_id: &Rc<str>,
+    security: &ClientSecurity,
 ) -> BTreeMap<u64, flume::Sender<Message>> {
     voters
         .iter()
         .filter(|voter| voter.node_id != own_id)
         .map(|voter| {
             let (sender, queue) = flume::bounded(PEER_QUEUE);
-            glommio::spawn_local(send_to_peer(voter.clone(), queue, cluster_id.clone())).detach();
+            let task = send_to_peer(voter.clone(), queue, cluster_id.clone(), security.clone());
+            glommio::spawn_local(task).detach();
             (raft_id(voter.node_id), sender)
         })
         .collect()
 }
 
-async fn send_to_peer(voter: Voter, queue: flume::Receiver<Message>, cluster_id: Rc<str>) {
+async fn send_to_peer(
+    voter: Voter,
+    queue: flume::Receiver<Message>,
+    cluster_id: Rc<str>,
+    security: ClientSecurity,
+) {
     let address = format!("{}:{}", voter.host, voter.port);
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Stream> = None;
     let mut warned = false;
     while let Ok(message) = queue.recv_async().await {
         if stream.is_none() {
-            match TcpStream::connect(address.as_str()).await {
+            match link::connect(&address, &security, CONNECT_TIMEOUT).await {
                 Ok(connected) => {
-                    let _ = connected.set_nodelay(true);
                     tracing::info!("connected to controller {} at {address}", voter.node_id);
                     stream = Some(connected);
                     warned = false;
@@ -84,7 +98,12 @@ async fn send_to_peer(voter: Voter, queue: flume::Receiver<Message>, cluster_id:
         };
         let frame = rpc::request_frame(RAFT_MESSAGE, 0, &cluster_id, &body);
         let connection = stream.as_mut().expect("connected above");
-        if let Err(error) = connection.write_all(&frame).await {
+        // TLS keeps what the socket did not take until flushed.
+        let written = async {
+            connection.write_all(&frame).await?;
+            connection.flush().await
+        };
+        if let Err(error) = written.await {
             tracing::debug!("connection to controller {} lost: {error}", voter.node_id);
             stream = None;
         }
@@ -100,11 +119,17 @@ pub struct Inbound {
     pub calls: flume::Sender<Job>,
 }
 
-pub async fn accept_loop(listener: TcpListener, inbound: Inbound) {
+/// Serves the listener's connections, through TLS when `tls` is given.
+pub async fn accept_loop(
+    listener: TcpListener,
+    inbound: Inbound,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(serve_connection(stream, inbound.clone())).detach();
+                let task = accept_connection(stream, inbound.clone(), tls.clone());
+                glommio::spawn_local(task).detach();
             }
             Err(error) => {
                 tracing::warn!("accept on the controller listener failed: {error}");
@@ -114,12 +139,45 @@ pub async fn accept_loop(listener: TcpListener, inbound: Inbound) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
-    let peer = stream
+async fn accept_connection(
+    tcp: glommio::net::TcpStream,
+    inbound: Inbound,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let peer = tcp
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_default();
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = match tls {
+        None => Stream::Plain(tcp),
+        Some(config) => {
+            let handshake = async { crate::net::tls::accept(tcp, config).await.map(Some) };
+            let deadline = async {
+                glommio::timer::sleep(CONNECT_TIMEOUT * 5).await;
+                Ok(None)
+            };
+            match futures_lite::future::or(handshake, deadline).await {
+                Ok(Some(stream)) => Stream::Tls(Box::new(stream)),
+                Ok(None) => {
+                    tracing::warn!(
+                        "controller connection from {peer}: the TLS handshake timed out"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "Failed authentication with {peer} on the controller listener (SSL handshake failed: {error})"
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    serve_connection(stream, peer, inbound).await;
+}
+
+async fn serve_connection(mut stream: Stream, peer: String, inbound: Inbound) {
     let mut warned_cluster = false;
     let mut frames = FrameReader::new();
     loop {
@@ -216,7 +274,7 @@ async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
                 response.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
                 response.extend_from_slice(&header.correlation_id.to_be_bytes());
                 response.extend_from_slice(&body);
-                if stream.write_all(&response).await.is_err() {
+                if stream.write_all(&response).await.is_err() || stream.flush().await.is_err() {
                     break;
                 }
             }
@@ -234,8 +292,9 @@ async fn serve_connection(mut stream: TcpStream, inbound: Inbound) {
 pub struct ControllerClient {
     voters: Vec<Voter>,
     cluster_id: Rc<str>,
+    security: ClientSecurity,
     target: usize,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     /// Reads the responses of `stream` (replaced with it).
     frames: FrameReader,
     correlation_id: i32,
@@ -244,10 +303,15 @@ pub struct ControllerClient {
 }
 
 impl ControllerClient {
-    pub fn new(voters: Vec<Voter>, cluster_id: Rc<str>) -> ControllerClient {
+    pub fn new(
+        voters: Vec<Voter>,
+        cluster_id: Rc<str>,
+        security: ClientSecurity,
+    ) -> ControllerClient {
         ControllerClient {
             voters,
             cluster_id,
+            security,
             target: 0,
             stream: None,
             frames: FrameReader::new(),
@@ -308,23 +372,9 @@ impl ControllerClient {
         if self.stream.is_none() {
             let voter = &self.voters[self.target];
             let address = format!("{}:{}", voter.host, voter.port);
-            let connect = TcpStream::connect(address.as_str());
-            let timeout = async {
-                glommio::timer::sleep(Duration::from_secs(2)).await;
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            };
-            let connect = async {
-                connect
-                    .await
-                    .map_err(|error| std::io::Error::other(error.to_string()))
-            };
-            let stream = futures_lite::future::or(connect, timeout)
+            let stream = link::connect(&address, &self.security, CONNECT_TIMEOUT)
                 .await
-                .map_err(|error| format!("{address}: {error}"))?;
-            let _ = stream.set_nodelay(true);
+                .map_err(|error| error.to_string())?;
             self.stream = Some(stream);
             self.frames = FrameReader::new();
         }
@@ -336,6 +386,7 @@ impl ControllerClient {
             .write_all(&frame)
             .await
             .map_err(|error| error.to_string())?;
+        stream.flush().await.map_err(|error| error.to_string())?;
         let read = self.frames.read_frame(stream, FRAME_BYTES_MAX);
         let timeout = async {
             glommio::timer::sleep(CALL_DEADLINE).await;

@@ -7,7 +7,8 @@ mod connection;
 pub mod connection_quotas;
 pub mod frame;
 pub mod in_flight;
-mod stream;
+pub mod link;
+pub mod stream;
 pub mod tls;
 pub mod tls_reload;
 

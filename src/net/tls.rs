@@ -10,6 +10,10 @@
 //! Settings come from Kafka's keys (`config::security`): PEM key and chain, a PEM truststore
 //! for client certificates, `ssl.client.auth`, `ssl.enabled.protocols`; the PEM material is
 //! read by `security::pem`, which the tools' client shares.
+//!
+//! The same stream carries this broker's own connections to other brokers and to the
+//! controllers when their listener uses TLS (`connect`, with a rustls client configuration
+//! built from the listener's keys by `net::link`).
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -18,8 +22,10 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use rustls::pki_types::CertificateDer;
+use rustls::client::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::{ServerConfig, ServerConnection, WebPkiClientVerifier};
+use rustls::{ClientConnection, Connection};
 
 use crate::config::security::{ClientAuth, Pem, TlsSettings};
 use crate::security::pem;
@@ -83,10 +89,10 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A server-side TLS connection over a glommio socket.
+/// A TLS connection over a glommio socket: accepted by a listener, or opened by this node.
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: ServerConnection,
+    tls: Connection,
     close_sent: bool,
 }
 
@@ -122,6 +128,20 @@ impl Write for PollIo<'_, '_> {
 /// Completes the TLS handshake of a connection just accepted.
 pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
     let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+    handshake(tcp, tls.into()).await
+}
+
+/// Completes the TLS handshake of a connection this node opened to `server_name`.
+pub async fn connect(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+) -> io::Result<TlsStream> {
+    let tls = ClientConnection::new(config, server_name).map_err(io::Error::other)?;
+    handshake(tcp, tls.into()).await
+}
+
+async fn handshake(tcp: TcpStream, tls: Connection) -> io::Result<TlsStream> {
     let mut stream = TlsStream {
         tcp,
         tls,
@@ -132,7 +152,7 @@ pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Tls
 }
 
 impl TlsStream {
-    /// The DER certificate the client presented, if any (`ssl.client.auth`).
+    /// The DER certificate the other end presented, if any (a client's: `ssl.client.auth`).
     pub fn peer_certificate(&self) -> Option<&CertificateDer<'static>> {
         self.tls.peer_certificates()?.first()
     }
@@ -161,7 +181,7 @@ impl TlsStream {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        "the client closed the connection during the TLS handshake",
+                        "the connection was closed during the TLS handshake",
                     )))
                 }
                 Poll::Ready(Ok(_)) => {}

@@ -99,7 +99,22 @@ fn start_quorum(
         )
     })?;
     let (events, event_queue) = flume::bounded(EVENT_QUEUE);
-    let peers = transport::spawn_peers(&config.controller_quorum_voters, config.node_id, cluster);
+    let tls = match config
+        .listener_security(&listener.name)
+        .and_then(|security| security.tls.as_ref())
+    {
+        Some(settings) => Some(
+            crate::net::tls::server_config(&listener.name, settings)
+                .map_err(|error| error.to_string())?,
+        ),
+        None => None,
+    };
+    let peers = transport::spawn_peers(
+        &config.controller_quorum_voters,
+        config.node_id,
+        cluster,
+        &config.links.controller.security(),
+    );
     let image = MetadataImage {
         cluster_id: cluster.to_string(),
         controller_id: -1,
@@ -132,7 +147,7 @@ fn start_quorum(
         events,
         calls: jobs.clone(),
     };
-    glommio::spawn_local(transport::accept_loop(socket, inbound)).detach();
+    glommio::spawn_local(transport::accept_loop(socket, inbound, tls)).detach();
     tracing::info!(
         "controller {} listening on {}://{host}:{} (metadata log at index {})",
         config.node_id,

@@ -43,6 +43,8 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
     let mut connection: Option<PeerConnection> = None;
     // Partitions whose last fetch failed, and when they may be fetched again.
     let mut delayed: HashMap<(Rc<str>, i32), Instant> = HashMap::new();
+    // A refused login or TLS handshake is logged once until a connection succeeds again.
+    let mut refusal_logged = false;
     tracing::info!("shard {} starts fetching from broker {leader}", shard.id);
     loop {
         let followed = shard.followed_from(leader);
@@ -70,14 +72,26 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
             .as_ref()
             .is_none_or(|open| open.address != address)
         {
-            connection = match PeerConnection::open(&address, "flink-replica-fetcher").await {
-                Ok(opened) => Some(opened),
-                Err(error) => {
-                    tracing::debug!("cannot reach leader {leader} at {address}: {error}");
-                    glommio::timer::sleep(backoff).await;
-                    continue;
-                }
-            };
+            let security = config.links.inter_broker.security();
+            connection =
+                match PeerConnection::open(&address, "flink-replica-fetcher", &security).await {
+                    Ok(opened) => {
+                        refusal_logged = false;
+                        Some(opened)
+                    }
+                    Err(error) if error.is_security() => {
+                        if !std::mem::replace(&mut refusal_logged, true) {
+                            tracing::error!("cannot fetch from leader {leader}: {error}");
+                        }
+                        glommio::timer::sleep(backoff).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::debug!("cannot reach leader {leader} at {address}: {error}");
+                        glommio::timer::sleep(backoff).await;
+                        continue;
+                    }
+                };
         }
         let open = connection.as_mut().expect("connected above");
         let (request, positions) = fetch_request(&shard, &fetched);

@@ -1,27 +1,40 @@
 //! A connection from this broker to another's inter-broker listener, carrying one Kafka request
 //! at a time: replica fetches (`runtime::fetcher`), and through a shard's `PeerPool` transaction
 //! markers (`txn::coordinator`) and partitions added to transactions (`api::transactions`).
-//! Plain request and response; the other broker serves it like any client.
+//! Plain request and response; the other broker serves it like any client. The connection goes
+//! through the inter-broker listener's TLS and SASL (`config::links`, `net::link`); a session
+//! the other broker limits (KIP-368) logs in again before its end.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::client::security::ClientSecurity;
+use crate::net::link::{self, LinkError};
+use crate::net::stream::Stream;
+use crate::security::login::{LoginStep, SaslLogin};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SaslHandshake and SaslAuthenticate versions this node sends.
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+const SASL_AUTHENTICATE_VERSION: i16 = 2;
+/// The largest SASL answer taken.
+const SASL_RESPONSE_BYTES_MAX: usize = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error("cannot connect to {address}: {reason}")]
-    Connect { address: String, reason: String },
-    #[error("connecting to {0} timed out")]
-    ConnectTimeout(String),
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("cannot encode a {0:?} request: {1}")]
     Encode(ApiKey, String),
     #[error("connection to {address} failed: {reason}")]
@@ -36,42 +49,142 @@ pub enum PeerError {
     Mismatch,
 }
 
+impl PeerError {
+    /// A refused login or a failed TLS handshake: trying again will not help until the
+    /// configuration changes.
+    pub fn is_security(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Link(LinkError::Authentication { .. } | LinkError::Tls { .. })
+        )
+    }
+}
+
 pub struct PeerConnection {
     pub address: String,
-    stream: TcpStream,
+    stream: Stream,
     frames: crate::net::frame::FrameReader,
     correlation_id: i32,
     client_id: &'static str,
+    security: ClientSecurity,
+    /// When the SASL session must log in again (KIP-368).
+    reauthenticate_at: Option<Instant>,
 }
 
 impl PeerConnection {
-    pub async fn open(address: &str, client_id: &'static str) -> Result<PeerConnection, PeerError> {
-        let connect = async {
-            TcpStream::connect(address)
-                .await
-                .map_err(|error| PeerError::Connect {
-                    address: address.to_string(),
-                    reason: error.to_string(),
-                })
-        };
-        let timeout = async {
-            glommio::timer::sleep(CONNECT_TIMEOUT).await;
-            Err(PeerError::ConnectTimeout(address.to_string()))
-        };
-        let stream = futures_lite::future::or(connect, timeout).await?;
-        let _ = stream.set_nodelay(true);
-        Ok(PeerConnection {
+    /// Connects to the broker at `address` and logs in as `security` says.
+    pub async fn open(
+        address: &str,
+        client_id: &'static str,
+        security: &ClientSecurity,
+    ) -> Result<PeerConnection, PeerError> {
+        let stream = link::connect(address, security, CONNECT_TIMEOUT).await?;
+        let mut connection = PeerConnection {
             address: address.to_string(),
             stream,
             frames: crate::net::frame::FrameReader::new(),
             correlation_id: 0,
             client_id,
-        })
+            security: security.clone(),
+            reauthenticate_at: None,
+        };
+        connection.authenticate().await?;
+        Ok(connection)
+    }
+
+    /// Logs in with the link's SASL credentials, if it has any: SaslHandshake names the
+    /// mechanism, SaslAuthenticate frames carry its messages.
+    async fn authenticate(&mut self) -> Result<(), PeerError> {
+        let Some(credentials) = self.security.sasl.clone() else {
+            return Ok(());
+        };
+        let address = self.address.clone();
+        let refused = |reason: String| {
+            PeerError::Link(LinkError::Authentication {
+                address: address.clone(),
+                user: credentials.user.clone(),
+                reason,
+            })
+        };
+        let mut login = SaslLogin::new(&credentials).map_err(|error| refused(error.to_string()))?;
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(login.mechanism()));
+        let answer: SaslHandshakeResponse = self
+            .exchange(ApiKey::SaslHandshake, SASL_HANDSHAKE_VERSION, &handshake)
+            .await?;
+        if answer.error_code != 0 {
+            let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "mechanism {} is not enabled there (error {}; enabled: {})",
+                login.mechanism(),
+                answer.error_code,
+                enabled.join(", ")
+            )));
+        }
+        let mut server_message = Bytes::new();
+        loop {
+            let step = login.next(&server_message);
+            let message = match step.map_err(|error| refused(error.to_string()))? {
+                LoginStep::Send(message) => message,
+                LoginStep::Done => return Ok(()),
+            };
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+            let answer: SaslAuthenticateResponse = self
+                .exchange(
+                    ApiKey::SaslAuthenticate,
+                    SASL_AUTHENTICATE_VERSION,
+                    &request,
+                )
+                .await?;
+            if answer.error_code != 0 {
+                let message = answer.error_message.as_ref().map(|m| m.to_string());
+                return Err(refused(
+                    message.unwrap_or_else(|| format!("error {}", answer.error_code)),
+                ));
+            }
+            self.reauthenticate_at =
+                link::reauthenticate_at(Instant::now(), answer.session_lifetime_ms);
+            server_message = answer.auth_bytes;
+        }
+    }
+
+    async fn exchange<Request: Encodable, Response: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &Request,
+    ) -> Result<Response, PeerError> {
+        self.send(
+            key,
+            version,
+            request,
+            CONNECT_TIMEOUT,
+            SASL_RESPONSE_BYTES_MAX,
+        )
+        .await
     }
 
     /// Sends `request` as `key` version `version` and waits up to `timeout` for its response,
-    /// of at most `frame_bytes_max` bytes.
+    /// of at most `frame_bytes_max` bytes; a session about to end logs in again first.
     pub async fn request<Request: Encodable, Response: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &Request,
+        timeout: Duration,
+        frame_bytes_max: usize,
+    ) -> Result<Response, PeerError> {
+        if self
+            .reauthenticate_at
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            self.authenticate().await?;
+        }
+        self.send(key, version, request, timeout, frame_bytes_max)
+            .await
+    }
+
+    async fn send<Request: Encodable, Response: Decodable>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -99,6 +212,7 @@ impl PeerConnection {
             reason: error.to_string(),
         };
         self.stream.write_all(&frame).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)?;
         let read = async {
             self.frames
                 .read_frame(&mut self.stream, frame_bytes_max)
@@ -136,13 +250,15 @@ impl PeerConnection {
 pub struct PeerPool {
     idle: RefCell<HashMap<i32, PeerConnection>>,
     client_id: &'static str,
+    security: ClientSecurity,
 }
 
 impl PeerPool {
-    pub fn new(client_id: &'static str) -> PeerPool {
+    pub fn new(client_id: &'static str, security: ClientSecurity) -> PeerPool {
         PeerPool {
             idle: RefCell::new(HashMap::new()),
             client_id,
+            security,
         }
     }
 
@@ -159,7 +275,7 @@ impl PeerPool {
         let cached = self.idle.borrow_mut().remove(&node_id);
         let mut connection = match cached.filter(|open| open.address == address) {
             Some(open) => open,
-            None => PeerConnection::open(address, self.client_id).await?,
+            None => PeerConnection::open(address, self.client_id, &self.security).await?,
         };
         let response = connection
             .request(key, version, request, timeout, POOLED_RESPONSE_BYTES_MAX)

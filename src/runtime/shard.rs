@@ -156,7 +156,7 @@ impl Shard {
             fetchers: RefCell::new(Default::default()),
             unplaced: RefCell::new(Default::default()),
             txns: TxnCoordinator::new(),
-            peers: super::peer::PeerPool::new("flink-broker"),
+            peers: super::peer::PeerPool::new("flink-broker", config.links.inter_broker.security()),
             groups: Coordinator::new(
                 Duration::from_millis(config.group_initial_rebalance_delay_ms),
                 Duration::from_millis(config.group_consumer_session_timeout_ms),

@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod jwks;
 pub mod jwt;
+pub mod login;
 pub mod oauthbearer;
 pub mod pem;
 pub mod principal;

@@ -38,11 +38,12 @@ pub fn run(args: Args) -> ExitCode {
 
 fn start(args: Args) -> Result<(), String> {
     let properties = gather_properties(&args)?;
-    let (config, warnings) =
+    let (mut config, warnings) =
         ServerConfig::from_properties(&properties).map_err(|error| error.to_string())?;
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    config.links.load()?;
     let config = Arc::new(config);
     // Every directory is locked; one that cannot even be created is left to start offline
     // (`storage::log_dirs`), but the first, which holds the metadata log, must lock.
