@@ -19,8 +19,8 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureSch
 
 use super::properties::{Properties, PropertiesError};
 use crate::config::security::{
-    enabled_protocols, keystore, parse_jaas_module, truststore, KeyProblem, Mechanism, Pem,
-    SecurityProtocol,
+    enabled_protocols, key_password, keystore, parse_jaas_module, truststore, KeyPassword,
+    KeyProblem, Mechanism, Pem, SecurityProtocol,
 };
 use crate::security::pem;
 use crate::security::scram::ScramMechanism;
@@ -112,6 +112,8 @@ pub struct TlsClientSettings {
     pub truststore: Option<Pem>,
     /// The client certificate's key and chain, for listeners that ask for one.
     pub keystore: Option<(Pem, Pem)>,
+    /// What opens the key when it is encrypted (`ssl.key.password`).
+    pub key_password: Option<KeyPassword>,
     /// `ssl.endpoint.identification.algorithm=https`: the broker's certificate must name the
     /// host connected to. Empty: any name, but the chain is still verified.
     pub verify_host_name: bool,
@@ -185,6 +187,7 @@ fn tls_settings(value: &dyn Fn(&str) -> String) -> Result<TlsClientSettings, Sec
     Ok(TlsClientSettings {
         truststore: truststore(value).map_err(problem)?,
         keystore: keystore(value).map_err(problem)?,
+        key_password: key_password(value),
         verify_host_name,
         tls12,
         tls13,
@@ -346,7 +349,7 @@ fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, Secu
             let chain = pem::certificates(chain).map_err(|reason| {
                 material("ssl.keystore.location", "certificate chain", chain, reason)
             })?;
-            let key = pem::private_key(key)
+            let key = pem::private_key(key, settings.key_password.as_ref())
                 .map_err(|reason| material("ssl.keystore.location", "private key", key, reason))?;
             builder
                 .with_client_auth_cert(chain, key)

@@ -79,6 +79,8 @@ pub enum Pem {
 pub struct TlsSettings {
     /// The private key (`ssl.keystore.key`, or the key in `ssl.keystore.location`).
     pub key: Pem,
+    /// What opens the key when it is encrypted (`ssl.key.password`).
+    pub key_password: Option<KeyPassword>,
     /// The certificate chain (`ssl.keystore.certificate.chain`, or `ssl.keystore.location`).
     pub certificate_chain: Pem,
     /// Certificates that client certificates must chain to (`ssl.truststore.*`).
@@ -89,6 +91,23 @@ pub struct TlsSettings {
     pub tls13: bool,
     /// How a client certificate's subject becomes its principal (`ssl.principal.mapping.rules`).
     pub principal_mapper: PrincipalMapper,
+}
+
+/// `ssl.key.password`: the passphrase of an encrypted PKCS#8 key. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPassword(pub String);
+
+impl std::fmt::Debug for KeyPassword {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("[hidden]")
+    }
+}
+
+/// `ssl.key.password`, when set.
+pub fn key_password(value: KeyValue) -> Option<KeyPassword> {
+    Some(value("ssl.key.password"))
+        .filter(|password| !password.is_empty())
+        .map(KeyPassword)
 }
 
 /// SASL mechanisms this broker serves.
@@ -430,6 +449,7 @@ fn tls_settings(keys: &ListenerKeys) -> Result<TlsSettings, ConfigError> {
         .map_err(|error| keys.invalid("ssl.principal.mapping.rules", error.to_string()))?;
     Ok(TlsSettings {
         key,
+        key_password: key_password(&value),
         certificate_chain,
         truststore,
         client_auth,
@@ -474,7 +494,7 @@ pub fn pem_store_type(value: KeyValue, key: &'static str) -> Result<(), KeyProbl
 
 /// The private key and certificate chain of `ssl.keystore.location` (one PEM file holding
 /// both) or of `ssl.keystore.key` with `ssl.keystore.certificate.chain`; `None` when neither is
-/// set. Encrypted keys (`ssl.key.password`) are refused.
+/// set. An encrypted key is opened with `ssl.key.password` (`key_password`).
 pub fn keystore(value: KeyValue) -> Result<Option<(Pem, Pem)>, KeyProblem> {
     let location = value("ssl.keystore.location");
     let (inline_key, inline_chain) = (
@@ -485,12 +505,6 @@ pub fn keystore(value: KeyValue) -> Result<Option<(Pem, Pem)>, KeyProblem> {
         return Ok(None);
     }
     pem_store_type(value, "ssl.keystore.type")?;
-    if !value("ssl.key.password").is_empty() {
-        return Err(KeyProblem::new(
-            "ssl.key.password",
-            "encrypted private keys are not supported: give the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) and protect the file",
-        ));
-    }
     match (location.is_empty(), inline_key.is_empty()) {
         (false, true) => Ok(Some((
             Pem::File(PathBuf::from(&location)),

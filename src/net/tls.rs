@@ -60,7 +60,7 @@ pub fn server_config(
     };
     let chain = pem::certificates(&settings.certificate_chain)
         .map_err(|reason| material("certificate chain", &settings.certificate_chain, reason))?;
-    let key = pem::private_key(&settings.key)
+    let key = pem::private_key(&settings.key, settings.key_password.as_ref())
         .map_err(|reason| material("private key", &settings.key, reason))?;
     let provider = pem::provider();
     let versions = pem::protocol_versions(settings.tls12, settings.tls13);

@@ -16,13 +16,14 @@ The broker is security_support.py's, one for the module.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import support
 from security_support import (  # noqa: F401 (fixtures)
-    _report_broker, certs, foreign_certs, make_certs, secure)
+    _report_broker, certs, foreign_certs, listener_overrides, make_certs, secure)
 from support import HOST, Broker, create_topic, describe_run, run_script
 
 TOOLS_USER, TOOLS_PASSWORD = "tools", "tools-secret"
@@ -290,8 +291,8 @@ def test_wrong_password_fails_and_the_broker_serves_on(secure, certs, tools_user
 
 def test_tls_refusals_and_unsupported_settings(secure, certs, foreign_certs, tmp_path):
     """No client certificate on the MTLS listener, a broker certificate from an untrusted CA,
-    plaintext to a TLS listener, an unknown protocol, OAUTHBEARER and an encrypted key each end
-    flink-topics.sh with exit code 1 and the reason on stderr."""
+    plaintext to a TLS listener, an unknown protocol, OAUTHBEARER and a key password for a key
+    that is not encrypted each end flink-topics.sh with exit code 1 and the reason on stderr."""
     def topics_list(kind: str, properties: dict[str, str]):
         path = write_properties(tmp_path / "case.properties", properties)
         return run_script("flink-topics.sh", "--bootstrap-server", bootstrap(secure, kind),
@@ -310,12 +311,61 @@ def test_tls_refusals_and_unsupported_settings(secure, certs, foreign_certs, tmp
         ("SASL_SSL", {**client_properties("SASL_SSL", certs), "sasl.mechanism": "OAUTHBEARER"},
          "OAUTHBEARER"),
         ("MTLS", {**client_properties("MTLS", certs), "ssl.key.password": "secret"},
-         "encrypted private keys are not supported"),
+         "ssl.key.password is set but there is no ENCRYPTED PRIVATE KEY block"),
     ]
     for kind, properties, expected in cases:
         result = topics_list(kind, properties)
         assert result.returncode == 1 and expected in result.stderr, describe_run(result)
     assert topics_list("MTLS", client_properties("MTLS", certs)).returncode == 0
+
+
+def encrypt_key(certs: Path, name: str, password: str, directory: Path) -> Path:
+    """`name`'s key encrypted with `password` as `openssl pkcs8 -topk8` writes it (PBES2,
+    AES-256-CBC), followed by its certificate: a keystore file with an encrypted key."""
+    encrypted = directory / f"{name}-encrypted-key.pem"
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in",
+                    str(certs / f"{name}-key.pem"), "-out", str(encrypted), "-passout",
+                    f"pass:{password}"], check=True, capture_output=True)
+    keystore = directory / f"{name}-encrypted.pem"
+    keystore.write_text(encrypted.read_text() + (certs / f"{name}-cert.pem").read_text())
+    return keystore
+
+
+def test_encrypted_keys_open_with_the_key_password(tmp_path, certs):
+    """A listener and a tool whose keys are encrypted PKCS#8 (`ssl.key.password`): the broker
+    serves TLS with its key opened, the tool presents its client certificate on a listener that
+    requires one, and a wrong password ends the tool with the reason."""
+    broker = Broker(tmp_path / "broker")
+    broker.work_dir.mkdir()
+    broker.overrides.update(listener_overrides(broker, {"MTLS": "SSL"}))
+    broker.overrides.update({
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(encrypt_key(certs, "broker", "broker-pass", tmp_path)),
+        "ssl.key.password": "broker-pass",
+        "ssl.client.auth": "required",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(certs / "ca.pem"),
+    })
+    broker.start()
+    try:
+        client = {**client_properties("MTLS", certs),
+                  "ssl.keystore.location": str(encrypt_key(certs, "client", "client-pass",
+                                                           tmp_path)),
+                  "ssl.key.password": "client-pass"}
+        address = f"{HOST}:{broker.ports['MTLS']}"
+
+        def topics_list(properties):
+            path = write_properties(tmp_path / "client.properties", properties)
+            return run_script("flink-topics.sh", "--bootstrap-server", address,
+                              "--command-config", str(path), "--list", check=False)
+
+        served = topics_list(client)
+        assert served.returncode == 0, describe_run(served)
+        refused = topics_list({**client, "ssl.key.password": "wrong"})
+        assert refused.returncode == 1 and "does not open with ssl.key.password" in \
+            refused.stderr, describe_run(refused)
+    finally:
+        broker.kill()
 
 
 def test_host_names_are_checked_unless_the_algorithm_is_empty(tmp_path):
