@@ -503,7 +503,7 @@ mod tests {
     }
 
     /// Proves a client certificate is read from one file or inline key and chain, and that
-    /// PEM is the only store type and encrypted keys are refused, naming the key.
+    /// PEM is the only store type (naming the key), and an encrypted key's password is kept.
     #[test]
     fn keystores_as_the_broker_reads_them() {
         let file = parse(&[
@@ -534,13 +534,15 @@ mod tests {
             jks.contains("ssl.truststore.type") && jks.contains("JKS"),
             "{jks}"
         );
-        let encrypted = message(&[
+        let encrypted = parse(&[
             ("security.protocol", "SSL"),
             ("ssl.keystore.type", "PEM"),
             ("ssl.keystore.location", "/certs/client.pem"),
             ("ssl.key.password", "x"),
-        ]);
-        assert!(encrypted.contains("ssl.key.password"), "{encrypted}");
+        ])
+        .unwrap();
+        let password = encrypted.tls.unwrap().key_password;
+        assert_eq!(password, Some(KeyPassword("x".into())));
         let algorithm = message(&[
             ("security.protocol", "SSL"),
             ("ssl.endpoint.identification.algorithm", "ldaps"),
