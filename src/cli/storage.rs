@@ -42,7 +42,7 @@ enum StorageCommand {
         standalone: bool,
         /// A SCRAM credential to add to the metadata log from its start (repeatable), e.g.
         /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' or
-        /// 'SCRAM-SHA-512=[name=alice,iterations=8192,salt="N3E=",saltedpassword="YCE="]'.
+        /// 'SCRAM-SHA-512=[name=alice,iterations=8192,salt="<base64>",saltedpassword="<base64>"]'.
         #[arg(short = 'S', long = "add-scram", value_name = "SCRAM_CREDENTIAL")]
         add_scram: Vec<String>,
     },
