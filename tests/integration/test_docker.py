@@ -225,15 +225,32 @@ def test_seed_commands_verbatim():
         remove_container("broker")
 
 
+def seed_variables() -> list[str]:
+    """`docker run`'s `-e` arguments for SEED_ENVIRONMENT."""
+    return [argument for key, value in SEED_ENVIRONMENT.items()
+            for argument in ("-e", f"{key}={value}")]
+
+
 def test_environment_configuration(container):
     """The README's `docker run` with FLINK_* variables: only they are used, with the entrypoint's
     data directory, and topics get FLINK_NUM_PARTITIONS=3 partitions."""
-    variables = [argument for key, value in SEED_ENVIRONMENT.items()
-                 for argument in ("-e", f"{key}={value}")]
-    name = container(*variables)
+    name = container(*seed_variables())
     quick_start(name)
     assert partition_count(name, "test-topic") == 3
     assert in_container(name, "ls /tmp/flink-combined-logs").split().count("meta.properties") == 1
+
+
+def test_environment_scram_users(container):
+    """FLINK_ADD_SCRAM's credentials, one per line, are given to the first format: the users
+    are in the metadata log from the start (the glob characters stay as written)."""
+    credentials = ("SCRAM-SHA-256=[name=alice,password=alice-secret]\n"
+                   "  SCRAM-SHA-512=[name=b*,iterations=8192,password=b-secret]\n")
+    name = container(*seed_variables(), "-e", f"FLINK_ADD_SCRAM={credentials}")
+    described = in_container(name, f"./flink-configs.sh {BOOTSTRAP} --describe --entity-type users")
+    assert sorted(described.splitlines()) == [
+        "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=4096",
+        "SCRAM credential configs for user-principal 'b*' are SCRAM-SHA-512=iterations=8192",
+    ], described
 
 
 def test_missing_required_key_names_it():
