@@ -276,13 +276,7 @@ def test_compose_single_node(tmp_path):
     name = unique_name("compose")
     text = (shipped.replace("container_name: broker\n", f"container_name: {name}\n")
                    .replace("- 9092:9092\n", "- 127.0.0.1::9092\n"))
-    if not memlock_unlimited_allowed():
-        # Seen on hosts where dockerd lacks CAP_SYS_RESOURCE: runc cannot raise the hard limit.
-        limit = inherited_memlock_bytes()
-        warnings.warn(f"this Docker host cannot set memlock -1; compose test uses {limit} bytes")
-        text = text.replace("memlock: -1\n", f"memlock: {limit}\n")
-    (tmp_path / "docker-compose.yml").write_text(text)
-    shutil.copy(SECCOMP_PROFILE, tmp_path / SECCOMP_PROFILE.name)
+    write_compose_copy(tmp_path, text)
 
     project = ["-p", f"flinktest{os.getpid()}{next(_names)}"]
     try:
@@ -345,6 +339,18 @@ def test_docker_stop_is_quick(container):
     exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
     assert exit_code == "0", f"exit code {exit_code}:\n{container_logs(name)}"
     assert "shutting down" in container_logs(name)
+
+
+def write_compose_copy(directory: Path, text: str) -> None:
+    """Writes compose file `text` as `directory`/docker-compose.yml beside a copy of the seccomp
+    profile, with the memlock limit this host can grant."""
+    if not memlock_unlimited_allowed():
+        # Seen on hosts where dockerd lacks CAP_SYS_RESOURCE: runc cannot raise the hard limit.
+        limit = inherited_memlock_bytes()
+        warnings.warn(f"this Docker host cannot set memlock -1; compose test uses {limit} bytes")
+        text = text.replace("memlock: -1\n", f"memlock: {limit}\n")
+    (directory / "docker-compose.yml").write_text(text)
+    shutil.copy(SECCOMP_PROFILE, directory / SECCOMP_PROFILE.name)
 
 
 def compose_command() -> list[str]:
