@@ -21,7 +21,7 @@ CLUSTER_ID_DEFAULT=5L6g3nShT-eMCtK--X86sw
 is_config_variable() {
   case $1 in
     FLINK_HOME | FLINK_VERSION | FLINK_OPTS | FLINK_LOG_LEVEL | FLINK_CLUSTER_ID | \
-      FLINK_CONFIG_FILE | FLINK_LOG_DIR) return 1 ;;
+      FLINK_ADD_SCRAM | FLINK_CONFIG_FILE | FLINK_LOG_DIR) return 1 ;;
     FLINK_?*) return 0 ;;
     *) return 1 ;;
   esac
@@ -50,9 +50,27 @@ fi
 # Storage is formatted on first start, as the reference image does, with FLINK_CLUSTER_ID or else
 # one fixed default id: the nodes of a compose cluster that sets none then agree on it. Without
 # configuration variables the embedded single node formats itself (with a fresh id).
+#
+# FLINK_ADD_SCRAM holds SCRAM credentials for that first format, one per line, each as
+# `flink-storage.sh format --add-scram` takes it: SCRAM-SHA-512=[name=alice,password=alice-secret]
 if configured_by_environment; then
-  /opt/flink/bin/flink storage format --ignore-formatted --from-env \
-    -t "${FLINK_CLUSTER_ID:-$CLUSTER_ID_DEFAULT}"
+  (
+    # The credentials are arguments of their own, never globbed ([...] is a glob pattern).
+    set -f
+    set --
+    newline='
+'
+    IFS=$newline
+    for credential in ${FLINK_ADD_SCRAM:-}; do
+      set -- "$@" --add-scram "$credential"
+    done
+    unset IFS
+    exec /opt/flink/bin/flink storage format --ignore-formatted --from-env \
+      -t "${FLINK_CLUSTER_ID:-$CLUSTER_ID_DEFAULT}" "$@"
+  )
+elif [ -n "${FLINK_ADD_SCRAM:-}" ]; then
+  echo "FLINK_ADD_SCRAM is ignored: the storage is formatted with it only when the broker is" \
+    "configured by FLINK_* variables" >&2
 fi
 
 exec /opt/flink/bin/flink server --from-env "$@"

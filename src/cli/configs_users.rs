@@ -21,10 +21,8 @@ use crate::client::user_credentials::{
 use crate::quota::{
     CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
 };
-use crate::security::scram::{ScramMechanism, ITERATIONS_MIN};
+use crate::security::scram::{ScramMechanism, ITERATIONS_DEFAULT, ITERATIONS_MIN};
 
-/// Kafka's default iterations when a credential names none (or -1).
-const ITERATIONS_DEFAULT: i32 = 4096;
 /// The user and client quota keys Kafka accepts for users and clients (`QuotaConfig`).
 const QUOTA_KEYS: [&str; 4] = [
     PRODUCER_BYTE_RATE,

@@ -13,6 +13,7 @@ pub mod leader_election;
 pub mod metadata_quorum;
 pub mod producer_perf;
 pub mod storage;
+pub mod storage_scram;
 pub mod topics;
 pub mod transactions;
 

@@ -11,6 +11,7 @@ const NOT_CONFIG: &[&str] = &[
     "FLINK_OPTS",
     "FLINK_LOG_LEVEL",
     "FLINK_CLUSTER_ID",
+    "FLINK_ADD_SCRAM",
     "FLINK_CONFIG_FILE",
     "FLINK_LOG_DIR",
 ];

@@ -2,6 +2,8 @@
 //! from the other controllers, persists and sends what `ready` hands out, and applies every
 //! committed entry to this node's metadata image (on followers too, so a new leader starts
 //! from the whole log). `commit` proposes a change and returns once it is committed and applied.
+//! An active controller whose log holds nothing yet first proposes the bootstrap metadata
+//! (`bootstrap`: what `flink storage format` was given), before any other change.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -45,6 +47,10 @@ pub struct Driver {
     known_leader: std::cell::Cell<i32>,
     /// Entry bytes applied between snapshots (`metadata.log.max.record.bytes.between.snapshots`).
     snapshot_bytes: u64,
+    /// The bootstrap metadata as one entry's data, for a log that holds nothing yet.
+    bootstrap: Option<Vec<u8>>,
+    /// The last term in which this node, as leader, looked whether the log needs the bootstrap.
+    bootstrap_term: std::cell::Cell<u64>,
 }
 
 struct State {
@@ -71,6 +77,10 @@ impl Driver {
         snapshot_bytes: u64,
     ) -> Result<Driver, TopicError> {
         let snapshot = log.quorum.checkpoint();
+        let bootstrap = log
+            .bootstrap
+            .filter(|records| !records.is_empty())
+            .map(|records| encode_entry(&records));
         if let Some((_, data)) = &snapshot {
             image = image_from_snapshot(data, &image)?;
         }
@@ -95,6 +105,8 @@ impl Driver {
             watchers: RefCell::new(Vec::new()),
             heard_from: RefCell::new(BTreeMap::new()),
             known_leader: std::cell::Cell::new(-1),
+            bootstrap,
+            bootstrap_term: std::cell::Cell::new(0),
         })
     }
 
@@ -201,6 +213,7 @@ impl Driver {
         }
         let (index, term) = {
             let mut quorum = self.quorum.borrow_mut();
+            self.propose_bootstrap(&mut quorum);
             quorum
                 .propose(encode_entry(records))
                 .map_err(|error| match error {
@@ -247,6 +260,7 @@ impl Driver {
             while let Ok(event) = events.try_recv() {
                 self.handle(event);
             }
+            self.propose_bootstrap(&mut self.quorum.borrow_mut());
             let mut output = match self.quorum.borrow_mut().ready() {
                 Ok(output) => output,
                 Err(error) => {
@@ -274,6 +288,34 @@ impl Driver {
                 self.apply_committed(output);
                 self.maybe_snapshot();
             }
+        }
+    }
+
+    /// Proposes the bootstrap metadata once per term in which this node leads, if the log holds
+    /// nothing yet (Kafka's controller writes its bootstrap records into an empty log when it
+    /// becomes active). A leader's log has every committed entry, so an entry of a former
+    /// leader (its bootstrap, committed or not) makes this one skip it. Called before each
+    /// proposal and after each step of raft, on this executor, so it comes before any other
+    /// change of the term.
+    fn propose_bootstrap(&self, quorum: &mut QuorumNode) {
+        let Some(bootstrap) = &self.bootstrap else {
+            return;
+        };
+        if !quorum.is_leader() || self.bootstrap_term.replace(quorum.term()) == quorum.term() {
+            return;
+        }
+        match quorum.holds_data() {
+            Ok(true) => {}
+            Ok(false) => match quorum.propose(bootstrap.clone()) {
+                Ok(()) => tracing::info!(
+                    "the metadata log is empty: proposing the bootstrap metadata of {}",
+                    super::bootstrap::BOOTSTRAP_FILE
+                ),
+                Err(error) => {
+                    tracing::warn!("cannot propose the bootstrap metadata: {error}")
+                }
+            },
+            Err(error) => tracing::error!("cannot read the metadata log: {error}"),
         }
     }
 
@@ -424,4 +466,71 @@ pub fn apply_fetched(
         apply_entry(&mut next, &entry, node_id, false)?;
     }
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::controller::bootstrap;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flink-driver-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn open_driver(dir: &Path) -> Driver {
+        let (log, replayed) = MetadataLog::open(dir, 1, &[1]).unwrap();
+        let (events, _) = flume::bounded(16);
+        let image = MetadataImage::default();
+        Driver::new(log, replayed, image, 1, events, BTreeMap::new(), u64::MAX).unwrap()
+    }
+
+    /// Runs the quorum of one until it has nothing to do, applying what it commits.
+    fn settle(driver: &Driver) {
+        for _ in 0..8 {
+            let output = driver.quorum.borrow_mut().ready().unwrap();
+            if !output.committed.is_empty() {
+                driver.apply_committed(output);
+            }
+        }
+    }
+
+    /// The active controller of an empty log proposes the bootstrap metadata once, and it is
+    /// applied like any change; after a restart the log holds it, so it is not proposed again.
+    #[test]
+    fn bootstraps_only_an_empty_log() {
+        let dir = scratch("bootstrap");
+        let alice = MetadataRecord::UserConfigs {
+            user: "alice".to_string(),
+            configs: BTreeMap::from([(
+                "SCRAM-SHA-512".to_string(),
+                "salt=c2FsdA==,stored_key=a2V5,server_key=a2V5,iterations=8192".to_string(),
+            )]),
+        };
+        bootstrap::write(&dir, std::slice::from_ref(&alice)).unwrap();
+        let driver = open_driver(&dir);
+        for _ in 0..2 {
+            driver.propose_bootstrap(&mut driver.quorum.borrow_mut());
+        }
+        settle(&driver);
+        assert!(driver.image().user_configs.contains_key("alice"));
+        let entries = driver.entries_after(0).entries;
+        assert_eq!(entries.len(), 1, "the bootstrap entry, once");
+        assert_eq!(decode_entry(&entries[0].1, 0).unwrap(), vec![alice]);
+        drop(driver);
+
+        let driver = open_driver(&dir);
+        assert!(driver.image().user_configs.contains_key("alice"));
+        let last = driver.quorum.borrow().last_index();
+        driver.propose_bootstrap(&mut driver.quorum.borrow_mut());
+        settle(&driver);
+        assert_eq!(driver.quorum.borrow().last_index(), last);
+        assert_eq!(driver.entries_after(0).entries.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -135,12 +135,16 @@ const COMMIT_ROUNDS_MAX: usize = 8;
 /// one change as lines. `open` replays it; `driver::Driver` then runs the quorum.
 pub struct MetadataLog {
     pub quorum: QuorumNode,
+    /// The records of the bootstrap file beside the log (`bootstrap`), which the first active
+    /// controller commits into a log that holds nothing yet.
+    pub bootstrap: Option<Vec<MetadataRecord>>,
 }
 
 impl MetadataLog {
     /// Opens the quorum's log under `log_dir` (created with `voters`, as node ids, the first
-    /// time) and returns every entry known committed. A log written by an earlier version as
-    /// `metadata.log` lines is imported once, when this node is the only voter.
+    /// time) with `log_dir`'s bootstrap file, and returns every entry known committed. A log
+    /// written by an earlier version as `metadata.log` lines is imported once, when this node is
+    /// the only voter.
     pub fn open(
         log_dir: &Path,
         node_id: i32,
@@ -151,6 +155,7 @@ impl MetadataLog {
         let voters: Vec<u64> = voters.iter().copied().map(raft_id).collect();
         let mut log = MetadataLog {
             quorum: QuorumNode::open(&dir, id, &voters, QuorumOptions::default())?,
+            bootstrap: super::bootstrap::read(log_dir)?,
         };
         let mut entries = log.drain()?;
         let legacy = dir.join(METADATA_FILE);

@@ -11,6 +11,7 @@
 //! and forwards its shards' requests.
 
 mod acls;
+pub mod bootstrap;
 pub mod broker;
 mod config_ops;
 pub mod driver;

@@ -19,6 +19,8 @@ use ring::{digest, hmac, pbkdf2};
 /// Kafka's bounds on the iterations of a stored credential.
 pub const ITERATIONS_MIN: i32 = 4096;
 pub const ITERATIONS_MAX: i32 = 16384;
+/// The iterations Kafka's tools use when a credential names none.
+pub const ITERATIONS_DEFAULT: i32 = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScramMechanism {

@@ -1,10 +1,12 @@
 //! Log directory formatting: `meta.properties` with the cluster id, node id and directory id,
-//! written by `flink storage format` or, for a single combined node, on its first start.
+//! written by `flink storage format` (with the bootstrap metadata it was given,
+//! `controller::bootstrap`) or, for a single combined node, on its first start.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::ServerConfig;
-use crate::controller::random_uuid;
+use crate::controller::metadata_log::{MetadataLogError, MetadataRecord};
+use crate::controller::{bootstrap, random_uuid};
 use crate::metadata::uuid::{uuid_from_base64, uuid_to_base64};
 
 const META_PROPERTIES: &str = "meta.properties";
@@ -41,6 +43,8 @@ pub enum FormatError {
     AlreadyFormatted(PathBuf),
     #[error("Cluster ID string {0} does not appear to be a valid UUID: it must be 22 characters of URL-safe base64")]
     InvalidClusterId(String),
+    #[error("cannot write the bootstrap metadata: {0}")]
+    Bootstrap(#[from] MetadataLogError),
 }
 
 /// Returns the cluster id of the configured log directories, formatting them first when they
@@ -145,12 +149,15 @@ fn read_cluster_id(dir: &Path, node_id: i32) -> Result<Option<String>, FormatErr
         .ok_or(FormatError::NoClusterId { path })
 }
 
-/// Writes `meta.properties` into `dir`, refusing a formatted one unless `ignore_formatted`.
+/// Writes `meta.properties` into `dir`, refusing a formatted one unless `ignore_formatted`
+/// (which skips it). The `bootstrap` records, if any, are written first, as Kafka writes its
+/// bootstrap file before `meta.properties`.
 pub fn format_dir(
     dir: &Path,
     cluster_id: &str,
     node_id: i32,
     ignore_formatted: bool,
+    bootstrap: &[MetadataRecord],
 ) -> Result<bool, FormatError> {
     if uuid_from_base64(cluster_id).is_none() {
         return Err(FormatError::InvalidClusterId(cluster_id.to_string()));
@@ -160,6 +167,13 @@ pub fn format_dir(
             true => Ok(false),
             false => Err(FormatError::AlreadyFormatted(dir.to_path_buf())),
         };
+    }
+    if !bootstrap.is_empty() {
+        std::fs::create_dir_all(dir).map_err(|source| FormatError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        bootstrap::write(dir, bootstrap)?;
     }
     write_meta_properties(dir, cluster_id, node_id)?;
     Ok(true)

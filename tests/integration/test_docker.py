@@ -225,15 +225,32 @@ def test_seed_commands_verbatim():
         remove_container("broker")
 
 
+def seed_variables() -> list[str]:
+    """`docker run`'s `-e` arguments for SEED_ENVIRONMENT."""
+    return [argument for key, value in SEED_ENVIRONMENT.items()
+            for argument in ("-e", f"{key}={value}")]
+
+
 def test_environment_configuration(container):
     """The README's `docker run` with FLINK_* variables: only they are used, with the entrypoint's
     data directory, and topics get FLINK_NUM_PARTITIONS=3 partitions."""
-    variables = [argument for key, value in SEED_ENVIRONMENT.items()
-                 for argument in ("-e", f"{key}={value}")]
-    name = container(*variables)
+    name = container(*seed_variables())
     quick_start(name)
     assert partition_count(name, "test-topic") == 3
     assert in_container(name, "ls /tmp/flink-combined-logs").split().count("meta.properties") == 1
+
+
+def test_environment_scram_users(container):
+    """FLINK_ADD_SCRAM's credentials, one per line, are given to the first format: the users
+    are in the metadata log from the start (the glob characters stay as written)."""
+    credentials = ("SCRAM-SHA-256=[name=alice,password=alice-secret]\n"
+                   "  SCRAM-SHA-512=[name=b*,iterations=8192,password=b-secret]\n")
+    name = container(*seed_variables(), "-e", f"FLINK_ADD_SCRAM={credentials}")
+    described = in_container(name, f"./flink-configs.sh {BOOTSTRAP} --describe --entity-type users")
+    assert sorted(described.splitlines()) == [
+        "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=4096",
+        "SCRAM credential configs for user-principal 'b*' are SCRAM-SHA-512=iterations=8192",
+    ], described
 
 
 def test_missing_required_key_names_it():
@@ -259,13 +276,7 @@ def test_compose_single_node(tmp_path):
     name = unique_name("compose")
     text = (shipped.replace("container_name: broker\n", f"container_name: {name}\n")
                    .replace("- 9092:9092\n", "- 127.0.0.1::9092\n"))
-    if not memlock_unlimited_allowed():
-        # Seen on hosts where dockerd lacks CAP_SYS_RESOURCE: runc cannot raise the hard limit.
-        limit = inherited_memlock_bytes()
-        warnings.warn(f"this Docker host cannot set memlock -1; compose test uses {limit} bytes")
-        text = text.replace("memlock: -1\n", f"memlock: {limit}\n")
-    (tmp_path / "docker-compose.yml").write_text(text)
-    shutil.copy(SECCOMP_PROFILE, tmp_path / SECCOMP_PROFILE.name)
+    write_compose_copy(tmp_path, text)
 
     project = ["-p", f"flinktest{os.getpid()}{next(_names)}"]
     try:
@@ -328,6 +339,18 @@ def test_docker_stop_is_quick(container):
     exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
     assert exit_code == "0", f"exit code {exit_code}:\n{container_logs(name)}"
     assert "shutting down" in container_logs(name)
+
+
+def write_compose_copy(directory: Path, text: str) -> None:
+    """Writes compose file `text` as `directory`/docker-compose.yml beside a copy of the seccomp
+    profile, with the memlock limit this host can grant."""
+    if not memlock_unlimited_allowed():
+        # Seen on hosts where dockerd lacks CAP_SYS_RESOURCE: runc cannot raise the hard limit.
+        limit = inherited_memlock_bytes()
+        warnings.warn(f"this Docker host cannot set memlock -1; compose test uses {limit} bytes")
+        text = text.replace("memlock: -1\n", f"memlock: {limit}\n")
+    (directory / "docker-compose.yml").write_text(text)
+    shutil.copy(SECCOMP_PROFILE, directory / SECCOMP_PROFILE.name)
 
 
 def compose_command() -> list[str]:

@@ -18,8 +18,8 @@ mod sim_tests;
 
 use std::path::Path;
 
-use raft::prelude::{EntryType, Message};
-use raft::{Config, RawNode, StateRole};
+use raft::prelude::{Entry, EntryType, Message};
+use raft::{Config, GetEntriesContext, RawNode, StateRole};
 
 pub use disk::{DiskLogError, DiskStorage};
 
@@ -28,6 +28,8 @@ pub use disk::{DiskLogError, DiskStorage};
 pub const ELECTION_TICKS: usize = 10;
 /// Ticks between a leader's heartbeats.
 pub const HEARTBEAT_TICKS: usize = 2;
+/// Bytes of entries `holds_data` reads at a time.
+const SCAN_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuorumError {
@@ -181,6 +183,28 @@ impl QuorumNode {
         }
     }
 
+    /// Whether the log holds any metadata: a snapshot, or an entry with data, committed or not
+    /// (the empty entry each new leader appends carries none). Reads up to the first such
+    /// entry, which in a log that has any comes within its first few.
+    pub fn holds_data(&self) -> Result<bool, QuorumError> {
+        if self.checkpoint().is_some() {
+            return Ok(true);
+        }
+        let log = &self.node.raft.raft_log;
+        let mut index = log.first_index();
+        while index <= log.last_index() {
+            let entries = log.entries(index, SCAN_BYTES, GetEntriesContext::empty(false))?;
+            if entries.iter().any(carries_data) {
+                return Ok(true);
+            }
+            match entries.len() {
+                0 => break,
+                read => index += read as u64,
+            }
+        }
+        Ok(false)
+    }
+
     /// Appends `data` to the log if this node leads; it is committed once a majority has it.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(), QuorumError> {
         if !self.is_leader() {
@@ -232,14 +256,18 @@ impl QuorumNode {
     }
 }
 
-/// Keeps the data of normal entries; the empty entry a new leader appends carries none.
-fn collect_committed(output: &mut Output, entries: Vec<raft::prelude::Entry>) {
+/// Whether an entry is a change to the metadata: a normal entry with data (the empty entry a
+/// new leader appends carries none).
+fn carries_data(entry: &Entry) -> bool {
+    entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty()
+}
+
+/// Keeps the data of normal entries.
+fn collect_committed(output: &mut Output, entries: Vec<Entry>) {
     output.committed.extend(
         entries
             .into_iter()
-            .filter(|entry| {
-                entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty()
-            })
+            .filter(carries_data)
             .map(|entry| Committed {
                 index: entry.index,
                 term: entry.term,
