@@ -1,11 +1,14 @@
 //! Client quotas as Kafka keeps them (KIP-13, KIP-55, KIP-546): values set on entities (a user,
 //! a client id, both, or an IP address; each name may be the default entity), stored in the
 //! metadata log, and resolved for a request's user and client id by Kafka's precedence. The
-//! byte rates are enforced per broker (`manager`), with Kafka's sampled rate (`rate`). Pure:
-//! the time is passed in.
+//! byte rates are enforced per broker (`manager`), with Kafka's sampled rate (`rate`); the
+//! controller mutation rate with Kafka's token bucket (`mutation`, `token_bucket`). Pure: the
+//! time is passed in.
 
 pub mod manager;
+pub mod mutation;
 pub mod rate;
+pub mod token_bucket;
 
 use std::collections::BTreeMap;
 
