@@ -5,7 +5,8 @@ CARGO  ?= cargo
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-BIN  := target/release/flink
+# Cargo builds into CARGO_TARGET_DIR when it is set (one per worktree), else target/.
+BIN  := $(or $(CARGO_TARGET_DIR),target)/release/flink
 DIST := dist/flink
 
 # The container image: tagged so that the reference README's `docker run ... apache/flink:latest`

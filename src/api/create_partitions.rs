@@ -1,11 +1,14 @@
 //! CreatePartitions: raises a topic's partition count through the controller, which answers once
-//! every shard has the new partitions open.
+//! every shard has the new partitions open. The partitions added count against the client's
+//! `controller_mutation_rate` (`mutation_quota`).
 
 use crate::security::acl::Operation;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
+use super::mutation_quota::{self, MutatingApi};
 use super::{ask_controller, str_bytes, topic_error_code, RequestContext};
 use crate::controller::{ControllerRequest, PartitionIncrease, TopicError};
 
@@ -21,10 +24,29 @@ pub async fn handle(
     let duplicated = |name: &String| names.iter().filter(|other| *other == name).count() > 1;
     // Kafka's check: ALTER on each topic.
     let alterable = |name: &str| context.topic_authorized(Operation::Alter, name);
-    let increases: Vec<PartitionIncrease> = request
+    let eligible: Vec<&CreatePartitionsTopic> = request
         .topics
         .iter()
         .filter(|topic| !duplicated(&topic.name.to_string()) && alterable(&topic.name))
+        .collect();
+    // The partitions each topic gains, as far as this broker's image tells (an unknown topic
+    // or a count that does not grow it is refused before the quota).
+    let image = context.shard.metadata();
+    let estimates = eligible
+        .iter()
+        .map(|topic| {
+            let name: &str = &topic.name;
+            let current = image.topics.get(name)?.partitions.len() as i64;
+            u32::try_from(i64::from(topic.count) - current)
+                .ok()
+                .filter(|added| *added > 0)
+        })
+        .collect();
+    let mut mutations = context
+        .charge_mutations(MutatingApi::CreatePartitions, estimates)
+        .await;
+    let increases: Vec<PartitionIncrease> = mutations
+        .admitted_of(&eligible)
         .map(|topic| PartitionIncrease {
             name: topic.name.to_string(),
             count: topic.count,
@@ -45,35 +67,49 @@ pub async fn handle(
     .await
     .unwrap_or_default()
     .into_iter();
-    let results = names
-        .iter()
-        .map(|name| {
-            let result = CreatePartitionsTopicResult::default().with_name(str_bytes(name).into());
-            if duplicated(name) {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes("Duplicate topic in request.")));
+    let mut results = Vec::with_capacity(names.len());
+    for name in &names {
+        let result = CreatePartitionsTopicResult::default().with_name(str_bytes(name).into());
+        let (code, message) = if duplicated(name) {
+            let code = ResponseError::InvalidRequest.code();
+            (code, "Duplicate topic in request.".to_string())
+        } else if !alterable(name) {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            (code, "Topic authorization failed.".to_string())
+        } else if mutations.refused_next() {
+            let (code, message) = mutation_quota::refusal();
+            (code, message.to_string())
+        } else {
+            let outcome = outcomes.next();
+            let created = match outcome {
+                Some(Ok(())) => mutations.charged_next(),
+                _ => 0,
+            };
+            mutations.mutated_next(created);
+            match outcome {
+                Some(Ok(())) => {
+                    results.push(result);
+                    continue;
+                }
+                Some(Err(TopicError::UnknownTopic)) => (
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("The topic '{name}' does not exist."),
+                ),
+                Some(Err(error)) => (topic_error_code(&error), error.to_string()),
+                None => (
+                    ResponseError::NotController.code(),
+                    "the controller is not running".to_string(),
+                ),
             }
-            if !alterable(name) {
-                return result
-                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(Some(str_bytes("Topic authorization failed.")));
-            }
-            match outcomes.next() {
-                Some(Ok(())) => result,
-                Some(Err(TopicError::UnknownTopic)) => result
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_error_message(Some(str_bytes(&format!(
-                        "The topic '{name}' does not exist."
-                    )))),
-                Some(Err(error)) => result
-                    .with_error_code(topic_error_code(&error))
-                    .with_error_message(Some(str_bytes(&error.to_string()))),
-                None => result
-                    .with_error_code(ResponseError::NotController.code())
-                    .with_error_message(Some(str_bytes("the controller is not running"))),
-            }
-        })
-        .collect();
-    CreatePartitionsResponse::default().with_results(results)
+        };
+        results.push(
+            result
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(&message))),
+        );
+    }
+    let throttle_time_ms = mutations.settle(context).await;
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(throttle_time_ms)
 }

@@ -1,9 +1,11 @@
-//! DeleteTopics: by name (all versions) or by topic id (v6+).
+//! DeleteTopics: by name (all versions) or by topic id (v6+). The partitions deleted count
+//! against the client's `controller_mutation_rate` (`mutation_quota`).
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::ResponseError;
 
+use super::mutation_quota::{self, MutatingApi};
 use super::{str_bytes, topic_error_code, RequestContext};
 use crate::controller::ControllerRequest;
 use crate::metadata::TopicId;
@@ -31,10 +33,27 @@ pub async fn handle(
     }
     // Kafka's check: DELETE on each topic.
     let deletable = |name: &str| context.topic_authorized(Operation::Delete, name);
-    let names: Vec<String> = wanted
+    let eligible: Vec<&String> = wanted
         .iter()
-        .filter_map(|entry| entry.as_ref().ok().cloned())
+        .filter_map(|entry| entry.as_ref().ok())
         .filter(|name| deletable(name))
+        .collect();
+    // Each topic's partitions, the first time it is named (a repeat deletes nothing more).
+    let estimates = eligible
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let first = !eligible[..index].contains(name);
+            let topic = image.topics.get(name.as_str()).filter(|_| first)?;
+            Some(topic.partitions.len() as u32)
+        })
+        .collect();
+    let mut mutations = context
+        .charge_mutations(MutatingApi::DeleteTopics, estimates)
+        .await;
+    let names: Vec<String> = mutations
+        .admitted_of(&eligible)
+        .map(|name| name.to_string())
         .collect();
     let (reply, answer) = flume::bounded(1);
     let sent = context
@@ -46,27 +65,50 @@ pub async fn handle(
         Ok(()) => answer.recv_async().await.unwrap_or_default().into_iter(),
         Err(_) => Vec::new().into_iter(),
     };
-    let responses = wanted
-        .into_iter()
-        .map(|entry| match entry {
-            Err(id) => DeletableTopicResult::default()
-                .with_topic_id(id)
-                .with_error_code(ResponseError::UnknownTopicId.code()),
-            Ok(name) if !deletable(&name) => DeletableTopicResult::default()
-                .with_name(Some(str_bytes(&name).into()))
-                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-            Ok(name) => {
-                let result =
-                    DeletableTopicResult::default().with_name(Some(str_bytes(&name).into()));
-                match outcomes.next() {
-                    Some(Ok(id)) => result.with_topic_id(uuid::Uuid::from_bytes(id.0)),
-                    Some(Err(error)) => result
-                        .with_error_code(topic_error_code(&error))
-                        .with_error_message(Some(str_bytes(&error.to_string()))),
-                    None => result.with_error_code(ResponseError::NotController.code()),
-                }
+    let mut responses = Vec::with_capacity(wanted.len());
+    for entry in wanted {
+        let name = match entry {
+            Err(id) => {
+                responses.push(
+                    DeletableTopicResult::default()
+                        .with_topic_id(id)
+                        .with_error_code(ResponseError::UnknownTopicId.code()),
+                );
+                continue;
             }
-        })
-        .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+            Ok(name) => name,
+        };
+        let result = DeletableTopicResult::default().with_name(Some(str_bytes(&name).into()));
+        if !deletable(&name) {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            responses.push(result.with_error_code(code));
+            continue;
+        }
+        if mutations.refused_next() {
+            let (code, message) = mutation_quota::refusal();
+            responses.push(
+                result
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(message))),
+            );
+            continue;
+        }
+        let outcome = outcomes.next();
+        let deleted = match &outcome {
+            Some(Ok(_)) => mutations.charged_next(),
+            _ => 0,
+        };
+        mutations.mutated_next(deleted);
+        responses.push(match outcome {
+            Some(Ok(id)) => result.with_topic_id(uuid::Uuid::from_bytes(id.0)),
+            Some(Err(error)) => result
+                .with_error_code(topic_error_code(&error))
+                .with_error_message(Some(str_bytes(&error.to_string()))),
+            None => result.with_error_code(ResponseError::NotController.code()),
+        });
+    }
+    let throttle_time_ms = mutations.settle(context).await;
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_time_ms)
 }

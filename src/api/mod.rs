@@ -40,6 +40,7 @@ mod list_groups;
 mod list_offsets;
 mod list_transactions;
 mod metadata;
+mod mutation_quota;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;

@@ -188,6 +188,9 @@ pub struct ServerConfig {
     pub leader_imbalance_check_interval_seconds: u64,
     /// How client quotas' rates are sampled (`quota.window.num`, `quota.window.size.seconds`).
     pub quota_sampling: crate::quota::rate::Sampling,
+    /// How `controller_mutation_rate` buckets are sized (`controller.quota.window.num`,
+    /// `controller.quota.window.size.seconds`).
+    pub controller_quota_sampling: crate::quota::rate::Sampling,
     /// Every key given at start-up with its value, as DescribeConfigs reports them
     /// (STATIC_BROKER_CONFIG).
     pub static_properties: std::collections::BTreeMap<String, String>,
@@ -283,6 +286,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("min.insync.replicas", "1"),
     ("quota.window.num", "11"),
     ("quota.window.size.seconds", "1"),
+    ("controller.quota.window.num", "11"),
+    ("controller.quota.window.size.seconds", "1"),
 ];
 
 /// Kafka keys accepted without effect yet (the issue that gives them effect removes them here).
@@ -489,13 +494,8 @@ impl ServerConfig {
             auto_leader_rebalance_enable: lookup.boolean("auto.leader.rebalance.enable")?,
             leader_imbalance_check_interval_seconds: lookup
                 .number("leader.imbalance.check.interval.seconds")?,
-            quota_sampling: crate::quota::rate::Sampling {
-                samples: lookup.number::<u32>("quota.window.num")?.max(1),
-                window_ms: lookup
-                    .number::<u64>("quota.window.size.seconds")?
-                    .max(1)
-                    .saturating_mul(1000),
-            },
+            quota_sampling: lookup.sampling("quota.window")?,
+            controller_quota_sampling: lookup.sampling("controller.quota.window")?,
             static_properties: lookup
                 .given
                 .iter()
@@ -883,6 +883,17 @@ impl Lookup<'_> {
             key: key.to_string(),
             value: self.value(key),
             reason: "must be zero or more".into(),
+        })
+    }
+
+    /// A quota sampling: `<prefix>.num` windows of `<prefix>.size.seconds` (each at least 1).
+    fn sampling(&self, prefix: &str) -> Result<crate::quota::rate::Sampling, ConfigError> {
+        Ok(crate::quota::rate::Sampling {
+            samples: self.number::<u32>(&format!("{prefix}.num"))?.max(1),
+            window_ms: self
+                .number::<u64>(&format!("{prefix}.size.seconds"))?
+                .max(1)
+                .saturating_mul(1000),
         })
     }
 

@@ -13,6 +13,7 @@ pub mod tls;
 pub mod tls_reload;
 
 use crate::security::principal::PrincipalMapper;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,12 @@ use connection_quotas::{ConnectionQuotas, QuotaError};
 /// many there were since), each one at debug: a client retrying against a limit must not flood
 /// the log.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The most connections refused for their address's creation rate that one listener of one
+/// shard holds open until their throttle time is over (`QuotaError::throttle_ms`); beyond it
+/// they are closed at once, so that a flood cannot hold file descriptors. Each is held at most
+/// one quota window.
+const THROTTLED_CONNECTIONS_HELD_MAX: usize = 1024;
 
 /// A bound listener, its name (`PLAINTEXT`, ...) and what its connections must go through.
 pub struct BoundListener {
@@ -84,9 +91,11 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
 }
 
 /// Accepts connections forever, each served as its own task on this shard, unless it is over a
-/// connection limit: then it is closed at once.
+/// connection limit: then it is closed at once, or, over its address's creation rate, once its
+/// throttle time is over (unserved until then, as Kafka's acceptor holds it).
 pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<ConnectionQuotas>) {
     let mut refusals = RefusalLog::default();
+    let held = Rc::new(Cell::new(0usize));
     let mut tls = listener
         .tls
         .clone()
@@ -108,7 +117,9 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<
                 continue;
             }
         };
-        match quotas.admit(&listener.name, peer.ip(), Instant::now()) {
+        let address = peer.ip().to_canonical();
+        let address_quota = shard.metadata().client_quotas.connection_rate(address);
+        match quotas.admit(&listener.name, address, address_quota, Instant::now()) {
             Ok(slot) => {
                 glommio::spawn_local(connection::serve(
                     shard.clone(),
@@ -125,7 +136,19 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: BoundListener, quotas: Arc<
             }
             Err(refusal) => {
                 refusals.note(&listener.name, &peer.to_string(), &refusal);
-                drop(stream);
+                let throttle = Duration::from_millis(refusal.throttle_ms());
+                if throttle.is_zero() || held.get() >= THROTTLED_CONNECTIONS_HELD_MAX {
+                    drop(stream);
+                    continue;
+                }
+                held.set(held.get() + 1);
+                let held = held.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(throttle).await;
+                    drop(stream);
+                    held.set(held.get() - 1);
+                })
+                .detach();
             }
         }
     }

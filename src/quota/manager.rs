@@ -1,12 +1,13 @@
-//! The byte-rate quotas of one broker: how many bytes each quota scope produced and fetched
-//! lately, and how long a request that went over must hold its connection. Quotas are per
-//! broker, as in Kafka, and a client's connections may be on different shards, so each scope
-//! is counted by one shard, its owner (`owner`); the others send it their records
-//! (`ShardRequest::RecordQuota`) and wait for the throttle time. Nothing is asked when the
-//! metadata image holds no quota.
+//! The client quotas of one broker: how many bytes each quota scope produced and fetched
+//! lately, how many partitions it created and deleted (`mutation`), and how long a request that
+//! went over must hold its connection. Quotas are per broker, as in Kafka's byte rates, and a
+//! client's connections may be on different shards, so each scope is counted by one shard, its
+//! owner (`owner`); the others send it their records (`ShardRequest::Quota`) and wait for the
+//! throttle time. Nothing is asked when the metadata image holds no quota.
 
 use std::collections::HashMap;
 
+use super::mutation::{MutationCall, MutationLedger, MutationVerdict};
 use super::rate::{throttle_ms, Rate, Sampling};
 use super::{QuotaScope, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
@@ -47,18 +48,27 @@ pub fn owner(scope: &QuotaScope, shard_count: usize) -> usize {
 /// Rates forgotten once this many are kept, if idle.
 const RATES_KEPT: usize = 10_000;
 
-/// The rates of the scopes one shard owns.
+/// The rates and mutation buckets of the scopes one shard owns.
 pub struct QuotaLedger {
     sampling: Sampling,
     rates: HashMap<(QuotaKind, QuotaScope), Rate>,
+    mutations: MutationLedger,
 }
 
 impl QuotaLedger {
-    pub fn new(sampling: Sampling) -> QuotaLedger {
+    /// `sampling` for the byte rates (`quota.window.*`), `controller_sampling` for the
+    /// mutation buckets (`controller.quota.window.*`).
+    pub fn new(sampling: Sampling, controller_sampling: Sampling) -> QuotaLedger {
         QuotaLedger {
             sampling,
             rates: HashMap::new(),
+            mutations: MutationLedger::new(controller_sampling),
         }
+    }
+
+    /// Charges or corrects partition mutations (`mutation`).
+    pub fn mutations(&mut self, call: MutationCall) -> MutationVerdict {
+        self.mutations.call(call)
     }
 
     /// Records `record`; returns how long its client must now be throttled (0 when within its
@@ -85,7 +95,7 @@ mod tests {
     /// Proves usage is counted per scope and kind, and bytes taken back are given back.
     #[test]
     fn counts_per_scope() {
-        let mut ledger = QuotaLedger::new(Sampling::default());
+        let mut ledger = QuotaLedger::new(Sampling::default(), Sampling::default());
         let scope = |user: &str, client: &str| QuotaScope {
             user: user.into(),
             client_id: client.into(),

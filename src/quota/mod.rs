@@ -1,13 +1,18 @@
 //! Client quotas as Kafka keeps them (KIP-13, KIP-55, KIP-546): values set on entities (a user,
 //! a client id, both, or an IP address; each name may be the default entity), stored in the
 //! metadata log, and resolved for a request's user and client id by Kafka's precedence. The
-//! byte rates are enforced per broker (`manager`), with Kafka's sampled rate (`rate`). Pure:
-//! the time is passed in.
+//! byte rates are enforced per broker (`manager`), with Kafka's sampled rate (`rate`); the
+//! controller mutation rate with Kafka's token bucket (`mutation`, `token_bucket`); an IP's
+//! connection creation rate by the connection limits (`net::connection_quotas`). Pure: the time
+//! is passed in.
 
 pub mod manager;
+pub mod mutation;
 pub mod rate;
+pub mod token_bucket;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// The entity types.
 pub const USER: &str = "user";
@@ -254,6 +259,38 @@ impl ClientQuotas {
         });
         found
     }
+
+    /// The `connection_creation_rate` of connections from `address`: its own ip entity's, else
+    /// the default ip entity's (Kafka's `ConnectionQuotas.connectionRateForIp`). An entity
+    /// names an address as Kafka's tools write it or any other spelling of it (`::1`,
+    /// `0:0:0:0:0:0:0:1`); a host name matches nothing, as nothing here resolves names.
+    pub fn connection_rate(&self, address: IpAddr) -> Option<f64> {
+        let address = address.to_canonical();
+        let first_ip = QuotaEntity(vec![(IP.to_string(), None)]);
+        let mut default = None;
+        // Ip entities have no other type, so they sort together from the default one on.
+        for (entity, values) in self.by_entity.range(first_ip..) {
+            let [(kind, name)] = entity.parts() else {
+                break;
+            };
+            if kind != IP {
+                break;
+            }
+            let Some(rate) = values.get(CONNECTION_CREATION_RATE) else {
+                continue;
+            };
+            match name {
+                None => default = Some(*rate),
+                Some(name) => {
+                    let named = name.parse::<IpAddr>().map(|named| named.to_canonical());
+                    if named == Ok(address) {
+                        return Some(*rate);
+                    }
+                }
+            }
+        }
+        default
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +357,41 @@ mod tests {
             quotas.resolve(PRODUCER_BYTE_RATE, "bob", "app").unwrap().0,
             2.0
         );
+    }
+
+    /// Proves an address takes its own ip entity's connection rate, whatever the spelling,
+    /// else the default ip entity's, and that user and client entities do not count.
+    #[test]
+    fn resolves_connection_rates_by_address() {
+        let mut quotas = ClientQuotas::default();
+        let address = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(quotas.connection_rate(address("127.0.0.1")), None);
+        quotas.set(&entity(&[(USER, None)]), PRODUCER_BYTE_RATE, Some(1.0));
+        quotas.set(&entity(&[(IP, None)]), CONNECTION_CREATION_RATE, Some(10.0));
+        quotas.set(
+            &entity(&[(IP, Some("0:0:0:0:0:0:0:1"))]),
+            CONNECTION_CREATION_RATE,
+            Some(3.0),
+        );
+        quotas.set(
+            &entity(&[(IP, Some("10.0.0.1"))]),
+            CONNECTION_CREATION_RATE,
+            Some(2.0),
+        );
+        quotas.set(
+            &entity(&[(IP, Some("broker.example"))]),
+            CONNECTION_CREATION_RATE,
+            Some(1.0),
+        );
+        assert_eq!(quotas.connection_rate(address("10.0.0.1")), Some(2.0));
+        assert_eq!(
+            quotas.connection_rate(address("::ffff:10.0.0.1")),
+            Some(2.0)
+        );
+        assert_eq!(quotas.connection_rate(address("::1")), Some(3.0));
+        assert_eq!(quotas.connection_rate(address("10.0.0.2")), Some(10.0));
+        quotas.set(&entity(&[(IP, None)]), CONNECTION_CREATION_RATE, None);
+        assert_eq!(quotas.connection_rate(address("10.0.0.2")), None);
     }
 
     /// Proves entity and value checks refuse what Kafka refuses.

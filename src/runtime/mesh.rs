@@ -98,11 +98,8 @@ pub enum ShardRequest {
     },
     /// A call for the coordinator of the group whose offsets partition this shard owns.
     Group(Box<crate::group::GroupCall>),
-    /// A byte-rate quota recording for a scope this shard owns; answered with the throttle time.
-    RecordQuota {
-        record: crate::quota::manager::QuotaRecord,
-        reply: flume::Sender<u64>,
-    },
+    /// A quota recording for a scope this shard owns (`runtime::shard_quotas`).
+    Quota(super::shard_quotas::QuotaCall),
     /// A call for the coordinator of the transactional id whose `__transaction_state`
     /// partition this shard owns.
     Txn(Box<crate::txn::TxnCall>),

@@ -108,7 +108,8 @@ pub struct Shard {
     pub controller: flume::Sender<ControllerRequest>,
     /// The log directories, shared with every shard (`storage::log_dirs`).
     pub log_dirs: Arc<LogDirs>,
-    /// The byte rates of the quota scopes this shard owns (`runtime::shard_quotas`).
+    /// The byte rates and mutation buckets of the quota scopes this shard owns
+    /// (`runtime::shard_quotas`).
     pub quota_ledger: RefCell<crate::quota::manager::QuotaLedger>,
     /// Whether the previous run shut down cleanly (logs opened at start-up skip the scan).
     clean_start: bool,
@@ -145,6 +146,7 @@ impl Shard {
             log_dirs,
             quota_ledger: RefCell::new(crate::quota::manager::QuotaLedger::new(
                 config.quota_sampling,
+                config.controller_quota_sampling,
             )),
             clean_start,
             mesh,
@@ -359,9 +361,7 @@ impl Shard {
                 }
                 let _ = reply.send(answers);
             }
-            ShardRequest::RecordQuota { record, reply } => {
-                let _ = reply.send(self.quota_ledger.borrow_mut().record(record));
-            }
+            ShardRequest::Quota(call) => self.serve_quota(call),
             ShardRequest::LogSizes { reply } => {
                 let sizes = self
                     .partitions

@@ -70,8 +70,12 @@ def decode_records(data: bytes | None) -> list[tuple[int, bytes | None, bytes]]:
 class WireConnection:
     """One TCP connection speaking Kafka requests one at a time."""
 
-    def __init__(self, host: str, port: int, timeout: float = 15):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 15,
+                 client_id: str = "flink-integration", source: str | None = None):
+        """`source`: the local address to connect from (any of 127.0.0.0/8 on loopback)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None)
+        self.client_id = client_id
         self.correlation_id = 0
         self.versions: dict[int, tuple[int, int]] = {}
 
@@ -87,7 +91,7 @@ class WireConnection:
     def send_request(self, request, version: int) -> int:
         self.correlation_id += 1
         request.API_VERSION = version
-        request.with_header(correlation_id=self.correlation_id, client_id="flink-integration")
+        request.with_header(correlation_id=self.correlation_id, client_id=self.client_id)
         self.sock.sendall(bytes(request.encode(header=True, framed=True)))
         return self.correlation_id
 
