@@ -47,7 +47,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
-mod scram_credentials;
+pub mod scram_credentials;
 mod sync_group;
 mod throttle;
 pub mod transactions;
@@ -290,8 +290,12 @@ pub async fn handle(
         |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
     match request.body {
         RequestKind::ApiVersions(body) => respond(&api_versions::handle(body, version)),
-        RequestKind::SaslHandshake(body) => respond(&sasl::handshake(&context, body)),
-        RequestKind::SaslAuthenticate(body) => respond(&sasl::authenticate(&context, body)),
+        RequestKind::SaslHandshake(body) => {
+            respond(&context.sasl_exchange(|exchange| sasl::handshake(exchange, body)))
+        }
+        RequestKind::SaslAuthenticate(body) => {
+            respond(&context.sasl_exchange(|exchange| sasl::authenticate(exchange, body)))
+        }
         RequestKind::DescribeUserScramCredentials(body) => {
             respond(&scram_credentials::describe(&context, body))
         }
@@ -406,6 +410,23 @@ pub async fn handle(
             respond(&describe_producers::handle(&context, body).await)
         }
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
+    }
+}
+
+impl RequestContext<'_> {
+    /// Runs `step` of the connection's SASL exchange, with SCRAM credentials from the shard's
+    /// metadata image.
+    fn sasl_exchange<T>(&self, step: impl FnOnce(&sasl::SaslExchange<'_>) -> T) -> T {
+        let image = self.shard.metadata();
+        let scram_credential =
+            |user: &str, mechanism| scram_credentials::lookup(&image, user, mechanism);
+        step(&sasl::SaslExchange {
+            state: &self.connection.sasl,
+            peer: &self.connection.peer,
+            listener: &self.connection.listener,
+            version: self.version,
+            scram_credential: &scram_credential,
+        })
     }
 }
 

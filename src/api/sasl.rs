@@ -29,10 +29,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
 use crate::config::security::{Mechanism, SaslSettings};
 use crate::security::oauthbearer::{OAuthError, OAuthServer, Step};
-use crate::security::scram::{ScramMechanism, ScramServer};
+use crate::security::scram::{ScramCredential, ScramMechanism, ScramServer};
 
 /// Re-authentications are started at most this often per connection, as in Kafka.
 const REAUTHENTICATION_INTERVAL_MIN: Duration = Duration::from_secs(1);
@@ -87,12 +86,19 @@ pub struct SaslState {
 /// Why a request may not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum SaslRefusal {
-    #[error("unexpected Kafka request of type {0:?} during SASL handshake")]
-    Unexpected(ApiKey),
+    #[error("unexpected {} during SASL handshake", unexpected(.0))]
+    Unexpected(Option<ApiKey>),
     #[error("{0}")]
     Failed(String),
     #[error("Disconnecting expired channel: the session of {0} ended without re-authentication")]
     Expired(String),
+}
+
+fn unexpected(key: &Option<ApiKey>) -> String {
+    match key {
+        Some(key) => format!("Kafka request of type {key:?}"),
+        None => "controller message".to_string(),
+    }
 }
 
 /// What a successful exchange gives.
@@ -105,6 +111,19 @@ struct Authenticated {
 /// The server's answer and, once the exchange succeeded, who authenticated; or Kafka's message
 /// for a refusal.
 type Outcome = Result<(Vec<u8>, Option<Authenticated>), String>;
+
+/// What the SASL requests of one connection need, whichever listener serves them: the broker's
+/// (`RequestContext::sasl_exchange`) or the controller's (`controller::transport`).
+pub struct SaslExchange<'a> {
+    pub state: &'a SaslState,
+    /// The client's address and port, for log lines.
+    pub peer: &'a str,
+    pub listener: &'a str,
+    /// The request's version.
+    pub version: i16,
+    /// The SCRAM credential of a user, from the metadata the node holds.
+    pub scram_credential: &'a dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
+}
 
 impl SaslState {
     pub fn new(settings: Option<Rc<SaslSettings>>) -> SaslState {
@@ -139,12 +158,20 @@ impl SaslState {
     /// Whether a request with `key` may be served at `now`. A SaslHandshake on an
     /// authenticated connection whose client can re-authenticate begins re-authentication.
     pub fn admit(&self, key: ApiKey, now: Instant) -> Result<(), SaslRefusal> {
+        self.admit_frame(Some(key), now)
+    }
+
+    /// `admit` for any frame: `None` is a frame that is not a Kafka request (the controller
+    /// listener's own messages), admitted as any request but the exchange's own.
+    pub fn admit_frame(&self, key: Option<ApiKey>, now: Instant) -> Result<(), SaslRefusal> {
         if self.settings.is_none() {
             return Ok(());
         }
         let mut phase = self.phase.borrow_mut();
         match (&mut *phase, key) {
-            (Phase::Done(session), ApiKey::SaslHandshake) if can_reauthenticate(session, now) => {
+            (Phase::Done(session), Some(ApiKey::SaslHandshake))
+                if can_reauthenticate(session, now) =>
+            {
                 session.reauthenticated_at = Some(now);
                 let session = session.clone();
                 self.versioned.set(false);
@@ -158,12 +185,12 @@ impl SaslState {
                 _ => Ok(()),
             },
             (Phase::Failed(reason), _) => Err(SaslRefusal::Failed(reason.clone())),
-            (Phase::Reauthenticate(_, None), ApiKey::SaslHandshake) => Ok(()),
-            (Phase::Reauthenticate(_, Some(_)), ApiKey::SaslAuthenticate) => Ok(()),
+            (Phase::Reauthenticate(_, None), Some(ApiKey::SaslHandshake)) => Ok(()),
+            (Phase::Reauthenticate(_, Some(_)), Some(ApiKey::SaslAuthenticate)) => Ok(()),
             (Phase::Reauthenticate(..), key) => Err(SaslRefusal::Unexpected(key)),
-            (_, ApiKey::ApiVersions) => Ok(()),
-            (Phase::Handshake, ApiKey::SaslHandshake) => Ok(()),
-            (Phase::Authenticate(_), ApiKey::SaslAuthenticate) => Ok(()),
+            (_, Some(ApiKey::ApiVersions)) => Ok(()),
+            (Phase::Handshake, Some(ApiKey::SaslHandshake)) => Ok(()),
+            (Phase::Authenticate(_), Some(ApiKey::SaslAuthenticate)) => Ok(()),
             (_, key) => Err(SaslRefusal::Unexpected(key)),
         }
     }
@@ -206,11 +233,8 @@ fn session_end(now: Instant, lifetime_ms: u64) -> Option<Instant> {
     now.checked_add(Duration::from_millis(lifetime_ms))
 }
 
-pub fn handshake(
-    context: &RequestContext<'_>,
-    body: SaslHandshakeRequest,
-) -> SaslHandshakeResponse {
-    let state = &context.connection.sasl;
+pub fn handshake(exchange: &SaslExchange<'_>, body: SaslHandshakeRequest) -> SaslHandshakeResponse {
+    let state = exchange.state;
     let Some(settings) = &state.settings else {
         // Kafka's answer to a handshake where no SASL is expected.
         return SaslHandshakeResponse::default()
@@ -232,7 +256,7 @@ pub fn handshake(
     let asked = body.mechanism.as_str();
     let Some(mechanism) = settings.mechanisms.iter().find(|m| m.name() == asked) else {
         let reason = format!("Unsupported SASL mechanism {asked}");
-        log_failure(context, &reason);
+        log_failure(exchange, &reason);
         state.fail(reason);
         return response.with_error_code(ResponseError::UnsupportedSaslMechanism.code());
     };
@@ -247,7 +271,7 @@ pub fn handshake(
                 "SASL mechanism '{asked}' requested by client is not supported for re-authentication of mechanism '{}'",
                 session.mechanism.name()
             );
-            log_failure(context, &reason);
+            log_failure(exchange, &reason);
             Phase::Failed(reason)
         }
     };
@@ -255,10 +279,10 @@ pub fn handshake(
 }
 
 pub fn authenticate(
-    context: &RequestContext<'_>,
+    exchange: &SaslExchange<'_>,
     body: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {
-    let state = &context.connection.sasl;
+    let state = exchange.state;
     let phase = state.phase.borrow().clone();
     let (mechanism, previous) = match phase {
         Phase::Authenticate(mechanism) => (mechanism, None),
@@ -278,7 +302,7 @@ pub fn authenticate(
     // Kafka takes any v1+ request of the exchange as the client knowing session lifetimes.
     state
         .versioned
-        .set(state.versioned.get() || context.version > 0);
+        .set(state.versioned.get() || exchange.version > 0);
     let during = match previous {
         Some(_) => "re-authentication",
         None => "authentication",
@@ -291,8 +315,8 @@ pub fn authenticate(
             };
             (Vec::new(), Some(user))
         }),
-        Mechanism::Scram(scram) => scram_step(context, scram, &body.auth_bytes, during),
-        Mechanism::OAuthBearer => oauthbearer_step(context, settings, &body.auth_bytes, during),
+        Mechanism::Scram(scram) => scram_step(exchange, scram, &body.auth_bytes, during),
+        Mechanism::OAuthBearer => oauthbearer_step(exchange, settings, &body.auth_bytes, during),
     };
     let outcome = outcome.and_then(|(answer, user)| match (user, &previous) {
         (Some(user), Some(session)) if user.user != session.user => Err(format!(
@@ -307,13 +331,13 @@ pub fn authenticate(
             SaslAuthenticateResponse::default().with_auth_bytes(bytes::Bytes::from(answer))
         }
         Ok((answer, Some(user))) => {
-            let lifetime_ms = begin_session(context, settings, mechanism, user, previous);
+            let lifetime_ms = begin_session(exchange, settings, mechanism, user, previous);
             SaslAuthenticateResponse::default()
                 .with_auth_bytes(bytes::Bytes::from(answer))
                 .with_session_lifetime_ms(lifetime_ms.min(i64::MAX as u64) as i64)
         }
         Err(message) => {
-            log_failure(context, &message);
+            log_failure(exchange, &message);
             state.fail(message.clone());
             SaslAuthenticateResponse::default()
                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())
@@ -325,13 +349,13 @@ pub fn authenticate(
 /// Starts the session `user` authenticated (or re-authenticated) and returns its lifetime for
 /// the client (0: unbounded).
 fn begin_session(
-    context: &RequestContext<'_>,
+    exchange: &SaslExchange<'_>,
     settings: &SaslSettings,
     mechanism: Mechanism,
     user: Authenticated,
     previous: Option<Session>,
 ) -> u64 {
-    let state = &context.connection.sasl;
+    let state = exchange.state;
     let (now, now_ms) = (Instant::now(), wall_clock_ms());
     let lifetime_ms =
         session_lifetime_ms(settings.reauth_ms(mechanism), user.expires_at_ms, now_ms);
@@ -344,7 +368,7 @@ fn begin_session(
             .as_ref()
             .and_then(|session| session.reauthenticated_at),
     };
-    let (peer, listener) = (&context.connection.peer, &context.connection.listener);
+    let (peer, listener) = (exchange.peer, exchange.listener);
     let lifetime = lifetime_ms.map_or("no session expiration".to_string(), |ms| {
         format!("session lifetime {ms} ms")
     });
@@ -364,11 +388,11 @@ fn begin_session(
     lifetime_ms.unwrap_or(0)
 }
 
-fn log_failure(context: &RequestContext<'_>, reason: &str) {
+fn log_failure(exchange: &SaslExchange<'_>, reason: &str) {
     tracing::info!(
         "Failed authentication with {} on listener {} ({reason})",
-        context.connection.peer,
-        context.connection.listener
+        exchange.peer,
+        exchange.listener
     );
 }
 
@@ -383,7 +407,7 @@ fn wall_clock_ms() -> i64 {
 
 /// One OAUTHBEARER message: the challenge for a refused token, or the token's principal.
 fn oauthbearer_step(
-    context: &RequestContext<'_>,
+    exchange: &SaslExchange<'_>,
     settings: &SaslSettings,
     message: &[u8],
     during: &str,
@@ -394,14 +418,14 @@ fn oauthbearer_step(
     let Some(validator) = &settings.oauthbearer else {
         return Err(generic());
     };
-    let state = &context.connection.sasl;
+    let state = exchange.state;
     let mut server = state.oauthbearer.borrow_mut().take().unwrap_or_default();
     match server.step(validator, message, wall_clock_ms()) {
         Ok(Step::Challenge { challenge, reason }) => {
             tracing::info!(
                 "OAUTHBEARER token from {} on listener {} refused: {reason}",
-                context.connection.peer,
-                context.connection.listener
+                exchange.peer,
+                exchange.listener
             );
             *state.oauthbearer.borrow_mut() = Some(server);
             Ok((challenge.into_bytes(), None))
@@ -416,7 +440,7 @@ fn oauthbearer_step(
         Err(OAuthError::Malformed(reason)) => {
             tracing::debug!(
                 "OAUTHBEARER exchange with {} failed: {reason}",
-                context.connection.peer
+                exchange.peer
             );
             Err(generic())
         }
@@ -427,20 +451,19 @@ fn oauthbearer_step(
 /// One SCRAM message: the server's answer, with the user once the exchange succeeded. Every
 /// refusal reads the same to the client, as in Kafka; the log line says why.
 fn scram_step(
-    context: &RequestContext<'_>,
+    exchange: &SaslExchange<'_>,
     mechanism: ScramMechanism,
     message: &[u8],
     during: &str,
 ) -> Outcome {
-    let state = &context.connection.sasl;
+    let state = exchange.state;
     let mut server = state
         .scram
         .borrow_mut()
         .take()
         .unwrap_or_else(|| ScramServer::new(mechanism));
-    let image = context.shard.metadata();
     let stepped = server.step(message, &server_nonce(), |user| {
-        super::scram_credentials::lookup(&image, user, mechanism)
+        (exchange.scram_credential)(user, mechanism)
     });
     match stepped {
         Ok((answer, user)) => {
@@ -454,10 +477,7 @@ fn scram_step(
             Ok((answer, user))
         }
         Err(error) => {
-            tracing::debug!(
-                "SCRAM exchange with {} failed: {error}",
-                context.connection.peer
-            );
+            tracing::debug!("SCRAM exchange with {} failed: {error}", exchange.peer);
             Err(format!(
                 "Authentication failed during {during} due to invalid credentials with SASL mechanism {}",
                 mechanism.name()
@@ -555,7 +575,7 @@ mod tests {
         assert!(admit(ApiKey::SaslHandshake).is_ok());
         assert!(matches!(
             admit(ApiKey::Metadata),
-            Err(SaslRefusal::Unexpected(ApiKey::Metadata))
+            Err(SaslRefusal::Unexpected(Some(ApiKey::Metadata)))
         ));
         assert!(admit(ApiKey::SaslAuthenticate).is_err());
         *state.phase.borrow_mut() = Phase::Authenticate(Mechanism::Plain);
@@ -567,8 +587,17 @@ mod tests {
         *state.phase.borrow_mut() = Phase::Failed("no".into());
         assert!(admit(ApiKey::ApiVersions).is_err());
         assert!(state.is_failed());
+        // The controller listener's own frames wait for the exchange like any request.
+        let controller = SaslState::new(Some(Rc::new(settings())));
+        assert!(matches!(
+            controller.admit_frame(None, now),
+            Err(SaslRefusal::Unexpected(None))
+        ));
+        *controller.phase.borrow_mut() = Phase::Done(session(None, true));
+        assert!(controller.admit_frame(None, now).is_ok());
         let open = SaslState::new(None);
         assert!(open.admit(ApiKey::Produce, now).is_ok());
+        assert!(open.admit_frame(None, now).is_ok());
         assert_eq!(open.principal(), "User:ANONYMOUS");
     }
 

@@ -529,16 +529,6 @@ impl ServerConfig {
                     .copied()
                     .unwrap_or(security::SecurityProtocol::Plaintext),
             };
-            if protocol.uses_sasl() {
-                return Err(ConfigError::Invalid {
-                    key: "listener.security.protocol.map".into(),
-                    value: lookup.value("listener.security.protocol.map"),
-                    reason: format!(
-                        "controller listener {name} uses {}; the controller link takes PLAINTEXT or SSL (with ssl.client.auth=required, only nodes whose certificate the truststore signs get in)",
-                        protocol.name()
-                    ),
-                });
-            }
             parsed.controller = links::parse(
                 lookup.given,
                 name,

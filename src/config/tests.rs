@@ -248,11 +248,19 @@ fn links_take_the_security_of_the_listeners_they_reach() {
     let sasl_controller = secured.replace("CONTROLLER:SSL", "CONTROLLER:SASL_SSL");
     let controller_keys = "listener.name.controller.sasl.enabled.mechanisms=PLAIN\n\
         listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_broker=\"secret\";\n";
+    // Kafka's default controller mechanism is GSSAPI too.
     let message = config_from(&format!("{sasl_controller}{keys}{controller_keys}"))
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("controller link takes PLAINTEXT or SSL"),
+        message.contains("sasl.mechanism.controller.protocol") && message.contains("GSSAPI"),
         "{message}"
     );
+    let controller_keys = "listener.name.controller.sasl.enabled.mechanisms=PLAIN\n\
+        sasl.mechanism.controller.protocol=PLAIN\n\
+        listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"secret\" user_broker=\"secret\";\n";
+    let (config, _) = config_from(&format!("{sasl_controller}{keys}{controller_keys}")).unwrap();
+    let controller = config.links.controller.security();
+    assert_eq!(controller.protocol, security::SecurityProtocol::SaslSsl);
+    assert_eq!(controller.sasl.map(|sasl| sasl.user), Some("broker".into()));
 }

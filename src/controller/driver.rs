@@ -49,6 +49,9 @@ pub struct Driver {
     snapshot_bytes: u64,
     /// The bootstrap metadata as one entry's data, for a log that holds nothing yet.
     bootstrap: Option<Vec<u8>>,
+    /// The bootstrap metadata applied to an empty image: the SCRAM credentials the controller
+    /// listener takes before the log holds them.
+    bootstrap_image: Option<MetadataImage>,
     /// The last term in which this node, as leader, looked whether the log needs the bootstrap.
     bootstrap_term: std::cell::Cell<u64>,
 }
@@ -77,10 +80,15 @@ impl Driver {
         snapshot_bytes: u64,
     ) -> Result<Driver, TopicError> {
         let snapshot = log.quorum.checkpoint();
-        let bootstrap = log
-            .bootstrap
-            .filter(|records| !records.is_empty())
-            .map(|records| encode_entry(&records));
+        let records = log.bootstrap.filter(|records| !records.is_empty());
+        let bootstrap = records.as_deref().map(encode_entry);
+        let bootstrap_image = records.map(|records| {
+            let mut bootstrapped = image.clone();
+            for record in &records {
+                super::image::apply(&mut bootstrapped, record, node_id);
+            }
+            bootstrapped
+        });
         if let Some((_, data)) = &snapshot {
             image = image_from_snapshot(data, &image)?;
         }
@@ -106,12 +114,18 @@ impl Driver {
             heard_from: RefCell::new(BTreeMap::new()),
             known_leader: std::cell::Cell::new(-1),
             bootstrap,
+            bootstrap_image,
             bootstrap_term: std::cell::Cell::new(0),
         })
     }
 
     pub fn image(&self) -> MetadataImage {
         self.state.borrow().image.clone()
+    }
+
+    /// The bootstrap metadata as an image of its own (`flink-storage.sh format` gave some).
+    pub fn bootstrap_image(&self) -> Option<&MetadataImage> {
+        self.bootstrap_image.as_ref()
     }
 
     pub fn is_leader(&self) -> bool {

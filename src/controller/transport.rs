@@ -3,15 +3,20 @@
 //! from brokers and controllers to the active controller. A peer that is down costs nothing but
 //! dropped messages, which raft retries by itself. The listener speaks PLAINTEXT or TLS
 //! (`config::links`: the same listener's keys on both ends; `ssl.client.auth=required` admits
-//! only nodes whose certificate the truststore signs).
+//! only nodes whose certificate the truststore signs), and on SASL listeners takes Kafka's
+//! SaslHandshake and SaslAuthenticate frames (`api::sasl`) before any of its own. A session
+//! the listener limits (`connections.max.reauth.ms`) ends with its connection, and the node
+//! logs in again by connecting again.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpListener;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use protobuf::Message as _;
 use raft::prelude::Message;
 
@@ -19,11 +24,13 @@ use super::driver::Event;
 use super::metadata_log::raft_id;
 use super::rpc::{self, Call, Reply, CONTROLLER_CALL, RAFT_MESSAGE};
 use super::{Job, TopicError};
+use crate::api::sasl::{SaslExchange, SaslState};
 use crate::client::security::ClientSecurity;
+use crate::config::security::SaslSettings;
 use crate::config::Voter;
 use crate::net::frame::{FrameError, FrameReader};
-use crate::net::link;
 use crate::net::stream::Stream;
+use crate::runtime::peer::{PeerConnection, PeerError};
 
 /// Raft messages queued for one peer before new ones are dropped.
 const PEER_QUEUE: usize = 1024;
@@ -68,18 +75,24 @@ async fn send_to_peer(
     let mut warned = false;
     while let Ok(message) = queue.recv_async().await {
         if stream.is_none() {
-            match link::connect(&address, &security, CONNECT_TIMEOUT).await {
-                Ok(connected) => {
+            match connect(&address, &security).await {
+                Ok((connected, _)) => {
                     tracing::info!("connected to controller {} at {address}", voter.node_id);
                     stream = Some(connected);
                     warned = false;
                 }
                 Err(error) => {
                     if !warned {
-                        tracing::warn!(
-                            "cannot reach controller {} at {address}: {error}",
-                            voter.node_id
-                        );
+                        match error.is_security() {
+                            true => tracing::error!(
+                                "controller {} at {address} refused this node: {error}",
+                                voter.node_id
+                            ),
+                            false => tracing::warn!(
+                                "cannot reach controller {} at {address}: {error}",
+                                voter.node_id
+                            ),
+                        }
                         warned = true;
                     }
                     // What queued meanwhile is stale; raft sends again.
@@ -97,7 +110,9 @@ async fn send_to_peer(
             }
         };
         let frame = rpc::request_frame(RAFT_MESSAGE, 0, &cluster_id, &body);
-        let connection = stream.as_mut().expect("connected above");
+        let Some(connection) = stream.as_mut() else {
+            continue;
+        };
         // TLS keeps what the socket did not take until flushed.
         let written = async {
             connection.write_all(&frame).await?;
@@ -110,6 +125,18 @@ async fn send_to_peer(
     }
 }
 
+/// Connects to the controller listener at `address` and logs in as the link's security says
+/// (TLS, then SASL in Kafka's frames); the stream and what was read ahead of it.
+async fn connect(
+    address: &str,
+    security: &ClientSecurity,
+) -> Result<(Stream, FrameReader), PeerError> {
+    PeerConnection::open_stream(address, LINK_CLIENT_ID, security, CONNECT_TIMEOUT).await
+}
+
+/// The client id of this node's SASL requests to the controllers.
+const LINK_CLIENT_ID: &str = "flink-controller-link";
+
 /// Where the CONTROLLER listener hands what arrives.
 #[derive(Clone)]
 pub struct Inbound {
@@ -119,16 +146,22 @@ pub struct Inbound {
     pub calls: flume::Sender<Job>,
 }
 
-/// Serves the listener's connections, through TLS when `tls` is given.
-pub async fn accept_loop(
-    listener: TcpListener,
-    inbound: Inbound,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
+/// How the listener's connections must prove who they are: TLS when `tls` is given, then SASL
+/// when `sasl` is.
+#[derive(Clone, Default)]
+pub struct ListenerGuard {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub sasl: Option<Rc<SaslSettings>>,
+    /// The listener's name, for log lines.
+    pub name: Rc<str>,
+}
+
+/// Serves the listener's connections.
+pub async fn accept_loop(listener: TcpListener, inbound: Inbound, guard: ListenerGuard) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                let task = accept_connection(stream, inbound.clone(), tls.clone());
+                let task = accept_connection(stream, inbound.clone(), guard.clone());
                 glommio::spawn_local(task).detach();
             }
             Err(error) => {
@@ -139,17 +172,13 @@ pub async fn accept_loop(
     }
 }
 
-async fn accept_connection(
-    tcp: glommio::net::TcpStream,
-    inbound: Inbound,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
+async fn accept_connection(tcp: glommio::net::TcpStream, inbound: Inbound, guard: ListenerGuard) {
     let peer = tcp
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_default();
     let _ = tcp.set_nodelay(true);
-    let stream = match tls {
+    let stream = match guard.tls.clone() {
         None => Stream::Plain(tcp),
         Some(config) => {
             let handshake = async { crate::net::tls::accept(tcp, config).await.map(Some) };
@@ -174,12 +203,18 @@ async fn accept_connection(
             }
         }
     };
-    serve_connection(stream, peer, inbound).await;
+    serve_connection(stream, peer, inbound, guard).await;
 }
 
-async fn serve_connection(mut stream: Stream, peer: String, inbound: Inbound) {
+async fn serve_connection(
+    mut stream: Stream,
+    peer: String,
+    inbound: Inbound,
+    guard: ListenerGuard,
+) {
     let mut warned_cluster = false;
     let mut frames = FrameReader::new();
+    let sasl = SaslState::new(guard.sasl.clone());
     loop {
         let frame = match frames.read_frame(&mut stream, FRAME_BYTES_MAX).await {
             Ok(Some(frame)) => frame,
@@ -193,6 +228,27 @@ async fn serve_connection(mut stream: Stream, peer: String, inbound: Inbound) {
                 break;
             }
         };
+        if let Some(key) = sasl_request(&frame) {
+            match serve_sasl(&frame, key, &sasl, &peer, &guard.name, &inbound) {
+                Ok(response) => {
+                    if stream.write_all(&response).await.is_err() || stream.flush().await.is_err() {
+                        break;
+                    }
+                    if sasl.is_failed() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(reason) => {
+                    tracing::warn!("closing controller connection from {peer}: {reason}");
+                    break;
+                }
+            }
+        }
+        if let Err(refusal) = sasl.admit_frame(None, std::time::Instant::now()) {
+            tracing::warn!("closing controller connection from {peer}: {refusal}");
+            break;
+        }
         let (header, body) = match rpc::parse_request(&frame) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -287,6 +343,64 @@ async fn serve_connection(mut stream: Stream, peer: String, inbound: Inbound) {
     let _ = stream.close().await;
 }
 
+/// The SASL request a frame carries, if it is one.
+fn sasl_request(frame: &[u8]) -> Option<ApiKey> {
+    let key = i16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
+    [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate]
+        .into_iter()
+        .find(|sasl| *sasl as i16 == key)
+}
+
+/// Serves one SaslHandshake or SaslAuthenticate on the listener (Kafka's exchange, as on the
+/// brokers' listeners, with SCRAM credentials from this controller's metadata); the response
+/// frame, or why the connection must close.
+fn serve_sasl(
+    frame: &Bytes,
+    key: ApiKey,
+    sasl: &SaslState,
+    peer: &str,
+    listener: &str,
+    inbound: &Inbound,
+) -> Result<BytesMut, String> {
+    sasl.admit_frame(Some(key), std::time::Instant::now())
+        .map_err(|refusal| refusal.to_string())?;
+    let request = match crate::protocol::decode_request(frame.clone()) {
+        Ok(request) => request,
+        Err(error) => return Err(error.to_string()),
+    };
+    let image = inbound.driver.image();
+    let bootstrap = inbound.driver.bootstrap_image();
+    let scram_credential = |user: &str, mechanism| {
+        // A quorum that has committed nothing yet logs in with the bootstrap credentials
+        // (`flink-storage.sh format --add-scram`), as Kafka's controllers do.
+        let image = match image.metadata_index {
+            0 => bootstrap.unwrap_or(&image),
+            _ => &image,
+        };
+        crate::api::scram_credentials::lookup(image, user, mechanism)
+    };
+    let exchange = SaslExchange {
+        state: sasl,
+        peer,
+        listener,
+        version: request.version,
+        scram_credential: &scram_credential,
+    };
+    let correlation_id = request.header.correlation_id;
+    let encoded = match request.body {
+        RequestKind::SaslHandshake(body) => {
+            let response = crate::api::sasl::handshake(&exchange, body);
+            crate::protocol::encode_response(correlation_id, key, request.version, &response)
+        }
+        RequestKind::SaslAuthenticate(body) => {
+            let response = crate::api::sasl::authenticate(&exchange, body);
+            crate::protocol::encode_response(correlation_id, key, request.version, &response)
+        }
+        _ => return Err(format!("API key {} is not served here", key as i16)),
+    };
+    encoded.map_err(|error| error.to_string())
+}
+
 /// A connection to whichever controller is active, found by asking the voters in turn and
 /// following their hints.
 pub struct ControllerClient {
@@ -300,6 +414,8 @@ pub struct ControllerClient {
     correlation_id: i32,
     /// The metadata index the controller that answered last had applied.
     pub last_index: u64,
+    /// Whether a refused login was logged since the last success.
+    refusal_logged: bool,
 }
 
 impl ControllerClient {
@@ -317,6 +433,7 @@ impl ControllerClient {
             frames: FrameReader::new(),
             correlation_id: 0,
             last_index: 0,
+            refusal_logged: false,
         }
     }
 
@@ -369,19 +486,33 @@ impl ControllerClient {
     }
 
     async fn try_call(&mut self, body: &[u8]) -> Result<Reply, String> {
-        if self.stream.is_none() {
-            let voter = &self.voters[self.target];
-            let address = format!("{}:{}", voter.host, voter.port);
-            let stream = link::connect(&address, &self.security, CONNECT_TIMEOUT)
-                .await
-                .map_err(|error| error.to_string())?;
-            self.stream = Some(stream);
-            self.frames = FrameReader::new();
-        }
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let voter = &self.voters[self.target];
+                let address = format!("{}:{}", voter.host, voter.port);
+                let (stream, frames) = match connect(&address, &self.security).await {
+                    Ok(connected) => connected,
+                    Err(error) if error.is_security() => {
+                        if !self.refusal_logged {
+                            tracing::error!(
+                                "controller {} at {address} refused this node: {error}",
+                                voter.node_id
+                            );
+                            self.refusal_logged = true;
+                        }
+                        return Err(error.to_string());
+                    }
+                    Err(error) => return Err(error.to_string()),
+                };
+                self.refusal_logged = false;
+                self.frames = frames;
+                self.stream.insert(stream)
+            }
+        };
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let frame =
             rpc::request_frame(CONTROLLER_CALL, self.correlation_id, &self.cluster_id, body);
-        let stream = self.stream.as_mut().expect("connected above");
         stream
             .write_all(&frame)
             .await
@@ -402,5 +533,29 @@ impl ControllerClient {
         let (index, reply) = rpc::decode::<(u64, Reply)>(&response[4..])?;
         self.last_index = index;
         Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves Kafka's SASL frames are told from the listener's own by their API key, and that
+    /// short frames are neither.
+    #[test]
+    fn tells_sasl_frames_from_the_listeners_own() {
+        let frame = |key: i16| rpc::request_frame(key, 1, "cluster", b"body")[4..].to_vec();
+        assert_eq!(
+            sasl_request(&frame(ApiKey::SaslHandshake as i16)),
+            Some(ApiKey::SaslHandshake)
+        );
+        assert_eq!(
+            sasl_request(&frame(ApiKey::SaslAuthenticate as i16)),
+            Some(ApiKey::SaslAuthenticate)
+        );
+        assert_eq!(sasl_request(&frame(RAFT_MESSAGE)), None);
+        assert_eq!(sasl_request(&frame(CONTROLLER_CALL)), None);
+        assert_eq!(sasl_request(&frame(ApiKey::ApiVersions as i16)), None);
+        assert_eq!(sasl_request(&[0]), None);
     }
 }

@@ -99,10 +99,8 @@ fn start_quorum(
         )
     })?;
     let (events, event_queue) = flume::bounded(EVENT_QUEUE);
-    let tls = match config
-        .listener_security(&listener.name)
-        .and_then(|security| security.tls.as_ref())
-    {
+    let security = config.listener_security(&listener.name);
+    let tls = match security.and_then(|security| security.tls.as_ref()) {
         Some(settings) => Some(
             crate::net::tls::server_config(&listener.name, settings)
                 .map_err(|error| error.to_string())?,
@@ -147,7 +145,14 @@ fn start_quorum(
         events,
         calls: jobs.clone(),
     };
-    glommio::spawn_local(transport::accept_loop(socket, inbound, tls)).detach();
+    let guard = transport::ListenerGuard {
+        tls,
+        sasl: security
+            .and_then(|security| security.sasl.clone())
+            .map(Rc::new),
+        name: Rc::from(listener.name.as_str()),
+    };
+    glommio::spawn_local(transport::accept_loop(socket, inbound, guard)).detach();
     tracing::info!(
         "controller {} listening on {}://{host}:{} (metadata log at index {})",
         config.node_id,

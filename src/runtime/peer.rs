@@ -78,7 +78,29 @@ impl PeerConnection {
         client_id: &'static str,
         security: &ClientSecurity,
     ) -> Result<PeerConnection, PeerError> {
-        let stream = link::connect(address, security, CONNECT_TIMEOUT).await?;
+        PeerConnection::open_within(address, client_id, security, CONNECT_TIMEOUT).await
+    }
+
+    /// Connects to `address` within `timeout`, logs in, and hands over the stream with what
+    /// was read ahead of it, for a link whose own messages follow the login (the controller
+    /// link's). Such a link logs in again by connecting again.
+    pub async fn open_stream(
+        address: &str,
+        client_id: &'static str,
+        security: &ClientSecurity,
+        timeout: Duration,
+    ) -> Result<(Stream, crate::net::frame::FrameReader), PeerError> {
+        let connection = PeerConnection::open_within(address, client_id, security, timeout).await?;
+        Ok((connection.stream, connection.frames))
+    }
+
+    async fn open_within(
+        address: &str,
+        client_id: &'static str,
+        security: &ClientSecurity,
+        timeout: Duration,
+    ) -> Result<PeerConnection, PeerError> {
+        let stream = link::connect(address, security, timeout).await?;
         let mut connection = PeerConnection {
             address: address.to_string(),
             stream,

@@ -191,17 +191,23 @@ def test_a_brokers_directories_get_the_file_too(tmp_path):
     assert (broker.data_dir / BOOTSTRAP_FILE).read_bytes() == written
 
 
-# Brokers reach each other on the harness's inter-broker listener (named PLAINTEXT) over
-# SASL_PLAINTEXT, logging in with SCRAM-SHA-512 as a user that only the bootstrap provides.
+# Brokers reach each other on the harness's inter-broker listener (named PLAINTEXT), and every
+# node reaches the controllers, over SASL_PLAINTEXT, logging in with SCRAM-SHA-512 as a user that
+# only the bootstrap provides: the controllers elect a leader before anything is committed.
 LINK_USER = ("broker", "broker-secret")
+LINK_JAAS = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+             'username="{user}" password="{password}";')
 LINK_PROPERTIES = {
     "listener.security.protocol.map":
-        "CONTROLLER:PLAINTEXT,PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+        "CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
     "listener.name.plaintext.sasl.enabled.mechanisms": "SCRAM-SHA-512",
     "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
     "listener.name.plaintext.scram-sha-512.sasl.jaas.config":
-        "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        f'username="{LINK_USER[0]}" password="{LINK_USER[1]}";',
+        LINK_JAAS.format(user=LINK_USER[0], password=LINK_USER[1]),
+    "listener.name.controller.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+    "sasl.mechanism.controller.protocol": "SCRAM-SHA-512",
+    "listener.name.controller.scram-sha-512.sasl.jaas.config":
+        LINK_JAAS.format(user=LINK_USER[0], password=LINK_USER[1]),
 }
 PARTITIONS = 3
 
@@ -211,7 +217,9 @@ def test_three_controllers_commit_it_once(tmp_path):
     --add-scram, whose brokers replicate over SCRAM-SHA-512 as a user that exists only through
     the bootstrap. Whichever controller is elected first commits it, once; every broker serves
     the users; acks=all with min.insync.replicas=3 needs every follower's fetches to log in; a
-    new active controller does not commit the bootstrap again."""
+    new active controller does not commit the bootstrap again. The controller listener takes
+    the same SCRAM logins (before the first commit, from the bootstrap), and a broker that comes
+    back with a wrong password is refused by it and says so."""
     cluster = Cluster(tmp_path, properties=LINK_PROPERTIES)
     cluster.track_logs()
     cluster.cluster_id = random_cluster_id()
@@ -248,5 +256,18 @@ def test_three_controllers_commit_it_once(tmp_path):
         cluster.wait_until_ready()
         assert describe_users(cluster.bootstrap()) == described
         assert proposals() == 1, cluster.log_tails()
+
+        node = cluster.nodes[6]
+        node.stop()
+        node.properties["listener.name.controller.scram-sha-512.sasl.jaas.config"] = (
+            LINK_JAAS.format(user=LINK_USER[0], password="wrong"))
+        node.properties_path.write_text(
+            "".join(f"{key}={value}\n" for key, value in node.properties.items()))
+        node.start()
+        assert node.wait_for_log(r"controller \d+ at \S+ refused this node", timeout=30,
+                                 since_last_start=True), node.log_tail(25)
+        refusals = sum(len(cluster.nodes[node_id].wait_for_log(
+            "Failed authentication with", timeout=0)) for node_id in CONTROLLER_IDS)
+        assert refusals > 0, cluster.log_tails()
     finally:
         cluster.stop_all(sig=signal.SIGKILL)
