@@ -256,18 +256,27 @@ fn change_partitions(
     }
 }
 
-/// A new partition: every replica is in sync (all are empty), and the first live one leads.
+/// A new partition: its live replicas are in sync (all are empty; a fenced one joins once it
+/// fetches, as in Kafka), and the first live one leads. With none live, all are.
 fn new_partition(index: i32, replicas: Vec<i32>, live: &[i32]) -> PartitionImage {
+    let mut isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|replica| live.contains(replica))
+        .collect();
+    if isr.is_empty() {
+        isr = replicas.clone();
+    }
     PartitionImage {
         index,
-        leader: replicas
-            .iter()
+        leader: isr
+            .first()
             .copied()
-            .find(|replica| live.contains(replica))
+            .filter(|leader| live.contains(leader))
             .unwrap_or(-1),
         leader_epoch: 0,
         partition_epoch: 0,
-        isr: replicas.clone(),
+        isr,
         replicas,
     }
 }
@@ -514,6 +523,28 @@ mod tests {
         assert_eq!(image.topics["t"].partitions[0].partition_epoch, 3);
     }
 
+    /// Proves a partition created with a fenced replica leaves it out of the ISR (so acks=all
+    /// does not wait for it, as in Kafka), and one created with none live keeps them all.
+    #[test]
+    fn new_partitions_leave_fenced_replicas_out_of_the_isr() {
+        let mut image = registered(&[4, 5, 6]);
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 6, epoch: 6 },
+            0,
+        );
+        create(&mut image, vec![vec![6, 4, 5], vec![4, 6, 5]]);
+        assert_eq!(states(&image), vec![(4, 0, vec![4, 5]), (4, 0, vec![4, 5])]);
+        let mut image = registered(&[4]);
+        apply(
+            &mut image,
+            &MetadataRecord::FenceBroker { id: 4, epoch: 4 },
+            0,
+        );
+        create(&mut image, vec![vec![4]]);
+        assert_eq!(states(&image), vec![(-1, 0, vec![4])]);
+    }
+
     /// Proves a partition whose only in-sync replica is fenced goes offline keeping that ISR
     /// (no unclean election), and is led by that replica again once it is unfenced.
     #[test]
@@ -619,11 +650,11 @@ mod tests {
         );
     }
 
-    /// Proves a new partition is led by its first live replica, with every replica in sync.
+    /// Proves a new partition is led by its first live replica, with its live replicas in sync.
     #[test]
-    fn new_partitions_start_fully_in_sync() {
+    fn new_partitions_start_with_their_live_replicas_in_sync() {
         let mut image = registered(&[5, 6]);
         create(&mut image, vec![vec![4, 5, 6]]);
-        assert_eq!(states(&image), vec![(5, 0, vec![4, 5, 6])]);
+        assert_eq!(states(&image), vec![(5, 0, vec![5, 6])]);
     }
 }
