@@ -28,6 +28,7 @@ use crate::partition::{
 use crate::storage::log_dirs::LogDirs;
 use crate::storage::LogConfig;
 
+mod partition_dirs;
 mod transactions;
 use crate::txn::{TxnCoordinator, TRANSACTION_STATE_TOPIC};
 
@@ -845,6 +846,9 @@ impl Shard {
                 })
         };
         let previous = self.metadata.replace(image.clone());
+        if previous.metadata_index == 0 {
+            self.remove_strays(&image).await;
+        }
         self.settings.borrow_mut().clear();
         for topic in image.topics.values() {
             // Partitions first seen in this image (not in the first image after start-up) are
@@ -895,65 +899,6 @@ impl Shard {
                     let epoch = partition.leader_epoch();
                     self.txns.load(self, &partition, epoch).await;
                 }
-            }
-        }
-    }
-
-    /// Opens the replicas of `topic` this shard owns and does not host yet; those with an index
-    /// of `known` or more are new.
-    async fn open_owned_partitions(&self, topic: &TopicImage, known: usize) {
-        let name: Arc<str> = Arc::from(topic.name.as_str());
-        for partition in &topic.partitions {
-            let key = (name.clone(), partition.index);
-            if self.owner_of(topic, partition.index) != self.id
-                || !partition.replicas.contains(&self.config.node_id)
-                || self.partitions.borrow().contains_key(&key)
-            {
-                continue;
-            }
-            let dir_name = format!("{}-{}", topic.name, partition.index);
-            let new = partition.index as usize >= known;
-            let dir = match self
-                .log_dirs
-                .place(&dir_name, (topic.id, partition.index), new)
-            {
-                Ok(dir) => dir,
-                Err(error) => {
-                    // Said once; every later image tries again quietly.
-                    match self.unplaced.borrow_mut().insert(key) {
-                        true => tracing::error!("cannot open partition {dir_name}: {error}"),
-                        false => tracing::debug!("cannot open partition {dir_name}: {error}"),
-                    }
-                    continue;
-                }
-            };
-            match Partition::open(
-                name.clone(),
-                partition.index,
-                self.config.node_id,
-                dir,
-                self.log_config(topic),
-                self.clean_start,
-            )
-            .await
-            {
-                Ok(opened) => {
-                    tracing::info!(
-                        "partition {} is on shard {} (log end offset {})",
-                        opened.name(),
-                        self.id,
-                        opened.log_end_offset()
-                    );
-                    opened.set_min_insync_replicas(self.topic_settings(topic).min_insync_replicas);
-                    self.partitions
-                        .borrow_mut()
-                        .insert(key, (topic.id, Rc::new(opened)));
-                }
-                Err(error) => tracing::error!(
-                    "cannot open partition {}-{}: {error}",
-                    topic.name,
-                    partition.index
-                ),
             }
         }
     }

@@ -871,6 +871,20 @@ fn remove_leftover_cleaned(dir: &Path) -> Result<(), StorageError> {
 /// Kafka's suffix for a deleted partition's directory awaiting `file.delete.delay.ms`.
 pub const DELETED_DIR_SUFFIX: &str = "-delete";
 
+/// The name partition directory `dir` takes once deleted: `<name>.<unique id>-delete`, which
+/// frees its name at once and which `remove_deleted_dirs` finishes at the next start.
+pub fn deletion_target(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique: String = crate::controller::random_uuid()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    dir.with_file_name(format!("{name}.{unique}{DELETED_DIR_SUFFIX}"))
+}
+
 /// Removes partition directories that were deleted (renamed `-delete`) before the broker
 /// stopped, as Kafka's log manager does at start-up. A partition directory's name ends in its
 /// partition number, so the suffix cannot be mistaken for a live one.

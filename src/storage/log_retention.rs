@@ -105,18 +105,7 @@ impl Log {
         for segment in &segments {
             segment.stop_writes().await;
         }
-        let name = self
-            .dir
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let unique: String = crate::controller::random_uuid()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        let target = self
-            .dir
-            .with_file_name(format!("{name}.{unique}{DELETED_DIR_SUFFIX}"));
+        let target = deletion_target(&self.dir);
         std::fs::rename(&self.dir, &target).map_err(|error| StorageError::io(&self.dir, error))?;
         if let Some(parent) = self.dir.parent() {
             sync_directory(parent).await?;

@@ -5,7 +5,7 @@
 //! segments, `epoch_cache` keeps Kafka's `leader-epoch-checkpoint` for replication.
 
 pub mod batch;
-mod blocking;
+pub mod blocking;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch_cache;
@@ -17,6 +17,7 @@ mod log_tests;
 #[cfg(test)]
 mod model_tests;
 pub mod offset_index;
+pub mod partition_metadata;
 mod read_ahead;
 pub mod segment;
 pub mod tail;

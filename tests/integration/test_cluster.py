@@ -576,3 +576,77 @@ def test_java_transactions_span_brokers(cluster, java):
     for partition, _, _, value, _, _ in output["read_committed"]:
         read.setdefault(partition, []).append(value)
     assert read == layout([(p, f"out:{v}") for p, v in first + more])
+
+
+def test_topics_deleted_while_a_broker_is_down_leave_nothing_behind(cluster):
+    """A broker that was down while its topics were deleted, one of them then created again
+    under the same name, removes their old directories when it comes back (Kafka's stray logs,
+    told apart by each directory's `partition.metadata`): the new topic's replica holds only the
+    new records, with the new topic's id, and the deleted topic leaves no directory."""
+    victim = 6
+    node = cluster.nodes[victim]
+    bootstrap = cluster.bootstrap(brokers=[4, 5])
+
+    def create(topic: str, partitions: int, min_isr: int) -> None:
+        run_script("flink-topics.sh", "--bootstrap-server", bootstrap, "--create", "--topic",
+                   topic, "--partitions", str(partitions), "--replication-factor", "3",
+                   "--config", f"min.insync.replicas={min_isr}")
+
+    def listed(topic: str) -> bool:
+        return topic in cluster.metadata(4).topics
+
+    def shown(*topics: str):
+        def check():
+            assert all(listed(topic) for topic in topics), topics
+        eventually(check, PROPAGATION_TIMEOUT_S, f"{topics} listed")
+
+    # min.insync.replicas=3: each acknowledged record is in the victim's log too.
+    create("reborn", 2, 3)
+    create("gone", 1, 3)
+    shown("reborn", "gone")
+    old = [(f"k{index}", f"old-record-{index:04d}") for index in range(200)]
+    for topic in ("reborn", "gone"):
+        confluent_produce(cluster.bootstrap(), topic, old, acks="all", **{"compression.type": "none"})
+    assert (node.data_dir / "reborn-0").is_dir() and (node.data_dir / "gone-0").is_dir()
+
+    node.stop()
+    run_script("flink-topics.sh", "--bootstrap-server", bootstrap, "--delete", "--topic", "reborn")
+    run_script("flink-topics.sh", "--bootstrap-server", bootstrap, "--delete", "--topic", "gone")
+
+    def deleted():
+        assert not listed("reborn") and not listed("gone")
+    eventually(deleted, PROPAGATION_TIMEOUT_S, "both topics deleted")
+    # Broker 6 is still registered, though fenced: a manual assignment may name it.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    recreated = NewTopic("reborn", num_partitions=2, replica_assignment=[[4, 5, 6], [5, 4, 6]],
+                         config={"min.insync.replicas": "2"})
+    futures = admin.create_topics([recreated], request_timeout=ADMIN_TIMEOUT_S)
+    assert futures["reborn"].result(timeout=ADMIN_TIMEOUT_S) is None
+    shown("reborn")
+    new = [(f"k{index}", f"new-record-{index:04d}") for index in range(100)]
+    confluent_produce(bootstrap, "reborn", new, acks="all", **{"compression.type": "none"})
+
+    node.start()
+    cluster.wait_until_ready(REJOIN_TIMEOUT_S)
+    assert node.wait_for_log(r"removing \S+reborn-\d: it holds topic id \w+ of a deleted topic",
+                             since_last_start=True), node.log_tail(30)
+    assert node.wait_for_log(r"removing \S+gone-0: the metadata places no such partition",
+                             since_last_start=True), node.log_tail(30)
+    assert not (node.data_dir / "gone-0").exists()
+
+    def caught_up():
+        for partition in cluster.metadata(4).partitions("reborn").values():
+            assert victim in partition.isr, partition
+    eventually(caught_up, REJOIN_TIMEOUT_S, f"broker {victim} back in every ISR of reborn")
+    for index in range(2):
+        replica = node.data_dir / f"reborn-{index}"
+        assert (replica / "partition.metadata").read_text() == (
+            cluster.nodes[4].data_dir / f"reborn-{index}" / "partition.metadata").read_text()
+        held = b"".join(path.read_bytes() for path in replica.glob("*.log"))
+        assert b"old-record-" not in held, f"{replica} still holds the deleted topic's records"
+    assert b"new-record-" in b"".join(
+        path.read_bytes() for index in range(2)
+        for path in (node.data_dir / f"reborn-{index}").glob("*.log"))
+    consumed = confluent_consume(cluster.bootstrap(), "reborn", 2, len(new),
+                                 start=OFFSET_BEGINNING)
+    assert sorted(item[3] for item in consumed) == sorted(value for _, value in new)
