@@ -356,7 +356,7 @@ fn begin_session(
     previous: Option<Session>,
 ) -> u64 {
     let state = exchange.state;
-    let (now, now_ms) = (Instant::now(), wall_clock_ms());
+    let (now, now_ms) = (Instant::now(), crate::security::wall_clock_ms());
     let lifetime_ms =
         session_lifetime_ms(settings.reauth_ms(mechanism), user.expires_at_ms, now_ms);
     let session = Session {
@@ -396,15 +396,6 @@ fn log_failure(exchange: &SaslExchange<'_>, reason: &str) {
     );
 }
 
-/// The time of day in milliseconds since the epoch, which token expiry is measured against.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            elapsed.as_millis().min(i64::MAX as u128) as i64
-        })
-}
-
 /// One OAUTHBEARER message: the challenge for a refused token, or the token's principal.
 fn oauthbearer_step(
     exchange: &SaslExchange<'_>,
@@ -420,7 +411,7 @@ fn oauthbearer_step(
     };
     let state = exchange.state;
     let mut server = state.oauthbearer.borrow_mut().take().unwrap_or_default();
-    match server.step(validator, message, wall_clock_ms()) {
+    match server.step(validator, message, crate::security::wall_clock_ms()) {
         Ok(Step::Challenge { challenge, reason }) => {
             tracing::info!(
                 "OAUTHBEARER token from {} on listener {} refused: {reason}",

@@ -1,7 +1,8 @@
 //! SASL on a client connection, as Kafka's `SaslClientAuthenticator` runs it once ApiVersions
 //! has been answered: SaslHandshake (v1) names the mechanism, then SaslAuthenticate (v0-2)
-//! frames carry the mechanism's messages (`security::login::SaslLogin`: PLAIN's one, or SCRAM's
-//! two round trips, which also check that the broker knows the credential).
+//! frames carry the mechanism's messages (`security::login::SaslLogin`: PLAIN's one, SCRAM's
+//! two round trips, which also check that the broker knows the credential, or OAUTHBEARER's
+//! token, whose refusal the broker's challenge, acknowledged, turns into its error).
 //! A refusal is an `Authentication` error carrying the broker's message, which no caller
 //! retries: a wrong password stays wrong.
 

@@ -1,9 +1,13 @@
 //! The security settings of Kafka's clients, from the tools' properties (`--command-config`,
 //! `--producer.config`, ...): `security.protocol`, the `ssl.*` keys (PEM only, as the broker
 //! reads them, through the same `config::security` helpers) and `sasl.mechanism` with
-//! `sasl.jaas.config` (PLAIN and SCRAM). `SecuritySettings::parse` is pure; `ClientSecurity::load`
-//! reads the PEM material once and builds the rustls configuration every connection of a client
-//! shares, so a missing file fails the tool before it connects.
+//! `sasl.jaas.config` (PLAIN, SCRAM and OAUTHBEARER). OAUTHBEARER logs in as Kafka's client
+//! does: by default with Kafka's unsecured login (`unsecuredLogin*` JAAS options), or with
+//! `sasl.login.callback.handler.class` naming `OAuthBearerLoginCallbackHandler`, with the token
+//! in the file of a `file:` `sasl.oauthbearer.token.endpoint.url` (no identity provider is
+//! reached over HTTP(S)). `SecuritySettings::parse` is pure; `ClientSecurity::load` reads the PEM
+//! material once and builds the rustls configuration every connection of a client shares, and
+//! checks a token file, so a missing file fails the tool before it connects.
 //!
 //! Keys a protocol does not use are ignored, as Kafka ignores them (`sasl.*` over SSL, `ssl.*`
 //! over SASL_PLAINTEXT).
@@ -18,15 +22,18 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::properties::{Properties, PropertiesError};
+use crate::config::oauthbearer::file_url_path;
 use crate::config::security::{
     enabled_protocols, key_password, keystore, parse_jaas_module, truststore, KeyPassword,
     KeyProblem, Mechanism, Pem, SecurityProtocol,
 };
+use crate::security::login::LoginError;
+use crate::security::oauthbearer_login::{TokenFile, TokenSource, UnsecuredLogin};
 use crate::security::pem;
 use crate::security::scram::ScramMechanism;
 
 /// The client keys read here, which tools that warn about unused keys take as used.
-pub const SECURITY_KEYS: [&str; 16] = [
+pub const SECURITY_KEYS: [&str; 20] = [
     "security.protocol",
     "ssl.truststore.type",
     "ssl.truststore.location",
@@ -43,15 +50,21 @@ pub const SECURITY_KEYS: [&str; 16] = [
     "ssl.protocol",
     "sasl.mechanism",
     "sasl.jaas.config",
+    "sasl.login.callback.handler.class",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
 ];
 
 /// Kafka's client defaults for the keys above that have one.
-const DEFAULTS: [(&str, &str); 5] = [
+const DEFAULTS: [(&str, &str); 7] = [
     ("ssl.keystore.type", "JKS"),
     ("ssl.truststore.type", "JKS"),
     ("ssl.endpoint.identification.algorithm", "https"),
     ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
     ("sasl.mechanism", "PLAIN"),
+    ("sasl.oauthbearer.sub.claim.name", "sub"),
+    ("sasl.oauthbearer.scope.claim.name", "scope"),
 ];
 
 /// Where the system's CA certificates usually are, for a client given no truststore (Kafka
@@ -66,6 +79,19 @@ const SYSTEM_CA_FILES: [&str; 4] = [
 /// The JAAS login modules whose `username` and `password` options this client uses.
 const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+/// OAUTHBEARER's login module, whose options the login callback handler reads.
+const OAUTHBEARER_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+/// Kafka's unsecured login, OAUTHBEARER's default (and the name of its older package).
+const UNSECURED_LOGIN_HANDLERS: [&str; 2] = [
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.internal.unsecured.OAuthBearerUnsecuredLoginCallbackHandler",
+];
+/// Kafka's login with a token from its token endpoint (and its name before Kafka 3.8).
+const TOKEN_LOGIN_HANDLERS: [&str; 2] = [
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -84,14 +110,21 @@ pub enum SecurityError {
     },
     #[error("TLS settings: {0}")]
     Tls(String),
+    #[error("sasl.oauthbearer.token.endpoint.url: {0}")]
+    Token(#[from] LoginError),
 }
 
 /// SASL credentials from `sasl.mechanism` and `sasl.jaas.config`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
     pub mechanism: Mechanism,
+    /// PLAIN's and SCRAM's user; with OAUTHBEARER, who logs in, for messages (the unsecured
+    /// token's principal, or the token file).
     pub user: String,
+    /// PLAIN's and SCRAM's password; empty with OAUTHBEARER.
     pub password: String,
+    /// Where OAUTHBEARER's token comes from.
+    pub oauthbearer: Option<TokenSource>,
 }
 
 impl fmt::Debug for SaslCredentials {
@@ -101,6 +134,7 @@ impl fmt::Debug for SaslCredentials {
             .field("mechanism", &self.mechanism)
             .field("user", &self.user)
             .field("password", &"[hidden]")
+            .field("oauthbearer", &self.oauthbearer)
             .finish()
     }
 }
@@ -201,39 +235,54 @@ fn sasl_credentials(
     let name = value("sasl.mechanism");
     let mechanism = match (name.as_str(), ScramMechanism::parse(&name)) {
         ("PLAIN", _) => Mechanism::Plain,
+        ("OAUTHBEARER", _) => Mechanism::OAuthBearer,
         (_, Some(scram)) if scram.name() == name => Mechanism::Scram(scram),
-        _ => {
-            return Err(invalid(
-                "sasl.mechanism",
-                &name,
-                "this client supports PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (not OAUTHBEARER or GSSAPI)",
-            ))
-        }
+        _ => return Err(invalid(
+            "sasl.mechanism",
+            &name,
+            "this client supports PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (not GSSAPI)",
+        )),
     };
     let jaas = value("sasl.jaas.config");
     let example = match mechanism {
-        Mechanism::Scram(_) => SCRAM_LOGIN_MODULE,
-        // OAUTHBEARER was refused above.
-        Mechanism::Plain | Mechanism::OAuthBearer => PLAIN_LOGIN_MODULE,
+        Mechanism::Scram(_) => {
+            format!("{SCRAM_LOGIN_MODULE} required username=\"alice\" password=\"alice-secret\";")
+        }
+        Mechanism::Plain => {
+            format!("{PLAIN_LOGIN_MODULE} required username=\"alice\" password=\"alice-secret\";")
+        }
+        Mechanism::OAuthBearer => {
+            format!("{OAUTHBEARER_LOGIN_MODULE} required unsecuredLoginStringClaim_sub=\"alice\";")
+        }
     };
     if jaas.is_empty() {
         return Err(SecurityError::Invalid {
             key: "sasl.jaas.config".to_string(),
             value: String::new(),
             reason: format!(
-                "security.protocol={} needs the user and password, as in {example} required username=\"alice\" password=\"alice-secret\";",
-                protocol.name()
+                "security.protocol={} with {} needs its login module, as in {example}",
+                protocol.name(),
+                mechanism.name()
             ),
         });
     }
-    let hidden = |reason: String| SecurityError::Invalid {
-        key: "sasl.jaas.config".to_string(),
-        value: "[hidden]".to_string(),
-        reason,
-    };
-    let (module, options) = parse_jaas_module(&jaas).map_err(hidden)?;
+    let (module, options) = parse_jaas_module(&jaas).map_err(hidden_jaas)?;
+    if mechanism == Mechanism::OAuthBearer {
+        if module != OAUTHBEARER_LOGIN_MODULE {
+            return Err(hidden_jaas(format!(
+                "login module {module} is not OAUTHBEARER's: use {OAUTHBEARER_LOGIN_MODULE}"
+            )));
+        }
+        let source = token_source(value, &options)?;
+        return Ok(SaslCredentials {
+            mechanism,
+            user: source.describe(),
+            password: String::new(),
+            oauthbearer: Some(source),
+        });
+    }
     if module != PLAIN_LOGIN_MODULE && module != SCRAM_LOGIN_MODULE {
-        return Err(hidden(format!(
+        return Err(hidden_jaas(format!(
             "login module {module} is not supported: use {PLAIN_LOGIN_MODULE} or {SCRAM_LOGIN_MODULE}"
         )));
     }
@@ -242,13 +291,80 @@ fn sasl_credentials(
             .iter()
             .find(|(key, _)| key == wanted)
             .map(|(_, value)| value.clone())
-            .ok_or_else(|| hidden(format!("{module} needs a {wanted} option")))
+            .ok_or_else(|| hidden_jaas(format!("{module} needs a {wanted} option")))
     };
     Ok(SaslCredentials {
         mechanism,
         user: option("username")?,
         password: option("password")?,
+        oauthbearer: None,
     })
+}
+
+/// An error in `sasl.jaas.config`, whose value may hold a password and is never shown.
+fn hidden_jaas(reason: String) -> SecurityError {
+    SecurityError::Invalid {
+        key: "sasl.jaas.config".to_string(),
+        value: "[hidden]".to_string(),
+        reason,
+    }
+}
+
+/// OAUTHBEARER's token source, as `sasl.login.callback.handler.class` chooses it: Kafka's
+/// unsecured login (the default), or a token from the file of a `file:` token endpoint.
+fn token_source(
+    value: &dyn Fn(&str) -> String,
+    options: &[(String, String)],
+) -> Result<TokenSource, SecurityError> {
+    let handler_key = "sasl.login.callback.handler.class";
+    let url_key = "sasl.oauthbearer.token.endpoint.url";
+    let handler = value(handler_key);
+    if handler.is_empty() || UNSECURED_LOGIN_HANDLERS.contains(&handler.as_str()) {
+        let login = UnsecuredLogin::from_options(options).map_err(|error| {
+            let hint = match value(url_key).is_empty() {
+                true => String::new(),
+                false => format!(
+                    " ({url_key} is read only with {handler_key}={})",
+                    TOKEN_LOGIN_HANDLERS[0]
+                ),
+            };
+            hidden_jaas(format!("{error}{hint}"))
+        })?;
+        return Ok(TokenSource::Unsecured(login));
+    }
+    if !TOKEN_LOGIN_HANDLERS.contains(&handler.as_str()) {
+        return Err(invalid(
+            handler_key,
+            &handler,
+            format!(
+                "the OAUTHBEARER logins of this client are {} (the default) and {} with a file: {url_key}",
+                UNSECURED_LOGIN_HANDLERS[0], TOKEN_LOGIN_HANDLERS[0]
+            ),
+        ));
+    }
+    let url = value(url_key);
+    let path = token_file_path(&url).map_err(|reason| invalid(url_key, &url, reason))?;
+    let claim_name = |key: &str| match value(key) {
+        name if name.is_empty() => Err(invalid(key, "", "expected the name of a claim")),
+        name => Ok(name),
+    };
+    let file = TokenFile::new(
+        path.into(),
+        &claim_name("sasl.oauthbearer.sub.claim.name")?,
+        &claim_name("sasl.oauthbearer.scope.claim.name")?,
+        options,
+    )
+    .map_err(|error| hidden_jaas(error.to_string()))?;
+    Ok(TokenSource::File(file))
+}
+
+/// The path of the token endpoint's `file:` URL: the only kind of endpoint served here.
+fn token_file_path(url: &str) -> Result<&str, String> {
+    let lower = url.to_ascii_lowercase();
+    if url.is_empty() || lower.starts_with("https:") || lower.starts_with("http:") {
+        return Err("only file: URLs are supported (file:/path/to/token, the file holding the token): this client does not fetch tokens from an identity provider over HTTP(S)".to_string());
+    }
+    file_url_path(url).map_err(str::to_string)
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> SecurityError {
@@ -295,8 +411,16 @@ impl ClientSecurity {
         Ok(ClientSecurity::load(settings)?)
     }
 
-    /// Reads the PEM material of `settings` and builds the TLS configuration.
+    /// Reads the PEM material of `settings` and builds the TLS configuration; reads and checks
+    /// an OAUTHBEARER token file once, so that a missing or malformed one fails early.
     pub fn load(settings: SecuritySettings) -> Result<ClientSecurity, SecurityError> {
+        let source = settings
+            .sasl
+            .as_ref()
+            .and_then(|sasl| sasl.oauthbearer.as_ref());
+        if let Some(TokenSource::File(file)) = source {
+            crate::security::login::file_token(file)?;
+        }
         let tls = match &settings.tls {
             Some(tls) => Some(client_config(tls)?),
             None => None,
@@ -559,10 +683,10 @@ mod tests {
             all.extend_from_slice(pairs);
             parse(&all).unwrap_err().to_string()
         };
-        let oauth = message(&[("sasl.mechanism", "OAUTHBEARER")]);
+        let gssapi = message(&[("sasl.mechanism", "GSSAPI")]);
         assert!(
-            oauth.contains("OAUTHBEARER") && oauth.contains("not"),
-            "{oauth}"
+            gssapi.contains("GSSAPI") && gssapi.contains("OAUTHBEARER"),
+            "{gssapi}"
         );
         let missing = message(&[]);
         assert!(missing.contains("sasl.jaas.config"), "{missing}");
@@ -582,6 +706,96 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(plain.sasl.unwrap().mechanism, Mechanism::Plain);
+    }
+
+    const OAUTH_MODULE: &str =
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+    const TOKEN_HANDLER: &str =
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler";
+
+    fn oauth(pairs: &[(&str, &str)]) -> Result<SecuritySettings, SecurityError> {
+        let mut all = vec![
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+        ];
+        all.extend_from_slice(pairs);
+        parse(&all)
+    }
+
+    /// Proves OAUTHBEARER logs in with Kafka's unsecured login by default (the JAAS line's
+    /// validator options left alone), and that its refusals name the reason.
+    #[test]
+    fn oauthbearer_unsecured_login() {
+        let jaas = format!(
+            r#"{OAUTH_MODULE} required unsecuredLoginStringClaim_sub="alice" unsecuredValidatorRequiredScope="kafka";"#
+        );
+        let sasl = oauth(&[("sasl.jaas.config", &jaas)]).unwrap().sasl.unwrap();
+        assert_eq!(sasl.mechanism, Mechanism::OAuthBearer);
+        assert_eq!(sasl.user, "alice");
+        assert!(matches!(sasl.oauthbearer, Some(TokenSource::Unsecured(_))));
+        let message = |pairs: &[(&str, &str)]| oauth(pairs).unwrap_err().to_string();
+        let missing = message(&[("sasl.jaas.config", &format!("{OAUTH_MODULE} required;"))]);
+        assert!(
+            missing.contains("No principal name in JWT claim: sub"),
+            "{missing}"
+        );
+        let with_url = message(&[
+            ("sasl.jaas.config", &format!("{OAUTH_MODULE} required;")),
+            ("sasl.oauthbearer.token.endpoint.url", "file:/t"),
+        ]);
+        assert!(with_url.contains(TOKEN_HANDLER), "{with_url}");
+        let scram = message(&[("sasl.jaas.config", SCRAM_JAAS)]);
+        assert!(scram.contains("is not OAUTHBEARER's"), "{scram}");
+        let none = message(&[]);
+        assert!(none.contains("unsecuredLoginStringClaim_sub"), "{none}");
+        let handler = message(&[
+            ("sasl.jaas.config", &jaas),
+            ("sasl.login.callback.handler.class", "com.example.Login"),
+        ]);
+        assert!(handler.starts_with("Invalid value com.example.Login for configuration sasl.login.callback.handler.class"), "{handler}");
+    }
+
+    /// Proves the token endpoint is a file: URL (its path and the claim names kept), that an
+    /// HTTP(S) endpoint is refused saying only file URLs are supported, and that loading reads
+    /// the file.
+    #[test]
+    fn oauthbearer_token_from_a_file() {
+        let jaas = format!(r#"{OAUTH_MODULE} required extension_traceId="7";"#);
+        let settings = |url: &str| {
+            oauth(&[
+                ("sasl.jaas.config", &jaas),
+                ("sasl.login.callback.handler.class", TOKEN_HANDLER),
+                ("sasl.oauthbearer.token.endpoint.url", url),
+                ("sasl.oauthbearer.sub.claim.name", "client_id"),
+            ])
+        };
+        let sasl = settings("file:///tokens/alice.jwt").unwrap().sasl.unwrap();
+        let Some(TokenSource::File(file)) = &sasl.oauthbearer else {
+            panic!("expected a token file: {sasl:?}");
+        };
+        assert_eq!(file.path, std::path::PathBuf::from("/tokens/alice.jwt"));
+        assert_eq!(
+            (file.subject_claim.as_str(), file.scope_claim.as_str()),
+            ("client_id", "scope")
+        );
+        assert_eq!(
+            file.extensions,
+            vec![("traceId".to_string(), "7".to_string())]
+        );
+        assert!(sasl.user.contains("/tokens/alice.jwt"));
+        for url in ["https://idp.example/token", "http://idp/token", ""] {
+            let error = settings(url).unwrap_err().to_string();
+            assert!(
+                error.contains("sasl.oauthbearer.token.endpoint.url")
+                    && error.contains("only file: URLs are supported"),
+                "{error}"
+            );
+        }
+        assert!(settings("file:relative").is_err());
+        let error = ClientSecurity::load(settings("file:/nonexistent/token.jwt").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/token.jwt"), "{error}");
     }
 
     /// Proves loading reports a missing PEM file with the key and the path, and that a client

@@ -6,9 +6,10 @@
 //! `ssl.*` keys (`listener.name.<listener>.ssl.*` first, then the plain keys): its truststore to
 //! check the other end, its keystore as this node's certificate for listeners that ask for one,
 //! and `ssl.endpoint.identification.algorithm`. SASL logs in with
-//! `sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` (PLAIN,
-//! SCRAM-SHA-256 or SCRAM-SHA-512) and the `username` and `password` options of the listener's
-//! JAAS config for that mechanism (`listener.name.<listener>.<mechanism>.sasl.jaas.config`).
+//! `sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` and the
+//! listener's JAAS config for that mechanism (`listener.name.<listener>.<mechanism>.sasl.jaas.config`):
+//! PLAIN's and SCRAM's `username` and `password`, OAUTHBEARER's login options, with its
+//! `sasl.login.*` and `sasl.oauthbearer.*` keys scoped as the JAAS config is, then by listener.
 //!
 //! Only the settings are read here; the PEM files are loaded when the server starts
 //! (`Links::load`).
@@ -113,6 +114,19 @@ pub fn parse(
             properties.set("sasl.jaas.config", jaas);
         }
         sources.push(("sasl.jaas.config".into(), jaas_key));
+        let scoped = format!("{prefix}{}.", mechanism.to_ascii_lowercase());
+        for key in SECURITY_KEYS
+            .iter()
+            .filter(|key| key.starts_with("sasl.login.") || key.starts_with("sasl.oauthbearer."))
+        {
+            let found = given
+                .get(&format!("{scoped}{key}"))
+                .map(|value| (format!("{scoped}{key}"), value.clone()));
+            if let Some((source, value)) = found.or_else(|| lookup(key)) {
+                properties.set(key, &value);
+                sources.push((key.to_string(), source));
+            }
+        }
     }
     let settings = SecuritySettings::parse(&properties).map_err(|error| match error {
         SecurityError::Invalid { key, value, reason } => ConfigError::Invalid {
@@ -198,6 +212,49 @@ mod tests {
             (sasl.user.as_str(), sasl.password.as_str()),
             ("broker", "secret")
         );
+    }
+
+    #[test]
+    fn oauthbearer_logs_in_with_the_listeners_login_options_and_keys() {
+        const MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+        let jaas = format!(r#"{MODULE} required unsecuredLoginStringClaim_sub="broker";"#);
+        let mut keys = given(&[
+            ("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"),
+            ("listener.name.internal.oauthbearer.sasl.jaas.config", &jaas),
+        ]);
+        let link = |keys: &IndexMap<String, String>| {
+            parse(
+                keys,
+                "INTERNAL",
+                SecurityProtocol::SaslPlaintext,
+                "sasl.mechanism.inter.broker.protocol",
+            )
+        };
+        let sasl = link(&keys).unwrap().security().sasl.unwrap();
+        assert_eq!(
+            (sasl.mechanism, sasl.user.as_str()),
+            (Mechanism::OAuthBearer, "broker")
+        );
+        keys.insert(
+            "listener.name.internal.oauthbearer.sasl.login.callback.handler.class".into(),
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler".into(),
+        );
+        keys.insert(
+            "sasl.oauthbearer.token.endpoint.url".into(),
+            "https://idp/token".into(),
+        );
+        let error = link(&keys).unwrap_err().to_string();
+        assert!(
+            error.contains("sasl.oauthbearer.token.endpoint.url")
+                && error.contains("only file: URLs"),
+            "{error}"
+        );
+        keys.insert(
+            "listener.name.internal.sasl.oauthbearer.token.endpoint.url".into(),
+            "file:/secrets/broker.jwt".into(),
+        );
+        let sasl = link(&keys).unwrap().security().sasl.unwrap();
+        assert!(sasl.user.contains("/secrets/broker.jwt"), "{sasl:?}");
     }
 
     #[test]

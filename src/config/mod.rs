@@ -9,7 +9,7 @@ pub mod connections;
 pub mod env;
 pub mod links;
 pub mod listeners;
-mod oauthbearer;
+pub(crate) mod oauthbearer;
 pub mod properties;
 pub mod security;
 

@@ -143,7 +143,7 @@ fn jwks(keys: &ListenerKeys) -> Result<JwksValidator, ConfigError> {
     })
 }
 
-/// The path of a `file:` URL (`file:/path`, `file:///path`, `file://localhost/path`).
+/// The path of the JWK set's `file:` URL.
 fn file_path(url: &str) -> Result<&str, &'static str> {
     if url.is_empty() {
         return Err("OAuthBearerValidatorCallbackHandler needs the JWK set: set it to a file: URL (file:/path/to/jwks.json)");
@@ -152,12 +152,18 @@ fn file_path(url: &str) -> Result<&str, &'static str> {
     if lower.starts_with("https:") || lower.starts_with("http:") {
         return Err("fetching a JWK set over HTTP(S) is not supported: save the identity provider's JWK set to a file and give its file: URL");
     }
+    file_url_path(url)
+}
+
+/// The path of a `file:` URL (`file:/path`, `file:///path`, `file://localhost/path`), or why
+/// `url` is not one.
+pub(crate) fn file_url_path(url: &str) -> Result<&str, &'static str> {
     let Some(rest) = url
         .get(..5)
         .filter(|s| s.eq_ignore_ascii_case("file:"))
         .map(|_| &url[5..])
     else {
-        return Err("expected a file: URL (file:/path/to/jwks.json)");
+        return Err("expected a file: URL (file:/path/to/file)");
     };
     let path = match rest.strip_prefix("//") {
         Some(authority_and_path) => authority_and_path
@@ -167,7 +173,7 @@ fn file_path(url: &str) -> Result<&str, &'static str> {
     };
     match path.starts_with('/') {
         true => Ok(path),
-        false => Err("a file: URL needs an absolute path (file:/path/to/jwks.json)"),
+        false => Err("a file: URL needs an absolute path (file:/path/to/file)"),
     }
 }
 

@@ -189,6 +189,9 @@ pub const SECURITY_KEYS: &[(&str, &str)] = &[
     ("sasl.oauthbearer.sub.claim.name", "sub"),
     ("sasl.oauthbearer.scope.claim.name", "scope"),
     ("sasl.oauthbearer.clock.skew.seconds", "30"),
+    // Read by the links' OAUTHBEARER login (`config::links`).
+    ("sasl.login.callback.handler.class", ""),
+    ("sasl.oauthbearer.token.endpoint.url", ""),
     ("authorizer.class.name", ""),
     ("super.users", ""),
     ("allow.everyone.if.no.acl.found", "false"),

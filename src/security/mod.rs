@@ -1,13 +1,15 @@
 //! Authentication and authorization building blocks shared by the listeners, the APIs and the
-//! tools' client: SCRAM (`scram`, both sides of the exchange), OAUTHBEARER (`oauthbearer`, with
-//! JWTs in `jwt` and their signing keys in `jwks`), PEM material for TLS (`pem`), client
-//! certificates' principals (`principal`) and access control lists (`acl`).
+//! tools' client: SCRAM (`scram`, both sides of the exchange), OAUTHBEARER (`oauthbearer` the
+//! server's side, `oauthbearer_login` the client's, with JWTs in `jwt` and their signing keys in
+//! `jwks`), a client's SASL login (`login`), PEM material for TLS (`pem`), client certificates'
+//! principals (`principal`) and access control lists (`acl`).
 
 pub mod acl;
 pub mod jwks;
 pub mod jwt;
 pub mod login;
 pub mod oauthbearer;
+pub mod oauthbearer_login;
 pub mod pem;
 pub mod principal;
 pub mod scram;
@@ -29,4 +31,13 @@ pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
     let mut bytes = [0u8; N];
     ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
     Some(bytes)
+}
+
+/// The time of day in milliseconds since the epoch, which tokens are issued at and expire by.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            elapsed.as_millis().min(i64::MAX as u128) as i64
+        })
 }
