@@ -186,6 +186,27 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     }
 }
 
+/// Applies the request quota (`api::request_quota`) to a fetch's response: a consumer over it
+/// is answered without records, which go back to its byte rate, with the larger of the two
+/// throttles, as Kafka answers a fetch over either quota. Followers are exempt (throttle 0).
+pub async fn throttle_requests(
+    context: &RequestContext<'_>,
+    response: FetchResponse,
+) -> FetchResponse {
+    let throttle_ms = context.request_throttle().await;
+    // A fetch the byte rate throttled is already answered without records.
+    if throttle_ms == 0 || response.throttle_time_ms > 0 {
+        let throttle_ms = response.throttle_time_ms.max(throttle_ms);
+        return response.with_throttle_time_ms(throttle_ms);
+    }
+    let bytes = record_sets(&response, 0)
+        .iter()
+        .map(bytes::Bytes::len)
+        .sum();
+    context.unthrottle(QuotaKind::Fetch, bytes).await;
+    FetchResponse::default().with_throttle_time_ms(throttle_ms)
+}
+
 async fn read_all(
     context: &RequestContext<'_>,
     owners: &[Option<FetchSlot>],

@@ -46,6 +46,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod request_quota;
 pub mod sasl;
 pub mod scram_credentials;
 mod sync_group;
@@ -66,6 +67,7 @@ use crate::controller::{ControllerRequest, TopicError};
 use crate::metrics::latency::{self, Timed};
 use crate::partition::PartitionError;
 use crate::protocol::{self, Frame, ProtocolError};
+use crate::runtime::busy_time::BusyClock;
 use crate::runtime::mesh::ShardRequest;
 use crate::runtime::shard::Shard;
 
@@ -78,6 +80,10 @@ pub struct RequestContext<'a> {
     pub client_id: String,
     /// Signalled once the request has reached every shard it changes (see `Sequencing`).
     pub dispatched: &'a Dispatched,
+    /// The client's request quota, when the request counts against one (`request_quota`).
+    pub request_quota: Option<request_quota::RequestQuota>,
+    /// How long the request's task has run, once it counts against a request quota.
+    pub clock: &'a BusyClock,
 }
 
 /// A request read off a connection, ready to be served.
@@ -233,7 +239,7 @@ pub struct ConnectionInfo {
     /// The client certificate's principal (`User:` and its mapped subject) on a TLS listener
     /// that got one.
     pub tls_principal: Option<String>,
-    /// Until when no further request is read: a client over a byte-rate quota (KIP-219).
+    /// Until when no further request is read: a client over a quota (KIP-219).
     pub muted_until: Cell<Option<std::time::Instant>>,
     /// Partitions this connection's transactional producer has had added to its transaction
     /// in its current epoch (transactions version 2, `api::transactions::add_produced`).
@@ -271,6 +277,19 @@ pub async fn handle(
     request: protocol::Request,
     dispatched: &Dispatched,
 ) -> Result<Option<Frame>, ProtocolError> {
+    let clock = BusyClock::default();
+    let serving = serve(shard, connection, request, dispatched, &clock);
+    clock.measure(serving).await
+}
+
+/// `handle`, its polls timed by `clock` once the request counts against a request quota.
+async fn serve(
+    shard: &Rc<Shard>,
+    connection: &ConnectionInfo,
+    request: protocol::Request,
+    dispatched: &Dispatched,
+    clock: &BusyClock,
+) -> Result<Option<Frame>, ProtocolError> {
     let (key, version) = (request.key, request.version);
     let correlation_id = request.header.correlation_id;
     let client_id = request
@@ -279,47 +298,58 @@ pub async fn handle(
         .as_ref()
         .map(|id| id.to_string())
         .unwrap_or_default();
-    let context = RequestContext {
+    let mut context = RequestContext {
         shard,
         connection,
         version,
         client_id,
         dispatched,
+        request_quota: None,
+        clock,
     };
-    let respond =
-        |body: &dyn EncodeResponse| body.encode_response(correlation_id, key, version).map(Some);
+    context.request_quota = request_quota::resolve(&context, &request);
+    if context.request_quota.is_some() {
+        clock.start();
+    }
+    let context = context;
+    // Every response but a fetch's goes out here, once the request quota is applied.
+    macro_rules! respond {
+        ($body:expr) => {
+            context.respond(correlation_id, key, $body).await
+        };
+    }
     match request.body {
-        RequestKind::ApiVersions(body) => respond(&api_versions::handle(body, version)),
+        RequestKind::ApiVersions(body) => respond!(api_versions::handle(body, version)),
         RequestKind::SaslHandshake(body) => {
-            respond(&context.sasl_exchange(|exchange| sasl::handshake(exchange, body)))
+            respond!(context.sasl_exchange(|exchange| sasl::handshake(exchange, body)))
         }
         RequestKind::SaslAuthenticate(body) => {
-            respond(&context.sasl_exchange(|exchange| sasl::authenticate(exchange, body)))
+            respond!(context.sasl_exchange(|exchange| sasl::authenticate(exchange, body)))
         }
         RequestKind::DescribeUserScramCredentials(body) => {
-            respond(&scram_credentials::describe(&context, body))
+            respond!(scram_credentials::describe(&context, body))
         }
         RequestKind::AlterUserScramCredentials(body) => {
-            respond(&scram_credentials::alter(&context, body).await)
+            respond!(scram_credentials::alter(&context, body).await)
         }
-        RequestKind::CreateAcls(body) => respond(&acls::create(&context, body).await),
-        RequestKind::DescribeAcls(body) => respond(&acls::describe(&context, body)),
+        RequestKind::CreateAcls(body) => respond!(acls::create(&context, body).await),
+        RequestKind::DescribeAcls(body) => respond!(acls::describe(&context, body)),
         RequestKind::DescribeClientQuotas(body) => {
-            respond(&client_quotas::describe(&context, body))
+            respond!(client_quotas::describe(&context, body))
         }
         RequestKind::AlterClientQuotas(body) => {
-            respond(&client_quotas::alter(&context, body).await)
+            respond!(client_quotas::alter(&context, body).await)
         }
-        RequestKind::DeleteAcls(body) => respond(&acls::delete(&context, body).await),
-        RequestKind::Metadata(body) => respond(&metadata::handle(&context, body).await),
-        RequestKind::CreateTopics(body) => respond(&create_topics::handle(&context, body).await),
-        RequestKind::DeleteTopics(body) => respond(&delete_topics::handle(&context, body).await),
+        RequestKind::DeleteAcls(body) => respond!(acls::delete(&context, body).await),
+        RequestKind::Metadata(body) => respond!(metadata::handle(&context, body).await),
+        RequestKind::CreateTopics(body) => respond!(create_topics::handle(&context, body).await),
+        RequestKind::DeleteTopics(body) => respond!(delete_topics::handle(&context, body).await),
         RequestKind::Produce(body) => {
             let started = std::time::Instant::now();
             let response = produce::handle(&context, body).await;
             latency::record(Timed::Produce, started.elapsed());
             match response {
-                Some(response) => respond(&response),
+                Some(response) => respond!(response),
                 None => Ok(None),
             }
         }
@@ -331,83 +361,84 @@ pub async fn handle(
             };
             let response = fetch::handle(&context, body).await;
             latency::record(timed, started.elapsed());
+            let response = fetch::throttle_requests(&context, response).await;
             let shared = fetch::record_sets(&response, protocol::SHARED_BYTES_MIN);
             protocol::encode_response_sharing(correlation_id, key, version, &response, shared)
                 .map(Some)
         }
-        RequestKind::ListOffsets(body) => respond(&list_offsets::handle(&context, body).await),
-        RequestKind::DeleteRecords(body) => respond(&delete_records::handle(&context, body).await),
+        RequestKind::ListOffsets(body) => respond!(list_offsets::handle(&context, body).await),
+        RequestKind::DeleteRecords(body) => respond!(delete_records::handle(&context, body).await),
         RequestKind::InitProducerId(body) => {
-            respond(&init_producer_id::handle(&context, body).await)
+            respond!(init_producer_id::handle(&context, body).await)
         }
         RequestKind::FindCoordinator(body) => {
-            respond(&find_coordinator::handle(&context, body).await)
+            respond!(find_coordinator::handle(&context, body).await)
         }
-        RequestKind::JoinGroup(body) => respond(&join_group::handle(&context, body).await),
-        RequestKind::SyncGroup(body) => respond(&sync_group::handle(&context, body).await),
-        RequestKind::Heartbeat(body) => respond(&heartbeat::handle(&context, body).await),
-        RequestKind::LeaveGroup(body) => respond(&leave_group::handle(&context, body).await),
-        RequestKind::OffsetCommit(body) => respond(&offset_commit::handle(&context, body).await),
-        RequestKind::OffsetFetch(body) => respond(&offset_fetch::handle(&context, body).await),
-        RequestKind::ListGroups(body) => respond(&list_groups::handle(&context, body).await),
+        RequestKind::JoinGroup(body) => respond!(join_group::handle(&context, body).await),
+        RequestKind::SyncGroup(body) => respond!(sync_group::handle(&context, body).await),
+        RequestKind::Heartbeat(body) => respond!(heartbeat::handle(&context, body).await),
+        RequestKind::LeaveGroup(body) => respond!(leave_group::handle(&context, body).await),
+        RequestKind::OffsetCommit(body) => respond!(offset_commit::handle(&context, body).await),
+        RequestKind::OffsetFetch(body) => respond!(offset_fetch::handle(&context, body).await),
+        RequestKind::ListGroups(body) => respond!(list_groups::handle(&context, body).await),
         RequestKind::DescribeGroups(body) => {
-            respond(&describe_groups::handle(&context, body).await)
+            respond!(describe_groups::handle(&context, body).await)
         }
-        RequestKind::DeleteGroups(body) => respond(&delete_groups::handle(&context, body).await),
-        RequestKind::OffsetDelete(body) => respond(&offset_delete::handle(&context, body).await),
+        RequestKind::DeleteGroups(body) => respond!(delete_groups::handle(&context, body).await),
+        RequestKind::OffsetDelete(body) => respond!(offset_delete::handle(&context, body).await),
         RequestKind::ConsumerGroupHeartbeat(body) => {
-            respond(&consumer_group_heartbeat::handle(&context, body).await)
+            respond!(consumer_group_heartbeat::handle(&context, body).await)
         }
         RequestKind::ConsumerGroupDescribe(body) => {
-            respond(&consumer_group_describe::handle(&context, body).await)
+            respond!(consumer_group_describe::handle(&context, body).await)
         }
         RequestKind::DescribeConfigs(body) => {
-            respond(&describe_configs::handle(&context, body).await)
+            respond!(describe_configs::handle(&context, body).await)
         }
-        RequestKind::AlterConfigs(body) => respond(&alter_configs::handle(&context, body).await),
+        RequestKind::AlterConfigs(body) => respond!(alter_configs::handle(&context, body).await),
         RequestKind::IncrementalAlterConfigs(body) => {
-            respond(&alter_configs::handle_incremental(&context, body).await)
+            respond!(alter_configs::handle_incremental(&context, body).await)
         }
         RequestKind::CreatePartitions(body) => {
-            respond(&create_partitions::handle(&context, body).await)
+            respond!(create_partitions::handle(&context, body).await)
         }
         RequestKind::DescribeCluster(body) => {
-            respond(&describe_cluster::handle(&context, body).await)
+            respond!(describe_cluster::handle(&context, body).await)
         }
         RequestKind::OffsetForLeaderEpoch(body) => {
-            respond(&offset_for_leader_epoch::handle(&context, body).await)
+            respond!(offset_for_leader_epoch::handle(&context, body).await)
         }
         RequestKind::DescribeLogDirs(body) => {
-            respond(&describe_log_dirs::handle(&context, body).await)
+            respond!(describe_log_dirs::handle(&context, body).await)
         }
         RequestKind::DescribeTopicPartitions(body) => {
-            respond(&describe_topic_partitions::handle(&context, body).await)
+            respond!(describe_topic_partitions::handle(&context, body).await)
         }
         RequestKind::DescribeQuorum(body) => {
-            respond(&describe_quorum::handle(&context, body).await)
+            respond!(describe_quorum::handle(&context, body).await)
         }
-        RequestKind::ElectLeaders(body) => respond(&elect_leaders::handle(&context, body).await),
+        RequestKind::ElectLeaders(body) => respond!(elect_leaders::handle(&context, body).await),
         RequestKind::AddPartitionsToTxn(body) => {
-            respond(&add_partitions_to_txn::handle(&context, body).await)
+            respond!(add_partitions_to_txn::handle(&context, body).await)
         }
         RequestKind::AddOffsetsToTxn(body) => {
-            respond(&add_offsets_to_txn::handle(&context, body).await)
+            respond!(add_offsets_to_txn::handle(&context, body).await)
         }
         RequestKind::TxnOffsetCommit(body) => {
-            respond(&txn_offset_commit::handle(&context, body).await)
+            respond!(txn_offset_commit::handle(&context, body).await)
         }
-        RequestKind::EndTxn(body) => respond(&end_txn::handle(&context, body).await),
+        RequestKind::EndTxn(body) => respond!(end_txn::handle(&context, body).await),
         RequestKind::WriteTxnMarkers(body) => {
-            respond(&write_txn_markers::handle(&context, body).await)
+            respond!(write_txn_markers::handle(&context, body).await)
         }
         RequestKind::ListTransactions(body) => {
-            respond(&list_transactions::handle(&context, body).await)
+            respond!(list_transactions::handle(&context, body).await)
         }
         RequestKind::DescribeTransactions(body) => {
-            respond(&describe_transactions::handle(&context, body).await)
+            respond!(describe_transactions::handle(&context, body).await)
         }
         RequestKind::DescribeProducers(body) => {
-            respond(&describe_producers::handle(&context, body).await)
+            respond!(describe_producers::handle(&context, body).await)
         }
         _ => Err(ProtocolError::UnsupportedVersion { key, version }),
     }
@@ -427,27 +458,6 @@ impl RequestContext<'_> {
             version: self.version,
             scram_credential: &scram_credential,
         })
-    }
-}
-
-/// Lets `handle` frame any response body through one path.
-trait EncodeResponse {
-    fn encode_response(
-        &self,
-        correlation_id: i32,
-        key: ApiKey,
-        version: i16,
-    ) -> Result<Frame, ProtocolError>;
-}
-
-impl<T: kafka_protocol::protocol::Encodable> EncodeResponse for T {
-    fn encode_response(
-        &self,
-        correlation_id: i32,
-        key: ApiKey,
-        version: i16,
-    ) -> Result<Frame, ProtocolError> {
-        protocol::encode_response(correlation_id, key, version, self).map(Frame::from)
     }
 }
 

@@ -141,6 +141,12 @@ impl SaslState {
         self.settings.is_some()
     }
 
+    /// Whether the connection's SASL exchange is under way: before authentication, or
+    /// re-authenticating (Kafka's authenticator serves these requests, not its handlers).
+    pub fn is_exchanging(&self) -> bool {
+        self.settings.is_some() && !matches!(*self.phase.borrow(), Phase::Done(_))
+    }
+
     /// Whether the exchange was refused: the connection ends once the answer is written.
     pub fn is_failed(&self) -> bool {
         matches!(*self.phase.borrow(), Phase::Failed(_))

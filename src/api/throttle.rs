@@ -34,7 +34,7 @@ impl RequestContext<'_> {
             kind,
             scope,
             quota,
-            bytes,
+            value: bytes,
             now_ms: crate::storage::now_ms().max(0) as u64,
         };
         self.shard.record_quota(record).await

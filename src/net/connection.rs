@@ -336,8 +336,8 @@ impl Reader<'_> {
                 }
             }
             previous_exclusive = sequencing == Sequencing::Exclusive;
-            // A client over its byte-rate quota is served again once its throttle time is
-            // over; a produce sets it before it is dispatched, so the next one waits here.
+            // A client over a quota (byte rate, request time) is served again once its throttle
+            // time is over; a produce sets it before it is dispatched, so the next one waits.
             if let Some(until) = self.connection.muted_until.take() {
                 glommio::timer::sleep(until.saturating_duration_since(std::time::Instant::now()))
                     .await;

@@ -1,5 +1,6 @@
 //! The client quotas of one broker: how many bytes each quota scope produced and fetched
-//! lately, how many partitions it created and deleted (`mutation`), and how long a request that
+//! lately, how much of a thread its requests took (`request`), how many partitions it created
+//! and deleted (`mutation`), and how long a request that
 //! went over must hold its connection. Quotas are per broker, as in Kafka's byte rates, and a
 //! client's connections may be on different shards, so each scope is counted by one shard, its
 //! owner (`owner`); the others send it their records (`ShardRequest::Quota`) and wait for the
@@ -9,15 +10,17 @@ use std::collections::HashMap;
 
 use super::mutation::{MutationCall, MutationLedger, MutationVerdict};
 use super::rate::{throttle_ms, Rate, Sampling};
-use super::{QuotaScope, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use super::{request, QuotaScope, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE};
 
-/// Which byte rate a request counts against.
+/// Which rate a request counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuotaKind {
     /// `producer_byte_rate`: the bytes of produce requests.
     Produce,
     /// `consumer_byte_rate`: the bytes of fetch responses to consumers.
     Fetch,
+    /// `request_percentage`: the time requests ran, in percent of a thread (`request`).
+    Request,
 }
 
 impl QuotaKind {
@@ -25,17 +28,19 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+            QuotaKind::Request => REQUEST_PERCENTAGE,
         }
     }
 }
 
-/// One recording: `bytes` (negative to take bytes back) of `scope` against `quota` at `now_ms`.
+/// One recording: `value` (bytes, or a request's percentage of a thread; negative to take bytes
+/// back) of `scope` against `quota` at `now_ms`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuotaRecord {
     pub kind: QuotaKind,
     pub scope: QuotaScope,
     pub quota: f64,
-    pub bytes: f64,
+    pub value: f64,
     pub now_ms: u64,
 }
 
@@ -82,9 +87,12 @@ impl QuotaLedger {
             });
         }
         let rate = self.rates.entry((record.kind, record.scope)).or_default();
-        rate.record(sampling, record.bytes, record.now_ms);
+        rate.record(sampling, record.value, record.now_ms);
         let (measured, window_ms) = rate.measure(sampling, record.now_ms);
-        throttle_ms(measured, window_ms, record.quota)
+        match record.kind {
+            QuotaKind::Request => request::throttle_ms(measured, window_ms, record.quota, sampling),
+            QuotaKind::Produce | QuotaKind::Fetch => throttle_ms(measured, window_ms, record.quota),
+        }
     }
 }
 
@@ -100,12 +108,12 @@ mod tests {
             user: user.into(),
             client_id: client.into(),
         };
-        let mut record = |kind, scope, bytes| {
+        let mut record = |kind, scope, value| {
             ledger.record(QuotaRecord {
                 kind,
                 scope,
                 quota: 1_000.0,
-                bytes,
+                value,
                 now_ms: 0,
             })
         };
@@ -119,6 +127,12 @@ mod tests {
         assert!(record(QuotaKind::Fetch, scope("", "x"), 20_000.0) > 0);
         assert_eq!(record(QuotaKind::Fetch, scope("", "x"), -20_000.0), 0);
         assert_eq!(record(QuotaKind::Fetch, scope("", "x"), 10_000.0), 0);
+        // Request time has a rate of its own, and its throttle is at most one window.
+        assert_eq!(record(QuotaKind::Request, scope("alice", ""), 10_000.0), 0);
+        assert_eq!(
+            record(QuotaKind::Request, scope("alice", ""), 10_000.0),
+            1_000
+        );
         let owners: std::collections::BTreeSet<usize> = (0..32)
             .map(|user| owner(&scope(&user.to_string(), "c"), 4))
             .collect();

@@ -2,13 +2,15 @@
 //! a client id, both, or an IP address; each name may be the default entity), stored in the
 //! metadata log, and resolved for a request's user and client id by Kafka's precedence. The
 //! byte rates are enforced per broker (`manager`), with Kafka's sampled rate (`rate`); the
-//! controller mutation rate with Kafka's token bucket (`mutation`, `token_bucket`); an IP's
+//! controller mutation rate with Kafka's token bucket (`mutation`, `token_bucket`); the request
+//! percentage with the sampled rate of each request's running time (`request`); an IP's
 //! connection creation rate by the connection limits (`net::connection_quotas`). Pure: the time
 //! is passed in.
 
 pub mod manager;
 pub mod mutation;
 pub mod rate;
+pub mod request;
 pub mod token_bucket;
 
 use std::collections::BTreeMap;
@@ -147,6 +149,8 @@ impl Match {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientQuotas {
     by_entity: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+    /// How many entities set `request_percentage`: every request asks, so it is kept at hand.
+    request_percentages: usize,
 }
 
 /// Where a resolved quota applies: the (user, client id) its usage is counted under. A quota
@@ -162,22 +166,34 @@ impl ClientQuotas {
         self.by_entity.is_empty()
     }
 
+    /// Whether any entity sets `request_percentage` (in constant time).
+    pub fn holds_request_percentage(&self) -> bool {
+        self.request_percentages > 0
+    }
+
     /// Sets (`Some`) or removes (`None`) `key` of `entity`.
     pub fn set(&mut self, entity: &QuotaEntity, key: &str, value: Option<f64>) {
-        match value {
+        let (had, has) = match value {
             Some(value) => {
-                self.by_entity
-                    .entry(entity.clone())
-                    .or_default()
-                    .insert(key.to_string(), value);
+                let values = self.by_entity.entry(entity.clone()).or_default();
+                (values.insert(key.to_string(), value).is_some(), true)
             }
             None => {
+                let mut had = false;
                 if let Some(values) = self.by_entity.get_mut(entity) {
-                    values.remove(key);
+                    had = values.remove(key).is_some();
                     if values.is_empty() {
                         self.by_entity.remove(entity);
                     }
                 }
+                (had, false)
+            }
+        };
+        if key == REQUEST_PERCENTAGE {
+            match (had, has) {
+                (false, true) => self.request_percentages += 1,
+                (true, false) => self.request_percentages -= 1,
+                _ => {}
             }
         }
     }
@@ -357,6 +373,28 @@ mod tests {
             quotas.resolve(PRODUCER_BYTE_RATE, "bob", "app").unwrap().0,
             2.0
         );
+    }
+
+    /// Proves the image tells in constant time whether any entity sets `request_percentage`,
+    /// through sets, overwrites and removals.
+    #[test]
+    fn knows_whether_request_percentages_are_set() {
+        let mut quotas = ClientQuotas::default();
+        let (app, other) = (entity(&[(CLIENT_ID, Some("app"))]), entity(&[(USER, None)]));
+        assert!(!quotas.holds_request_percentage());
+        quotas.set(&app, PRODUCER_BYTE_RATE, Some(1.0));
+        assert!(!quotas.holds_request_percentage());
+        quotas.set(&app, REQUEST_PERCENTAGE, Some(10.0));
+        quotas.set(&app, REQUEST_PERCENTAGE, Some(20.0));
+        quotas.set(&other, REQUEST_PERCENTAGE, Some(5.0));
+        quotas.set(&app, REQUEST_PERCENTAGE, None);
+        assert!(quotas.holds_request_percentage());
+        quotas.set(&app, REQUEST_PERCENTAGE, None);
+        quotas.set(&other, REQUEST_PERCENTAGE, None);
+        assert!(!quotas.holds_request_percentage());
+        let mut expected = ClientQuotas::default();
+        expected.set(&app, PRODUCER_BYTE_RATE, Some(1.0));
+        assert_eq!(quotas, expected);
     }
 
     /// Proves an address takes its own ip entity's connection rate, whatever the spelling,

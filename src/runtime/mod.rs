@@ -4,6 +4,7 @@
 //! io_uring preflight has passed. A controller-only node runs no shards; a broker starts its
 //! shards only once it has joined the cluster (`controller_node`).
 
+pub mod busy_time;
 pub mod cleaner;
 mod controller_node;
 pub mod cpu;

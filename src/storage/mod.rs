@@ -22,7 +22,7 @@ mod read_ahead;
 pub mod segment;
 pub mod tail;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 pub mod time_index;
 pub mod txn_index;
 #[cfg(test)]
