@@ -15,12 +15,14 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::admin::{admin_settings, create_partitions};
+use crate::client::admin::{admin_settings, create_partitions, NewPartitions};
 use crate::client::cluster::{Client, TopicMetadata};
 use crate::client::error::{ClientError, KafkaError};
 use crate::client::properties::{Properties, PropertiesError};
 use crate::metadata::uuid::uuid_to_base64;
 
+#[path = "topics_assignment.rs"]
+mod assignment;
 #[path = "topics_pattern.rs"]
 mod pattern;
 
@@ -66,6 +68,11 @@ pub struct Args {
     /// The replication factor of the topic being created (broker default when absent).
     #[arg(long)]
     pub replication_factor: Option<i16>,
+    /// The brokers of each partition of the topic being created or altered, partitions
+    /// separated by commas and a partition's replicas by colons (`1:2,2:3`); with --alter, the
+    /// existing partitions' entries come first and are left as they are.
+    #[arg(long, value_name = "BROKER:BROKER,...")]
+    pub replica_assignment: Option<String>,
     /// A topic configuration override (name=value), repeatable.
     #[arg(long = "config", value_name = "NAME=VALUE")]
     pub configs: Vec<String>,
@@ -97,6 +104,13 @@ pub enum TopicsError {
     TopicDoesNotExist(String),
     #[error("Invalid regular expression '{0}' in --topic")]
     BadPattern(String),
+    #[error("Option \"[{used}]\" can't be used with option \"[{other}]\"")]
+    InvalidCombination {
+        used: &'static str,
+        other: &'static str,
+    },
+    #[error(transparent)]
+    Assignment(#[from] assignment::AssignmentError),
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -112,6 +126,9 @@ pub fn run(args: Args) -> ExitCode {
 fn execute(args: &Args) -> Result<(), TopicsError> {
     if args.alter {
         check_alter(args)?;
+    }
+    if args.create {
+        check_create(args)?;
     }
     let mut client = connect(args)?;
     if args.create {
@@ -139,6 +156,7 @@ fn connect(args: &Args) -> Result<Client, TopicsError> {
 fn create(client: &mut Client, args: &Args) -> Result<(), TopicsError> {
     let name = args.topic.as_deref().ok_or(TopicsError::MissingTopic)?;
     let configs = Properties::from_arguments(&args.configs)?;
+    let assignment = check_create(args)?;
     if name.contains('.') || name.contains('_') {
         println!("WARNING: Due to limitations in metric names, topics with a period ('.') or underscore ('_') could collide. To avoid issues it is best to use either, but not both.");
     }
@@ -146,6 +164,7 @@ fn create(client: &mut Client, args: &Args) -> Result<(), TopicsError> {
         .with_name(topic_name(name))
         .with_num_partitions(args.partitions.unwrap_or(-1))
         .with_replication_factor(args.replication_factor.unwrap_or(-1))
+        .with_assignments(assignment::creatable(&assignment))
         .with_configs(creatable_configs(&args.configs, &configs));
     let request = CreateTopicsRequest::default()
         .with_topics(vec![topic])
@@ -248,15 +267,50 @@ fn alter(client: &mut Client, args: &Args) -> Result<(), TopicsError> {
     if topics.is_empty() {
         return Ok(());
     }
-    let counts: BTreeMap<String, i32> = topics
+    let assignment = match &args.replica_assignment {
+        Some(text) => Some(assignment::parse(text)?),
+        None => None,
+    };
+    // Kafka's tool takes the whole assignment and sends the entries past a topic's existing
+    // partitions.
+    let counts: BTreeMap<String, NewPartitions> = topics
         .iter()
-        .map(|topic| (topic.name.clone(), count))
+        .map(|topic| {
+            let assignments = assignment.as_ref().map(|assignment| {
+                assignment
+                    .iter()
+                    .skip(topic.partitions.len())
+                    .cloned()
+                    .collect()
+            });
+            (topic.name.clone(), NewPartitions { count, assignments })
+        })
         .collect();
     let results = create_partitions(client, &counts, ADMIN_TIMEOUT_MS)?;
     match results.into_values().find_map(Result::err) {
         Some(error) => Err(ClientError::from(error).into()),
         None => Ok(()),
     }
+}
+
+/// kafka-topics.sh's argument checks for --create: a replica assignment says the partition
+/// count and the replication factor itself. The assignment, if given.
+fn check_create(args: &Args) -> Result<Vec<Vec<i32>>, TopicsError> {
+    let Some(text) = &args.replica_assignment else {
+        return Ok(Vec::new());
+    };
+    for (given, other) in [
+        (args.partitions.is_some(), "partitions"),
+        (args.replication_factor.is_some(), "replication-factor"),
+    ] {
+        if given {
+            return Err(TopicsError::InvalidCombination {
+                used: "replica-assignment",
+                other,
+            });
+        }
+    }
+    Ok(assignment::parse(text)?)
 }
 
 /// kafka-topics.sh's argument checks for --alter: a topic and a count are required, and configs
@@ -434,6 +488,45 @@ mod tests {
         let args = parse(&["--topic", "t", "--partitions", "3"]);
         assert!(args.alter && check_alter(&args).is_ok());
         assert_eq!(args.partitions, Some(3));
+    }
+
+    #[test]
+    fn replica_assignment_replaces_the_counts() {
+        let parse = |extra: &[&str]| {
+            let mut arguments = vec!["topics", "--bootstrap-server", "h:1", "--create"];
+            arguments.extend_from_slice(extra);
+            crate::cli::parse_tool_args::<Args>(&arguments).expect("parses")
+        };
+        let args = parse(&["--topic", "t", "--replica-assignment", "4:5,5:6"]);
+        assert_eq!(check_create(&args).unwrap(), vec![vec![4, 5], vec![5, 6]]);
+        let both = parse(&[
+            "--topic",
+            "t",
+            "--replica-assignment",
+            "4",
+            "--partitions",
+            "1",
+        ]);
+        assert_eq!(
+            check_create(&both).unwrap_err().to_string(),
+            "Option \"[replica-assignment]\" can't be used with option \"[partitions]\""
+        );
+        let factor = parse(&[
+            "--topic",
+            "t",
+            "--replica-assignment",
+            "4",
+            "--replication-factor",
+            "1",
+        ]);
+        assert!(matches!(
+            check_create(&factor),
+            Err(TopicsError::InvalidCombination {
+                other: "replication-factor",
+                ..
+            })
+        ));
+        assert!(check_create(&parse(&["--topic", "t"])).unwrap().is_empty());
     }
 
     #[test]

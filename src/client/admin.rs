@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -443,16 +445,25 @@ pub fn incremental_alter_configs(
 /// controller; each topic gets its own answer, since the broker judges them one by one.
 pub fn create_partitions(
     client: &mut Client,
-    counts: &BTreeMap<String, i32>,
+    counts: &BTreeMap<String, NewPartitions>,
     timeout_ms: i32,
 ) -> Result<BTreeMap<String, Result<(), KafkaError>>, ClientError> {
     let topics = counts
         .iter()
-        .map(|(topic, count)| {
+        .map(|(topic, wanted)| {
+            let assignments = wanted.assignments.as_ref().map(|assignments| {
+                assignments
+                    .iter()
+                    .map(|brokers| {
+                        CreatePartitionsAssignment::default()
+                            .with_broker_ids(brokers.iter().copied().map(BrokerId).collect())
+                    })
+                    .collect()
+            });
             CreatePartitionsTopic::default()
                 .with_name(topic_name(topic))
-                .with_count(*count)
-                .with_assignments(None)
+                .with_count(wanted.count)
+                .with_assignments(assignments)
         })
         .collect();
     let request = CreatePartitionsRequest::default()
@@ -473,6 +484,14 @@ pub fn create_partitions(
         results.insert(topic, result);
     }
     Ok(results)
+}
+
+/// What CreatePartitions asks for one topic: the partition count it grows to, and the brokers
+/// of each new partition when they are chosen by hand (Kafka's `NewPartitions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPartitions {
+    pub count: i32,
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// The metadata log's topic and partition, which DescribeQuorum names.

@@ -650,3 +650,41 @@ def test_topics_deleted_while_a_broker_is_down_leave_nothing_behind(cluster):
     consumed = confluent_consume(cluster.bootstrap(), "reborn", 2, len(new),
                                  start=OFFSET_BEGINNING)
     assert sorted(item[3] for item in consumed) == sorted(value for _, value in new)
+
+
+def test_topics_tool_places_replicas_by_hand(cluster):
+    """kafka-topics.sh's --replica-assignment: --create places each partition's replicas on the
+    brokers given, --alter --partitions places the new ones (the existing partitions' entries
+    come first and are left as they are), and Kafka's refusals come with Kafka's messages."""
+    bootstrap = cluster.bootstrap()
+
+    def topics(*arguments: str, check: bool = True):
+        return run_script("flink-topics.sh", "--bootstrap-server", bootstrap, *arguments,
+                          check=check)
+
+    created = topics("--create", "--topic", "placed", "--replica-assignment", "5:6, 6:4")
+    assert created.stdout.strip() == "Created topic placed.", describe_run(created)
+    topics("--alter", "--topic", "placed", "--partitions", "3",
+           "--replica-assignment", "4:5,4:5,4:5")
+
+    def placed():
+        described = topics("--describe", "--topic", "placed").stdout
+        replicas = re.findall(r"\tPartition: (\d+)\tLeader: \d+\tReplicas: ([\d,]+)\t",
+                              described)
+        assert replicas == [("0", "5,6"), ("1", "6,4"), ("2", "4,5")], described
+        assert "PartitionCount: 3\tReplicationFactor: 2\t" in described, described
+    eventually(placed, PROPAGATION_TIMEOUT_S, "placed's replicas where they were put")
+
+    for arguments, message in [
+        (["--replica-assignment", "4:4"],
+         "Partition replica lists may not contain duplicate entries: 4"),
+        (["--replica-assignment", "4,5:6"], "Partition 1 has different replication factor: [5, 6]"),
+        (["--replica-assignment", "4", "--partitions", "1"],
+         "Option \"[replica-assignment]\" can't be used with option \"[partitions]\""),
+        (["--replica-assignment", "4:9"], "9"),
+    ]:
+        refused = topics("--create", "--topic", "misplaced", *arguments, check=False)
+        assert refused.returncode == 1, describe_run(refused)
+        assert "Error while executing topic command : " in refused.stderr, describe_run(refused)
+        assert message in refused.stderr, describe_run(refused)
+    assert "misplaced" not in topics("--list").stdout.split()
