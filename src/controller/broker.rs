@@ -142,27 +142,56 @@ impl BrokerSide {
         self.image.borrow().clone()
     }
 
-    /// Registers, catches up with the log and heartbeats until unfenced; returns the image the
-    /// shards start from. A refusal no retry can fix (another cluster's id) is an error.
-    pub async fn join(self: &Rc<Self>, link: &mut Link) -> Result<Arc<MetadataImage>, JoinError> {
+    /// Registers and catches up with the log: the broker is in the cluster, still fenced, and
+    /// its shards may recover their logs from the image returned (with its session's epoch).
+    /// A refusal no retry can fix (another cluster's id) is an error.
+    pub async fn enter(&self, link: &mut Link) -> Result<(i64, Arc<MetadataImage>), JoinError> {
+        let epoch = self.register(link).await?;
+        self.catch_up(link.last_index()).await;
+        Ok((epoch, self.image()))
+    }
+
+    /// Heartbeats until the controller unfences the broker, asking it to wait (Kafka's
+    /// `want_fence`) while `ready` says the logs are not recovered yet; registers again if the
+    /// session ended meanwhile.
+    pub async fn until_unfenced(
+        &self,
+        link: &mut Link,
+        mut epoch: i64,
+        ready: &dyn Fn() -> bool,
+    ) -> Result<(), JoinError> {
         loop {
-            let epoch = self.register(link).await?;
-            self.catch_up(link.last_index()).await;
-            loop {
-                match self.heartbeat(link, epoch).await {
-                    Reply::Heartbeat { fenced: false } => {
-                        self.catch_up(link.last_index()).await;
-                        self.publishing.set(true);
-                        return Ok(self.image());
-                    }
-                    Reply::Heartbeat { fenced: true } => {}
-                    Reply::Refused(TopicError::StaleBrokerEpoch(_)) => break,
-                    other => tracing::debug!("heartbeat while joining: {other:?}"),
+            match self.heartbeat(link, epoch, !ready()).await {
+                Reply::Heartbeat { fenced: false } => {
+                    self.catch_up(link.last_index()).await;
+                    return Ok(());
                 }
-                glommio::timer::sleep(Duration::from_millis(100)).await;
-                self.refresh(0).await;
+                Reply::Heartbeat { fenced: true } => {}
+                Reply::Refused(TopicError::StaleBrokerEpoch(_)) => {
+                    epoch = self.enter(link).await?.0;
+                    continue;
+                }
+                other => tracing::debug!("heartbeat while joining: {other:?}"),
             }
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            self.refresh(0).await;
         }
+    }
+
+    /// From now on every new image goes to the shards, starting with the current one.
+    pub async fn start_publishing(&self) {
+        let Ok(_permit) = self.refreshing.acquire_permit(1).await else {
+            return;
+        };
+        self.publishing.set(true);
+        publish(&self.mesh, self.image()).await;
+    }
+
+    /// Joins again after the session ended: registers, catches up and waits to be unfenced
+    /// (the logs are open already).
+    async fn join(&self, link: &mut Link) -> Result<(), JoinError> {
+        let (epoch, _) = self.enter(link).await?;
+        self.until_unfenced(link, epoch, &|| true).await
     }
 
     async fn register(&self, link: &mut Link) -> Result<i64, JoinError> {
@@ -210,12 +239,13 @@ impl BrokerSide {
         }
     }
 
-    async fn heartbeat(&self, link: &mut Link, epoch: i64) -> Reply {
+    async fn heartbeat(&self, link: &mut Link, epoch: i64, want_fence: bool) -> Reply {
         let call = Call::BrokerHeartbeat {
             broker_id: self.config.node_id,
             epoch,
             metadata_index: self.image.borrow().metadata_index,
             offline_replicas: self.log_dirs.offline_replicas(),
+            want_fence,
         };
         link.call(call).await
     }
@@ -261,7 +291,7 @@ impl BrokerSide {
             if self.shutting_down.get() {
                 return;
             }
-            match self.heartbeat(&mut link, self.epoch.get()).await {
+            match self.heartbeat(&mut link, self.epoch.get(), false).await {
                 Reply::Refused(TopicError::StaleBrokerEpoch(reason)) => {
                     tracing::warn!("broker session ended ({reason}): registering again");
                     if let Err(error) = self.join(&mut link).await {

@@ -379,7 +379,9 @@ pub fn log_record(record: &MetadataRecord) {
             name, partitions, ..
         } => tracing::info!("topic {name} now has {partitions} partition(s)"),
         MetadataRecord::RegisterBroker { id, epoch, .. } => {
-            tracing::info!("broker {id} registered with epoch {epoch} (fenced until caught up)")
+            tracing::info!(
+                "broker {id} registered with epoch {epoch} (fenced until it has recovered its logs and caught up)"
+            )
         }
         MetadataRecord::FenceBroker { id, epoch } => {
             tracing::info!("broker {id} (epoch {epoch}) is fenced")

@@ -62,7 +62,8 @@ pub enum MetadataRecord {
         partitions: i32,
         assignments: Vec<Vec<i32>>,
     },
-    /// Broker `id` (re)started with these advertised endpoints; it is fenced until caught up.
+    /// Broker `id` (re)started with these advertised endpoints; it is fenced until it has
+    /// recovered its logs and caught up.
     RegisterBroker {
         id: i32,
         epoch: i64,

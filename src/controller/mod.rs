@@ -319,9 +319,16 @@ impl Controller {
                 epoch,
                 metadata_index,
                 offline_replicas,
+                want_fence,
             } => {
-                self.heartbeat(broker_id, epoch, metadata_index, offline_replicas)
-                    .await
+                self.heartbeat(
+                    broker_id,
+                    epoch,
+                    metadata_index,
+                    offline_replicas,
+                    want_fence,
+                )
+                .await
             }
             Call::ControlledShutdown { broker_id, epoch } => match self.image.broker(broker_id) {
                 Some(broker) if broker.epoch == epoch => {
@@ -451,6 +458,7 @@ impl Controller {
         epoch: i64,
         metadata_index: u64,
         offline_replicas: Vec<(TopicId, i32)>,
+        want_fence: bool,
     ) -> Reply {
         let Some(broker) = self.image.broker(broker_id).cloned() else {
             return Reply::Refused(TopicError::StaleBrokerEpoch(format!(
@@ -493,7 +501,7 @@ impl Controller {
                 return Reply::Refused(error);
             }
         }
-        if broker.fenced && caught_up {
+        if broker.fenced && caught_up && !want_fence {
             let record = MetadataRecord::UnfenceBroker {
                 id: broker_id,
                 epoch,

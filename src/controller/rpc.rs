@@ -51,12 +51,14 @@ pub enum Call {
     },
     /// A broker's session is alive and has applied the metadata log up to `metadata_index`;
     /// `offline_replicas` are its replicas in log directories that failed (KIP-112), which
-    /// must lead nothing and leave their ISRs.
+    /// must lead nothing and leave their ISRs. `want_fence`: the broker is not ready to serve
+    /// (its logs are still being recovered) and must stay fenced (Kafka's field).
     BrokerHeartbeat {
         broker_id: i32,
         epoch: i64,
         metadata_index: u64,
         offline_replicas: Vec<(TopicId, i32)>,
+        want_fence: bool,
     },
     /// The broker is stopping: fence it now (Kafka's controlled shutdown).
     ControlledShutdown {
@@ -649,12 +651,14 @@ impl Wire for Call {
                 epoch,
                 metadata_index,
                 offline_replicas,
+                want_fence,
             } => {
                 7u8.put(out);
                 broker_id.put(out);
                 epoch.put(out);
                 metadata_index.put(out);
                 offline_replicas.put(out);
+                want_fence.put(out);
             }
             Call::ControlledShutdown { broker_id, epoch } => {
                 9u8.put(out);
@@ -737,6 +741,7 @@ impl Wire for Call {
                 epoch: i64::get(reader)?,
                 metadata_index: u64::get(reader)?,
                 offline_replicas: Vec::get(reader)?,
+                want_fence: bool::get(reader)?,
             },
             8 => Call::FetchMetadata {
                 broker_id: i32::get(reader)?,

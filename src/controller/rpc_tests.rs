@@ -90,6 +90,13 @@ fn round_trips_and_refuses_garbage() {
             from_index: 9,
             wait_ms: 500,
         },
+        Call::BrokerHeartbeat {
+            broker_id: 4,
+            epoch: 7,
+            metadata_index: 12,
+            offline_replicas: vec![(TopicId([3; 16]), 1)],
+            want_fence: true,
+        },
         Call::CreateAcls {
             bindings: vec![acl_binding()],
         },

@@ -22,7 +22,17 @@ use crate::storage::log_dirs::LogDirs;
 /// Raft messages from other controllers queued before new ones are dropped.
 const EVENT_QUEUE: usize = 4096;
 
-pub type Joined = std::sync::mpsc::Sender<Result<Arc<MetadataImage>, String>>;
+/// How the controller executor and the process's start-up tell each other where a broker's
+/// start has got to.
+pub struct Startup {
+    /// Told the image the shards start from, once the broker is in the cluster, or why it
+    /// cannot be.
+    pub joined: std::sync::mpsc::Sender<Result<Arc<MetadataImage>, String>>,
+    /// Holds a message once every shard has recovered its logs.
+    pub recovered: flume::Receiver<()>,
+    /// Told once the broker is unfenced, or why it cannot be.
+    pub unfenced: std::sync::mpsc::Sender<Result<(), String>>,
+}
 
 /// Starts this node's roles, tells `joined` the image the shards start from (once a broker has
 /// joined the cluster) or why it cannot, then serves until the process ends.
@@ -33,8 +43,13 @@ pub async fn run(
     quorum: Option<(MetadataLog, Vec<Committed>)>,
     requests: flume::Receiver<ControllerRequest>,
     log_dirs: Arc<LogDirs>,
-    joined: Joined,
+    startup: Startup,
 ) {
+    let Startup {
+        joined,
+        recovered,
+        unfenced,
+    } = startup;
     let cluster: Rc<str> = Rc::from(cluster_id.as_str());
     let local = match quorum {
         Some((log, replayed)) => match start_quorum(&config, &cluster, log, replayed) {
@@ -61,18 +76,30 @@ pub async fn run(
         "broker {} is joining the cluster through the controller quorum",
         config.node_id
     );
-    match side.join(&mut link).await {
-        Ok(image) => {
+    // Kafka's order: the shards recover their logs from the image the broker entered with,
+    // while it asks to stay fenced; once they have, it is unfenced, and only then do the
+    // shards open their listeners and take the images that came meanwhile.
+    let epoch = match side.enter(&mut link).await {
+        Ok((epoch, image)) => {
             let _ = joined.send(Ok(image));
+            epoch
         }
         Err(error) => {
             let _ = joined.send(Err(error.to_string()));
             return;
         }
-    }
-    glommio::spawn_local(side.clone().keep_alive(link)).detach();
+    };
     glommio::spawn_local(side.clone().follow()).detach();
-    side.serve_shards(requests).await;
+    glommio::spawn_local(side.clone().serve_shards(requests)).detach();
+    let ready = || !recovered.is_empty() || recovered.is_disconnected();
+    let outcome = side.until_unfenced(&mut link, epoch, &ready).await;
+    let failed = outcome.is_err();
+    let _ = unfenced.send(outcome.map_err(|error| error.to_string()));
+    if failed {
+        return;
+    }
+    side.start_publishing().await;
+    side.keep_alive(link).await;
 }
 
 /// Binds the CONTROLLER listener and starts the raft driver, its clock, the controller and its

@@ -128,6 +128,8 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let probe = config.log_dirs[0].clone();
     let controller_probe = probe.clone();
     let (joined, join_result) = std::sync::mpsc::channel();
+    let (recovered_tx, recovered) = flume::bounded(1);
+    let (unfenced, unfence_result) = std::sync::mpsc::channel();
     let controller_config = config.clone();
     let controller_mesh = mesh.clone();
     let controller_cluster_id = cluster_id.clone();
@@ -142,7 +144,11 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                 quorum,
                 controller_queue,
                 controller_log_dirs,
-                joined,
+                controller_node::Startup {
+                    joined,
+                    recovered,
+                    unfenced,
+                },
             )
             .await
         })
@@ -178,7 +184,10 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         drop(controller_handle);
         return Ok(());
     }
-    let (started, start_results) = std::sync::mpsc::channel();
+    let (started, start_results) = std::sync::mpsc::channel::<Result<(), RuntimeError>>();
+    // Dropped once the broker is unfenced: each shard then opens its listeners.
+    let (serve_tx, serve) = flume::bounded::<()>(0);
+    let (opened, open_results) = std::sync::mpsc::channel();
     let quotas = ConnectionQuotas::new(Limits::from_config(&config), std::time::Instant::now());
     let mut handles = Vec::new();
     for (index, ((cpu, queue), idle_poll)) in plan.shard_cpus[..shard_count]
@@ -190,6 +199,7 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
         let (config, mesh, controller_sender) =
             (config.clone(), mesh.clone(), controller_sender.clone());
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
+        let (serve, opened) = (serve.clone(), opened.clone());
         let quotas = quotas.clone();
         let log_dirs = log_dirs.clone();
         let name = format!("shard-{index}");
@@ -210,6 +220,9 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                     clean_start,
                 ));
                 shard.apply_metadata(image).await;
+                // The logs are recovered; the listeners wait until the broker is unfenced.
+                let _ = started.send(Ok(()));
+                let _ = serve.recv_async().await;
                 let bound = crate::net::bind_client_listeners(&shard).and_then(|listeners| {
                     let metrics = match (index, shard.config.metrics_port) {
                         (0, port) if port != 0 => Some(crate::metrics::http::bind(port)?),
@@ -219,13 +232,13 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                 });
                 match bound {
                     Err(error) => {
-                        let _ = started.send(Err(RuntimeError::ShardStart {
+                        let _ = opened.send(Err(RuntimeError::ShardStart {
                             shard: shard.id,
                             reason: error.to_string(),
                         }));
                     }
                     Ok((listeners, metrics)) => {
-                        let _ = started.send(Ok(()));
+                        let _ = opened.send(Ok(()));
                         if let Some(metrics) = metrics {
                             glommio::spawn_local(crate::metrics::http::serve(
                                 shard.clone(),
@@ -260,11 +273,29 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
             })?;
         handles.push(handle);
     }
-    drop(started);
+    drop((started, opened));
     let mut running = 0;
     for result in start_results.iter().take(shard_count) {
         result?;
         running += 1;
+    }
+    if running == shard_count {
+        let _ = recovered_tx.send(());
+        tracing::info!(
+            "broker {}: logs recovered; waiting to be unfenced",
+            config.node_id
+        );
+        match unfence_result.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(RuntimeError::Join(reason)),
+            Err(_) => return Err(RuntimeError::Join("the controller executor stopped".into())),
+        }
+        drop(serve_tx);
+        running = 0;
+        for result in open_results.iter().take(shard_count) {
+            result?;
+            running += 1;
+        }
     }
     if running < shard_count {
         // A shard whose executor could not be built never reports (its closure never ran).

@@ -688,3 +688,33 @@ def test_topics_tool_places_replicas_by_hand(cluster):
         assert "Error while executing topic command : " in refused.stderr, describe_run(refused)
         assert message in refused.stderr, describe_run(refused)
     assert "misplaced" not in topics("--list").stdout.split()
+
+
+def test_a_restarted_broker_is_unfenced_once_its_logs_are_recovered(cluster):
+    """Kafka's order at start-up: a broker recovers its logs while it asks to stay fenced
+    (`want_fence`), is unfenced only then, and opens its listeners after that."""
+    topic = "recovered-first"
+    create_topic(cluster.bootstrap(), topic)
+    wait_for_topic(cluster, topic)
+    confluent_produce(cluster.bootstrap(), topic, keyed_messages(300))
+    victim = 6
+    node = cluster.nodes[victim]
+    cluster.kill(victim)  # No clean-shutdown marker: the logs are scanned at the next start.
+    cluster.start(victim)
+    cluster.wait_until_ready(REJOIN_TIMEOUT_S)
+
+    def stamp(line: str) -> str:
+        return line.split(" ", 1)[0]
+
+    own = node.log_text(since_last_start=True).splitlines()
+    opened = [line for line in own if re.search(r"partition \S+ is on shard", line)]
+    recovered = [line for line in own if "logs recovered; waiting to be unfenced" in line]
+    started = [line for line in own if "Flink server started" in line]
+    assert opened and recovered and started, "\n".join(own[-30:])
+    controller = cluster.nodes[cluster.active_controller()]
+    unfenced = controller.wait_for_log(
+        rf"^(\S+) .*broker {victim} \(epoch \d+\) is unfenced$", timeout=0)
+    assert unfenced, controller.log_tail(30)
+    unfenced_at = unfenced[-1]
+    assert stamp(opened[-1]) <= stamp(recovered[0]) <= unfenced_at <= stamp(started[0]), (
+        opened[-1], recovered[0], unfenced_at, started[0])
