@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from kafka_wire import WireConnection, record_batch
-from support import HOST, Broker, create_topic
+from support import HOST, Broker, create_topic, list_topics
 
 KAFKA_STORAGE_ERROR = 56
 OFFSET_OUT_OF_RANGE = 1
@@ -124,6 +124,14 @@ def test_full_disk_refuses_writes_keeps_acknowledged_data_and_recovers(tmp_path)
         broker.start()
         topic = "full-disk"
         create_topic(broker, topic)
+        # The reader below is a group's consumer: its coordinator's topic exists before the
+        # disk fills, as on any broker in service (creating its 50 partitions on a full disk
+        # would fail the directory, as it does in Kafka).
+        assert read_partition(broker.bootstrap, topic) == []
+        deadline = time.monotonic() + 30
+        while "__consumer_offsets" not in list_topics(broker):
+            assert time.monotonic() < deadline, "no __consumer_offsets after a group's consumer"
+            time.sleep(0.2)
         acknowledged: dict[int, bytes] = {}
         batch_values = [bytes([65 + n % 26]) * (256 << 10) for n in range(64)]
         filler = filesystem.fill(leave_bytes=3 << 20)
