@@ -126,9 +126,11 @@ bench-txn: dist
 bench-latency: dist
 	CARGO=$(CARGO) FLINK_DIST=$(DIST) bench/latency.sh
 
-# The metadata quorum's deterministic fault simulation over 2,200 more seeds (quorum::sim_tests).
+# The deterministic fault simulations over many more seeds: the metadata quorum (2,200 seeds,
+# quorum::sim_tests) and replication (2,000 seeds of 3, 4 and 5 replicas, replication::sim_tests).
 soak:
 	$(CARGO) test --release --lib soak_many_seeds -- --ignored --nocapture
+	$(CARGO) test --release --lib soak_replication_many_seeds -- --ignored --nocapture
 
 # Metadata path of a 3 controllers + 3 brokers cluster against a single node measured in the same
 # run (bench/README.md); writes bench/results/cluster_metadata.md.

@@ -13,6 +13,7 @@ pub mod net;
 pub mod partition;
 pub mod protocol;
 pub mod quota;
+pub mod replication;
 pub mod runtime;
 pub mod security;
 pub mod server;

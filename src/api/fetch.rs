@@ -2,7 +2,7 @@
 //! (up to `max_wait_ms`) for any of the partitions to grow, woken by the append itself rather
 //! than by polling. A consumer reads below the high watermark of partitions led here; a
 //! follower (a `replica_id` of 0 or more: another broker's replica fetcher) reads to the log
-//! end, and its fetch offset is how the leader learns its progress (`partition::replicas`). Fetch sessions (KIP-227) are not kept: every response is a full one with
+//! end, and its fetch offset is how the leader learns its progress (`replication::leader`). Fetch sessions (KIP-227) are not kept: every response is a full one with
 //! session id 0, which tells clients to send full requests. From v13 topics are named by id.
 
 use std::sync::Arc;

@@ -15,7 +15,6 @@ pub mod append_permit;
 mod loading;
 use loading::{below, last_offset};
 pub mod producer_state;
-pub mod replicas;
 mod transactions;
 
 pub use transactions::{Marker, TxnVerifier};
@@ -27,12 +26,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::metadata::PartitionImage;
+use crate::replication::follower::follower_high_watermark;
+pub use crate::replication::follower::FetchedAt;
+use crate::replication::leader::{self, IsrChangeAnswer, Position, Replicas, Role, Transition};
 use crate::storage::batch::BatchHeader;
 use crate::storage::log_dirs::{self, LogDirHandle};
 use crate::storage::{now_ms, CleanerConfig, CompactionStats, Log, LogConfig, StorageError};
 use append_permit::{AppendPermit, AppendPermitGuard};
 use producer_state::{ProducerState, SequenceCheck};
-use replicas::{Replicas, Transition};
 
 /// Waiters kept per partition before disconnected ones are pruned.
 const WAITERS_PRUNE_AT: usize = 256;
@@ -136,14 +137,6 @@ pub struct FollowerFetch {
     /// The epoch of the follower's last batch (-1: none, or the follower does not say).
     pub last_fetched_epoch: i32,
     pub max_bytes: usize,
-}
-
-/// Where a follower's fetch started: its answer applies only if the replica still follows in
-/// that leader epoch from that offset (a late answer from a former leader is dropped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FetchedAt {
-    pub leader_epoch: i32,
-    pub fetch_offset: i64,
 }
 
 /// An ISR change this partition's leader wants the controller to make.
@@ -308,8 +301,8 @@ impl Partition {
             return None;
         }
         match self.replicas.borrow().role() {
-            replicas::Role::Leader => None,
-            replicas::Role::Follower { leader } => Some(leader),
+            Role::Leader => None,
+            Role::Follower { leader } => Some(leader),
         }
     }
 
@@ -579,7 +572,11 @@ impl Partition {
             // Kafka, whose followers leave them in the page cache).
             self.storage(self.log.write_pending().await)?;
         }
-        let high_watermark = leader_high_watermark.min(self.log.next_offset());
+        let high_watermark = follower_high_watermark(
+            self.high_watermark.get(),
+            leader_high_watermark,
+            self.log.next_offset(),
+        );
         if high_watermark > self.high_watermark.get() {
             self.set_high_watermark(high_watermark);
         }
@@ -591,9 +588,11 @@ impl Partition {
     /// Whether a fetch that started at `at` still describes this replica (checked under the
     /// append permit, so no role change or append comes between the check and the write).
     fn fetch_is_current(&self, at: FetchedAt) -> bool {
-        let current = !self.is_leader()
-            && self.leader_epoch() == at.leader_epoch
-            && self.log.next_offset() == at.fetch_offset;
+        let current = at.still_applies(
+            self.is_leader(),
+            self.leader_epoch(),
+            self.log.next_offset(),
+        );
         if !current {
             tracing::debug!(
                 "{}: dropping a fetch answer from leader epoch {} at offset {}",
@@ -680,27 +679,34 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         }
         let log_end = self.log.next_offset();
-        if fetch.last_fetched_epoch >= 0 {
-            let (epoch, end) = self.log.end_offset_for_epoch(fetch.last_fetched_epoch);
-            if epoch != fetch.last_fetched_epoch || end < fetch.fetch_offset {
+        let position = leader::check_position(
+            fetch.fetch_offset,
+            fetch.last_fetched_epoch,
+            self.log.start_offset(),
+            log_end,
+            |epoch| self.log.end_offset_for_epoch(epoch),
+        );
+        match position {
+            Position::Read => {}
+            Position::Diverging { epoch, end_offset } => {
                 let outcome = ReadOutcome {
                     high_watermark: self.high_watermark(),
                     last_stable_offset: self.last_stable_offset(),
                     aborted: None,
                     log_start_offset: self.log.start_offset(),
                     records: Bytes::new(),
-                    diverging: Some((epoch, end)),
+                    diverging: Some((epoch, end_offset)),
                 };
                 return Ok((outcome, None));
             }
-        }
-        if fetch.fetch_offset > log_end || fetch.fetch_offset < self.log.start_offset() {
-            return Err(StorageError::OffsetOutOfRange {
-                offset: fetch.fetch_offset,
-                start: self.log.start_offset(),
-                end: log_end,
+            Position::OutOfRange => {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset: fetch.fetch_offset,
+                    start: self.log.start_offset(),
+                    end: log_end,
+                }
+                .into());
             }
-            .into());
         }
         self.replicas.borrow_mut().record_fetch(
             fetch.replica_id,
@@ -710,18 +716,21 @@ impl Partition {
         );
         self.advance_high_watermark();
         let wanted = {
-            let replicas = self.replicas.borrow();
-            let epoch_start = self.log.end_offset_for_epoch(replicas.leader_epoch - 1).1;
+            let epoch_start = {
+                let leader_epoch = self.replicas.borrow().leader_epoch;
+                self.log.end_offset_for_epoch(leader_epoch - 1).1.max(0)
+            };
+            let high_watermark = self.high_watermark();
+            let mut replicas = self.replicas.borrow_mut();
             replicas
-                .expansion(fetch.replica_id, self.high_watermark(), epoch_start.max(0))
+                .expand_if_due(fetch.replica_id, high_watermark, epoch_start)
                 .map(|isr| WantedIsr {
                     leader_epoch: replicas.leader_epoch,
                     partition_epoch: replicas.partition_epoch,
                     isr,
                 })
         };
-        if let Some(wanted) = &wanted {
-            self.replicas.borrow_mut().set_pending(wanted.isr.clone());
+        if wanted.is_some() {
             self.advance_high_watermark();
         }
         let records = self.storage(self.log.read(fetch.fetch_offset, fetch.max_bytes).await)?;
@@ -737,7 +746,7 @@ impl Partition {
     }
 
     /// The ISR without followers that have not caught up for `lag_max_ms`, when that is due;
-    /// it is then pending until an image shows the outcome or `isr_change_failed`.
+    /// it is then pending until an image shows the outcome or `isr_change_answered` forgets it.
     pub fn isr_shrink(&self, lag_max_ms: i64) -> Option<WantedIsr> {
         let mut replicas = self.replicas.borrow_mut();
         let isr = replicas.shrink(self.log.next_offset(), lag_max_ms, now_ms())?;
@@ -759,9 +768,15 @@ impl Partition {
         })
     }
 
-    /// The controller did not make the pending ISR change.
-    pub fn isr_change_failed(&self) {
-        self.replicas.borrow_mut().clear_pending();
+    /// Takes the controller's answer to `wanted` (`Replicas::isr_change_answered`): returns
+    /// whether to ask again.
+    pub fn isr_change_answered(&self, wanted: &WantedIsr, answer: IsrChangeAnswer) -> bool {
+        self.replicas.borrow_mut().isr_change_answered(
+            &wanted.isr,
+            wanted.leader_epoch,
+            wanted.partition_epoch,
+            answer,
+        )
     }
 
     /// Fsyncs everything appended so far (one fsync for every batch appended since the last).

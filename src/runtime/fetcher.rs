@@ -8,10 +8,12 @@
 //! as they are, offsets and epochs kept), with its high watermark, or with a diverging epoch:
 //! then this log holds a suffix the leader's does not (written under an older leader and never
 //! committed), and it is truncated to where the two logs last agree before fetching again.
+//! What each answer means is decided by `replication::follower`; this module does the I/O.
+//! The partitions of one answer are applied concurrently (each under its own append permit),
+//! and the next fetch goes out as soon as all are written.
 //! The partitions fetched are looked up afresh before every request, so a fetcher follows the
 //! metadata image by itself, and ends when no partition here follows its leader any more.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,24 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::peer::PeerConnection;
-use super::shard::Shard;
+use crate::config::ServerConfig;
 use crate::partition::{FetchedAt, Partition};
+use crate::replication::follower::{self, Answer, Backoffs, LocalLog, Pause, Refusal, Step};
 use crate::storage::batch;
+
+/// What a fetcher needs of the shard it runs on (the shard implements it; the fetcher does
+/// not know the shard).
+pub trait FetcherHost {
+    /// The shard's number, for logs.
+    fn shard_number(&self) -> usize;
+    fn server_config(&self) -> &ServerConfig;
+    /// The partitions here that follow `leader` now.
+    fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>>;
+    /// The fetcher from `leader` found nothing left to fetch and ends.
+    fn fetcher_stopped(&self, leader: i32);
+    /// `host:port` of `leader`'s inter-broker listener, if it is registered.
+    fn broker_address(&self, leader: i32) -> Option<String>;
+}
 
 /// Fetch v12: topics by name, `last_fetched_epoch` and diverging epochs.
 const FETCH_VERSION: i16 = 12;
@@ -37,47 +54,49 @@ const SETTLING_BACKOFF: Duration = Duration::from_millis(100);
 const RESPONSE_GRACE: Duration = Duration::from_secs(10);
 
 /// Copies the partitions this shard follows from broker `leader` until there are none.
-pub async fn run(shard: Rc<Shard>, leader: i32) {
-    let config = shard.config.clone();
+pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
+    let config = host.server_config();
     let backoff = Duration::from_millis(config.replica_fetch_backoff_ms);
+    let wait = Duration::from_millis(config.replica_fetch_wait_max_ms);
+    let started = Instant::now();
+    let clock = move || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let mut connection: Option<PeerConnection> = None;
     // Partitions whose last fetch failed, and when they may be fetched again.
-    let mut delayed: HashMap<(Rc<str>, i32), Instant> = HashMap::new();
+    let mut delayed: Backoffs<(Rc<str>, i32)> = Backoffs::default();
     // A refused login or TLS handshake is logged once until a connection succeeds again.
     let mut refusal_logged = false;
-    tracing::info!("shard {} starts fetching from broker {leader}", shard.id);
+    let shard = host.shard_number();
+    tracing::info!("shard {shard} starts fetching from broker {leader}");
     loop {
-        let followed = shard.followed_from(leader);
+        let followed = host.followed_from(leader);
         if followed.is_empty() {
-            shard.fetcher_stopped(leader);
-            tracing::info!("shard {} stops fetching from broker {leader}", shard.id);
+            host.fetcher_stopped(leader);
+            tracing::info!("shard {shard} stops fetching from broker {leader}");
             return;
         }
-        let now = Instant::now();
-        delayed.retain(|_, until| *until > now);
+        let now = clock();
+        delayed.expire(now);
         let fetched: Vec<Rc<Partition>> = followed
             .into_iter()
-            .filter(|partition| !delayed.contains_key(&key(partition)))
+            .filter(|partition| !delayed.is_delayed(&key(partition)))
             .collect();
         if fetched.is_empty() {
-            let next = delayed.values().min().copied().unwrap_or(now + backoff);
-            glommio::timer::sleep(next.saturating_duration_since(now)).await;
+            let next = delayed.next_end().unwrap_or(now).saturating_sub(now);
+            glommio::timer::sleep(Duration::from_millis(next.max(1).unsigned_abs())).await;
             continue;
         }
-        let Some(address) = shard.broker_address(leader) else {
+        let Some(address) = host.broker_address(leader) else {
             glommio::timer::sleep(backoff).await;
             continue;
         };
-        if connection
-            .as_ref()
-            .is_none_or(|open| open.address != address)
-        {
-            let security = config.links.inter_broker.security();
-            connection =
+        let open = match connection.take() {
+            Some(open) if open.address == address => open,
+            _ => {
+                let security = config.links.inter_broker.security();
                 match PeerConnection::open(&address, "flink-replica-fetcher", &security).await {
                     Ok(opened) => {
                         refusal_logged = false;
-                        Some(opened)
+                        opened
                     }
                     Err(error) if error.is_security() => {
                         if !std::mem::replace(&mut refusal_logged, true) {
@@ -91,18 +110,18 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
                         glommio::timer::sleep(backoff).await;
                         continue;
                     }
-                };
-        }
-        let open = connection.as_mut().expect("connected above");
-        let (request, positions) = fetch_request(&shard, &fetched);
-        let wait = Duration::from_millis(config.replica_fetch_wait_max_ms);
+                }
+            }
+        };
+        let open = connection.insert(open);
+        let (request, positions) = fetch_request(config, &fetched);
         let fetched_response = open
             .request(
                 ApiKey::Fetch,
                 FETCH_VERSION,
                 &request,
                 wait + RESPONSE_GRACE,
-                response_bytes_max(&config),
+                response_bytes_max(config),
             )
             .await;
         let response: FetchResponse = match fetched_response {
@@ -122,35 +141,34 @@ pub async fn run(shard: Rc<Shard>, leader: i32) {
             glommio::timer::sleep(backoff).await;
             continue;
         }
+        let mut applying = Vec::new();
         for topic in response.responses {
             for data in topic.partitions {
-                let Some((partition, at)) =
-                    fetched.iter().zip(&positions).find(|(partition, _)| {
-                        *partition.topic == *topic.topic.0
-                            && partition.index == data.partition_index
-                    })
-                else {
-                    continue;
-                };
-                // A leader that has not yet applied the image naming it answers these until
-                // it has: a moment, not a whole backoff.
-                let settling = [
-                    ResponseError::UnknownTopicOrPartition,
-                    ResponseError::UnknownLeaderEpoch,
-                ]
-                .map(|error| error.code())
-                .contains(&data.error_code);
-                if let Err(reason) = apply(partition, *at, data).await {
-                    let pause = match settling {
-                        true => backoff.min(SETTLING_BACKOFF),
-                        false => backoff,
-                    };
-                    tracing::warn!(
-                        "fetching {} from leader {leader}: {reason}; retrying in {pause:?}",
-                        partition.name()
-                    );
-                    delayed.insert(key(partition), Instant::now() + pause);
+                let found = fetched.iter().zip(&positions).find(|(partition, _)| {
+                    *partition.topic == *topic.topic.0 && partition.index == data.partition_index
+                });
+                if let Some((partition, at)) = found {
+                    let (partition, at) = (partition.clone(), *at);
+                    applying.push(glommio::spawn_local(async move {
+                        let outcome = apply(&partition, at, data).await;
+                        (partition, outcome)
+                    }));
                 }
+            }
+        }
+        for task in applying {
+            let (partition, outcome) = task.await;
+            if let Err((reason, pause)) = outcome {
+                let pause = match pause {
+                    Pause::Settling => backoff.min(SETTLING_BACKOFF),
+                    Pause::Backoff => backoff,
+                };
+                tracing::warn!(
+                    "fetching {} from leader {leader}: {reason}; retrying in {pause:?}",
+                    partition.name()
+                );
+                let pause_ms = i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+                delayed.delay(key(&partition), clock(), pause_ms);
             }
         }
     }
@@ -161,8 +179,10 @@ fn key(partition: &Partition) -> (Rc<str>, i32) {
 }
 
 /// The fetch for `partitions`, and where each one's fetch starts.
-fn fetch_request(shard: &Shard, partitions: &[Rc<Partition>]) -> (FetchRequest, Vec<FetchedAt>) {
-    let config = &shard.config;
+fn fetch_request(
+    config: &ServerConfig,
+    partitions: &[Rc<Partition>],
+) -> (FetchRequest, Vec<FetchedAt>) {
     let mut topics: Vec<FetchTopic> = Vec::new();
     let mut positions = Vec::with_capacity(partitions.len());
     for partition in partitions {
@@ -203,68 +223,86 @@ fn fetch_request(shard: &Shard, partitions: &[Rc<Partition>]) -> (FetchRequest, 
     (request, positions)
 }
 
-/// Applies one partition's answer: appends its records, truncates a diverged suffix, or
-/// restarts a log that ends before the leader's starts; dropped unless the replica is still
-/// where the fetch started (`at`).
-async fn apply(partition: &Partition, at: FetchedAt, data: PartitionData) -> Result<(), String> {
-    match ResponseError::try_from_code(data.error_code) {
-        None => {}
-        Some(ResponseError::OffsetOutOfRange) => {
-            let (end, _) = partition.fetch_position();
-            if data.log_start_offset > end {
-                return partition
-                    .truncate_fully_and_start_at(at, data.log_start_offset)
-                    .await
-                    .map_err(|error| error.to_string());
-            }
-            // The leader's log is shorter than this one and no epoch told where they part:
-            // keep only what the leader had committed.
-            return partition
-                .truncate_to(at, data.high_watermark.max(partition.log_start_offset()))
-                .await
-                .map_err(|error| error.to_string());
+/// Applies one partition's answer as `replication::follower` decides: appends its records,
+/// truncates a diverged suffix, or restarts a log that ends before the leader's starts; dropped
+/// unless the replica is still where the fetch started (`at`). An error comes with the pause
+/// before the partition is fetched again.
+async fn apply(
+    partition: &Partition,
+    at: FetchedAt,
+    data: PartitionData,
+) -> Result<(), (String, Pause)> {
+    let refusal = ResponseError::try_from_code(data.error_code).map(|error| match error {
+        ResponseError::OffsetOutOfRange => Refusal::OffsetOutOfRange,
+        ResponseError::UnknownTopicOrPartition | ResponseError::UnknownLeaderEpoch => {
+            Refusal::Settling
         }
-        Some(error) => return Err(format!("the leader answered {error:?}")),
-    }
-    if data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0 {
-        let (epoch, leader_end) = (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
-        // Where this log's copy of that epoch ends; the logs agree below the smaller end.
-        let (local_epoch, local_end) = partition.end_offset_for_epoch(epoch);
-        let target = match local_epoch >= 0 {
-            true => leader_end.min(local_end),
-            false => partition.high_watermark(),
-        };
-        let target = target.max(partition.log_start_offset());
-        tracing::info!(
-            "{} diverged from its leader at epoch {epoch} (leader's end {leader_end}, ours {local_end}); truncating to {target}",
-            partition.name()
-        );
-        return partition
-            .truncate_to(at, target)
-            .await
-            .map_err(|error| error.to_string());
-    }
-    let records = data.records.unwrap_or_default();
-    let whole = whole_batches(&records);
-    let headers = match whole.is_empty() {
-        true => Vec::new(),
-        false => batch::validate_batches(&whole, usize::MAX)
-            .map_err(|error| format!("the leader sent a bad batch: {error}"))?,
+        _ => Refusal::Other,
+    });
+    let diverging = data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0;
+    let answer = Answer {
+        refusal,
+        high_watermark: data.high_watermark,
+        log_start_offset: data.log_start_offset,
+        diverging: diverging
+            .then_some((data.diverging_epoch.epoch, data.diverging_epoch.end_offset)),
     };
-    partition
-        .append_replicated(at, whole.to_vec(), headers, data.high_watermark)
-        .await
-        .map_err(|error| error.to_string())?;
-    // Records the leader deleted (DeleteRecords, retention) go here too, as far as this
-    // replica has committed them.
-    let start = data.log_start_offset.min(partition.high_watermark());
-    if start > partition.log_start_offset() {
-        partition
-            .delete_records(start)
+    let (log_end, _) = partition.fetch_position();
+    let local = LocalLog {
+        log_start: partition.log_start_offset(),
+        log_end,
+        high_watermark: partition.high_watermark(),
+    };
+    let failed = |error: crate::partition::PartitionError| (error.to_string(), Pause::Backoff);
+    match follower::on_answer(&answer, local, |epoch| {
+        partition.end_offset_for_epoch(epoch)
+    }) {
+        Step::Retry(pause) => {
+            let error = ResponseError::try_from_code(data.error_code);
+            Err((format!("the leader answered {error:?}"), pause))
+        }
+        Step::RestartAt(offset) => partition
+            .truncate_fully_and_start_at(at, offset)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(failed),
+        Step::TruncateTo(offset) => {
+            if let Some((epoch, leader_end)) = answer.diverging {
+                tracing::info!(
+                    "{} diverged from its leader at epoch {epoch} (leader's end {leader_end}, ours {log_end}); truncating to {offset}",
+                    partition.name()
+                );
+            }
+            partition.truncate_to(at, offset).await.map_err(failed)
+        }
+        Step::Append => {
+            let records = data.records.unwrap_or_default();
+            let whole = whole_batches(&records);
+            let headers = match whole.is_empty() {
+                true => Vec::new(),
+                false => batch::validate_batches(&whole, usize::MAX).map_err(|error| {
+                    (
+                        format!("the leader sent a bad batch: {error}"),
+                        Pause::Backoff,
+                    )
+                })?,
+            };
+            partition
+                .append_replicated(at, whole.to_vec(), headers, data.high_watermark)
+                .await
+                .map_err(failed)?;
+            // Records the leader deleted (DeleteRecords, retention) go here too, as far as
+            // this replica has committed them.
+            let start = follower::follower_log_start(
+                partition.log_start_offset(),
+                data.log_start_offset,
+                partition.high_watermark(),
+            );
+            if let Some(start) = start {
+                partition.delete_records(start).await.map_err(failed)?;
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// The whole batches at the front of `records` (a response may end with a cut batch).
@@ -279,7 +317,7 @@ fn whole_batches(records: &Bytes) -> Bytes {
 /// The largest Fetch response a leader may send: `replica.fetch.response.max.bytes`, plus one
 /// batch over it (the first is sent whole, and no batch is larger than a produce request may
 /// be), plus room for the framing of every partition.
-fn response_bytes_max(config: &crate::config::ServerConfig) -> usize {
+fn response_bytes_max(config: &ServerConfig) -> usize {
     (config.replica_fetch_response_max_bytes as usize)
         .saturating_add(config.socket_request_max_bytes as usize)
         .saturating_add(1 << 20)

@@ -21,10 +21,10 @@ use crate::group::{
 };
 use crate::metadata::configs::{self, BrokerLayers};
 use crate::metadata::{MetadataImage, TopicId, TopicImage};
-use crate::partition::replicas::Transition;
 use crate::partition::{
     Acks, AppendOutcome, FollowerFetch, Partition, PartitionError, ReadOutcome, WantedIsr,
 };
+use crate::replication::leader::{IsrChangeAnswer, Transition};
 use crate::storage::log_dirs::LogDirs;
 use crate::storage::LogConfig;
 
@@ -89,6 +89,23 @@ fn long(configs: &BTreeMap<String, String>, key: &str) -> i64 {
 /// CPU shares of the background task queue against the default queue's 1000, where requests,
 /// replica fetchers and group timers run: under contention maintenance gets about a tenth.
 const BACKGROUND_SHARES: usize = 100;
+/// The pause before an ISR change whose answer was lost is asked again (Kafka's
+/// AlterPartitionManager retries after `retry.backoff.ms`, 100 ms).
+const ISR_CHANGE_RETRY: Duration = Duration::from_millis(100);
+
+/// What the controller's refusal of an ISR change says of its fate (Kafka's
+/// `Partition.handleAlterPartitionError`).
+fn isr_change_answer(error: &TopicError) -> IsrChangeAnswer {
+    match error {
+        TopicError::IneligibleReplica(_) | TopicError::InvalidRequest(_) => {
+            IsrChangeAnswer::NotMade
+        }
+        TopicError::NotController(_) | TopicError::Timeout(_) | TopicError::Storage(_) => {
+            IsrChangeAnswer::Unknown
+        }
+        _ => IsrChangeAnswer::Stale,
+    }
+}
 
 /// The shard's task queue for maintenance. Tasks spawned from it (a flusher's writes, say) stay
 /// in it: glommio spawns into the queue of the task that spawns.
@@ -683,40 +700,47 @@ impl Shard {
         Ok(outcome)
     }
 
-    /// Asks the controller for an ISR change of a partition led here, in the background; a
-    /// refusal clears the pending change so that it is worked out again.
+    /// Asks the controller for an ISR change of a partition led here, in the background. The
+    /// change stays pending (counted for the high watermark) unless the controller says it did
+    /// not make it; without an answer it is asked again (`Replicas::isr_change_answered`).
     fn alter_isr(&self, partition: &Rc<Partition>, wanted: WantedIsr) {
-        let change = IsrChange {
-            topic: partition.topic.to_string(),
-            partition: partition.index,
-            leader_epoch: wanted.leader_epoch,
-            partition_epoch: wanted.partition_epoch,
-            isr: wanted.isr,
-        };
         tracing::info!(
             "asking the controller to make the ISR of {} {:?}",
             partition.name(),
-            change.isr
+            wanted.isr
         );
         let controller = self.controller.clone();
         let partition = partition.clone();
         glommio::spawn_local(async move {
-            let (reply, answer) = flume::bounded(1);
-            let request = ControllerRequest::AlterPartition {
-                changes: vec![change],
-                reply,
-            };
-            let outcome = match controller.send_async(request).await {
-                Ok(()) => answer.recv_async().await.ok(),
-                Err(_) => None,
-            };
-            match outcome.and_then(|mut results| results.pop()) {
-                Some(Ok(())) => {}
-                Some(Err(error)) => {
-                    tracing::info!("ISR change of {} refused: {error}", partition.name());
-                    partition.isr_change_failed();
+            loop {
+                let change = IsrChange {
+                    topic: partition.topic.to_string(),
+                    partition: partition.index,
+                    leader_epoch: wanted.leader_epoch,
+                    partition_epoch: wanted.partition_epoch,
+                    isr: wanted.isr.clone(),
+                };
+                let (reply, answer) = flume::bounded(1);
+                let request = ControllerRequest::AlterPartition {
+                    changes: vec![change],
+                    reply,
+                };
+                let outcome = match controller.send_async(request).await {
+                    Ok(()) => answer.recv_async().await.ok(),
+                    Err(_) => None,
+                };
+                let answer = match outcome.and_then(|mut results| results.pop()) {
+                    Some(Ok(())) => IsrChangeAnswer::Made,
+                    Some(Err(error)) => {
+                        tracing::info!("ISR change of {} refused: {error}", partition.name());
+                        isr_change_answer(&error)
+                    }
+                    None => IsrChangeAnswer::Unknown,
+                };
+                if !partition.isr_change_answered(&wanted, answer) {
+                    return;
                 }
-                None => partition.isr_change_failed(),
+                glommio::timer::sleep(ISR_CHANGE_RETRY).await;
             }
         })
         .detach();
@@ -772,7 +796,31 @@ impl Shard {
             .find(|endpoint| endpoint.name == name)?;
         Some(format!("{}:{}", endpoint.host, endpoint.port))
     }
+}
 
+impl super::fetcher::FetcherHost for Shard {
+    fn shard_number(&self) -> usize {
+        self.id.0
+    }
+
+    fn server_config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>> {
+        Shard::followed_from(self, leader)
+    }
+
+    fn fetcher_stopped(&self, leader: i32) {
+        Shard::fetcher_stopped(self, leader)
+    }
+
+    fn broker_address(&self, leader: i32) -> Option<String> {
+        Shard::broker_address(self, leader)
+    }
+}
+
+impl Shard {
     /// Starts a fetcher for every leader that partitions here follow and none fetches from.
     fn start_fetchers(self: &Rc<Self>) {
         let leaders: std::collections::BTreeSet<i32> = self

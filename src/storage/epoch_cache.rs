@@ -20,21 +20,18 @@ use std::path::{Path, PathBuf};
 
 use super::checkpoint::write_replacing;
 use super::StorageError;
+use crate::replication::epochs::{EpochEntries, EpochLedger};
 
 /// Name of the cache's file in the partition directory (Kafka's).
 pub const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
-/// Kafka's `UNDEFINED_EPOCH`: no epoch is known.
-pub const UNDEFINED_EPOCH: i32 = -1;
-/// Kafka's `UNDEFINED_EPOCH_OFFSET`: no end offset is known.
-pub const UNDEFINED_EPOCH_OFFSET: i64 = -1;
+pub use crate::replication::epochs::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 /// The only version of the file format.
 const EPOCH_CHECKPOINT_VERSION: &str = "0";
 
 #[derive(Debug)]
 pub struct EpochCache {
     path: PathBuf,
-    /// `(epoch, start offset)`, ascending in both.
-    entries: Vec<(i32, i64)>,
+    ledger: EpochLedger,
 }
 
 impl EpochCache {
@@ -53,82 +50,44 @@ impl EpochCache {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(error) => return Err(StorageError::io(&path, error)),
         };
-        Ok(EpochCache { path, entries })
+        Ok(EpochCache {
+            path,
+            ledger: EpochLedger::new(entries),
+        })
     }
 
-    /// Records that `epoch` starts at `start_offset`. Nothing changes unless `epoch` is newer
-    /// than the latest epoch held (a negative epoch, a batch stamped by no leader, is never
-    /// recorded). Entries starting at or after `start_offset` go first: no batch of theirs
-    /// follows, since the new epoch's first batch is there.
+    /// The entries as pure data (`replication::epochs`).
+    pub fn ledger(&self) -> &EpochLedger {
+        &self.ledger
+    }
+
+    /// Records that `epoch` starts at `start_offset` (`EpochLedger::assigned`).
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<(), StorageError> {
-        let newer = self.latest_epoch().is_none_or(|latest| epoch > latest);
-        if epoch < 0 || start_offset < 0 || !newer {
-            return Ok(());
-        }
-        let kept = self.count_starting_below(start_offset);
-        let mut entries = self.entries[..kept].to_vec();
-        entries.push((epoch, start_offset));
-        self.replace(entries)
+        let changed = self.ledger.assigned(epoch, start_offset);
+        self.persist(changed)
     }
 
     /// The newest epoch held, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.entries.last().map(|(epoch, _)| *epoch)
+        self.ledger.latest_epoch()
     }
 
-    /// Kafka's `endOffsetFor`: the epoch and end offset to answer an OffsetsForLeaderEpoch
-    /// request for `requested_epoch` with, given the log end `log_end`. The latest epoch ends
-    /// at the log end; an older one ends where the next newer epoch starts, answered with the
-    /// newest epoch at or below the one requested (or the requested one if none is held). An
-    /// epoch newer than all held, `UNDEFINED_EPOCH` and an empty cache get `(-1, -1)`.
+    /// Kafka's `endOffsetFor` (`EpochLedger::end_offset_for`).
     pub fn end_offset_for(&self, requested_epoch: i32, log_end: i64) -> (i32, i64) {
-        let undefined = (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
-        if requested_epoch == UNDEFINED_EPOCH {
-            return undefined;
-        }
-        if self.latest_epoch() == Some(requested_epoch) {
-            return (requested_epoch, log_end);
-        }
-        let higher = self
-            .entries
-            .partition_point(|(epoch, _)| *epoch <= requested_epoch);
-        let Some(&(_, higher_start)) = self.entries.get(higher) else {
-            return undefined;
-        };
-        match higher.checked_sub(1).map(|floor| self.entries[floor]) {
-            None => (requested_epoch, higher_start),
-            Some((floor_epoch, _)) => (floor_epoch, higher_start),
-        }
+        self.ledger.end_offset_for(requested_epoch, log_end)
     }
 
     /// Removes the entries starting at or after `end_offset` (the log was cut there).
     /// A negative `end_offset` changes nothing, as in Kafka.
     pub fn truncate_from_end(&mut self, end_offset: i64) -> Result<(), StorageError> {
-        let kept = self.count_starting_below(end_offset);
-        if end_offset < 0 || kept == self.entries.len() {
-            return Ok(());
-        }
-        self.replace(self.entries[..kept].to_vec())
+        let changed = self.ledger.truncated_from_end(end_offset);
+        self.persist(changed)
     }
 
-    /// Follows the log start to `start_offset`: of the entries starting at or below it only
-    /// the latest stays, now starting at `start_offset` (its epoch still covers the first
-    /// batches kept), as Kafka's `truncateFromStart` does.
+    /// Follows the log start to `start_offset` (`EpochLedger::truncated_from_start`).
     pub fn truncate_from_start(&mut self, start_offset: i64) -> Result<(), StorageError> {
-        let covering = self
-            .entries
-            .partition_point(|(_, start)| *start <= start_offset);
-        let Some(latest) = covering.checked_sub(1) else {
-            return Ok(());
-        };
-        let (epoch, start) = self.entries[latest];
-        if latest == 0 && start == start_offset {
-            return Ok(());
-        }
-        let mut entries = Vec::with_capacity(self.entries.len() - latest);
-        entries.push((epoch, start_offset));
-        entries.extend_from_slice(&self.entries[covering..]);
-        self.replace(entries)
+        let changed = self.ledger.truncated_from_start(start_offset);
+        self.persist(changed)
     }
 
     /// Removes every entry (the log was emptied and starts again elsewhere).
@@ -138,27 +97,28 @@ impl EpochCache {
 
     /// `(epoch, start offset)` of every epoch held, oldest first.
     pub fn entries(&self) -> &[(i32, i64)] {
-        &self.entries
+        self.ledger.entries()
     }
 
-    /// How many entries start below `offset` (they form a prefix).
-    fn count_starting_below(&self, offset: i64) -> usize {
-        self.entries.partition_point(|(_, start)| *start < offset)
+    fn persist(&mut self, changed: Option<EpochEntries>) -> Result<(), StorageError> {
+        match changed {
+            Some(entries) => self.replace(entries),
+            None => Ok(()),
+        }
     }
 
     /// Writes `entries` durably, then takes them as the cache.
-    fn replace(&mut self, entries: Vec<(i32, i64)>) -> Result<(), StorageError> {
+    fn replace(&mut self, entries: EpochEntries) -> Result<(), StorageError> {
         let mut text = format!("{EPOCH_CHECKPOINT_VERSION}\n{}\n", entries.len());
         for (epoch, start) in &entries {
             writeln!(text, "{epoch} {start}").expect("writing to a String cannot fail");
         }
         write_replacing(&self.path, text.as_bytes(), true)?;
-        self.entries = entries;
+        self.ledger.replace(entries);
         Ok(())
     }
 }
 
-/// Parses the file's bytes, or says why they are not a valid cache.
 fn parse(bytes: &[u8]) -> Result<Vec<(i32, i64)>, &'static str> {
     let text = std::str::from_utf8(bytes).map_err(|_| "it is not text")?;
     let mut lines = text.lines();

@@ -1,7 +1,8 @@
-//! What a partition's leader knows of its replicas: its place in the cluster (leader, epochs,
-//! ISR, from the metadata image), each follower's log end as its fetches report it, and the ISR
-//! change it has asked the controller for. From these it derives the high watermark and which
-//! ISR changes are due. Pure bookkeeping: no I/O, no clock of its own (callers pass `now_ms`).
+//! A partition's leader side of replication: its place in the cluster (leader, epochs, ISR,
+//! from the metadata image), each follower's log end as its fetches report it, and the ISR
+//! change it has asked the controller for. From these it derives the high watermark, which ISR
+//! changes are due, and whether a follower's fetch position is on the leader's log at all
+//! (`check_position`). Pure bookkeeping: no I/O, no clock of its own (callers pass `now_ms`).
 //!
 //! Invariants (Kafka's): the high watermark is the smallest log end among the in-sync replicas,
 //! counting a pending change's replicas too (the "maximal ISR"): while an expansion waits for
@@ -13,6 +14,63 @@
 use std::collections::BTreeMap;
 
 use crate::metadata::PartitionImage;
+
+/// Where a follower's fetch stands against the leader's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// On the leader's log: read from the fetch offset.
+    Read,
+    /// The follower's last epoch ends earlier in the leader's log (or is not there): answer
+    /// with the largest epoch both may share and where it ends here, and no records.
+    Diverging { epoch: i32, end_offset: i64 },
+    /// Below the leader's log start or past its end (OFFSET_OUT_OF_RANGE).
+    OutOfRange,
+}
+
+/// Kafka's check of a follower's fetch (`fetch_offset`, `last_fetched_epoch`: -1 when it does
+/// not say) against a leader log from `log_start` to `log_end`; `end_for_epoch` answers
+/// OffsetsForLeaderEpoch from the leader's epoch ledger.
+pub fn check_position(
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+    log_start: i64,
+    log_end: i64,
+    end_for_epoch: impl Fn(i32) -> (i32, i64),
+) -> Position {
+    if last_fetched_epoch >= 0 {
+        let (epoch, end) = end_for_epoch(last_fetched_epoch);
+        if epoch != last_fetched_epoch || end < fetch_offset {
+            return Position::Diverging {
+                epoch,
+                end_offset: end,
+            };
+        }
+    }
+    if fetch_offset > log_end || fetch_offset < log_start {
+        return Position::OutOfRange;
+    }
+    Position::Read
+}
+
+/// The controller's answer to a leader's ISR change (AlterPartition), as far as the pending
+/// change goes (Kafka's `Partition.handleAlterPartitionError`). A change whose fate is not
+/// known must keep counting towards the high watermark: the controller may have made it, and
+/// may elect the new member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsrChangeAnswer {
+    /// Made: the image bringing it ends the pending change.
+    Made,
+    /// Refused against the current partition epoch, so not made (INELIGIBLE_REPLICA,
+    /// INVALID_REQUEST): forgotten, to be worked out again.
+    NotMade,
+    /// The leader's view is behind the controller's (FENCED_LEADER_EPOCH,
+    /// INVALID_UPDATE_VERSION, NOT_LEADER_OR_FOLLOWER, STALE_BROKER_EPOCH, unknown
+    /// partition): an earlier try may have made it; it stays pending until a newer image.
+    Stale,
+    /// No answer (timeout, lost connection, no controller): it stays pending and is asked
+    /// again.
+    Unknown,
+}
 
 /// What one follower's fetches have told the leader.
 #[derive(Clone, Copy, Debug)]
@@ -214,6 +272,19 @@ impl Replicas {
         )
     }
 
+    /// The expansion due for `replica` once the high watermark is `high_watermark` and the
+    /// leader epoch started at `epoch_start`, made pending (so the high watermark counts it).
+    pub fn expand_if_due(
+        &mut self,
+        replica: i32,
+        high_watermark: i64,
+        epoch_start: i64,
+    ) -> Option<Vec<i32>> {
+        let isr = self.expansion(replica, high_watermark, epoch_start)?;
+        self.set_pending(isr.clone());
+        Some(isr)
+    }
+
     pub fn set_pending(&mut self, isr: Vec<i32>) {
         self.pending_isr = Some(isr);
     }
@@ -221,6 +292,35 @@ impl Replicas {
     /// The controller refused or lost the pending change: it may be worked out again.
     pub fn clear_pending(&mut self) {
         self.pending_isr = None;
+    }
+
+    /// The ISR change asked of the controller and not yet seen in an image.
+    pub fn pending(&self) -> Option<&[i32]> {
+        self.pending_isr.as_deref()
+    }
+
+    /// Takes the controller's answer to the pending change `isr` (asked at `leader_epoch` and
+    /// `partition_epoch`); returns whether to ask again (an unknown outcome of a change still
+    /// pending as asked).
+    pub fn isr_change_answered(
+        &mut self,
+        isr: &[i32],
+        leader_epoch: i32,
+        partition_epoch: i32,
+        answer: IsrChangeAnswer,
+    ) -> bool {
+        let still_pending = self.pending() == Some(isr)
+            && self.leader_epoch == leader_epoch
+            && self.partition_epoch == partition_epoch
+            && self.is_leader();
+        match answer {
+            IsrChangeAnswer::NotMade if still_pending => {
+                self.clear_pending();
+                false
+            }
+            IsrChangeAnswer::Unknown => still_pending,
+            _ => false,
+        }
     }
 
     /// (replica, log end or -1, last caught up ms) of each follower, for DescribeQuorum-like
@@ -301,6 +401,30 @@ mod tests {
             None,
             "2 has the leader's end"
         );
+    }
+
+    /// Proves Kafka's handling of AlterPartition answers: only a refusal against the current
+    /// version forgets the pending change; a stale one keeps it for the next image; an unknown
+    /// outcome keeps it and asks again; an answer to an older change changes nothing.
+    #[test]
+    fn pending_isr_change_is_forgotten_only_when_surely_not_made() {
+        let mut replicas = Replicas::new(1);
+        replicas.adopt(&image(1, 2, 5, &[1, 2]), 0);
+        replicas.set_pending(vec![1, 2, 3]);
+        let asked = [1, 2, 3];
+        assert!(replicas.isr_change_answered(&asked, 2, 5, IsrChangeAnswer::Unknown));
+        assert!(!replicas.isr_change_answered(&asked, 2, 5, IsrChangeAnswer::Stale));
+        assert!(!replicas.isr_change_answered(&asked, 2, 5, IsrChangeAnswer::Made));
+        assert_eq!(replicas.pending(), Some(&asked[..]));
+        assert!(!replicas.isr_change_answered(&asked, 2, 4, IsrChangeAnswer::NotMade));
+        assert_eq!(
+            replicas.pending(),
+            Some(&asked[..]),
+            "an older change's answer"
+        );
+        assert!(!replicas.isr_change_answered(&asked, 2, 5, IsrChangeAnswer::NotMade));
+        assert_eq!(replicas.pending(), None);
+        assert!(!replicas.isr_change_answered(&asked, 2, 5, IsrChangeAnswer::Unknown));
     }
 
     /// Proves role transitions: a new leader epoch is a new leadership (followers forgotten),
