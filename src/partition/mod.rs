@@ -151,6 +151,10 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
     log: Log,
+    /// Set when the partition is deleted here: its log has no segments any more, and whoever
+    /// still holds the partition (a fetcher with an answer on its way, a waiting request) must
+    /// not touch it (`check_online`).
+    removed: Cell<bool>,
     replicas: RefCell<Replicas>,
     high_watermark: Cell<i64>,
     /// `min.insync.replicas` of the topic.
@@ -195,6 +199,7 @@ impl Partition {
             index,
             high_watermark: Cell::new(log.checkpointed_high_watermark()),
             log,
+            removed: Cell::new(false),
             replicas: RefCell::new(Replicas::new(node_id)),
             min_insync_replicas: Cell::new(1),
             append_permit: AppendPermit::new(),
@@ -229,6 +234,9 @@ impl Partition {
 
     /// Whether the replica's log directory still serves.
     fn check_online(&self) -> Result<(), PartitionError> {
+        if self.removed.get() {
+            return Err(PartitionError::NotHosted(self.name()));
+        }
         match self.dir.failure() {
             Some(reason) => Err(PartitionError::Offline {
                 partition: self.name(),
@@ -295,9 +303,9 @@ impl Partition {
     }
 
     /// The leader this replica follows (-1: none now), or `None` when it leads or its log
-    /// directory is offline (it copies nothing more).
+    /// directory is offline or it was deleted here (it copies nothing more).
     pub fn leader_to_follow(&self) -> Option<i32> {
-        if self.dir.failure().is_some() {
+        if self.dir.failure().is_some() || self.removed.get() {
             return None;
         }
         match self.replicas.borrow().role() {
@@ -993,7 +1001,13 @@ impl Partition {
     /// permit, so no compaction swap is under way.
     pub async fn remove(&self) -> Result<(), PartitionError> {
         let _permit = self.lock_appends().await;
+        self.removed.set(true);
         Ok(self.log.delete_later().await?)
+    }
+
+    /// Whether the partition was deleted here (its log must not be read any more).
+    pub fn is_removed(&self) -> bool {
+        self.removed.get()
     }
 
     fn wake_waiters(&self) {

@@ -232,6 +232,10 @@ async fn apply(
     at: FetchedAt,
     data: PartitionData,
 ) -> Result<(), (String, Pause)> {
+    if partition.is_removed() {
+        // Deleted here while the fetch was on its way: nothing to apply it to.
+        return Ok(());
+    }
     let refusal = ResponseError::try_from_code(data.error_code).map(|error| match error {
         ResponseError::OffsetOutOfRange => Refusal::OffsetOutOfRange,
         ResponseError::UnknownTopicOrPartition | ResponseError::UnknownLeaderEpoch => {
