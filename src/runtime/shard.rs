@@ -770,21 +770,6 @@ impl Shard {
         }
     }
 
-    /// Partitions hosted here that follow broker `leader`.
-    pub fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>> {
-        self.partitions
-            .borrow()
-            .values()
-            .filter(|(_, partition)| partition.leader_to_follow() == Some(leader))
-            .map(|(_, partition)| partition.clone())
-            .collect()
-    }
-
-    /// A fetcher found nothing left to fetch from `leader` and ends.
-    pub fn fetcher_stopped(&self, leader: i32) {
-        self.fetchers.borrow_mut().remove(&leader);
-    }
-
     /// `host:port` of broker `node_id`'s inter-broker listener, if it is registered.
     pub fn broker_address(&self, node_id: i32) -> Option<String> {
         let image = self.metadata();
@@ -808,11 +793,16 @@ impl super::fetcher::FetcherHost for Shard {
     }
 
     fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>> {
-        Shard::followed_from(self, leader)
+        self.partitions
+            .borrow()
+            .values()
+            .filter(|(_, partition)| partition.leader_to_follow() == Some(leader))
+            .map(|(_, partition)| partition.clone())
+            .collect()
     }
 
     fn fetcher_stopped(&self, leader: i32) {
-        Shard::fetcher_stopped(self, leader)
+        self.fetchers.borrow_mut().remove(&leader);
     }
 
     fn broker_address(&self, leader: i32) -> Option<String> {
