@@ -160,12 +160,14 @@ def test_compacted_consumer_offsets_load_latest_commits(start_broker):
     deleted = run_script("flink-consumer-groups.sh", "--bootstrap-server", broker.bootstrap,
                          "--delete-offsets", "--group", group, "--topic", "data:2")
     assert "Successful" in deleted.stdout, describe_run(deleted)
-    assert len(segment_bases(broker, "__consumer_offsets-0")) > 20
+    segments = len(segment_bases(broker, "__consumer_offsets-0"))
     # A compaction may already have run while the commits were still arriving: wait for one
     # that started after the deletion. Compaction reads the whole log, so the deletion in the
     # active segment already counts.
     compacted_before = len(broker.wait_for_log(COMPACTED_LINE.format("__consumer_offsets"),
                                                timeout=0))
+    # The 900 commits filled many 1 KiB segments, unless a compaction has already merged them.
+    assert segments > 20 or compacted_before, (segments, compacted_before)
     deadline = time.monotonic() + DEADLINE_S
     while True:
         matches = broker.wait_for_log(COMPACTED_LINE.format("__consumer_offsets"), timeout=1)

@@ -137,8 +137,10 @@ class CommittedReader:
         """The high offset ListOffsets gives at read_committed: the last stable offset."""
         return self.consumer.get_watermark_offsets(self.partition, timeout=DEADLINE_S)[1]
 
-    def read_to_end(self) -> list[str]:
-        """The values before the end read_committed consumers see (the last stable offset)."""
+    def read_to_end(self, end: int) -> list[str]:
+        """The values before `end`, the last stable offset read_committed consumers see. An end of
+        partition reported at an earlier offset (queued before the last stable offset moved) is
+        not the end."""
         values = []
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
@@ -146,7 +148,8 @@ class CommittedReader:
                 if message.error() is None:
                     values.append(message.value().decode())
                 elif message.error().code() == KafkaError._PARTITION_EOF:
-                    return values
+                    if message.offset() >= end:
+                        return values
                 else:
                     raise AssertionError(f"consume error: {message.error()}")
         raise AssertionError(f"no end of partition in {DEADLINE_S}s; read {values}")
@@ -202,7 +205,7 @@ def test_open_transaction_is_listed_described_and_aborted(broker):
         assert (result.stdout, result.stderr) == ("", ""), describe_run(result)
         # before, t0-t2, after, and the ABORT marker at offset 5.
         assert reader.last_stable_offset() == 6
-        assert reader.read_to_end() == ["before", "after"]
+        assert reader.read_to_end(6) == ["before", "after"]
 
     [row] = table_rows(tool(broker, "describe-producers", "--topic", topic, "--partition", "0"),
                        PRODUCERS_HEADERS)
