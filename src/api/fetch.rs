@@ -2,8 +2,9 @@
 //! (up to `max_wait_ms`) for any of the partitions to grow, woken by the append itself rather
 //! than by polling. A consumer reads below the high watermark of partitions led here; a
 //! follower (a `replica_id` of 0 or more: another broker's replica fetcher) reads to the log
-//! end, and its fetch offset is how the leader learns its progress (`replication::leader`). Fetch sessions (KIP-227) are not kept: every response is a full one with
-//! session id 0, which tells clients to send full requests. From v13 topics are named by id.
+//! end, and its fetch offset is how the leader learns its progress (`replication::leader`).
+//! A request in a fetch session (KIP-227, `api::fetch_session`) reads every partition of its
+//! session and is answered with those that have something new. From v13 topics are named by id.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use super::fetch_session::Plan;
 use super::RequestContext;
 use crate::metadata::TopicId;
 use crate::partition::{PartitionError, ReadOutcome};
@@ -58,6 +60,10 @@ fn replica_id(request: &FetchRequest, version: i16) -> i32 {
 /// (`queued.max.request.bytes`) while the fetch is served, so that a client pipelining fetches
 /// it does not read cannot make the broker build more responses than the bound.
 pub fn response_bytes_max(request: &FetchRequest) -> usize {
+    if request.session_epoch > 0 {
+        // Answered for its whole session, which an incremental fetch does not list.
+        return request.max_bytes.max(0) as usize;
+    }
     let partitions = request
         .topics
         .iter()
@@ -79,18 +85,27 @@ pub fn record_sets(response: &FetchResponse, min_bytes: usize) -> Vec<bytes::Byt
         .collect()
 }
 
-pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
-    // No session is ever created (every response carries session id 0), so an incremental
-    // fetch names a session this broker does not have; epoch -1 (close) or 0 with id 0 is a
-    // full, sessionless fetch.
-    if request.session_id != 0 && request.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+/// Serves `request`; the answer is whole, and `throttle_requests` makes it the session's.
+pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> (FetchResponse, Plan) {
+    let follower = is_follower(&request, context.version);
+    let now_ms = crate::storage::now_ms().max(0) as u64;
+    let resolved = context
+        .shard
+        .fetch_sessions
+        .borrow_mut()
+        .resolve(&request, follower, now_ms);
+    match resolved {
+        Ok((plan, topics)) => (serve(context, request.with_topics(topics)).await, plan),
+        Err(error) => {
+            tracing::debug!("fetch from {} refused: {error}", context.connection.peer);
+            let response = FetchResponse::default().with_error_code(error.code());
+            (response, Plan::Sessionless)
+        }
     }
-    if request.session_id == 0 && request.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
-    }
+}
+
+/// Reads every partition `request` names, waiting as it asks for enough to arrive.
+async fn serve(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     let image = context.shard.metadata();
     let by_id = context.version >= TOPIC_IDS_VERSION;
     let replica_id = replica_id(&request, context.version);
@@ -189,22 +204,38 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
 /// Applies the request quota (`api::request_quota`) to a fetch's response: a consumer over it
 /// is answered without records, which go back to its byte rate, with the larger of the two
 /// throttles, as Kafka answers a fetch over either quota. Followers are exempt (throttle 0).
+/// Then the answer becomes its session's (`plan`): a throttled one carries no partitions and
+/// tells the session nothing.
 pub async fn throttle_requests(
     context: &RequestContext<'_>,
     response: FetchResponse,
+    plan: Plan,
 ) -> FetchResponse {
     let throttle_ms = context.request_throttle().await;
     // A fetch the byte rate throttled is already answered without records.
-    if throttle_ms == 0 || response.throttle_time_ms > 0 {
-        let throttle_ms = response.throttle_time_ms.max(throttle_ms);
-        return response.with_throttle_time_ms(throttle_ms);
+    let mut response = match (throttle_ms, response.throttle_time_ms) {
+        (0, _) | (_, 1..) => {
+            let throttle_ms = response.throttle_time_ms.max(throttle_ms);
+            response.with_throttle_time_ms(throttle_ms)
+        }
+        _ => {
+            let bytes = record_sets(&response, 0)
+                .iter()
+                .map(bytes::Bytes::len)
+                .sum();
+            context.unthrottle(QuotaKind::Fetch, bytes).await;
+            FetchResponse::default().with_throttle_time_ms(throttle_ms)
+        }
+    };
+    match response.throttle_time_ms {
+        0 => context
+            .shard
+            .fetch_sessions
+            .borrow_mut()
+            .answered(plan, &mut response),
+        _ => response.session_id = plan.session_id(),
     }
-    let bytes = record_sets(&response, 0)
-        .iter()
-        .map(bytes::Bytes::len)
-        .sum();
-    context.unthrottle(QuotaKind::Fetch, bytes).await;
-    FetchResponse::default().with_throttle_time_ms(throttle_ms)
+    response
 }
 
 async fn read_all(

@@ -30,6 +30,7 @@ mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
+pub mod fetch_session;
 mod find_coordinator;
 mod groups;
 mod heartbeat;
@@ -359,9 +360,9 @@ async fn serve(
                 true => Timed::FollowerFetch,
                 false => Timed::ConsumerFetch,
             };
-            let response = fetch::handle(&context, body).await;
+            let (response, session) = fetch::handle(&context, body).await;
             latency::record(timed, started.elapsed());
-            let response = fetch::throttle_requests(&context, response).await;
+            let response = fetch::throttle_requests(&context, response, session).await;
             let shared = fetch::record_sets(&response, protocol::SHARED_BYTES_MIN);
             protocol::encode_response_sharing(correlation_id, key, version, &response, shared)
                 .map(Some)

@@ -178,6 +178,8 @@ pub struct ServerConfig {
     pub producer_id_expiration_check_interval_ms: u64,
     /// `fetch.max.bytes`: the most one Fetch response carries, whatever the request asks.
     pub fetch_max_bytes: u32,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) kept, over all shards.
+    pub max_incremental_fetch_session_cache_slots: u32,
     /// Bytes a follower asks for per partition and per fetch response.
     pub replica_fetch_max_bytes: u32,
     pub replica_fetch_response_max_bytes: u32,
@@ -276,6 +278,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("replica.lag.time.max.ms", "30000"),
     ("replica.fetch.wait.max.ms", "500"),
     ("fetch.max.bytes", "57671680"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
     ("producer.id.expiration.ms", "86400000"),
     ("producer.id.expiration.check.interval.ms", "600000"),
     ("replica.fetch.max.bytes", "1048576"),
@@ -485,6 +488,8 @@ impl ServerConfig {
             replica_lag_time_max_ms: lookup.number("replica.lag.time.max.ms")?,
             replica_fetch_wait_max_ms: lookup.number("replica.fetch.wait.max.ms")?,
             fetch_max_bytes: lookup.number("fetch.max.bytes")?,
+            max_incremental_fetch_session_cache_slots: lookup
+                .number("max.incremental.fetch.session.cache.slots")?,
             producer_id_expiration_ms: lookup.number("producer.id.expiration.ms")?,
             producer_id_expiration_check_interval_ms: lookup
                 .number("producer.id.expiration.check.interval.ms")?,

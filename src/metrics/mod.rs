@@ -70,6 +70,9 @@ pub struct ShardMetrics {
     pub io_latency_us: Option<(f64, f64)>,
     pub fsyncs: u64,
     pub tail_cache_bytes: usize,
+    /// Fetch sessions (KIP-227) held, and the partitions they hold.
+    pub fetch_sessions: usize,
+    pub fetch_session_partitions: usize,
     /// Produce, fetch and fsync latency histograms (`latency`).
     pub latencies: Vec<latency::LatencySummary>,
 }
@@ -127,6 +130,8 @@ impl ShardMetrics {
             fsyncs: crate::storage::segment::fsync_count(),
             tail_cache_bytes: crate::storage::tail::shard_tail_bytes(),
             latencies: latency::summaries(),
+            fetch_sessions: 0,
+            fetch_session_partitions: 0,
         }
     }
 }
@@ -219,7 +224,7 @@ pub fn render(shards: &[ShardMetrics]) -> String {
     for (name, kind, help, value) in counters {
         family(name, kind, help, per_shard(value));
     }
-    let gauges: [(&str, &str, Field); 6] = [
+    let gauges: [(&str, &str, Field); 8] = [
         ("flink_connections", "Open client connections.", |s| {
             s.connections.to_string()
         }),
@@ -245,6 +250,16 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             "flink_log_tail_cache_bytes",
             "Bytes held by the shard's in-memory segment tails.",
             |s| s.tail_cache_bytes.to_string(),
+        ),
+        (
+            "flink_fetch_sessions",
+            "Fetch sessions (KIP-227) the shard holds (Kafka's NumIncrementalFetchSessions).",
+            |s| s.fetch_sessions.to_string(),
+        ),
+        (
+            "flink_fetch_session_partitions",
+            "Partitions held by the shard's fetch sessions.",
+            |s| s.fetch_session_partitions.to_string(),
         ),
     ];
     for (name, help, value) in gauges {

@@ -147,6 +147,8 @@ pub struct Shard {
     fetchers: RefCell<std::collections::BTreeSet<i32>>,
     /// Replicas no log directory could take (`LogDirs::place`), said once.
     unplaced: RefCell<std::collections::HashSet<PartitionKey>>,
+    /// The fetch sessions of connections on this shard (`api::fetch_session`).
+    pub fetch_sessions: RefCell<crate::api::fetch_session::FetchSessions>,
 }
 
 impl Shard {
@@ -158,6 +160,9 @@ impl Shard {
         log_dirs: Arc<LogDirs>,
         clean_start: bool,
     ) -> Shard {
+        // Each shard keeps its share of the fetch session slots.
+        let session_slots =
+            (config.max_incremental_fetch_session_cache_slots as usize / mesh.shard_count()).max(1);
         Shard {
             background: background_queue(),
             id,
@@ -175,6 +180,10 @@ impl Shard {
             settings: RefCell::new(HashMap::new()),
             fetchers: RefCell::new(Default::default()),
             unplaced: RefCell::new(Default::default()),
+            fetch_sessions: RefCell::new(crate::api::fetch_session::FetchSessions::new(
+                session_slots,
+                id.0 as u32 + 1,
+            )),
             txns: TxnCoordinator::new(),
             peers: super::peer::PeerPool::new("flink-broker", config.links.inter_broker.security()),
             groups: Coordinator::new(
@@ -417,11 +426,15 @@ impl Shard {
             .iter()
             .filter(|partition| partition.is_under_replicated())
             .count();
-        crate::metrics::ShardMetrics::collect(
+        let mut metrics = crate::metrics::ShardMetrics::collect(
             self.id.0,
             self.mesh.queue_depth(self.id),
             (partitions.len(), led.len(), under_replicated),
-        )
+        );
+        let sessions = self.fetch_sessions.borrow();
+        (metrics.fetch_sessions, metrics.fetch_session_partitions) =
+            (sessions.count(), sessions.partitions());
+        metrics
     }
 
     /// Flushes and closes every hosted log (with its producer snapshot) for a clean shutdown;

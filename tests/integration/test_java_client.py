@@ -114,6 +114,15 @@ def check_batches(broker: support.Broker, topic: str, count: int, codec: str,
     return batches
 
 
+def check_fetch_sessions(log: str) -> None:
+    """The consumer fetched in a session (KIP-227): a full fetch opened it, the next ones were
+    incremental, and the broker never refused one (the client logs a refusal and starts over)."""
+    assert re.search(r"Node \d+ sent a full fetch response that created a new incremental fetch "
+                     r"session [1-9]\d* with \d+ response partition", log), log[-3000:]
+    assert re.search(r"Built incremental fetch \(sessionId=[1-9]\d*, epoch=[1-9]", log), log[-3000:]
+    assert "was unable to process the fetch request" not in log, log[-3000:]
+
+
 @versions()
 @pytest.mark.parametrize("codec", list(CODECS))
 def test_codec_round_trip(java, shared_broker, codec):
@@ -128,6 +137,7 @@ def test_codec_round_trip(java, shared_broker, codec):
                       input=stdin_lines(records))
     check_round_trip(records, output)
     check_batches(shared_broker, topic, RECORDS, codec, idempotent=False)
+    check_fetch_sessions(output["stderr"])
 
 
 @versions()
