@@ -20,6 +20,7 @@ pub mod connection;
 pub mod consumer;
 pub mod consumer_protocol;
 pub mod error;
+pub mod fetch_session;
 pub mod group;
 pub mod group_consumer;
 pub mod membership;

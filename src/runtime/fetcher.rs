@@ -13,18 +13,22 @@
 //! and the next fetch goes out as soon as all are written.
 //! The partitions fetched are looked up afresh before every request, so a fetcher follows the
 //! metadata image by itself, and ends when no partition here follows its leader any more.
+//! Fetches go in a fetch session (KIP-227, `client::fetch_session`): after the first, a fetch
+//! names only the partitions whose position changed, and the leader answers only those with
+//! something new; a new connection starts a new session.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::peer::PeerConnection;
+use crate::client::fetch_session::FetchSession;
 use crate::config::ServerConfig;
 use crate::partition::{FetchedAt, Partition};
 use crate::replication::follower::{self, Answer, Backoffs, LocalLog, Pause, Refusal, Step};
@@ -61,6 +65,7 @@ pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
     let started = Instant::now();
     let clock = move || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let mut connection: Option<PeerConnection> = None;
+    let mut session = FetchSession::default();
     // Partitions whose last fetch failed, and when they may be fetched again.
     let mut delayed: Backoffs<(Rc<str>, i32)> = Backoffs::default();
     // A refused login or TLS handshake is logged once until a connection succeeds again.
@@ -92,6 +97,8 @@ pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
         let open = match connection.take() {
             Some(open) if open.address == address => open,
             _ => {
+                // The leader keeps sessions per shard, and a new connection may land on another.
+                session.start_over();
                 let security = config.links.inter_broker.security();
                 match PeerConnection::open(&address, "flink-replica-fetcher", &security).await {
                     Ok(opened) => {
@@ -114,7 +121,7 @@ pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
             }
         };
         let open = connection.insert(open);
-        let (request, positions) = fetch_request(config, &fetched);
+        let (request, positions) = fetch_request(config, &fetched, &mut session);
         let fetched_response = open
             .request(
                 ApiKey::Fetch,
@@ -133,6 +140,19 @@ pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
                 continue;
             }
         };
+        session.answered(response.error_code, response.session_id);
+        let session_refused = [
+            ResponseError::FetchSessionIdNotFound.code(),
+            ResponseError::InvalidFetchSessionEpoch.code(),
+        ];
+        if session_refused.contains(&response.error_code) {
+            // The leader lost the session (restarted, evicted it): a full fetch at once.
+            tracing::debug!(
+                "leader {leader} refused the fetch session: {:?}",
+                ResponseError::try_from_code(response.error_code)
+            );
+            continue;
+        }
         if response.error_code != 0 {
             tracing::warn!(
                 "leader {leader} refused the fetch: {:?}",
@@ -178,12 +198,13 @@ fn key(partition: &Partition) -> (Rc<str>, i32) {
     (Rc::from(&*partition.topic), partition.index)
 }
 
-/// The fetch for `partitions`, and where each one's fetch starts.
+/// The fetch for `partitions` in `session`, and where each one's fetch starts.
 fn fetch_request(
     config: &ServerConfig,
     partitions: &[Rc<Partition>],
+    session: &mut FetchSession,
 ) -> (FetchRequest, Vec<FetchedAt>) {
-    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut wanted = Vec::with_capacity(partitions.len());
     let mut positions = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let (fetch_offset, last_fetched_epoch) = partition.fetch_position();
@@ -198,29 +219,15 @@ fn fetch_request(
             .with_last_fetched_epoch(last_fetched_epoch)
             .with_log_start_offset(partition.log_start_offset())
             .with_partition_max_bytes(config.replica_fetch_max_bytes as i32);
-        match topics
-            .iter_mut()
-            .find(|topic| *topic.topic.0 == *partition.topic)
-        {
-            Some(topic) => topic.partitions.push(fetched),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(
-                        partition.topic.to_string(),
-                    )))
-                    .with_partitions(vec![fetched]),
-            ),
-        }
+        let topic = TopicName(StrBytes::from_string(partition.topic.to_string()));
+        wanted.push((topic, fetched));
     }
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(config.node_id))
         .with_max_wait_ms(config.replica_fetch_wait_max_ms as i32)
         .with_min_bytes(1)
-        .with_max_bytes(config.replica_fetch_response_max_bytes as i32)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
-    (request, positions)
+        .with_max_bytes(config.replica_fetch_response_max_bytes as i32);
+    (session.next_fetch(wanted).apply_to(request), positions)
 }
 
 /// Applies one partition's answer as `replication::follower` decides: appends its records,
