@@ -151,6 +151,11 @@ async fn serve(context: &RequestContext<'_>, request: FetchRequest) -> FetchResp
             }));
         }
     }
+    if replica_id >= 0 {
+        let parts = owners.iter().flatten();
+        let remote = parts.clone().filter(|slot| slot.shard != context.shard.id);
+        crate::metrics::count_replica_fetch(parts.count(), remote.count());
+    }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     // Kafka's bound: the request's max_bytes, at most the broker's fetch.max.bytes. No partition
     // reads more than the whole response may carry (the first batch still comes whole).

@@ -20,6 +20,8 @@ thread_local! {
     static BYTES_IN: Cell<u64> = const { Cell::new(0) };
     static BYTES_OUT: Cell<u64> = const { Cell::new(0) };
     static CONNECTIONS: Cell<i64> = const { Cell::new(0) };
+    /// Partitions followers fetched through this shard: all, and those another shard owns.
+    static REPLICA_FETCH_PARTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     /// glommio hands out ring statistics since the last call; they are summed here.
     static IO_TOTALS: RefCell<IoTotals> = RefCell::new(IoTotals::default());
 }
@@ -32,6 +34,15 @@ pub fn count_request(key: i16, bytes: usize) {
 
 pub fn count_response(bytes: usize) {
     BYTES_OUT.with(|total| total.set(total.get() + bytes as u64));
+}
+
+/// A follower's fetch through this shard named `parts` partitions, `remote` of them owned by
+/// other shards (`net::steering` keeps that at 0 between brokers of the same shard count).
+pub fn count_replica_fetch(parts: usize, remote: usize) {
+    REPLICA_FETCH_PARTS.with(|total| {
+        let (all, others) = total.get();
+        total.set((all + parts as u64, others + remote as u64));
+    });
 }
 
 /// A connection opened (+1) or closed (-1) on this shard.
@@ -73,6 +84,9 @@ pub struct ShardMetrics {
     /// Fetch sessions (KIP-227) held, and the partitions they hold.
     pub fetch_sessions: usize,
     pub fetch_session_partitions: usize,
+    /// Partitions followers fetched through this shard, and those of them other shards own.
+    pub replica_fetch_partitions: u64,
+    pub replica_fetch_remote_partitions: u64,
     /// Produce, fetch and fsync latency histograms (`latency`).
     pub latencies: Vec<latency::LatencySummary>,
 }
@@ -132,6 +146,8 @@ impl ShardMetrics {
             latencies: latency::summaries(),
             fetch_sessions: 0,
             fetch_session_partitions: 0,
+            replica_fetch_partitions: REPLICA_FETCH_PARTS.with(Cell::get).0,
+            replica_fetch_remote_partitions: REPLICA_FETCH_PARTS.with(Cell::get).1,
         }
     }
 }
@@ -177,7 +193,7 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             })
             .collect(),
     );
-    let counters: [(&str, &str, &str, Field); 7] = [
+    let counters: [(&str, &str, &str, Field); 9] = [
         (
             "flink_network_received_bytes_total",
             "counter",
@@ -219,6 +235,18 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             "counter",
             "fdatasync calls on partition segments.",
             |s| s.fsyncs.to_string(),
+        ),
+        (
+            "flink_replica_fetch_partitions_total",
+            "counter",
+            "Partitions followers fetched through the shard's connections.",
+            |s| s.replica_fetch_partitions.to_string(),
+        ),
+        (
+            "flink_replica_fetch_remote_partitions_total",
+            "counter",
+            "Partitions followers fetched through the shard that another shard owns.",
+            |s| s.replica_fetch_remote_partitions.to_string(),
         ),
     ];
     for (name, kind, help, value) in counters {

@@ -28,18 +28,25 @@ pub enum LinkError {
 }
 
 /// Connects to `address` (`host:port`) within `timeout`, through TLS when `security` asks.
+/// With `affinity` (shard, shard count), from a source port that steers the connection to that
+/// shard of the other broker (`net::steering`).
 pub async fn connect(
     address: &str,
     security: &ClientSecurity,
     timeout: Duration,
+    affinity: Option<(usize, usize)>,
 ) -> Result<Stream, LinkError> {
     let connect = async {
-        TcpStream::connect(address)
-            .await
-            .map_err(|error| LinkError::Connect {
-                address: address.to_string(),
-                reason: error.to_string(),
-            })
+        let connected = match affinity {
+            Some((shard, shards)) if shards > 1 => {
+                super::steering::connect_to_shard(address, shard, shards, timeout).await
+            }
+            _ => TcpStream::connect(address).await.map_err(Into::into),
+        };
+        connected.map_err(|error| LinkError::Connect {
+            address: address.to_string(),
+            reason: error.to_string(),
+        })
     };
     let deadline = async {
         glommio::timer::sleep(timeout).await;

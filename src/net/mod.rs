@@ -1,13 +1,15 @@
 //! Client listeners. Every shard binds every client listener (glommio sets SO_REUSEPORT), so the
 //! kernel spreads connections over the shards; a connection is served entirely by the shard that
-//! accepted it. The connection limits are the broker's, shared by the shards
-//! (`connection_quotas`).
+//! accepted it. The shards bind in order and shard 0 steers each port's connections by source
+//! port (`steering`), so that replica fetchers reach the shard they fetch from. The connection
+//! limits are the broker's, shared by the shards (`connection_quotas`).
 
 mod connection;
 pub mod connection_quotas;
 pub mod frame;
 pub mod in_flight;
 pub mod link;
+pub mod steering;
 pub mod stream;
 pub mod tls;
 pub mod tls_reload;
@@ -46,7 +48,8 @@ pub struct BoundListener {
     pub principals: Rc<PrincipalMapper>,
 }
 
-/// Binds every client listener of the configuration on this shard.
+/// Binds every client listener of the configuration on this shard (after the shards before it:
+/// `steering` counts on shard `i` being the `i`-th socket of each port).
 pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener>> {
     shard
         .config
@@ -57,7 +60,9 @@ pub fn bind_client_listeners(shard: &Shard) -> std::io::Result<Vec<BoundListener
             } else {
                 listener.host.as_str()
             };
-            let socket = TcpListener::bind((host, listener.port)).map_err(|error| {
+            // Shard 0 steers each port's connections (`steering`).
+            let steer = (shard.id.0 == 0).then(|| shard.mesh.shard_count());
+            let socket = steering::bind_listener(host, listener.port, steer).map_err(|error| {
                 std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
                     format!(

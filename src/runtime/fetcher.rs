@@ -37,8 +37,10 @@ use crate::storage::batch;
 /// What a fetcher needs of the shard it runs on (the shard implements it; the fetcher does
 /// not know the shard).
 pub trait FetcherHost {
-    /// The shard's number, for logs.
+    /// The shard's number: its fetchers reach the same shard of the leader (`net::steering`).
     fn shard_number(&self) -> usize;
+    /// How many shards this broker runs.
+    fn shard_count(&self) -> usize;
     fn server_config(&self) -> &ServerConfig;
     /// The partitions here that follow `leader` now.
     fn followed_from(&self, leader: i32) -> Vec<Rc<Partition>>;
@@ -48,6 +50,7 @@ pub trait FetcherHost {
     fn broker_address(&self, leader: i32) -> Option<String>;
 }
 
+const FETCHER_CLIENT_ID: &str = "flink-replica-fetcher";
 /// Fetch v12: topics by name, `last_fetched_epoch` and diverging epochs.
 const FETCH_VERSION: i16 = 12;
 /// The pause after an answer that only says the leader has not caught up with the metadata.
@@ -100,7 +103,11 @@ pub async fn run<H: FetcherHost + 'static>(host: Rc<H>, leader: i32) {
                 // The leader keeps sessions per shard, and a new connection may land on another.
                 session.start_over();
                 let security = config.links.inter_broker.security();
-                match PeerConnection::open(&address, "flink-replica-fetcher", &security).await {
+                let affinity = (shard, host.shard_count());
+                let opened =
+                    PeerConnection::open_to_shard(&address, FETCHER_CLIENT_ID, &security, affinity)
+                        .await;
+                match opened {
                     Ok(opened) => {
                         refusal_logged = false;
                         opened

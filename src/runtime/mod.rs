@@ -190,6 +190,9 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
     let (opened, open_results) = std::sync::mpsc::channel();
     let quotas = ConnectionQuotas::new(Limits::from_config(&config), std::time::Instant::now());
     let mut handles = Vec::new();
+    // Shard i binds its listeners once shard i - 1 has (`net::steering` needs them in order):
+    // each shard drops the sender the next one waits on.
+    let mut bound_before: Option<flume::Receiver<()>> = None;
     for (index, ((cpu, queue), idle_poll)) in plan.shard_cpus[..shard_count]
         .iter()
         .zip(queues)
@@ -200,6 +203,8 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
             (config.clone(), mesh.clone(), controller_sender.clone());
         let (image, started, probe) = (image.clone(), started.clone(), probe.clone());
         let (serve, opened) = (serve.clone(), opened.clone());
+        let (bound_here, next_waits) = flume::bounded::<()>(0);
+        let my_turn = bound_before.replace(next_waits);
         let quotas = quotas.clone();
         let log_dirs = log_dirs.clone();
         let name = format!("shard-{index}");
@@ -223,7 +228,12 @@ pub fn run(config: Arc<ServerConfig>, cluster_id: String) -> Result<(), RuntimeE
                 // The logs are recovered; the listeners wait until the broker is unfenced.
                 let _ = started.send(Ok(()));
                 let _ = serve.recv_async().await;
-                let bound = crate::net::bind_client_listeners(&shard).and_then(|listeners| {
+                if let Some(my_turn) = my_turn {
+                    let _ = my_turn.recv_async().await;
+                }
+                let bound = crate::net::bind_client_listeners(&shard);
+                drop(bound_here);
+                let bound = bound.and_then(|listeners| {
                     let metrics = match (index, shard.config.metrics_port) {
                         (0, port) if port != 0 => Some(crate::metrics::http::bind(port)?),
                         _ => None,

@@ -78,7 +78,19 @@ impl PeerConnection {
         client_id: &'static str,
         security: &ClientSecurity,
     ) -> Result<PeerConnection, PeerError> {
-        PeerConnection::open_within(address, client_id, security, CONNECT_TIMEOUT).await
+        PeerConnection::open_within(address, client_id, security, CONNECT_TIMEOUT, None).await
+    }
+
+    /// As `open`, steered to shard `shard` of the broker's `shards` (`net::steering`): a replica
+    /// fetcher reaches the shard that owns what it fetches.
+    pub async fn open_to_shard(
+        address: &str,
+        client_id: &'static str,
+        security: &ClientSecurity,
+        (shard, shards): (usize, usize),
+    ) -> Result<PeerConnection, PeerError> {
+        let affinity = Some((shard, shards));
+        PeerConnection::open_within(address, client_id, security, CONNECT_TIMEOUT, affinity).await
     }
 
     /// Connects to `address` within `timeout`, logs in, and hands over the stream with what
@@ -90,7 +102,8 @@ impl PeerConnection {
         security: &ClientSecurity,
         timeout: Duration,
     ) -> Result<(Stream, crate::net::frame::FrameReader), PeerError> {
-        let connection = PeerConnection::open_within(address, client_id, security, timeout).await?;
+        let connection =
+            PeerConnection::open_within(address, client_id, security, timeout, None).await?;
         Ok((connection.stream, connection.frames))
     }
 
@@ -99,8 +112,9 @@ impl PeerConnection {
         client_id: &'static str,
         security: &ClientSecurity,
         timeout: Duration,
+        affinity: Option<(usize, usize)>,
     ) -> Result<PeerConnection, PeerError> {
-        let stream = link::connect(address, security, timeout).await?;
+        let stream = link::connect(address, security, timeout, affinity).await?;
         let mut connection = PeerConnection {
             address: address.to_string(),
             stream,

@@ -800,6 +800,9 @@ impl super::fetcher::FetcherHost for Shard {
     fn shard_number(&self) -> usize {
         self.id.0
     }
+    fn shard_count(&self) -> usize {
+        self.mesh.shard_count()
+    }
 
     fn server_config(&self) -> &ServerConfig {
         &self.config

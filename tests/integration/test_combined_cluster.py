@@ -22,7 +22,9 @@ TIMEOUT_S = 30
 
 
 class Combined:
-    def __init__(self, root):
+    """`node_properties` adds properties by node id (after the common ones, so they win)."""
+
+    def __init__(self, root, node_properties: dict[int, dict[str, str]] | None = None):
         controller_ports = {node_id: free_port() for node_id in NODE_IDS}
         voters = ",".join(f"{node_id}@{HOST}:{port}" for node_id, port in controller_ports.items())
         self.nodes: dict[int, Node] = {}
@@ -37,6 +39,7 @@ class Combined:
                 "offsets.topic.replication.factor": "1",
                 "group.initial.rebalance.delay.ms": "0",
                 **COMMON_PROPERTIES,
+                **(node_properties or {}).get(node_id, {}),
             }, port, {"host": port})
         cluster_id = random_cluster_id()
         for node in self.nodes.values():
