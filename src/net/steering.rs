@@ -147,7 +147,8 @@ fn steer_by_source_port(listener: &OwnedFd, shards: usize) -> io::Result<()> {
 }
 
 /// Connects to `address` from a source port that the listener's steering maps to shard `shard`
-/// of `shards` (see the module), within `timeout`. The connect runs on glommio's blocking pool.
+/// of `shards` (see the module), within `timeout`. The blocking connect runs on a short-lived
+/// thread (glommio's io_uring connect takes no source address).
 pub async fn connect_to_shard(
     address: &str,
     shard: usize,
@@ -159,9 +160,18 @@ pub async fn connect_to_shard(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos())
         ^ (shard as u32).wrapping_mul(0x9E37_79B9);
-    let connected = glommio::executor()
-        .spawn_blocking(move || connect_blocking(&address, shard, shards, timeout, seed))
-        .await?;
+    // A thread of its own, not the executor's blocking thread: a connect to a host that is down
+    // waits out the timeout, and the storage work queued there must not wait behind it.
+    let (answer, connected) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("flink-connect".into())
+        .spawn(move || {
+            let _ = answer.send(connect_blocking(&address, shard, shards, timeout, seed));
+        })?;
+    let connected = connected
+        .recv_async()
+        .await
+        .map_err(|_| io::Error::other("the connecting thread ended without an answer"))??;
     // SAFETY: the descriptor was just connected here and is handed over whole.
     Ok(unsafe { TcpStream::from_raw_fd(connected.into_raw_fd()) })
 }
