@@ -18,7 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds `0.0.0.0:port`; the error names the port.
 pub fn bind(port: u16) -> std::io::Result<TcpListener> {
-    TcpListener::bind(("0.0.0.0", port)).map_err(|error| {
+    crate::net::steering::bind_listener("0.0.0.0", port, None).map_err(|error| {
         std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
             format!("cannot listen for metrics on port {port} (metrics.port): {error}"),

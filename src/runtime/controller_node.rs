@@ -6,8 +6,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
-
 use crate::config::ServerConfig;
 use crate::controller::broker::BrokerSide;
 use crate::controller::driver::Driver;
@@ -119,12 +117,14 @@ fn start_quorum(
         "" => "0.0.0.0",
         host => host,
     };
-    let socket = TcpListener::bind((host, listener.port)).map_err(|error| {
-        format!(
-            "cannot listen on {}://{host}:{}: {error}",
-            listener.name, listener.port
-        )
-    })?;
+    // Not glommio's `TcpListener::bind`, which panics on a host name that does not resolve.
+    let socket =
+        crate::net::steering::bind_listener(host, listener.port, None).map_err(|error| {
+            format!(
+                "cannot listen on {}://{host}:{}: {error}",
+                listener.name, listener.port
+            )
+        })?;
     let (events, event_queue) = flume::bounded(EVENT_QUEUE);
     let security = config.listener_security(&listener.name);
     let tls = match security.and_then(|security| security.tls.as_ref()) {

@@ -81,3 +81,22 @@ def test_second_server_on_the_same_directory_or_ports_is_refused(broker, tmp_pat
     assert broker.is_running()
     create_topic(broker, "still-serving")
     assert "still-serving" in list_topics(broker)
+
+
+@pytest.mark.parametrize("listener", ["PLAINTEXT", "CONTROLLER"])
+def test_a_listener_host_that_does_not_resolve_is_refused(broker, tmp_path, listener):
+    """A listener whose host name does not resolve stops the server with exit code 1 and a
+    message naming the listener (a controller listener used to abort the process)."""
+    plaintext, controller = broker.overrides["listeners"].split(",")
+    bad = {"PLAINTEXT": plaintext, "CONTROLLER": controller}[listener]
+    scheme, port = bad.split("://")[0], bad.rsplit(":", 1)[1]
+    wrong = f"{scheme}://no-such-host.invalid:{port}"
+    listeners = broker.overrides["listeners"].replace(bad, wrong)
+    command = [*broker.command(), "--override", f"listeners={listeners}",
+               "--override", f"log.dirs={tmp_path / 'other'}"]
+    broker.stop(signal.SIGTERM)
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1, refused
+    assert f"cannot listen on {wrong}: " in refused.stderr, refused.stderr[-2000:]
+    assert "panicked" not in refused.stderr, refused.stderr[-2000:]
