@@ -140,11 +140,16 @@ bench-cluster: dist
 # What replication costs and how it recovers on the same cluster: acks=all produce latency and
 # throughput of an RF3 topic against an RF1 one measured in the same run, then failover after
 # SIGKILL of a leader and the restarted broker's catch-up (bench/README.md); writes
-# bench/results/replication.md. BENCH_REPLICATION_ARGS adds options (--rounds 5, --keep).
+# bench/results/replication.md; then delivery latency against offered load for RF1 and RF3 with
+# linger.ms=0 and 1, five rounds, the maxima and CPU per MiB (bench/replication_curves.py,
+# bench/results/replication-curves.md). BENCH_REPLICATION_ARGS adds options to the first
+# (--rounds 5, --keep), BENCH_REPLICATION_CURVES_ARGS to the second (--rounds 1).
 BENCH_REPLICATION_ARGS ?=
+BENCH_REPLICATION_CURVES_ARGS ?=
 
 bench-replication: dist
 	FLINK_DIST=$(DIST) $(PYTHON) bench/replication.py $(BENCH_REPLICATION_ARGS)
+	FLINK_DIST=$(DIST) $(PYTHON) bench/replication_curves.py $(BENCH_REPLICATION_CURVES_ARGS)
 
 # Cross-shard round trips over the mesh's channel and its alternatives, parked and polling
 # (bench/README.md, "Mesh: cross-shard round trips"); prints one line per case.

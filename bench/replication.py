@@ -587,6 +587,14 @@ class Report:
                 f"unthrottled {pair('throughput', 'mb_per_s', '{:.2f}')} MB/s "
                 f"(RF1/RF3, {r.order[0]} first)")
 
+    def catch_up_ratio(self) -> float:
+        """How much faster the restarted follower copied than producers append to RF3 unthrottled
+        (the perf tool's MB/s are MiB/s, as Kafka's)."""
+        appended = [r.figures[("rf3", "throughput")].mb_per_s for r in self.rounds
+                    if ("rf3", "throughput") in r.figures]
+        copied = self.copy_bytes / 2**20 / max(self.in_isr_s, 1e-9)
+        return copied / statistics.median(appended) if appended else 0.0
+
     def markdown(self) -> str:
         a = self.args
         session = self.session_timeout_s
@@ -677,6 +685,8 @@ class Report:
             f"| restart to in the ISR of every partition (s) | {self.in_isr_s:.2f} |",
             f"| copy rate over that time (MiB/s of values) | "
             f"{self.copy_bytes / 2**20 / max(self.in_isr_s, 1e-9):.1f} |",
+            f"| copy rate / RF3's unthrottled append rate (the table above) | "
+            f"{self.catch_up_ratio():.2f} |",
             "",
             f"While it was down, {a.catch_up_records:,} records of {CATCH_UP_RECORD_BYTES} bytes "
             f"went to `{TOPIC_RF3}` (perf tool, unthrottled) besides the failover producer's.",
