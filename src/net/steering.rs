@@ -80,18 +80,7 @@ pub fn bind_listener(host: &str, port: u16, steer: Option<usize>) -> io::Result<
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host has no address"))?;
-    let domain = match address {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: plain socket calls on a descriptor owned by `fd` from here on.
-    let fd = unsafe {
-        let raw = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        OwnedFd::from_raw_fd(raw)
-    };
+    let fd = tcp_socket(address)?;
     set(
         &fd,
         libc::SOL_SOCKET,
@@ -130,20 +119,13 @@ fn steer_by_source_port(listener: &OwnedFd, shards: usize) -> io::Result<()> {
         len: filter.len() as u16,
         filter: filter.as_mut_ptr(),
     };
-    // SAFETY: `program` points at `filter`, which outlives the call; the kernel copies it.
-    let result = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_ATTACH_REUSEPORT_CBPF,
-            std::ptr::addr_of!(program).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    match result {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
+    // `program` points at `filter`, which outlives the call; the kernel copies it.
+    set(
+        listener,
+        libc::SOL_SOCKET,
+        SO_ATTACH_REUSEPORT_CBPF,
+        &program,
+    )
 }
 
 /// Connects to `address` from a source port that the listener's steering maps to shard `shard`
@@ -227,17 +209,9 @@ fn port_of_shard(low: u32, high: u32, shard: u32, shards: u32, seed: &mut u32) -
 
 /// A blocking connect from source `port` (SO_SNDTIMEO bounds it), left non-blocking.
 fn connect_from(target: SocketAddr, port: u16, timeout: Duration) -> io::Result<OwnedFd> {
-    let domain = match target {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: plain socket calls on a descriptor owned by `fd` from here on.
+    let fd = tcp_socket(target)?;
+    // SAFETY: plain socket calls on a descriptor `fd` owns.
     unsafe {
-        let raw = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(raw);
         let one: libc::c_int = 1;
         set(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
         let limit = libc::timeval {
@@ -267,6 +241,22 @@ fn connect_from(target: SocketAddr, port: u16, timeout: Duration) -> io::Result<
             return Err(io::Error::last_os_error());
         }
         Ok(fd)
+    }
+}
+
+/// A blocking TCP socket of `address`'s family (close-on-exec).
+fn tcp_socket(address: SocketAddr) -> io::Result<OwnedFd> {
+    let domain = match address {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: a new descriptor, owned by the OwnedFd from here on.
+    unsafe {
+        let raw = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(raw))
     }
 }
 
